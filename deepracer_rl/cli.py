@@ -1,0 +1,77 @@
+"""The `deepracer-rl` command line: tracks, reward validation, simulation, training and more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from .reward import RewardFunctionError, validate_reward
+from .track import Track, TrackError, available_tracks
+
+
+class CliError(Exception):
+    """A user error the CLI reports in one line and exits non-zero for."""
+
+
+def cmd_tracks(args: argparse.Namespace) -> int:
+    names = args.paths or available_tracks()
+    rows = [Track.load(name).summary() for name in names]
+    if args.json:
+        print(json.dumps(rows, indent=None))
+        return 0
+    print(f"{'name':<24} {'waypoints':>9} {'length_m':>9} {'width_m':>8} closed")
+    for row in rows:
+        print(
+            f"{row['name']:<24} {row['waypoints']:>9} {row['length_m']:>9.2f} "
+            f"{row['width_m']:>8.3f} {row['closed']}"
+        )
+    return 0
+
+
+def cmd_validate_reward(args: argparse.Namespace) -> int:
+    summary = validate_reward(args.file, Track.load(args.track), count=args.samples)
+    print(
+        f"OK {summary['file']}: {summary['calls']} calls on {summary['track']}, "
+        f"reward min {summary['min']:.4g} mean {summary['mean']:.4g} max {summary['max']:.4g}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepracer-rl",
+        description="Train DeepRacer-style racing policies on a laptop, with ROS 2.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("tracks", help="list the shipped tracks (or the given .npy files)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="track names or .npy files")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.set_defaults(func=cmd_tracks)
+
+    p = sub.add_parser(
+        "validate-reward", help="run a reward_function(params) file on many real positions"
+    )
+    p.add_argument("file", help="a .py file defining reward_function(params)")
+    p.add_argument("--track", default="reinvent_base", help="track name or .npy (default: %(default)s)")
+    p.add_argument("--samples", type=int, default=200, help="positions to try (default: %(default)s)")
+    p.set_defaults(func=cmd_validate_reward)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, TrackError, RewardFunctionError, ValueError, FileNotFoundError) as exc:
+        print(f"deepracer-rl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"deepracer-rl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

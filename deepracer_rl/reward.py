@@ -1,0 +1,218 @@
+"""DeepRacer reward functions: the `params` dict and user `reward_function(params)` files.
+
+A reward file is a plain Python file defining `reward_function(params)`, exactly as the
+DeepRacer console takes it (module-level imports such as `math` are allowed). Any failure
+raises `RewardFunctionError` naming the file, the line where known, and the params.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import os
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .track import Track
+
+REWARD_LIMIT = 1e5
+EXAMPLES_DIR = Path(__file__).resolve().parent / "rewards"
+DEFAULT_REWARD = EXAMPLES_DIR / "follow_centerline.py"
+
+PARAM_KEYS = (
+    "all_wheels_on_track", "x", "y", "heading", "distance_from_center", "is_left_of_center",
+    "is_offtrack", "is_crashed", "is_reversed", "progress", "steps", "speed", "steering_angle",
+    "track_width", "track_length", "waypoints", "closest_waypoints", "projection_distance",
+    "sim_time", "closest_objects", "objects_distance", "objects_heading",
+    "objects_left_of_center", "objects_location", "objects_speed",
+)
+
+
+class RewardFunctionError(ValueError):
+    """A reward file could not be loaded, or its function failed or returned a bad value."""
+
+
+def _waypoint_list(track: Track) -> list[tuple[float, float]]:
+    cached = getattr(track, "_params_waypoints", None)
+    if cached is None:
+        cached = [(float(x), float(y)) for x, y in track.waypoints]
+        object.__setattr__(track, "_params_waypoints", cached)
+    return cached
+
+
+def build_params(
+    track: Track,
+    *,
+    x: float,
+    y: float,
+    yaw: float,
+    speed: float,
+    steering_angle: float,
+    steps: int,
+    progress: float,
+    all_wheels_on_track: bool,
+    is_offtrack: bool,
+    is_reversed: bool,
+    sim_time: float,
+    is_crashed: bool = False,
+) -> dict[str, Any]:
+    """The DeepRacer params dict for one car.
+
+    `yaw` is in radians (world frame), `steering_angle` in degrees (+ = left), `speed`
+    the commanded speed in m/s as DeepRacer reports it. `track` is the track in the
+    episode's driving direction (reversed episodes pass `track.reversed()`).
+    """
+    proj = track.project(np.array([[x, y]]))
+    seg = int(proj.segment[0])
+    prev_wp, next_wp = (int(i) for i in track.closest_waypoints_from(proj)[0])
+    heading = math.degrees(math.atan2(math.sin(yaw), math.cos(yaw)))
+    return {
+        "all_wheels_on_track": bool(all_wheels_on_track),
+        "x": float(x),
+        "y": float(y),
+        "heading": heading,
+        "distance_from_center": float(proj.distance[0]),
+        "is_left_of_center": bool(proj.is_left[0]),
+        "is_offtrack": bool(is_offtrack),
+        "is_crashed": bool(is_crashed),
+        "is_reversed": bool(is_reversed),
+        "progress": float(progress),
+        "steps": int(steps),
+        "speed": float(speed),
+        "steering_angle": float(steering_angle),
+        "track_width": float(track.width_at(seg, float(proj.t[0]))),
+        "track_length": track.length,
+        "waypoints": _waypoint_list(track),
+        "closest_waypoints": [prev_wp, next_wp],
+        "projection_distance": float(proj.arc_length[0]),
+        "sim_time": float(sim_time),
+        "closest_objects": [0, 0],
+        "objects_distance": [],
+        "objects_heading": [],
+        "objects_left_of_center": [],
+        "objects_location": [],
+        "objects_speed": [],
+    }
+
+
+def _describe(params: dict[str, Any]) -> str:
+    shown = {k: v for k, v in params.items() if k != "waypoints"}
+    return ", ".join(f"{k}={v!r}" for k, v in shown.items())
+
+
+class RewardFunction:
+    """A user's `reward_function(params)` loaded from a `.py` file, checked on every call."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else DEFAULT_REWARD
+        where = str(self.path)
+        try:
+            self.source = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RewardFunctionError(f"{where}: no such reward file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RewardFunctionError(f"{where}: cannot read reward file ({exc})") from exc
+        try:
+            code = compile(self.source, where, "exec")
+        except SyntaxError as exc:
+            raise RewardFunctionError(
+                f"{where}, line {exc.lineno}: syntax error: {exc.msg}"
+                + (f"\n    {exc.text.rstrip()}" if exc.text else "")
+            ) from None
+        namespace: dict[str, Any] = {"__name__": "reward_module", "__file__": where}
+        try:
+            exec(code, namespace)  # noqa: S102 - running the user's own reward file is the point
+        except Exception as exc:
+            raise RewardFunctionError(
+                f"{where}, line {self._user_line(exc)}: error while loading the file: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        function = namespace.get("reward_function")
+        if function is None:
+            raise RewardFunctionError(f"{where}: defines no function named reward_function(params)")
+        if not callable(function):
+            raise RewardFunctionError(f"{where}: reward_function is not a function")
+        try:
+            signature = inspect.signature(function)
+            signature.bind({})
+        except TypeError:
+            raise RewardFunctionError(
+                f"{where}: reward_function must take exactly one argument (params), "
+                f"its signature is reward_function{signature}"
+            ) from None
+        self._function: Callable[[dict], Any] = function
+
+    def _user_line(self, exc: BaseException) -> str:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(self.path)]
+        return str(frames[-1].lineno) if frames else "?"
+
+    def __call__(self, params: dict[str, Any]) -> float:
+        where = str(self.path)
+        try:
+            value = self._function(params)
+        except Exception as exc:
+            raise RewardFunctionError(
+                f"{where}, line {self._user_line(exc)}: reward_function raised "
+                f"{type(exc).__name__}: {exc}\n  params: {_describe(params)}"
+            ) from exc
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise RewardFunctionError(
+                f"{where}: reward_function returned {value!r} ({type(value).__name__}); "
+                f"expected a finite number\n  params: {_describe(params)}"
+            )
+        reward = float(value)
+        if not math.isfinite(reward) or abs(reward) > REWARD_LIMIT:
+            raise RewardFunctionError(
+                f"{where}: reward_function returned {reward!r}; expected a finite number within "
+                f"±{REWARD_LIMIT:g}\n  params: {_describe(params)}"
+            )
+        return reward
+
+
+def sample_params(track: Track, count: int = 200, seed: int = 0) -> list[dict[str, Any]]:
+    """Params from many real positions: along the track, across its width, both directions."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        direction = track.reversed() if (track.closed and i % 4 == 3) else track
+        s = rng.uniform(0.0, direction.length)
+        (centre,), (heading,) = direction.point_at(np.array([s]))
+        lateral = rng.uniform(-0.7, 0.7) * direction.width
+        normal = np.array([-math.sin(heading), math.cos(heading)])
+        x, y = centre + lateral * normal
+        on_track = abs(lateral) < 0.5 * direction.width
+        out.append(
+            build_params(
+                direction,
+                x=float(x),
+                y=float(y),
+                yaw=float(heading + rng.normal(0.0, 0.3)),
+                speed=float(rng.uniform(0.5, 4.0)),
+                steering_angle=float(rng.uniform(-30, 30)),
+                steps=int(rng.integers(1, 500)),
+                progress=float(100.0 * s / direction.length),
+                all_wheels_on_track=bool(abs(lateral) < 0.5 * direction.width - 0.1),
+                is_offtrack=not on_track,
+                is_reversed=direction is not track,
+                sim_time=float(rng.uniform(0, 60)),
+            )
+        )
+    return out
+
+
+def validate_reward(path: str | os.PathLike, track: Track, count: int = 200) -> dict[str, Any]:
+    """Load a reward file and run it on params from many real positions (the console's Validate)."""
+    function = RewardFunction(path)
+    rewards = np.array([function(p) for p in sample_params(track, count)])
+    return {
+        "file": str(function.path),
+        "track": track.name,
+        "calls": int(len(rewards)),
+        "min": float(rewards.min()),
+        "mean": float(rewards.mean()),
+        "max": float(rewards.max()),
+    }
