@@ -5,3 +5,16 @@ everything that talks ROS lives in `deepracer_rl.ros`.
 """
 
 __version__ = "0.1.0"
+
+
+def _register_envs() -> None:
+    """Make `gymnasium.make("deepracer_rl/Race-v0", ...)` work after `import deepracer_rl`."""
+    try:
+        import gymnasium
+    except ImportError:  # the geometry core works without gymnasium
+        return
+    if "deepracer_rl/Race-v0" not in gymnasium.registry:
+        gymnasium.register(id="deepracer_rl/Race-v0", entry_point="deepracer_rl.env:RaceEnv")
+
+
+_register_envs()

@@ -1,0 +1,192 @@
+"""DeepRacer `model_metadata.json` <-> gymnasium action spaces.
+
+Discrete: a list of {steering_angle (deg, + = left), speed (m/s)}; the gym space is
+`Discrete(n)`. Continuous: ranges for both; the gym space is `Box(-1, 1, (2,))` (steering,
+speed), mapped linearly onto the ranges. Continuous actions slightly outside [-1, 1] are
+clipped (SB3 samples Gaussian actions); NaN/inf actions and bad discrete indices raise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+STEERING_LIMIT_DEG = 30.0
+SPEED_MIN, SPEED_MAX = 0.1, 4.0
+
+
+class MetadataError(ValueError):
+    """A model_metadata.json is missing, unreadable or holds an invalid field."""
+
+
+class ActionError(ValueError):
+    """An action given to the env is not in its action space."""
+
+
+@dataclass(frozen=True)
+class ActionSpace:
+    """The car's action space: what the policy picks, in steering degrees and m/s."""
+
+    kind: str  # "discrete" or "continuous"
+    actions: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (n, 2) steer, speed
+    steering_range: tuple[float, float] = (-STEERING_LIMIT_DEG, STEERING_LIMIT_DEG)
+    speed_range: tuple[float, float] = (0.5, 1.0)
+    neural_network: str = "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW"
+    training_algorithm: str = "clipped_ppo"
+    sensor: tuple[str, ...] = ("FRONT_FACING_CAMERA",)
+
+    # ---- construction -----------------------------------------------------------------
+    @classmethod
+    def default(cls) -> "ActionSpace":
+        """The DeepRacer console's default: steering ±30° in 5 steps x speeds 0.5 and 1 m/s."""
+        grid = [(s, v) for s in (-30.0, -15.0, 0.0, 15.0, 30.0) for v in (0.5, 1.0)]
+        return cls(kind="discrete", actions=np.array(grid, dtype=np.float64))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None) -> "ActionSpace":
+        """Read a model_metadata.json; None gives the console default."""
+        if path is None:
+            return cls.default()
+        where = str(path)
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise MetadataError(f"{where}: no such metadata file") from None
+        except json.JSONDecodeError as exc:
+            raise MetadataError(f"{where}: not valid JSON ({exc})") from None
+        return cls.from_metadata(data, where)
+
+    @classmethod
+    def from_metadata(cls, data: Any, where: str = "model_metadata.json") -> "ActionSpace":
+        if not isinstance(data, dict):
+            raise MetadataError(f"{where}: expected a JSON object at the top level")
+        if "action_space" not in data:
+            raise MetadataError(f"{where}: missing field 'action_space'")
+        raw = data["action_space"]
+        kind = str(data.get("action_space_type", "continuous" if isinstance(raw, dict) else "discrete"))
+        extras = {
+            "neural_network": str(data.get("neural_network", cls.neural_network)),
+            "training_algorithm": str(data.get("training_algorithm", cls.training_algorithm)),
+            "sensor": tuple(data.get("sensor", cls.sensor)),
+        }
+        if kind == "discrete":
+            if not isinstance(raw, list) or not raw:
+                raise MetadataError(f"{where}: 'action_space' must be a non-empty list for discrete")
+            rows = []
+            for i, entry in enumerate(raw):
+                if not isinstance(entry, dict):
+                    raise MetadataError(f"{where}: action_space[{i}] must be an object")
+                steer = _number(entry, "steering_angle", f"{where}: action_space[{i}]")
+                speed = _number(entry, "speed", f"{where}: action_space[{i}]")
+                _check_steer(steer, f"{where}: action_space[{i}].steering_angle")
+                _check_speed(speed, f"{where}: action_space[{i}].speed")
+                rows.append((steer, speed))
+            return cls(kind="discrete", actions=np.array(rows, dtype=np.float64), **extras)
+        if kind == "continuous":
+            if not isinstance(raw, dict):
+                raise MetadataError(f"{where}: 'action_space' must be an object for continuous")
+            ranges = {}
+            for name in ("steering_angle", "speed"):
+                entry = raw.get(name)
+                if not isinstance(entry, dict):
+                    raise MetadataError(f"{where}: action_space.{name} must be an object with low/high")
+                low = _number(entry, "low", f"{where}: action_space.{name}")
+                high = _number(entry, "high", f"{where}: action_space.{name}")
+                check = _check_steer if name == "steering_angle" else _check_speed
+                check(low, f"{where}: action_space.{name}.low")
+                check(high, f"{where}: action_space.{name}.high")
+                if not low < high:
+                    raise MetadataError(f"{where}: action_space.{name}: low {low} must be below high {high}")
+                ranges[name] = (low, high)
+            return cls(
+                kind="continuous",
+                steering_range=ranges["steering_angle"],
+                speed_range=ranges["speed"],
+                **extras,
+            )
+        raise MetadataError(f"{where}: action_space_type must be 'discrete' or 'continuous', got {kind!r}")
+
+    # ---- use --------------------------------------------------------------------------
+    @property
+    def max_speed(self) -> float:
+        return float(self.actions[:, 1].max()) if self.kind == "discrete" else self.speed_range[1]
+
+    def gym_space(self) -> spaces.Space:
+        if self.kind == "discrete":
+            return spaces.Discrete(len(self.actions))
+        return spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+
+    def to_commands(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Policy actions for N cars -> (steering degrees, speed m/s), each shape (N,)."""
+        if self.kind == "discrete":
+            a = np.asarray(actions).reshape(-1)
+            if a.dtype.kind == "f":
+                if not np.all(np.isfinite(a)):
+                    raise ActionError(f"action {actions!r} is not finite; expected an index 0..{len(self.actions) - 1}")
+                if not np.all(a == np.round(a)):
+                    raise ActionError(f"action {actions!r} is not an integer index 0..{len(self.actions) - 1}")
+            elif a.dtype.kind not in "iu":
+                raise ActionError(f"action {actions!r} is not an integer index 0..{len(self.actions) - 1}")
+            idx = a.astype(np.int64)
+            if np.any((idx < 0) | (idx >= len(self.actions))):
+                raise ActionError(f"action {actions!r} is outside the discrete space 0..{len(self.actions) - 1}")
+            chosen = self.actions[idx]
+            return chosen[:, 0].copy(), chosen[:, 1].copy()
+        a = np.asarray(actions, dtype=np.float64).reshape(-1, 2)
+        if not np.all(np.isfinite(a)):
+            raise ActionError(f"action {actions!r} holds NaN or inf; expected (steering, speed) in [-1, 1]")
+        a = np.clip(a, -1.0, 1.0)
+        (s_lo, s_hi), (v_lo, v_hi) = self.steering_range, self.speed_range
+        steer = s_lo + (a[:, 0] + 1.0) * 0.5 * (s_hi - s_lo)
+        speed = v_lo + (a[:, 1] + 1.0) * 0.5 * (v_hi - v_lo)
+        return steer, speed
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The DeepRacer model_metadata.json content for this space."""
+        if self.kind == "discrete":
+            action_space: Any = [
+                {"steering_angle": float(s), "speed": float(v), "index": i}
+                for i, (s, v) in enumerate(self.actions)
+            ]
+        else:
+            action_space = {
+                "steering_angle": {"low": self.steering_range[0], "high": self.steering_range[1]},
+                "speed": {"low": self.speed_range[0], "high": self.speed_range[1]},
+            }
+        return {
+            "action_space": action_space,
+            "sensor": list(self.sensor),
+            "neural_network": self.neural_network,
+            "training_algorithm": self.training_algorithm,
+            "action_space_type": self.kind,
+            "version": "5",
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_metadata(), indent=2) + "\n", encoding="utf-8")
+
+
+def _number(entry: dict, key: str, where: str) -> float:
+    if key not in entry:
+        raise MetadataError(f"{where}: missing field '{key}'")
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MetadataError(f"{where}.{key}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_steer(value: float, where: str) -> None:
+    if abs(value) > STEERING_LIMIT_DEG:
+        raise MetadataError(f"{where} = {value}: steering must be within ±{STEERING_LIMIT_DEG:g} degrees")
+
+
+def _check_speed(value: float, where: str) -> None:
+    if not SPEED_MIN <= value <= SPEED_MAX:
+        raise MetadataError(f"{where} = {value}: speed must be within {SPEED_MIN}..{SPEED_MAX} m/s")

@@ -1,0 +1,180 @@
+"""DeepRacer episode rules from poses: progress, wheel contact, params and episode status.
+
+One `EpisodeJudge` serves N cars. The in-process simulator and the ROS bridge both feed it
+poses (from the simulator state or from /odom), so identical poses give identical params,
+rewards and episode ends whatever simulator is behind them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from .reward import build_params
+from .track import Track
+
+
+class EpisodeStatus(str, Enum):
+    """Episode status strings as in DeepRacer's simtrace logs."""
+
+    IN_PROGRESS = "in_progress"
+    LAP_COMPLETE = "lap_complete"
+    OFF_TRACK = "off_track"
+    CRASHED = "crashed"
+    REVERSED = "reversed"
+    IMMOBILIZED = "immobilized"
+    TIME_UP = "time_up"
+
+    @property
+    def done(self) -> bool:
+        return self is not EpisodeStatus.IN_PROGRESS
+
+
+@dataclass(frozen=True)
+class RaceRules:
+    """Thresholds of the episode rules."""
+
+    reversed_fraction: float = 0.02  # fraction of the track driven backwards from the best point
+    immobilized_seconds: float = 2.0  # window over which the car must move ...
+    immobilized_distance: float = 0.05  # ... at least this far (m)
+    max_seconds: float = 180.0  # episode time limit (status time_up)
+
+
+@dataclass
+class JudgeResult:
+    """What the judge says of one step for every car (arrays of shape (N,), params a list)."""
+
+    progress: np.ndarray
+    wheels_on_track: np.ndarray  # (N, 4)
+    status: list[EpisodeStatus]
+    params: list[dict[str, Any]]
+
+
+class EpisodeJudge:
+    """Tracks each car's episode: start point, direction, progress and status."""
+
+    def __init__(
+        self,
+        track: Track,
+        wheel_points: np.ndarray,
+        n_cars: int = 1,
+        control_hz: float = 15.0,
+        rules: RaceRules | None = None,
+    ):
+        self.track = track
+        self.wheel_points = np.asarray(wheel_points, dtype=np.float64).reshape(4, 2)
+        self.n = n_cars
+        self.dt = 1.0 / control_hz
+        self.rules = rules or RaceRules()
+        self.window = max(1, int(round(self.rules.immobilized_seconds * control_hz)))
+        self.reverse = np.zeros(n_cars, dtype=bool)
+        self.steps = np.zeros(n_cars, dtype=np.int64)
+        self.driven = np.zeros(n_cars)  # metres along the driving direction since the start
+        self.best = np.zeros(n_cars)
+        self.last_arc = np.zeros(n_cars)
+        self.history = np.zeros((n_cars, self.window, 2))
+        self.lap_length = np.full(n_cars, track.length)
+
+    def direction_track(self, i: int) -> Track:
+        return self.track.reversed() if self.reverse[i] else self.track
+
+    def start(self, i: int, pose: np.ndarray, reverse: bool = False) -> None:
+        """Begin car i's episode at `pose` (x, y, yaw), driving the track reversed or not."""
+        self.reverse[i] = reverse
+        self.steps[i] = 0
+        self.driven[i] = 0.0
+        self.best[i] = 0.0
+        arc = float(self.track.project(np.asarray(pose[:2])[None]).arc_length[0])
+        self.last_arc[i] = arc
+        self.history[i] = np.asarray(pose[:2])
+        if self.track.closed:
+            self.lap_length[i] = self.track.length
+        else:  # an open track: the lap ends at the far end of the route
+            remaining = arc if reverse else self.track.length - arc
+            self.lap_length[i] = max(remaining, 1e-6)
+
+    def wheel_positions(self, poses: np.ndarray) -> np.ndarray:
+        """(N, 4, 2) world positions of the tyre contact points."""
+        c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
+        wx, wy = self.wheel_points[:, 0], self.wheel_points[:, 1]
+        x = poses[:, None, 0] + c[:, None] * wx - s[:, None] * wy
+        y = poses[:, None, 1] + s[:, None] * wx + c[:, None] * wy
+        return np.stack([x, y], axis=-1)
+
+    def update(
+        self,
+        poses: np.ndarray,
+        steering_deg: np.ndarray,
+        speed_cmd: np.ndarray,
+        active: np.ndarray | None = None,
+    ) -> JudgeResult:
+        """Judge one control step of every car (or of the `active` ones) at `poses` (N, 3)."""
+        poses = np.asarray(poses, dtype=np.float64).reshape(self.n, 3)
+        active = np.ones(self.n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        proj = self.track.project(poses[:, :2])
+        delta = proj.arc_length - self.last_arc
+        if self.track.closed:
+            length = self.track.length
+            delta = (delta + 0.5 * length) % length - 0.5 * length
+        delta = np.where(self.reverse, -delta, delta)
+        self.driven = np.where(active, self.driven + delta, self.driven)
+        self.best = np.maximum(self.best, self.driven)
+        self.last_arc = np.where(active, proj.arc_length, self.last_arc)
+        self.steps = np.where(active, self.steps + 1, self.steps)
+        slot = self.steps % self.window
+        rows = np.flatnonzero(active)
+        moved = np.linalg.norm(poses[rows, :2] - self.history[rows, slot[rows]], axis=1)
+        self.history[rows, slot[rows]] = poses[rows, :2]
+
+        wheels = self.track.contains(self.wheel_positions(poses).reshape(-1, 2)).reshape(self.n, 4)
+        progress = np.clip(100.0 * self.driven / self.lap_length, 0.0, 100.0)
+        statuses: list[EpisodeStatus] = []
+        params: list[dict[str, Any]] = []
+        rules = self.rules
+        for i in range(self.n):
+            if not active[i]:
+                statuses.append(EpisodeStatus.IN_PROGRESS)
+                params.append({})
+                continue
+            off_track = not wheels[i].any()
+            if self.driven[i] >= self.lap_length[i]:
+                status = EpisodeStatus.LAP_COMPLETE
+            elif off_track:
+                status = EpisodeStatus.OFF_TRACK
+            elif self.best[i] - self.driven[i] > rules.reversed_fraction * self.track.length:
+                status = EpisodeStatus.REVERSED
+            elif self.steps[i] >= self.window and moved[rows.searchsorted(i)] < rules.immobilized_distance:
+                status = EpisodeStatus.IMMOBILIZED
+            elif self.steps[i] * self.dt >= rules.max_seconds:
+                status = EpisodeStatus.TIME_UP
+            else:
+                status = EpisodeStatus.IN_PROGRESS
+            statuses.append(status)
+            params.append(
+                build_params(
+                    self.direction_track(i),
+                    x=poses[i, 0],
+                    y=poses[i, 1],
+                    yaw=poses[i, 2],
+                    speed=float(speed_cmd[i]),
+                    steering_angle=float(steering_deg[i]),
+                    steps=int(self.steps[i]),
+                    progress=float(progress[i]),
+                    all_wheels_on_track=bool(wheels[i].all()),
+                    is_offtrack=off_track,
+                    is_reversed=bool(self.reverse[i]),
+                    sim_time=float(self.steps[i] * self.dt),
+                )
+            )
+        return JudgeResult(progress=progress, wheels_on_track=wheels, status=statuses, params=params)
+
+
+def heading_error(track: Track, poses: np.ndarray) -> np.ndarray:
+    """Signed angle (rad) between each car's yaw and the track direction at its position."""
+    seg = track.project(poses[:, :2]).segment
+    track_yaw = np.radians(track.heading_at(seg))
+    return (poses[:, 2] - track_yaw + math.pi) % (2 * math.pi) - math.pi

@@ -1,0 +1,76 @@
+"""`RaceVecEnv`: N cars of the embedded simulator as one stable-baselines3 VecEnv.
+
+All cars step in one Simulator call; a car whose episode ends is reset at once and its
+last observation is kept in `info["terminal_observation"]`, as SB3 expects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
+
+from .episode import EpisodeStatus
+from .env import RaceCore
+
+
+class RaceVecEnv(VecEnv):
+    """N DeepRacer cars stepped together (same track, reward and action space)."""
+
+    def __init__(self, n_envs: int = 8, seed: int | None = None, **core_kwargs: Any):
+        self.core = RaceCore(n_cars=n_envs, seed=seed, **core_kwargs)
+        super().__init__(n_envs, self.core.obs_spec.space(), self.core.actions.gym_space())
+        self._actions: np.ndarray | None = None
+        self.render_mode = None
+
+    @property
+    def sim(self):
+        return self.core.sim
+
+    def reset(self) -> VecEnvObs:
+        if self._seeds and self._seeds[0] is not None:
+            self.core.reseed(self._seeds[0])
+        self._reset_seeds()
+        self.core.reset_cars(np.arange(self.num_envs))
+        return self.core.stack.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        rewards, status, params = self.core.step(self._actions)
+        everyone = np.arange(self.num_envs)
+        done = np.array([s.done for s in status])
+        self.core.observe(everyone)
+        infos: list[dict[str, Any]] = []
+        for i in everyone:
+            info = {"params": params[i], "episode_status": status[i].value, "progress": params[i]["progress"]}
+            if done[i]:
+                info["terminal_observation"] = self.core.stack[i].copy()
+                info["TimeLimit.truncated"] = status[i] is EpisodeStatus.TIME_UP
+            infos.append(info)
+        if done.any():
+            self.core.reset_cars(np.flatnonzero(done))
+        return self.core.stack.copy(), rewards.astype(np.float32), done, infos
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self.core, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self.core, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        method = getattr(self.core, method_name)
+        return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        return [indices] if isinstance(indices, int) else list(indices)
