@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 TRACKS_DIR = Path(__file__).resolve().parent / "tracks"
+_NPY_MAGIC = b"\x93NUMPY"
+_CHUNK = 512  # points per block in the (points x segments) queries: bounded memory, cache-sized
 
 
 class TrackError(ValueError):
@@ -72,7 +74,29 @@ class Track:
         if not path.exists():
             raise TrackError(f"{path}: no such track file (expected a DeepRacer .npy route)")
         try:
-            data = np.load(path, allow_pickle=False)
+            with open(path, "rb") as fh:
+                magic = fh.read(len(_NPY_MAGIC))
+                if magic != _NPY_MAGIC:  # else np.load would try (and refuse) to unpickle it
+                    raise TrackError(
+                        f"{path}: not a .npy file (no NumPy header); expected a DeepRacer .npy route"
+                    )
+                fh.seek(0)
+                version = np.lib.format.read_magic(fh)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0  # same layout for 2.0 and 3.0
+                )
+                _, _, dtype = read_header(fh)
+                if dtype.hasobject:
+                    raise TrackError(
+                        f"{path}: expected a float array of shape (N, 6), got dtype {dtype} "
+                        "(Python objects)"
+                    )
+                fh.seek(0)
+                data = np.load(fh, allow_pickle=False)
+        except TrackError:
+            raise
         except Exception as exc:  # numpy raises several kinds for a corrupt file
             raise TrackError(f"{path}: not a readable .npy array ({exc})") from exc
         return cls.from_array(data, name=path.stem, source=str(path))
@@ -94,18 +118,20 @@ class Track:
             row = int(np.argwhere(bad)[0][0])
             raise TrackError(f"{where}: row {row} holds NaN or inf; every coordinate must be finite")
         closed = len(data) > 1 and bool(np.allclose(data[0], data[-1]))
-        rows = data[:-1] if closed else data
+        file_rows = np.arange(len(data) - 1 if closed else len(data))  # row numbers in the file
+        rows = data[file_rows]
         # Drop consecutive repeats of the centre point: they add zero-length segments.
         keep = np.ones(len(rows), dtype=bool)
         keep[1:] = np.linalg.norm(np.diff(rows[:, 0:2], axis=0), axis=1) > 1e-9
-        rows = rows[keep]
-        if closed and len(rows) > 1 and np.linalg.norm(rows[-1, :2] - rows[0, :2]) <= 1e-9:
-            rows = rows[:-1]
+        if closed and keep.sum() > 1:
+            last = np.flatnonzero(keep)[-1]
+            keep[last] = np.linalg.norm(rows[last, :2] - rows[0, :2]) > 1e-9
+        rows, file_rows = rows[keep], file_rows[keep]
         if len(rows) < 3:
             raise TrackError(f"{where}: needs at least 3 distinct centre-line points, has {len(rows)}")
         widths = np.linalg.norm(rows[:, 2:4] - rows[:, 4:6], axis=1)
         if widths.min() <= 1e-6:
-            row = int(np.argmin(widths))
+            row = int(file_rows[np.argmin(widths)])
             raise TrackError(f"{where}: zero track width at row {row} (inner and outer border coincide)")
         centre, inner, outer = rows[:, 0:2].copy(), rows[:, 2:4].copy(), rows[:, 4:6].copy()
         for array in (centre, inner, outer):
@@ -162,24 +188,31 @@ class Track:
         a = self._segments[:, 0]  # (S, 2)
         d = self._segments[:, 1] - a
         dd = np.einsum("ij,ij->i", d, d)
-        rel = p[:, None, :] - a[None, :, :]  # (M, S, 2)
-        t = np.clip(np.einsum("msk,sk->ms", rel, d) / dd, 0.0, 1.0)
-        off = rel - t[..., None] * d[None]
-        dist2 = np.einsum("msk,msk->ms", off, off)
-        seg = np.argmin(dist2, axis=1)
-        rows = np.arange(len(p))
-        t_best = t[rows, seg]
-        d_best = d[seg]
-        rel_best = rel[rows, seg]
-        cross = d_best[:, 0] * rel_best[:, 1] - d_best[:, 1] * rel_best[:, 0]
+        ax, ay, dx, dy = a[:, 0], a[:, 1], d[:, 0], d[:, 1]
+        m = len(p)
+        seg = np.empty(m, dtype=np.intp)
+        t_best = np.empty(m)
+        dist = np.empty(m)
+        cross = np.empty(m)
+        # Blocks of points keep the (points x segments) temporaries small and in cache.
+        for start in range(0, m, _CHUNK):
+            q = p[start : start + _CHUNK]
+            rx = q[:, 0:1] - ax  # (B, S)
+            ry = q[:, 1:2] - ay
+            t = (rx * dx + ry * dy) / dd
+            np.clip(t, 0.0, 1.0, out=t)
+            ox = rx - t * dx
+            oy = ry - t * dy
+            dist2 = ox * ox + oy * oy
+            k = np.argmin(dist2, axis=1)
+            rows = np.arange(len(q))
+            block = slice(start, start + len(q))
+            seg[block] = k
+            t_best[block] = t[rows, k]
+            dist[block] = np.sqrt(dist2[rows, k])
+            cross[block] = dx[k] * ry[rows, k] - dy[k] * rx[rows, k]
         arc = self._cumulative[seg] + t_best * np.sqrt(dd[seg])
-        return Projection(
-            segment=seg,
-            t=t_best,
-            distance=np.sqrt(dist2[rows, seg]),
-            is_left=cross > 0,
-            arc_length=arc,
-        )
+        return Projection(segment=seg, t=t_best, distance=dist, is_left=cross > 0, arc_length=arc)
 
     def closest_waypoints(self, points: np.ndarray) -> np.ndarray:
         """(M, 2) indices [previous, next] into `waypoints` around each point (wrapping on loops)."""
@@ -242,16 +275,19 @@ class Track:
     def contains(self, points: np.ndarray) -> np.ndarray:
         """True where a point lies on the road, between the borders (even-odd rule)."""
         p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-        a = self._road_edges[:, 0]
-        b = self._road_edges[:, 1]
-        px, py = p[:, 0:1], p[:, 1:2]
-        straddles = (a[None, :, 1] > py) != (b[None, :, 1] > py)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_cross = a[None, :, 0] + (py - a[None, :, 1]) * (b[None, :, 0] - a[None, :, 0]) / (
-                b[None, :, 1] - a[None, :, 1]
-            )
-        crossings = np.count_nonzero(straddles & (px < x_cross), axis=1)
-        return crossings % 2 == 1
+        ax, ay = self._road_edges[:, 0, 0], self._road_edges[:, 0, 1]
+        bx, by = self._road_edges[:, 1, 0], self._road_edges[:, 1, 1]
+        ex, ey = bx - ax, by - ay
+        inside = np.empty(len(p), dtype=bool)
+        for start in range(0, len(p), _CHUNK):
+            q = p[start : start + _CHUNK]
+            px, py = q[:, 0:1], q[:, 1:2]
+            straddles = (ay > py) != (by > py)
+            with np.errstate(divide="ignore", invalid="ignore"):  # horizontal edges never straddle
+                x_cross = ax + (py - ay) * ex / ey
+            crossings = np.count_nonzero(straddles & (px < x_cross), axis=1)
+            inside[start : start + len(q)] = crossings % 2 == 1
+        return inside
 
     def summary(self) -> dict:
         """Name, size and shape facts, as `deepracer-rl tracks` prints them."""
