@@ -17,6 +17,7 @@ setup(
         (SHARE, ["package.xml"]),
         (f"{SHARE}/launch", glob("launch/*.launch.py")),
         (f"{SHARE}/worlds", glob("worlds/*.sdf")),
+        (f"{SHARE}/worlds/meshes", glob("worlds/meshes/*.obj") + glob("worlds/meshes/*.mtl")),
         (f"{SHARE}/urdf", glob("urdf/*.urdf")),
         (f"{SHARE}/config", glob("config/*.yaml") + glob("config/*.json")),
         (f"{SHARE}/tracks", glob(f"{PACKAGE}/tracks/*")),

@@ -38,6 +38,18 @@ def cmd_validate_reward(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_world(args: argparse.Namespace) -> int:
+    from .world import write_world  # imports the renderer's colours: only when asked
+
+    names = available_tracks() if args.all else args.tracks
+    if not names:
+        raise CliError("name at least one TRACK, or --all for every shipped track")
+    for name in names:
+        paths = write_world(Track.load(name), args.out)
+        print(f"wrote {paths[0]} (+{len(paths) - 1} mesh/material files)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepracer-rl",
@@ -57,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track", default="reinvent_base", help="track name or .npy (default: %(default)s)")
     p.add_argument("--samples", type=int, default=200, help="positions to try (default: %(default)s)")
     p.set_defaults(func=cmd_validate_reward)
+
+    p = sub.add_parser("world", help="generate Gazebo Harmonic worlds (SDF + meshes) from tracks")
+    p.add_argument("tracks", nargs="*", metavar="TRACK", help="track names or .npy files")
+    p.add_argument("--all", action="store_true", help="every shipped track")
+    p.add_argument("--out", default="worlds", help="output directory (default: %(default)s)")
+    p.set_defaults(func=cmd_world)
 
     return parser
 

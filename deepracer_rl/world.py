@@ -1,0 +1,398 @@
+"""Gazebo Harmonic worlds generated from DeepRacer tracks (SDF 1.9 + OBJ meshes), no ROS.
+
+`build_world(track)` returns the text of `worlds/<track>.sdf` and of its meshes under
+`worlds/meshes/`: the road surface (triangles between the two borders), the white border
+lines and the dashed centre line, flat meshes laid just above a floor plane and coloured
+like the embedded renderer (`camera.py` holds those colours and widths). The physics step
+divides the control period (the camera rate in the URDF) exactly, in Gazebo's integer
+nanoseconds. Output is byte-for-byte reproducible: fixed float formatting, no timestamps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .camera import (
+    BORDER_RGB,
+    CENTRE_RGB,
+    DASH_LENGTH,
+    DASH_PERIOD,
+    FLOOR_MARGIN,
+    FLOOR_RGB,
+    LINE_WIDTH,
+    ROAD_RGB,
+    SKY_RGB,
+)
+from .car import CarSpec
+from .sim import GRAVITY
+from .track import Track
+
+SDF_VERSION = "1.9"  # Gazebo Harmonic (sdformat 14) reads it; Debian's sdformat 12 validates it
+MESH_DIR = "meshes"  # relative to the world file; gz-sim resolves relative mesh URIs from there
+MATERIAL_FILE = "track.mtl"  # shared by every track's OBJ files
+CAR_NAME = "deepracer"  # entity name of the spawned car (set_pose, topics under /model/<name>)
+DECIMALS = 3  # mesh coordinates and colours: millimetres
+ROAD_Z = 0.001  # road surface above the floor plane, metres
+PAINT_Z = 0.002  # border lines and centre dashes above the floor plane
+TARGET_STEP_NS = 1_000_000  # physics step wanted near 1 ms
+PARTS = ("road", "borders", "centre")  # mesh files per track, in drawing order
+PART_RGB = {"road": ROAD_RGB, "borders": BORDER_RGB, "centre": CENTRE_RGB}
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """A flat triangle mesh: vertices (V, 2) x, y in metres and triangles (F, 3) vertex indices."""
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+
+
+@dataclass(frozen=True)
+class PhysicsStep:
+    """Gazebo's physics step, and how many of them make one control period."""
+
+    step_ns: int  # step size as gz-sim holds it (integer nanoseconds)
+    steps_per_control: int  # world control multi_step for one control period
+    control_hz: float
+
+    @property
+    def max_step_size(self) -> str:
+        """The SDF <max_step_size> text; gz-sim truncates it to exactly `step_ns` nanoseconds."""
+        text = repr(self.step_ns / 1e9)
+        if int(float(text) * 1e9) != self.step_ns:  # guard the double -> ns truncation
+            text = repr((self.step_ns + 0.5) / 1e9)
+        return text
+
+
+def physics_step(control_hz: float) -> PhysicsStep:
+    """The physics step near 1 ms that divides the control period exactly in integer ns.
+
+    gz-sim stores the step and sensor/odometry periods as integer nanoseconds (a
+    truncating duration_cast), so the period 1/15 s is 66666666 ns and 66 steps of
+    1010101 ns make exactly one period: odometry published at the control rate lands on
+    the step that ends each period, and `multi_step` of `steps_per_control` advances
+    exactly one period.
+    """
+    if not control_hz > 0:
+        raise ValueError(f"control rate must be positive, got {control_hz}")
+    period_ns = int(1e9 / control_hz)
+    fewest, most = -(-period_ns // (2 * TARGET_STEP_NS)), period_ns // (TARGET_STEP_NS // 2)
+    candidates = [k for k in range(max(1, fewest), most + 1) if period_ns % k == 0]
+    if not candidates:
+        raise ValueError(
+            f"no physics step between 0.5 and 2 ms divides the control period {period_ns} ns "
+            f"({control_hz} Hz) exactly; choose another camera rate in the URDF"
+        )
+    k = min(candidates, key=lambda c: abs(period_ns // c - TARGET_STEP_NS))
+    return PhysicsStep(step_ns=period_ns // k, steps_per_control=k, control_hz=float(control_hz))
+
+
+# ---- geometry --------------------------------------------------------------------------
+
+
+def _ring(points: np.ndarray, closed: bool) -> np.ndarray:
+    return np.vstack([points, points[:1]]) if closed else points
+
+
+def _dedupe(line: np.ndarray, closed: bool) -> np.ndarray:
+    """Drop consecutive repeated points (and a closing repeat of the first on a loop)."""
+    keep = np.ones(len(line), dtype=bool)
+    keep[1:] = np.linalg.norm(np.diff(line, axis=0), axis=1) > 1e-9
+    line = line[keep]
+    if closed and len(line) > 1 and np.linalg.norm(line[-1] - line[0]) <= 1e-9:
+        line = line[:-1]
+    return line
+
+
+def _orient_up(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Triangles wound counter-clockwise seen from above (normal +z), degenerate ones dropped."""
+    a, b, c = (vertices[triangles[:, i]] for i in range(3))
+    cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    tri = triangles[np.abs(cross) > 1e-12].copy()
+    flip = cross[np.abs(cross) > 1e-12] < 0
+    tri[flip] = tri[flip][:, [0, 2, 1]]
+    return tri
+
+
+def _band(left: np.ndarray, right: np.ndarray, closed: bool) -> Mesh:
+    """Triangles filling the quads between two polylines of equal length."""
+    n = len(left)
+    i = np.arange(n if closed else n - 1)
+    j = (i + 1) % n
+    triangles = np.concatenate([np.stack([i, n + i, n + j], 1), np.stack([i, n + j, j], 1)])
+    vertices = np.vstack([left, right])
+    return Mesh(vertices, _orient_up(vertices, triangles))
+
+
+def _strip(line: np.ndarray, half_width: float, closed: bool) -> Mesh:
+    """A band of constant width centred on a polyline (mitred joints, mitre at most 2x)."""
+    line = _dedupe(np.asarray(line, dtype=np.float64), closed)
+    pts = _ring(line, closed)
+    d = np.diff(pts, axis=0)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    normals = np.stack([-d[:, 1], d[:, 0]], axis=1)  # left of each segment
+    if closed:
+        before, after = np.roll(normals, 1, axis=0), normals
+    else:
+        before = np.vstack([normals[:1], normals])
+        after = np.vstack([normals, normals[-1:]])
+    mitre = before + after
+    length = np.linalg.norm(mitre, axis=1, keepdims=True)
+    mitre = np.where(length > 1e-9, mitre / np.maximum(length, 1e-12), after)
+    scale = half_width / np.maximum(np.einsum("ij,ij->i", mitre, after), 0.5)
+    offset = mitre * scale[:, None]
+    return _band(line + offset, line - offset, closed)
+
+
+def _merge(meshes: list[Mesh]) -> Mesh:
+    vertices, triangles, base = [], [], 0
+    for mesh in meshes:
+        vertices.append(mesh.vertices)
+        triangles.append(mesh.triangles + base)
+        base += len(mesh.vertices)
+    return Mesh(np.vstack(vertices), np.vstack(triangles))
+
+
+def road_mesh(track: Track) -> Mesh:
+    """The road surface: two triangles per segment between the inner and outer border points."""
+    return _band(track.inner, track.outer, track.closed)
+
+
+def border_mesh(track: Track) -> Mesh:
+    """White lines LINE_WIDTH wide centred on both borders (as the embedded renderer draws them)."""
+    return _merge([_strip(b, LINE_WIDTH / 2.0, track.closed) for b in (track.inner, track.outer)])
+
+
+def centre_dashes(track: Track) -> list[np.ndarray]:
+    """Polylines of the centre-line dashes: DASH_LENGTH painted in every DASH_PERIOD from waypoint 0."""
+    line = _ring(track.waypoints, track.closed)
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
+    total = float(s[-1])
+    dashes = []
+    for k in range(int(math.ceil(total / DASH_PERIOD))):
+        a, b = k * DASH_PERIOD, min(k * DASH_PERIOD + DASH_LENGTH, total)
+        if b - a < 1e-3:
+            continue
+        inside = (s > a) & (s < b)
+        stations = np.concatenate([[a], s[inside], [b]])
+        dashes.append(np.stack([np.interp(stations, s, line[:, 0]), np.interp(stations, s, line[:, 1])], 1))
+    return dashes
+
+
+def centre_mesh(track: Track) -> Mesh:
+    """The dashed centre line, LINE_WIDTH wide."""
+    return _merge([_strip(d, LINE_WIDTH / 2.0, closed=False) for d in centre_dashes(track)])
+
+
+def track_meshes(track: Track) -> dict[str, Mesh]:
+    return {"road": road_mesh(track), "borders": border_mesh(track), "centre": centre_mesh(track)}
+
+
+# ---- text formats --------------------------------------------------------------------------
+
+
+def _num(value: float, decimals: int = DECIMALS) -> str:
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0.0 else text
+
+
+def _short(value: float) -> str:
+    """A compact, fixed representation of a parameter (at most 6 decimals, no trailing zeros)."""
+    text = _num(value, 6).rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _rgb(rgb: tuple[int, int, int]) -> str:
+    return " ".join(_num(c / 255.0) for c in rgb)
+
+
+def mesh_to_obj(mesh: Mesh, title: str, material: str) -> str:
+    """Wavefront OBJ text: vertices at z = 0, one shared up normal, triangles."""
+    lines = [
+        f"# {title}",
+        "# generated by `deepracer-rl world`: do not edit",
+        f"mtllib {MATERIAL_FILE}",
+        f"o {material}",
+        f"usemtl {material}",
+        "vn 0 0 1",
+    ]
+    lines += [f"v {_num(x)} {_num(y)} 0" for x, y in mesh.vertices]
+    lines += [f"f {a + 1}//1 {b + 1}//1 {c + 1}//1" for a, b, c in mesh.triangles]
+    return "\n".join(lines) + "\n"
+
+
+def parse_obj(text: str) -> Mesh:
+    """Read back an OBJ written by `mesh_to_obj` (vertices x, y and triangles, 0-based)."""
+    vertices, triangles = [], []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if parts[0] == "v":
+            vertices.append((float(parts[1]), float(parts[2]), float(parts[3])))
+        elif parts[0] == "f":
+            if len(parts) != 4:
+                raise ValueError(f"not a triangle: {line!r}")
+            triangles.append(tuple(int(p.split("/")[0]) - 1 for p in parts[1:]))
+    v = np.array(vertices, dtype=np.float64).reshape(-1, 3)
+    if np.any(v[:, 2] != 0.0):
+        raise ValueError("mesh vertices must lie at z = 0 (height comes from the visual pose)")
+    return Mesh(v[:, :2], np.array(triangles, dtype=np.int64).reshape(-1, 3))
+
+
+def material_file() -> str:
+    """The shared MTL file: the embedded renderer's colours for road, borders and centre line."""
+    lines = ["# colours of deepracer_rl.camera; generated by `deepracer-rl world`: do not edit"]
+    for part in PARTS:
+        lines += [f"newmtl {part}", f"Ka {_rgb(PART_RGB[part])}", f"Kd {_rgb(PART_RGB[part])}", "Ks 0 0 0", "d 1"]
+    return "\n".join(lines) + "\n"
+
+
+def mesh_path(track_name: str, part: str) -> str:
+    """Mesh file of a track part, relative to the world file."""
+    return f"{MESH_DIR}/{track_name}_{part}.obj"
+
+
+def start_pose(track: Track) -> tuple[float, float, float]:
+    """x, y, yaw of the car at waypoint 0 facing along the track (where the launch file spawns it)."""
+    xy, yaw = track.point_at(np.array([0.0]))
+    return float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])
+
+
+def _material(rgb: tuple[int, int, int], indent: str) -> str:
+    c = _rgb(rgb)
+    return (
+        f"{indent}<material>\n"
+        f"{indent}  <ambient>{c} 1</ambient>\n"
+        f"{indent}  <diffuse>{c} 1</diffuse>\n"
+        f"{indent}  <specular>0 0 0 1</specular>\n"
+        f"{indent}</material>\n"
+    )
+
+
+def world_sdf(track: Track, car: CarSpec) -> str:
+    """The SDF text of the track's world (floor, lights, physics, system plugins, road visuals)."""
+    step = physics_step(car.camera.rate_hz)
+    pts = np.vstack([track.waypoints, track.inner, track.outer])
+    lo, hi = pts.min(axis=0) - FLOOR_MARGIN, pts.max(axis=0) + FLOOR_MARGIN
+    centre, size = (lo + hi) / 2.0, hi - lo
+    floor_pose = f"{_num(centre[0])} {_num(centre[1])} 0 0 0 0"
+    floor_size = f"{_num(size[0])} {_num(size[1])}"
+    name = track.name
+    visuals = ""
+    for part in PARTS:
+        z = ROAD_Z if part == "road" else PAINT_Z
+        visuals += (
+            f'        <visual name="{part}">\n'
+            f"          <pose>0 0 {_short(z)} 0 0 0</pose>\n"
+            f"          <cast_shadows>false</cast_shadows>\n"
+            f"          <geometry>\n"
+            f"            <mesh>\n"
+            f"              <uri>{mesh_path(name, part)}</uri>\n"
+            f"            </mesh>\n"
+            f"          </geometry>\n"
+            + _material(PART_RGB[part], "          ")
+            + "        </visual>\n"
+        )
+    sky = _rgb(SKY_RGB)
+    return (
+        '<?xml version="1.0"?>\n'
+        f"<!-- Gazebo Harmonic world of the DeepRacer track '{name}': generated by\n"
+        f"     `deepracer-rl world {name}` from the route {name}.npy; do not edit.\n"
+        f"     Physics: {step.steps_per_control} steps of {step.step_ns} ns make one control period "
+        f"(1/{_short(step.control_hz)} s). -->\n"
+        f'<sdf version="{SDF_VERSION}">\n'
+        f'  <world name="{name}">\n'
+        f'    <physics name="control_substeps" type="dart">\n'
+        f"      <max_step_size>{step.max_step_size}</max_step_size>\n"
+        f"      <real_time_factor>1</real_time_factor>\n"
+        f"    </physics>\n"
+        f"    <gravity>0 0 {_short(-GRAVITY)}</gravity>\n"
+        f'    <plugin filename="gz-sim-physics-system" name="gz::sim::systems::Physics"/>\n'
+        f'    <plugin filename="gz-sim-user-commands-system" name="gz::sim::systems::UserCommands"/>\n'
+        f'    <plugin filename="gz-sim-scene-broadcaster-system" name="gz::sim::systems::SceneBroadcaster"/>\n'
+        f'    <plugin filename="gz-sim-sensors-system" name="gz::sim::systems::Sensors">\n'
+        f"      <render_engine>ogre2</render_engine>\n"
+        f"    </plugin>\n"
+        f"    <scene>\n"
+        f"      <ambient>0.5 0.5 0.5 1</ambient>\n"
+        f"      <background>{sky} 1</background>\n"
+        f"      <shadows>false</shadows>\n"
+        f"      <grid>false</grid>\n"
+        f"    </scene>\n"
+        f'    <light type="directional" name="sun">\n'
+        f"      <pose>0 0 10 0 0 0</pose>\n"
+        f"      <cast_shadows>false</cast_shadows>\n"
+        f"      <diffuse>0.8 0.8 0.8 1</diffuse>\n"
+        f"      <specular>0.1 0.1 0.1 1</specular>\n"
+        f"      <direction>-0.3 0.2 -1</direction>\n"
+        f"    </light>\n"
+        f'    <model name="floor">\n'
+        f"      <static>true</static>\n"
+        f"      <pose>{floor_pose}</pose>\n"
+        f'      <link name="floor">\n'
+        f'        <collision name="floor_collision">\n'
+        f"          <geometry>\n"
+        f"            <plane>\n"
+        f"              <normal>0 0 1</normal>\n"
+        f"              <size>{floor_size}</size>\n"
+        f"            </plane>\n"
+        f"          </geometry>\n"
+        f"        </collision>\n"
+        f'        <visual name="floor_visual">\n'
+        f"          <cast_shadows>false</cast_shadows>\n"
+        f"          <geometry>\n"
+        f"            <plane>\n"
+        f"              <normal>0 0 1</normal>\n"
+        f"              <size>{floor_size}</size>\n"
+        f"            </plane>\n"
+        f"          </geometry>\n"
+        + _material(FLOOR_RGB, "          ")
+        + f"        </visual>\n"
+        f"      </link>\n"
+        f"    </model>\n"
+        f'    <model name="track">\n'
+        f"      <static>true</static>\n"
+        f'      <link name="paint">\n'
+        + visuals
+        + f"      </link>\n"
+        f"    </model>\n"
+        f"  </world>\n"
+        f"</sdf>\n"
+    )
+
+
+def build_world(track: Track, car: CarSpec | None = None) -> dict[str, str]:
+    """Every file of a track's world: relative path (from the worlds/ directory) -> text."""
+    car = CarSpec.from_urdf() if car is None else car
+    files = {f"{track.name}.sdf": world_sdf(track, car), f"{MESH_DIR}/{MATERIAL_FILE}": material_file()}
+    for part, mesh in track_meshes(track).items():
+        files[mesh_path(track.name, part)] = mesh_to_obj(mesh, f"{track.name} {part}", part)
+    return files
+
+
+def write_world(track: Track, out_dir: str | os.PathLike, car: CarSpec | None = None) -> list[Path]:
+    """Write a track's world files under `out_dir` (created as needed); returns the paths written."""
+    out = Path(out_dir)
+    written = []
+    for rel, text in build_world(track, car).items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        written.append(path)
+    return written
+
+
+def gz_sim_args(world_file: str | os.PathLike, headless: bool, lockstep: bool, verbosity: int = 2) -> str:
+    """The `gz sim` argument string: run at once unless lockstep (then paused, stepped by gz_control)."""
+    args = [] if lockstep else ["-r"]
+    if headless:
+        args += ["-s", "--headless-rendering"]
+    args += ["-v", str(int(verbosity)), str(world_file)]
+    return " ".join(args)
