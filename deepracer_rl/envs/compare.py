@@ -1,0 +1,278 @@
+"""Train PPO on a seed env, evaluate it beside practitioners' baselines on held-out data, plot.
+
+The CLI calls these for ``deepracer-rl train/evaluate/plot --env ID``. Training uses the
+``"train"`` split (earlier periods); evaluation runs once through the whole ``"test"``
+split (later periods) for the policy and for every baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID, register_envs
+from deepracer_rl.envs.autoscaling import TargetTracking
+from deepracer_rl.envs.portfolio import PeriodicRebalance, buy_and_hold, portfolio_metrics
+
+KINDS = {PORTFOLIO_ID: "portfolio", AUTOSCALING_ID: "scaling"}
+# Small, fast PPO settings per env (2 CPU cores, minutes of training).
+PPO_SETTINGS: dict[str, dict[str, Any]] = {
+    # Rewards are noisy and nearly independent: large rollouts, short horizon, little action
+    # noise (which would otherwise be paid for in transaction costs).
+    PORTFOLIO_ID: dict(n_steps=1024, batch_size=512, n_epochs=5, learning_rate=3e-4, gamma=0.9,
+                       gae_lambda=0.95, ent_coef=0.0, policy_kwargs=dict(net_arch=[64, 64], log_std_init=-1.5)),
+    AUTOSCALING_ID: dict(n_steps=256, batch_size=256, n_epochs=5, learning_rate=3e-4, gamma=0.95,
+                         gae_lambda=0.9, ent_coef=0.005, policy_kwargs=dict(net_arch=[64, 64])),
+}
+N_ENVS = 4
+SET_POINTS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # target-tracking grid tuned on the train split
+POLICY_NAME = "ppo"
+
+
+def _kind(env_id: str) -> str:
+    if env_id not in KINDS:
+        raise ValueError(f"unknown seed env {env_id!r}; choose one of {sorted(KINDS)}")
+    return KINDS[env_id]
+
+
+def _slug(env_id: str) -> str:
+    return env_id.split("/")[-1].lower()
+
+
+def config_path(model_path: str | Path) -> Path:
+    """The JSON saved beside a model zip by :func:`train_seed_env`."""
+    return Path(model_path).with_suffix(".json")
+
+
+def train_seed_env(
+    env_id: str,
+    steps: int,
+    out_dir: str | Path,
+    seed: int = 0,
+    *,
+    max_seconds: float | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    threads: int = 1,
+) -> Path:
+    """Train SB3 PPO (MlpPolicy) on the train split; save ``<id>_ppo.zip`` and its config JSON.
+
+    Stops after ``steps`` environment steps or ``max_seconds`` of wall time, whichever
+    comes first. Returns the model path.
+    """
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    class WallClock(BaseCallback):
+        def _on_step(self) -> bool:
+            return max_seconds is None or time.monotonic() - started < max_seconds
+
+    _kind(env_id)
+    register_envs()
+    torch.set_num_threads(threads)
+    env_kwargs = dict(env_kwargs or {})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vec_env = make_vec_env(env_id, n_envs=N_ENVS, seed=seed, env_kwargs={**env_kwargs, "split": "train", "render_mode": None})
+    settings = PPO_SETTINGS[env_id]
+    model = PPO("MlpPolicy", vec_env, seed=seed, verbose=0, device="cpu", **settings)
+    started = time.monotonic()
+    model.learn(total_timesteps=steps, callback=WallClock())
+    seconds = time.monotonic() - started
+    model_path = out_dir / f"{_slug(env_id)}_{POLICY_NAME}.zip"
+    model.save(model_path)
+    config = {
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "algorithm": "PPO",
+        "policy": "MlpPolicy",
+        "ppo": settings,
+        "n_envs": N_ENVS,
+        "seed": seed,
+        "steps_requested": steps,
+        "steps_done": int(model.num_timesteps),
+        "max_seconds": max_seconds,
+        "train_seconds": round(seconds, 2),
+    }
+    config_path(model_path).write_text(json.dumps(config, indent=2) + "\n")
+    vec_env.close()
+    return model_path
+
+
+Policy = Callable[[np.ndarray, dict[str, Any]], Any]
+
+
+def _run(env: gym.Env, policy: Policy, seed: int, reset: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """One pass through the env's whole split from its first period; the step infos."""
+    if reset is not None:
+        reset()
+    obs, info = env.reset(seed=seed, options={"start": 0})
+    infos = []
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(policy(obs, info))
+        info = dict(info, reward=float(reward))
+        infos.append(info)
+        done = terminated or truncated
+    return infos
+
+
+def _portfolio_result(infos: list[dict[str, Any]], start_date: str) -> dict[str, Any]:
+    values = np.array([1.0] + [i["value"] for i in infos])
+    return {
+        "metrics": portfolio_metrics(values),
+        "series": {
+            "date": [start_date] + [i["date"] for i in infos],
+            "value": values.tolist(),
+            "log_return": [0.0] + [i["log_return"] for i in infos],
+            "weights": [np.round(i["weights"], 6).tolist() for i in infos],
+        },
+    }
+
+
+def _scaling_result(infos: list[dict[str, Any]], step_minutes: int) -> dict[str, Any]:
+    col = {k: np.array([i[k] for i in infos], dtype=float) for k in ("load", "served", "lost", "capacity", "billed", "reward")}
+    return {
+        "metrics": {
+            "served": float(col["served"].sum()),
+            "lost": float(col["lost"].sum()),
+            "lost_fraction": float(col["lost"].sum() / max(col["load"].sum(), 1e-9)),
+            "machine_hours": float(col["billed"].sum() * step_minutes / 60.0),
+            "mean_utilisation": float(col["served"].sum() / max(col["capacity"].sum(), 1e-9)),
+            "total_reward": float(col["reward"].sum()),
+        },
+        "series": {"timestamp": [i["served_timestamp"] for i in infos], **{k: v.tolist() for k, v in col.items()}},
+    }
+
+
+def tune_set_point(env_kwargs: dict[str, Any] | None = None, seed: int = 0) -> float:
+    """The target-tracking set point from :data:`SET_POINTS` with the most reward on the train split."""
+    env = gym.make(AUTOSCALING_ID, **{**(env_kwargs or {}), "split": "train", "episode_days": None}).unwrapped
+    totals = {}
+    for sp in SET_POINTS:
+        tracker = TargetTracking(env.capacity, sp)
+        totals[sp] = sum(i["reward"] for i in _run(env, tracker, seed, tracker.reset))
+    return max(totals, key=totals.get)
+
+
+def evaluate_seed_env(
+    env_id: str, model_path: str | Path | None = None, seed: int = 0, *, env_kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Figures and per-step series on the held-out (test) split for the policy and baselines.
+
+    The env settings come from the model's config JSON when there is one, else
+    ``env_kwargs``. Portfolio metrics: total return, annualised volatility, max drawdown,
+    Sharpe; scaling: served and lost transactions, machine hours, total reward.
+    """
+    kind = _kind(env_id)
+    register_envs()
+    if model_path is not None and config_path(model_path).is_file():
+        env_kwargs = json.loads(config_path(model_path).read_text()).get("env_kwargs", {}) | dict(env_kwargs or {})
+    env_kwargs = dict(env_kwargs or {})
+    length_key = "episode_length" if kind == "portfolio" else "episode_days"
+    test_kwargs = {**env_kwargs, "split": "test", length_key: None}
+    policies: dict[str, tuple[gym.Env, Policy, Callable[[], None] | None]] = {}
+    if model_path is not None:
+        from stable_baselines3 import PPO
+
+        model = PPO.load(model_path, device="cpu")
+        policies[POLICY_NAME] = (
+            gym.make(env_id, **test_kwargs).unwrapped,
+            lambda obs, info: model.predict(obs, deterministic=True)[0],
+            None,
+        )
+    results: dict[str, Any] = {"env_id": env_id, "kind": kind, "seed": seed, "split": "test",
+                               "model_path": str(model_path) if model_path else None, "env_kwargs": env_kwargs}
+    if kind == "portfolio":
+        env = gym.make(env_id, **{**test_kwargs, "action_mode": "weights"}).unwrapped
+        hold, monthly = buy_and_hold(env.n_assets), PeriodicRebalance(env.n_assets, 21)
+        policies["buy_and_hold"] = (env, hold, hold.reset)
+        policies["rebalance_21"] = (env, monthly, monthly.reset)
+        start = str(env.data.dates[env.first])
+        results["policies"] = {name: _portfolio_result(_run(e, p, seed, r), start) for name, (e, p, r) in policies.items()}
+    else:
+        env = gym.make(env_id, **test_kwargs).unwrapped
+        tuned = tune_set_point(env_kwargs, seed)
+        default = TargetTracking(env.capacity, 0.7)
+        policies["target_tracking_0.7"] = (env, default, default.reset)
+        if tuned != 0.7:
+            best = TargetTracking(env.capacity, tuned)
+            policies[f"target_tracking_{tuned:g}"] = (env, best, best.reset)
+        results["tuned_set_point"] = tuned
+        results["policies"] = {
+            name: _scaling_result(_run(e, p, seed, r), env.trace.step_minutes) for name, (e, p, r) in policies.items()
+        }
+    return results
+
+
+def best_baseline(results: dict[str, Any]) -> str:
+    """Name of the strongest baseline on the held-out data (total return or total reward)."""
+    key = "total_return" if results["kind"] == "portfolio" else "total_reward"
+    names = [n for n in results["policies"] if n != POLICY_NAME]
+    return max(names, key=lambda n: results["policies"][n]["metrics"][key])
+
+
+def plot_seed_env(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    """PNG figures: equity curves (portfolio) or load against capacity (scaling)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = _slug(results["env_id"])
+    policies = results["policies"]
+    paths = []
+    if results["kind"] == "portfolio":
+        fig, (ax, dd) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, height_ratios=[3, 1])
+        for name, res in policies.items():
+            dates = np.array(res["series"]["date"], dtype="datetime64[D]")
+            values = np.array(res["series"]["value"])
+            m = res["metrics"]
+            ax.plot(dates, values, label=f"{name}: return {m['total_return']:+.1%}, Sharpe {m['sharpe']:.2f}")
+            dd.plot(dates, values / np.maximum.accumulate(values) - 1.0)
+        ax.set_ylabel("portfolio value")
+        ax.set_title("Equity on held-out periods")
+        ax.legend()
+        dd.set_ylabel("drawdown")
+        fig.tight_layout()
+        paths.append(out_dir / f"{slug}_equity.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+        return paths
+    fig, axes = plt.subplots(len(policies), 1, figsize=(12, 2.6 * len(policies)), sharex=True, squeeze=False)
+    for ax, (name, res) in zip(axes[:, 0], policies.items()):
+        s = res["series"]
+        times = np.array(s["timestamp"], dtype="datetime64[m]")
+        ax.plot(times, s["load"], lw=0.8, label="load")
+        ax.step(times, s["capacity"], where="post", lw=0.8, label="capacity")
+        ax.fill_between(times, 0, s["lost"], color="red", alpha=0.6, label="lost")
+        m = res["metrics"]
+        ax.set_title(f"{name}: reward {m['total_reward']:.1f}, lost {m['lost_fraction']:.2%}, "
+                     f"{m['machine_hours']:.0f} machine-hours", fontsize=9)
+        ax.set_ylabel("transactions / period")
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    paths.append(out_dir / f"{slug}_capacity.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for name, res in policies.items():
+        times = np.array(res["series"]["timestamp"], dtype="datetime64[m]")
+        ax.plot(times, np.cumsum(res["series"]["reward"]), label=name)
+    ax.set_ylabel("cumulative reward")
+    ax.set_title("Reward on held-out periods")
+    ax.legend()
+    fig.tight_layout()
+    paths.append(out_dir / f"{slug}_reward.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,317 @@
+"""Portfolio management as a gymnasium env: reallocate across K assets plus cash each period.
+
+The reward is the period's log return of the portfolio value after proportional
+transaction costs, so the episode return is the log growth of wealth. Prices come from
+a long-format CSV (``date, asset, close``) or from a seeded regime-switching generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from deepracer_rl.envs.csvdata import CsvDataError, parse_number, parse_time, read_rows
+
+PERIODS_PER_YEAR = 252
+REGIMES = ("bull", "bear", "volatile")
+SELL, HOLD, BUY = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class PriceData:
+    """Close prices on a common calendar: ``prices[t, k]`` for ``dates[t]`` and ``assets[k]``."""
+
+    dates: np.ndarray  # datetime64[D], strictly increasing
+    assets: tuple[str, ...]
+    prices: np.ndarray  # (T, K) float64, > 0
+    regimes: np.ndarray | None = None  # (T,) regime index for generated data
+
+    def __post_init__(self) -> None:
+        if self.prices.ndim != 2 or self.prices.shape != (len(self.dates), len(self.assets)):
+            raise ValueError(f"prices shape {self.prices.shape} does not match dates x assets")
+        if not np.all(np.isfinite(self.prices)) or np.any(self.prices <= 0):
+            raise ValueError("prices must be finite and positive")
+
+
+def load_prices_csv(path: str | Path, max_gap_days: float | None = None) -> PriceData:
+    """Read long-format ``date, asset, close`` rows into a PriceData.
+
+    Rejects, naming the file and row: bad numbers or dates, non-positive closes, dates
+    not increasing within an asset (unsorted or duplicated), a date some asset lacks,
+    and a jump between consecutive dates longer than ``max_gap_days`` (default
+    ``max(5, 3 * median spacing)`` days, which lets weekends and holidays through).
+    """
+    series: dict[str, list[tuple[datetime, float, int]]] = {}
+    for row, values in read_rows(path, ("date", "asset", "close")):
+        date = parse_time(path, row, "date", values["date"])
+        close = parse_number(path, row, "close", values["close"])
+        if close <= 0:
+            raise CsvDataError(path, row, f"non-positive close {close!r}")
+        rows = series.setdefault(values["asset"], [])
+        if rows and date <= rows[-1][0]:
+            what = "duplicate" if date == rows[-1][0] else "unsorted"
+            raise CsvDataError(
+                path, row, f"{what} date {values['date']} for asset '{values['asset']}' "
+                f"(previous row {rows[-1][2]} has {rows[-1][0].date()}); rows must increase by date"
+            )
+        rows.append((date, close, row))
+    if not series:
+        raise CsvDataError(path, None, "no data rows")
+    all_dates = sorted({d for rows in series.values() for d, _, _ in rows})
+    for asset, rows in series.items():
+        have = {d for d, _, _ in rows}
+        missing = [d for d in all_dates if d not in have]
+        if missing:
+            first = missing[0]
+            after = next((r for d, _, r in rows if d > first), rows[-1][2])
+            raise CsvDataError(
+                path, after, f"gap: asset '{asset}' has no close for {first.date()} "
+                f"({len(missing)} missing date(s)) that other assets have"
+            )
+    days = np.array([np.datetime64(d.date(), "D") for d in all_dates])
+    if len(days) < 2:
+        raise CsvDataError(path, None, "need at least two dates")
+    spacing = np.diff(days).astype(float)
+    limit = max_gap_days if max_gap_days is not None else max(5.0, 3.0 * float(np.median(spacing)))
+    jumps = np.flatnonzero(spacing > limit)
+    if len(jumps):
+        i = int(jumps[0])
+        row = next(r for rows in series.values() for d, _, r in rows if d == all_dates[i + 1])
+        raise CsvDataError(
+            path, row, f"gap: {spacing[i]:.0f} days between {days[i]} and {days[i + 1]} "
+            f"(more than {limit:g}; pass max_gap_days to allow)"
+        )
+    assets = tuple(sorted(series))
+    prices = np.array([[c for _, c, _ in series[a]] for a in assets], dtype=np.float64).T
+    return PriceData(dates=days, assets=assets, prices=prices)
+
+
+def generate_prices(
+    n_periods: int = 2520, n_assets: int = 4, seed: int = 0, start: str = "2010-01-04"
+) -> PriceData:
+    """Correlated daily price paths whose drift, volatility and correlation switch regime.
+
+    Regimes bull/bear/volatile follow a persistent Markov chain (mean stays of roughly
+    100/50/33 trading days); assets differ in volatility and drift so allocation matters.
+    """
+    rng = np.random.default_rng(seed)
+    mu = np.array([0.22, -0.28, 0.0])  # annual drift per regime
+    vol = np.array([0.12, 0.24, 0.38])  # annual volatility per regime
+    rho = np.array([0.3, 0.65, 0.5])  # pairwise correlation per regime
+    stay = np.array([0.99, 0.98, 0.97])
+    transition = np.empty((3, 3))
+    for i in range(3):
+        transition[i] = (1 - stay[i]) / 2
+        transition[i, i] = stay[i]
+    vol_scale = np.linspace(0.7, 1.4, n_assets)  # asset risk from defensive to aggressive
+    beta = np.linspace(0.6, 1.3, n_assets)  # drift sensitivity to the regime
+    alpha = rng.normal(0.0, 0.03, n_assets)  # idiosyncratic annual drift
+    regimes = np.empty(n_periods, dtype=np.int64)
+    regimes[0] = 0
+    for t in range(1, n_periods):
+        regimes[t] = rng.choice(3, p=transition[regimes[t - 1]])
+    chols = [np.linalg.cholesky((1 - r) * np.eye(n_assets) + r * np.ones((n_assets, n_assets))) for r in rho]
+    z = rng.standard_normal((n_periods, n_assets))
+    log_ret = np.zeros((n_periods, n_assets))
+    for t in range(1, n_periods):
+        g = regimes[t]
+        sigma = vol[g] * vol_scale / np.sqrt(PERIODS_PER_YEAR)
+        drift = (beta * mu[g] + alpha) / PERIODS_PER_YEAR - 0.5 * sigma**2
+        log_ret[t] = drift + sigma * (chols[g] @ z[t])
+    prices = 100.0 * np.exp(np.cumsum(log_ret, axis=0))
+    dates = np.busday_offset(np.datetime64(start, "D"), np.arange(n_periods), roll="forward")
+    assets = tuple(f"asset{k}" for k in range(n_assets))
+    return PriceData(dates=dates, assets=assets, prices=prices, regimes=regimes)
+
+
+def action_to_weights(action: np.ndarray) -> np.ndarray:
+    """Map a Box action in [-1, 1]^(K+1) (cash first) to portfolio weights by normalisation.
+
+    ``w_i = (a_i + 1) / sum_j (a_j + 1)``: every point of the simplex is reachable, -1
+    means "none of this", and an all -1 action means all cash.
+    """
+    u = (np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) + 1.0) / 2.0
+    total = u.sum()
+    if total <= 1e-12:
+        w = np.zeros_like(u)
+        w[0] = 1.0
+        return w
+    return u / total
+
+
+def weights_to_action(weights: np.ndarray) -> np.ndarray:
+    """The Box action that :func:`action_to_weights` maps back to ``weights``."""
+    w = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
+    return (2.0 * w / w.max() - 1.0).astype(np.float32)
+
+
+def portfolio_metrics(values: np.ndarray, periods_per_year: int = PERIODS_PER_YEAR) -> dict[str, float]:
+    """Total return, annualised volatility, max drawdown and Sharpe (zero risk-free rate)."""
+    values = np.asarray(values, dtype=np.float64)
+    ret = values[1:] / values[:-1] - 1.0
+    std = float(ret.std(ddof=1)) if len(ret) > 1 else 0.0
+    peak = np.maximum.accumulate(values)
+    return {
+        "total_return": float(values[-1] / values[0] - 1.0),
+        "annual_volatility": std * float(np.sqrt(periods_per_year)),
+        "max_drawdown": float(np.max(1.0 - values / peak)),
+        "sharpe": float(ret.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
+    }
+
+
+class PortfolioEnv(gym.Env):
+    """Allocate wealth over K assets plus cash; reward = log return after transaction costs.
+
+    Observation (flat Box): current weights (cash first, K+1 values in [0, 1]) then the
+    last ``window`` log returns of each asset, divided by ``return_scale`` and clipped
+    to [-5, 5]. Action: ``action_mode="weights"`` is a Box of K+1 target weights mapped
+    by :func:`action_to_weights`; ``"discrete"`` is MultiDiscrete of sell/hold/buy per
+    asset, each moving ``trade_fraction`` of the portfolio between the asset and cash.
+    Costs: ``cost * sum_k |target_k - current_k|`` of the value is paid on rebalancing.
+    Periods are split by time: ``split="train"`` uses the first ``train_fraction``,
+    ``"test"`` the later rest; reset starts at a random period of the split.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        data: PriceData | None = None,
+        csv_path: str | Path | None = None,
+        split: str = "train",
+        train_fraction: float = 0.8,
+        window: int = 20,
+        episode_length: int | None = 252,
+        cost: float = 0.001,
+        action_mode: str = "weights",
+        trade_fraction: float = 0.1,
+        return_scale: float = 0.02,
+        n_assets: int = 4,
+        n_periods: int = 2520,
+        data_seed: int = 0,
+        render_mode: str | None = None,
+    ):
+        if data is None:
+            data = load_prices_csv(csv_path) if csv_path is not None else generate_prices(n_periods, n_assets, data_seed)
+        if render_mode is not None:
+            raise ValueError(f"no render modes; got render_mode={render_mode!r}")
+        self.render_mode = render_mode
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        if action_mode not in ("weights", "discrete"):
+            raise ValueError(f"action_mode must be 'weights' or 'discrete', not {action_mode!r}")
+        self.data = data
+        self.window = window
+        self.cost = cost
+        self.action_mode = action_mode
+        self.trade_fraction = trade_fraction
+        self.n_assets = k = len(data.assets)
+        log_ret = np.zeros_like(data.prices)
+        log_ret[1:] = np.diff(np.log(data.prices), axis=0)
+        self._log_ret = log_ret
+        self._features = np.clip(log_ret / return_scale, -5.0, 5.0).astype(np.float32)
+        self._relatives = np.exp(log_ret)  # price t / price t-1
+        # Period t moves prices from t to t+1; the observation at t sees returns up to t.
+        n_periods_total = len(data.dates) - 1
+        cut = int(round(train_fraction * n_periods_total))
+        self.first, self.last = (window, cut) if split == "train" else (max(cut, window), n_periods_total)
+        span = self.last - self.first
+        self.episode_length = span if episode_length is None else min(episode_length, span)
+        if self.episode_length < 1:
+            raise ValueError(f"split '{split}' has {span} periods; need at least one (window={window})")
+        low = np.concatenate([np.zeros(k + 1), np.full(window * k, -5.0)]).astype(np.float32)
+        high = np.concatenate([np.ones(k + 1), np.full(window * k, 5.0)]).astype(np.float32)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        if action_mode == "weights":
+            self.action_space = spaces.Box(-1.0, 1.0, shape=(k + 1,), dtype=np.float32)
+        else:
+            self.action_space = spaces.MultiDiscrete(np.full(k, 3))
+        self._t = self._end = self.first
+        self._weights = np.eye(k + 1)[0]
+        self._value = 1.0
+
+    def _obs(self) -> np.ndarray:
+        window = self._features[self._t - self.window + 1 : self._t + 1].ravel()
+        return np.concatenate([self._weights.astype(np.float32), window])
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "value": self._value,
+            "weights": self._weights.copy(),
+            "date": str(self.data.dates[self._t]),
+            "period": self._t,
+        }
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start all in cash at a random period of the split (``options={"start": i}`` fixes
+        the offset ``i`` into the split)."""
+        super().reset(seed=seed)
+        latest = self.last - self.episode_length
+        if options and "start" in options:
+            self._t = min(self.first + int(options["start"]), latest)
+        else:
+            self._t = int(self.np_random.integers(self.first, latest + 1))
+        self._end = self._t + self.episode_length
+        self._weights = np.eye(self.n_assets + 1)[0]
+        self._value = 1.0
+        return self._obs(), self._info()
+
+    def target_weights(self, action: np.ndarray) -> np.ndarray:
+        """Weights (cash first) the action asks for, given the current weights."""
+        if self.action_mode == "weights":
+            return action_to_weights(action)
+        action = np.asarray(action)
+        w = self._weights.copy()
+        sells = np.minimum(w[1:], self.trade_fraction) * (action == SELL)
+        w[1:] -= sells
+        w[0] += sells.sum()
+        buys = self.trade_fraction * (action == BUY)
+        if buys.sum() > w[0]:
+            buys *= w[0] / buys.sum()
+        w[1:] += buys
+        w[0] = max(0.0, w[0] - buys.sum())
+        return w / w.sum()
+
+    def step(self, action):
+        target = self.target_weights(action)
+        turnover = float(np.abs(target[1:] - self._weights[1:]).sum())
+        paid = self.cost * turnover
+        relatives = np.concatenate([[1.0], self._relatives[self._t + 1]])
+        growth = float(target @ relatives)
+        log_return = float(np.log1p(-paid) + np.log(growth))
+        self._value *= float(np.exp(log_return))
+        self._weights = target * relatives / growth
+        self._t += 1
+        info = self._info()
+        info.update(turnover=turnover, cost=paid, log_return=log_return)
+        return self._obs(), log_return, False, self._t >= self._end, info
+
+
+class PeriodicRebalance:
+    """Baseline: hold equal asset weights, rebalancing every ``period`` steps (never if None)."""
+
+    def __init__(self, n_assets: int, period: int | None = 21):
+        self.n_assets = n_assets
+        self.period = period
+        self._steps = 0
+        self._target = np.concatenate([[0.0], np.full(n_assets, 1.0 / n_assets)])
+
+    def reset(self) -> None:
+        self._steps = 0
+
+    def __call__(self, obs: np.ndarray, info: dict[str, Any] | None = None) -> np.ndarray:
+        """Box action for a ``weights``-mode PortfolioEnv observation."""
+        due = self._steps == 0 or (self.period is not None and self._steps % self.period == 0)
+        self._steps += 1
+        return weights_to_action(self._target if due else obs[: self.n_assets + 1])
+
+
+def buy_and_hold(n_assets: int) -> PeriodicRebalance:
+    """Baseline: buy equal weights at the start, then never trade."""
+    return PeriodicRebalance(n_assets, period=None)

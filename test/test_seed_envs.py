@@ -1,0 +1,250 @@
+"""Portfolio and auto-scaling envs: API conformance, economics, CSV errors, train/evaluate/plot."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID, register_envs
+from deepracer_rl.envs.autoscaling import DELTAS, HOLD_ACTION, AutoScalingEnv, TargetTracking, generate_load, load_trace_csv
+from deepracer_rl.envs.csvdata import CsvDataError
+from deepracer_rl.envs.portfolio import (
+    PeriodicRebalance,
+    PortfolioEnv,
+    action_to_weights,
+    buy_and_hold,
+    generate_prices,
+    load_prices_csv,
+    weights_to_action,
+)
+
+SMALL_PORTFOLIO = {"n_periods": 400, "window": 10, "episode_length": 60}
+SMALL_SCALING = {"n_days": 10}
+ADD_1, REMOVE_1 = DELTAS.index(1), DELTAS.index(-1)
+
+
+@pytest.mark.parametrize("action_mode", ["weights", "discrete"])
+def test_portfolio_passes_env_checker(action_mode):
+    check_env(gym.make(PORTFOLIO_ID, action_mode=action_mode, **SMALL_PORTFOLIO).unwrapped)
+
+
+def test_autoscaling_passes_env_checker():
+    check_env(gym.make(AUTOSCALING_ID, **SMALL_SCALING).unwrapped)
+
+
+def test_register_envs_is_idempotent():
+    register_envs()
+    register_envs()
+    assert gym.spec(PORTFOLIO_ID).entry_point.endswith(":PortfolioEnv")
+    assert gym.spec(AUTOSCALING_ID).entry_point.endswith(":AutoScalingEnv")
+
+
+def test_weight_mapping_round_trips_and_all_minus_one_is_cash():
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(action_to_weights(weights_to_action(w)), w, atol=1e-6)
+    np.testing.assert_array_equal(action_to_weights(-np.ones(4)), [1, 0, 0, 0])
+
+
+def test_portfolio_reward_sign_is_sign_of_return():
+    env = PortfolioEnv(**SMALL_PORTFOLIO)
+    env.action_space.seed(1)
+    _, info = env.reset(seed=1)
+    for _ in range(50):
+        before = info["value"]
+        _, reward, _, truncated, info = env.step(env.action_space.sample())
+        assert np.sign(reward) == np.sign(info["value"] / before - 1.0)
+        assert reward == pytest.approx(np.log(info["value"] / before))
+        if truncated:
+            break
+
+
+def test_transaction_costs_reduce_reward_by_log_of_cost():
+    free, costly = PortfolioEnv(cost=0.0, **SMALL_PORTFOLIO), PortfolioEnv(cost=0.01, **SMALL_PORTFOLIO)
+    free.reset(seed=3)
+    costly.reset(seed=3)
+    buy = weights_to_action(np.array([0.0, 0.25, 0.25, 0.25, 0.25]))
+    _, r_free, _, _, _ = free.step(buy)
+    _, r_costly, _, _, info = costly.step(buy)
+    assert info["turnover"] == pytest.approx(1.0)
+    assert r_costly == pytest.approx(r_free + np.log(1 - 0.01))
+    hold = weights_to_action(info["weights"])  # no trade, no cost
+    free.step(hold)
+    _, _, _, _, info = costly.step(hold)
+    assert info["cost"] < 1e-9
+
+
+def test_discrete_actions_buy_hold_sell_move_trade_fraction():
+    env = PortfolioEnv(action_mode="discrete", trade_fraction=0.1, cost=0.0, **SMALL_PORTFOLIO)
+    env.reset(seed=0)
+    np.testing.assert_allclose(env.target_weights(np.array([2, 1, 1, 2])), [0.8, 0.1, 0, 0, 0.1])
+    env.step(np.array([2, 1, 1, 1]))
+    w = env.target_weights(np.array([0, 1, 1, 1]))  # sell everything of asset 0 (less than 0.1)
+    assert w[1] == pytest.approx(max(0.0, env._weights[1] - 0.1))
+
+
+def test_portfolio_splits_by_time_and_starts_randomly():
+    train, test = PortfolioEnv(**SMALL_PORTFOLIO), PortfolioEnv(split="test", **SMALL_PORTFOLIO)
+    assert train.last <= test.first
+    starts = {train.reset(seed=s)[1]["period"] for s in range(10)}
+    assert len(starts) > 1 and all(train.first <= s <= train.last - train.episode_length for s in starts)
+    _, info = test.reset(seed=0)
+    assert np.datetime64(info["date"]) >= train.data.dates[train.last]
+
+
+def test_baselines_hold_and_rebalance():
+    env = PortfolioEnv(split="test", **{**SMALL_PORTFOLIO, "episode_length": None})
+    for policy, trades_after_first in [(buy_and_hold(env.n_assets), 0), (PeriodicRebalance(env.n_assets, 5), 1)]:
+        obs, info = env.reset(seed=0, options={"start": 0})
+        turnovers = []
+        for _ in range(20):
+            obs, _, _, _, info = env.step(policy(obs, info))
+            turnovers.append(info["turnover"])
+        assert turnovers[0] == pytest.approx(1.0)
+        assert (np.array(turnovers[1:]) > 1e-6).sum() == trades_after_first * 3
+
+
+def test_boot_delay_delays_new_capacity_but_bills_at_once():
+    env = AutoScalingEnv(boot_delay=3, **SMALL_SCALING)
+    _, info = env.reset(seed=0)
+    active = info["active"]
+    _, _, _, _, info = env.step(ADD_1)
+    assert info["billed"] == active + 1 and info["booting"] == 1
+    capacities = [info["capacity"]]
+    for _ in range(3):
+        _, _, _, _, info = env.step(HOLD_ACTION)
+        capacities.append(info["capacity"])
+    assert capacities == [active * env.capacity] * 3 + [(active + 1) * env.capacity]
+
+
+def test_no_boot_delay_serves_at_once_and_removal_cancels_booting_first():
+    env = AutoScalingEnv(boot_delay=0, **SMALL_SCALING)
+    _, info = env.reset(seed=0)
+    _, _, _, _, after = env.step(ADD_1)
+    assert after["capacity"] == (info["active"] + 1) * env.capacity
+    env = AutoScalingEnv(boot_delay=2, **SMALL_SCALING)
+    _, info = env.reset(seed=0)
+    env.step(ADD_1)
+    _, _, _, _, after = env.step(REMOVE_1)
+    assert after["booting"] == 0 and after["active"] == info["active"]
+
+
+def test_scaling_reward_pays_for_served_charges_lost_and_machines():
+    env = AutoScalingEnv(boot_delay=0, **SMALL_SCALING)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(HOLD_ACTION)
+    expected = ((info["served"] - env.lost_penalty * info["lost"]) / env.capacity - env.machine_cost * info["billed"]) / env.reward_scale
+    assert reward == pytest.approx(expected)
+    assert abs(reward) < 10  # O(1) scale
+
+
+def test_target_tracking_keeps_utilisation_near_set_point():
+    env = AutoScalingEnv(split="test", episode_days=None, boot_delay=0, **SMALL_SCALING)
+    tracker = TargetTracking(env.capacity, set_point=0.7)
+    obs, info = env.reset(seed=0, options={"start": 0})
+    served = capacity = 0.0
+    for _ in range(env.episode_length):
+        obs, _, _, truncated, info = env.step(tracker(obs, info))
+        served, capacity = served + info["served"], capacity + info["capacity"]
+        if truncated:
+            break
+    assert 0.55 < served / capacity < 0.8
+
+
+def test_load_generator_is_seeded_with_daily_cycle():
+    a, b = generate_load(n_days=7, seed=5), generate_load(n_days=7, seed=5)
+    np.testing.assert_array_equal(a.load, b.load)
+    by_hour = a.load[: 5 * a.steps_per_day].reshape(5, 24, -1).mean(axis=(0, 2))
+    assert by_hour[11] > 3 * by_hour[3]  # weekday midday far above the night
+
+
+def test_price_generator_is_seeded_and_switches_regimes():
+    a, b = generate_prices(2000, 3, seed=7), generate_prices(2000, 3, seed=7)
+    np.testing.assert_array_equal(a.prices, b.prices)
+    assert set(np.unique(a.regimes)) == {0, 1, 2}
+    assert np.all(a.prices > 0)
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _price_lines() -> list[str]:
+    lines = ["date,asset,close"]
+    for day in ("2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"):
+        lines += [f"{day},AAA,10.5", f"{day},BBB,20"]
+    return lines
+
+
+def test_price_csv_loads_and_feeds_the_env(tmp_path):
+    data = generate_prices(300, 2, seed=1)
+    lines = ["date,asset,close"] + [f"{d},{a},{float(p)!r}" for t, d in enumerate(data.dates) for a, p in zip(data.assets, data.prices[t])]
+    path = _write(tmp_path / "prices.csv", lines)
+    loaded = load_prices_csv(path)
+    assert loaded.assets == data.assets
+    np.testing.assert_array_equal(loaded.prices, data.prices)
+    env = PortfolioEnv(csv_path=path, window=5, episode_length=20)
+    assert env.reset(seed=0)[0].shape == env.observation_space.shape
+
+
+@pytest.mark.parametrize(
+    ("edit", "row", "words"),
+    [
+        (lambda ls: ls[:6] + ls[7:], 8, "gap"),  # BBB lacks 2024-01-04
+        (lambda ls: ls[:3] + ["2024-01-03,AAA,0"] + ls[4:], 4, "non-positive"),
+        (lambda ls: ls[:5] + ["2024-01-02,AAA,10"] + ls[6:], 6, "unsorted"),
+        (lambda ls: ls[:7] + ["2024-01-05,AAA,1O.5"] + ls[8:], 8, "bad number"),
+        (lambda ls: ls + ["2024-02-01,AAA,10", "2024-02-01,BBB,20"], 12, "gap"),  # weeks missing
+    ],
+)
+def test_bad_price_csv_names_file_and_row(tmp_path, edit, row, words):
+    path = _write(tmp_path / "bad_prices.csv", edit(_price_lines()))
+    with pytest.raises(CsvDataError, match=rf"{re.escape(str(path))}: row {row}: .*{words}"):
+        load_prices_csv(path)
+
+
+def _trace_lines() -> list[str]:
+    return ["timestamp,load"] + [f"2024-01-01T00:{m:02d}:00,{100 + m}" for m in range(0, 60, 10)]
+
+
+def test_trace_csv_loads_with_its_period(tmp_path):
+    trace = load_trace_csv(_write(tmp_path / "trace.csv", _trace_lines()))
+    assert trace.step_minutes == 10 and trace.steps_per_day == 144
+    np.testing.assert_array_equal(trace.load, [100, 110, 120, 130, 140, 150])
+
+
+@pytest.mark.parametrize(
+    ("edit", "row", "words"),
+    [
+        (lambda ls: ls[:4] + ls[5:], 5, "gap"),
+        (lambda ls: ls[:3] + ["2024-01-01T00:20:00,-5"] + ls[4:], 4, "negative"),
+        (lambda ls: ls[:3] + ["2024-01-01T00:05:00,1"] + ls[4:], 4, "unsorted"),
+        (lambda ls: ls[:2] + ["2024-01-01T00:10:00,abc"] + ls[3:], 3, "bad number"),
+    ],
+)
+def test_bad_trace_csv_names_file_and_row(tmp_path, edit, row, words):
+    path = _write(tmp_path / "bad_trace.csv", edit(_trace_lines()))
+    with pytest.raises(CsvDataError, match=rf"{re.escape(str(path))}: row {row}: .*{words}"):
+        load_trace_csv(path)
+
+
+@pytest.mark.parametrize(("env_id", "env_kwargs"), [(PORTFOLIO_ID, SMALL_PORTFOLIO), (AUTOSCALING_ID, SMALL_SCALING)])
+def test_tiny_train_evaluate_plot_round_trip(tmp_path, env_id, env_kwargs):
+    from deepracer_rl.envs.compare import evaluate_seed_env, plot_seed_env, train_seed_env
+
+    model = train_seed_env(env_id, 300, tmp_path, seed=0, env_kwargs=env_kwargs)
+    config = json.loads(model.with_suffix(".json").read_text())
+    assert model.is_file() and config["env_id"] == env_id and config["env_kwargs"] == env_kwargs
+    results = evaluate_seed_env(env_id, model, seed=0)
+    json.dumps(results)  # serialisable for the CLI
+    assert "ppo" in results["policies"] and len(results["policies"]) >= 3
+    key = "total_return" if results["kind"] == "portfolio" else "total_reward"
+    assert all(np.isfinite(p["metrics"][key]) for p in results["policies"].values())
+    paths = plot_seed_env(results, tmp_path / "plots")
+    assert paths and all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
