@@ -1,0 +1,691 @@
+"""What the car's camera sees: a ground texture per track and a fast renderer for many cars.
+
+The track lies on a flat floor, so below the horizon every camera pixel sees the ground
+plane: the image is a homography of a top-down texture (inverse perspective mapping).
+Per camera geometry the renderer precomputes that homography in the car frame, split
+into horizontal bands that sample a mip level (and extra rows) matching the pixel's
+ground footprint, so far rows are anti-aliased; per car and frame it only composes the
+pose and calls `cv2.warpPerspective` per band. Beyond the floor mat, beyond `far` and
+above the horizon the camera sees walls and sky (a gradient by elevation).
+
+Pixel convention: `CameraSpec.intrinsics` give the principal point as the image centre
+(width / 2, height / 2); here that is read with pixel i covering [i, i + 1), so renders at
+different sizes are area-consistent (see `to_observation`). No ROS imports.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from .car import CameraSpec, CarSpec
+    from .track import Track
+
+# ---- the look of the scene (RGB) ----------------------------------------------------------
+FLOOR_RGB = (78, 110, 74)  # off-road mat
+ROAD_RGB = (40, 40, 44)
+BORDER_RGB = (236, 236, 232)  # white lines along both borders
+CENTRE_RGB = (240, 220, 128)  # yellow-white centre dashes
+LINE_WIDTH = 0.05  # metres, border lines and centre dashes
+DASH_LENGTH = 0.15  # metres of paint in every DASH_PERIOD of centre line
+DASH_PERIOD = 0.30
+FLOOR_GRAIN = 5.0  # gray levels of low-frequency mottling on the mat
+ROAD_GRAIN = 3.0  # gray levels of fine grain on the road and mat
+WALL_BASE_RGB = (112, 114, 120)  # just below the horizon, beyond the mat
+WALL_FOOT_RGB = (96, 98, 104)  # looking steeply down beyond the mat
+WALL_RGB = (168, 170, 176)  # just above the horizon
+SKY_RGB = (208, 216, 230)  # looking up (ELEVATION_SPAN and more)
+ELEVATION_SPAN = 0.5  # radians over which the wall/sky gradient runs
+
+OBSERVATION_WIDTH, OBSERVATION_HEIGHT = 160, 120  # DeepRacer's policy input size
+
+# ---- texture and sampling -----------------------------------------------------------------
+TEXTURE_RESOLUTION = 0.01  # metres per texel (coarsened if the texture would be too big)
+MAX_TEXTURE_SIDE = 4096
+FLOOR_MARGIN = 1.5  # metres of mat around the track's bounding box
+MIP_LEVELS = 6  # pyramid levels 0..5 (1 cm .. 32 cm texels)
+MAX_SUBROWS = 4  # extra samples per row where the ground footprint is long and thin
+_DRAW_SUPERSAMPLE = 4  # texture masks are drawn at this factor, then area-averaged
+_DRAW_SHIFT = 4  # fractional bits for cv2 drawing coordinates
+_WARP_FLAGS = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+
+
+# ---- observation --------------------------------------------------------------------------
+
+
+def to_observation(rgb: np.ndarray, width: int, height: int, grayscale: bool) -> np.ndarray:
+    """The observation a policy sees from an RGB frame: the one conversion both paths use.
+
+    `rgb` is (H, W, 3) or (N, H, W, 3) uint8. It is resized to width x height with
+    `cv2.INTER_AREA` (skipped at the same size), then, if `grayscale`, converted with
+    `cv2.COLOR_RGB2GRAY` (Y = 0.299 R + 0.587 G + 0.114 B, rounded). Returns (H, W) /
+    (N, H, W) uint8 when gray, else (H, W, 3) / (N, H, W, 3) RGB.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.shape[-1] != 3 or rgb.ndim not in (3, 4):
+        raise ValueError(f"expected uint8 RGB (H, W, 3) or (N, H, W, 3), got {rgb.dtype} {rgb.shape}")
+    if rgb.ndim == 4:
+        shape = (len(rgb), height, width) + (() if grayscale else (3,))
+        out = np.empty(shape, dtype=np.uint8)
+        for frame, dst in zip(rgb, out):
+            dst[...] = to_observation(frame, width, height, grayscale)
+        return out
+    if rgb.shape[:2] != (height, width):
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if grayscale else np.ascontiguousarray(rgb)
+
+
+# ---- ground texture -----------------------------------------------------------------------
+
+
+def _world_to_texel(resolution: float, x0: float, y0: float) -> np.ndarray:
+    """3x3 matrix taking homogeneous world (x, y, 1) to texel (col, row, 1)."""
+    r = resolution
+    return np.array([[1 / r, 0, -x0 / r], [0, -1 / r, y0 / r], [0, 0, 1]])
+
+
+@dataclass(frozen=True, eq=False)
+class GroundTexture:
+    """Top-down RGB image of the floor around a track (row 0 = largest y, north up).
+
+    Texel (row, col) has its centre at world (x0 + col * resolution, y0 - row * resolution).
+    `floor` and `paint` split the image so the mat can be repainted: rgb = paint + floor * mat.
+    """
+
+    rgb: np.ndarray  # (H, W, 3) uint8
+    floor: np.ndarray  # (H, W) float32 coverage of the off-road mat, 0..1
+    paint: np.ndarray  # (H, W, 3) float32 road and lines, premultiplied by their coverage
+    resolution: float  # metres per texel
+    x0: float
+    y0: float
+
+    @property
+    def world_to_texel(self) -> np.ndarray:
+        """3x3 matrix taking homogeneous world (x, y, 1) to texel (col, row, 1)."""
+        return _world_to_texel(self.resolution, self.x0, self.y0)
+
+    def with_floor(self, mat: np.ndarray) -> np.ndarray:
+        """The texture with the mat painted as `mat`: (3,) colour or (H, W, 3) image (float)."""
+        out = self.paint + self.floor[..., None] * np.asarray(mat, dtype=np.float32)
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+    @classmethod
+    def build(
+        cls, track: "Track", resolution: float = TEXTURE_RESOLUTION, margin: float = FLOOR_MARGIN
+    ) -> "GroundTexture":
+        """Draw the road, border lines and dashed centre line of a track on a mat."""
+        pts = np.vstack([track.waypoints, track.inner, track.outer])
+        lo = pts.min(axis=0) - margin
+        hi = pts.max(axis=0) + margin
+        resolution = max(resolution, float((hi - lo).max()) / MAX_TEXTURE_SIDE)
+        align = 2 ** (MIP_LEVELS - 1)  # sides divisible by it keep every mip level aligned
+        w, h = (np.ceil((hi - lo) / resolution / align).astype(int) * align).tolist()
+        x0, y0 = float(lo[0]), float(lo[1]) + (h - 1) * resolution
+        to_tex = _world_to_texel(resolution, x0, y0)
+        ring = (lambda a: np.vstack([a, a[:1]])) if track.closed else (lambda a: a)
+
+        def texels(xy: np.ndarray) -> np.ndarray:
+            return np.asarray(xy, dtype=np.float64) @ to_tex[:2, :2].T + to_tex[:2, 2]
+
+        # Road: quads between the borders, filled on a canvas supersampled for coverage (cv2
+        # rasterises to whole canvas pixels; the road's edge is hidden under the border lines).
+        ss, one = _DRAW_SUPERSAMPLE, 1 << _DRAW_SHIFT
+        inner, outer = texels(ring(track.inner)), texels(ring(track.outer))
+        fixed = [np.round(((t + 0.5) * ss - 0.5) * one).astype(np.int32) for t in (inner, outer)]
+        canvas = np.zeros((h * ss, w * ss), dtype=np.uint8)
+        for quad in np.stack([fixed[0][:-1], fixed[0][1:], fixed[1][1:], fixed[1][:-1]], axis=1):
+            cv2.fillPoly(canvas, [quad], 255, cv2.LINE_8, _DRAW_SHIFT)  # one by one: no even-odd holes
+        a_road = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        del canvas
+        # Lines: analytic coverage, exact to a fraction of a texel.
+        half = LINE_WIDTH / resolution / 2
+        a_line = _line_coverage((h, w), [np.stack([e[:-1], e[1:]], axis=1) for e in (inner, outer)], half)
+        a_dash = _line_coverage((h, w), [texels(_dashes(ring(track.waypoints)))], half)
+        rng = np.random.default_rng(0)  # the default look is the same every time
+        fine = rng.standard_normal((h, w), dtype=np.float32) * ROAD_GRAIN
+        blotch = rng.standard_normal((h // 16 + 2, w // 16 + 2), dtype=np.float32)
+        blotch = cv2.resize(blotch, (w, h), interpolation=cv2.INTER_CUBIC) * FLOOR_GRAIN
+        floor = (1 - a_road) * (1 - a_line) * (1 - a_dash)
+        road_rgb = np.float32(ROAD_RGB) + fine[..., None]
+        paint = (a_road * (1 - a_line) * (1 - a_dash))[..., None] * road_rgb
+        paint += (a_line * (1 - a_dash))[..., None] * np.float32(BORDER_RGB)
+        paint += a_dash[..., None] * np.float32(CENTRE_RGB)
+        mat = np.float32(FLOOR_RGB) + (blotch + fine)[..., None]
+        rgb = np.clip(paint + floor[..., None] * mat + 0.5, 0, 255).astype(np.uint8)
+        return cls(rgb=rgb, floor=floor, paint=paint, resolution=resolution, x0=x0, y0=y0)
+
+
+def _dashes(line: np.ndarray, pieces: int = 5) -> np.ndarray:
+    """Centre dashes along a polyline (world metres) as (K, 2, 2) segments, `pieces` per dash."""
+    seg = np.linalg.norm(np.diff(line, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    starts = np.arange(0.0, s[-1], DASH_PERIOD)
+    ends = np.minimum(starts + DASH_LENGTH, s[-1])
+    at = starts[:, None] + (ends - starts)[:, None] * np.linspace(0, 1, pieces + 1)  # (D, pieces + 1)
+    xy = np.stack([np.interp(at, s, line[:, 0]), np.interp(at, s, line[:, 1])], axis=-1)
+    return np.stack([xy[:, :-1], xy[:, 1:]], axis=2).reshape(-1, 2, 2)
+
+
+def _line_coverage(shape: tuple[int, int], segments: list[np.ndarray], half: float) -> np.ndarray:
+    """Coverage 0..1 of texels by round-capped strokes of half width `half` along segments.
+
+    `segments` are (K, 2, 2) arrays in texel coordinates. A texel is covered by
+    clip(half - distance + 0.5, 0, 1): exact area for straight edges, one texel wide ramp.
+    """
+    h, w = shape
+    cov = np.zeros(shape, dtype=np.float32)
+    reach = half + 1.0
+    for (ax, ay), (bx, by) in np.concatenate(segments):
+        x0, x1 = max(int(min(ax, bx) - reach), 0), min(int(max(ax, bx) + reach) + 2, w)
+        y0, y1 = max(int(min(ay, by) - reach), 0), min(int(max(ay, by) + reach) + 2, h)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        xs = np.arange(x0, x1, dtype=np.float32) - np.float32(ax)
+        ys = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(ay)
+        dx, dy = bx - ax, by - ay
+        t = np.clip((xs * dx + ys * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
+        dist = np.hypot(xs - t * dx, ys - t * dy)
+        stroke = np.clip(half + 0.5 - dist, 0, 1)
+        np.maximum(cov[y0:y1, x0:x1], stroke, out=cov[y0:y1, x0:x1])
+    return cov
+
+
+_TEXTURES: "weakref.WeakKeyDictionary[Track, GroundTexture]" = weakref.WeakKeyDictionary()
+
+
+def ground_texture(track: "Track") -> GroundTexture:
+    """The track's ground texture, built once per Track object."""
+    texture = _TEXTURES.get(track)
+    if texture is None:
+        texture = _TEXTURES[track] = GroundTexture.build(track)
+    return texture
+
+
+def _pyramid(image: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Mip levels 0..MIP_LEVELS-1 (cv2.pyrDown: level-L texel i sits at level-0 texel i * 2**L)."""
+    levels = [np.ascontiguousarray(image)]
+    for _ in range(MIP_LEVELS - 1):
+        levels.append(cv2.pyrDown(levels[-1]))
+    return tuple(levels)
+
+
+# ---- walls and sky ------------------------------------------------------------------------
+
+
+def _background_rgb(elevation: np.ndarray) -> np.ndarray:
+    """Wall/sky colour (float RGB, shape (..., 3)) of rays at the given elevations (rad)."""
+    e = np.asarray(elevation, dtype=np.float32)[..., None]
+    up = np.clip(e / ELEVATION_SPAN, 0, 1)
+    down = np.clip(-e / ELEVATION_SPAN, 0, 1)
+    above = (1 - up) * np.float32(WALL_RGB) + up * np.float32(SKY_RGB)
+    below = (1 - down) * np.float32(WALL_BASE_RGB) + down * np.float32(WALL_FOOT_RGB)
+    return np.where(e >= 0, above, below)
+
+
+# ---- camera geometry ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Band:
+    """Rows [j0, j1) of a strip's sample buffer, sampled from mip `level`."""
+
+    j0: int
+    j1: int
+    level: int
+    homography: np.ndarray  # (3, 3) buffer pixel (u, j) -> car-frame ground (forward, left, 1)
+
+
+@dataclass(frozen=True)
+class _Strip:
+    """Image rows [v0, v1) sampled `sub` times per row, then area-averaged to one row."""
+
+    v0: int
+    v1: int
+    sub: int
+    bands: tuple[_Band, ...]
+    background: np.ndarray | None  # prefill of the (sub * rows, W) buffer when sub > 1
+
+
+@dataclass(frozen=True, eq=False)
+class _View:
+    """One camera geometry at one output size: background image and ground strips."""
+
+    background: np.ndarray  # (H, W) or (H, W, 3) uint8
+    strips: tuple[_Strip, ...]
+    horizon: float  # continuous row of the horizon (pixel i covers [i, i + 1))
+
+    levels: np.ndarray = field(init=False)  # (B,) mip level of every band, in strip order
+    homographies: np.ndarray = field(init=False)  # (B, 3, 3) of every band
+
+    def __post_init__(self) -> None:
+        bands = [band for strip in self.strips for band in strip.bands]
+        object.__setattr__(self, "levels", np.array([b.level for b in bands], dtype=int))
+        homographies = np.array([b.homography for b in bands]).reshape(-1, 3, 3)
+        object.__setattr__(self, "homographies", homographies)
+
+
+def _ground_homography(
+    x: float, y: float, z: float, pitch: float, fx: float, fy: float, cx: float, cy: float
+) -> np.ndarray:
+    """3x3 from pixel index (u, v, 1) to car-frame ground (forward, left, 1), up to scale."""
+    sp, cp = math.sin(pitch), math.cos(pitch)
+    cx, cy = cx - 0.5, cy - 0.5  # pixel index u has its centre at u + 0.5
+    w = np.array([0.0, cp / fy, sp - cp * cy / fy])
+    fw = x * w + z * np.array([0.0, -sp / fy, cp + sp * cy / fy])
+    lw = y * w + z * np.array([-1 / fx, 0.0, cx / fx])
+    return np.stack([fw, lw, w])
+
+
+def _make_view(
+    camera: "CameraSpec", width: int, height: int, resolution: float, grayscale: bool,
+    dz: float = 0.0, dpitch: float = 0.0, gains: np.ndarray | None = None,
+) -> _View:
+    """Precompute bands and background for a camera (z and pitch jittered by dz, dpitch)."""
+    fx, fy, cx, cy = camera.intrinsics(width, height)
+    z, pitch = camera.z + dz, camera.pitch + dpitch
+    sp, cp = math.sin(pitch), math.cos(pitch)
+    gains = np.ones(3, np.float32) if gains is None else np.asarray(gains, np.float32)
+
+    def rays(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Down and forward components of the centre-column ray through continuous row v."""
+        b = (v - cy) / fy
+        return sp + cp * b, cp - sp * b
+
+    # Background: each row's colour averaged over 8 sub-rows, so the horizon is anti-aliased.
+    sub_v = np.arange(height)[:, None] + (np.arange(8) + 0.5) / 8
+    down, fwd = rays(sub_v)
+    rows = _background_rgb(np.arctan2(-down, fwd)).mean(axis=1) * gains
+    rows_rgb = np.clip(rows + 0.5, 0, 255).astype(np.uint8)[:, None]
+    background = np.ascontiguousarray(np.broadcast_to(rows_rgb, (height, width, 3)))
+    if grayscale:
+        background = cv2.cvtColor(background, cv2.COLOR_RGB2GRAY)
+    h_car = _ground_homography(camera.x, camera.y, z, pitch, fx, fy, cx, cy)
+
+    # Ground rows: the whole row must see the ground nearer than `far` (its top edge too).
+    v = np.arange(height, dtype=np.float64)
+    w_top, f_top = rays(v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = (w_top > 1e-9) & (z * f_top / w_top <= camera.far)
+        w_mid = rays(v + 0.5)[0]
+        lateral = z / (fx * w_mid)  # metres of ground per pixel across the row
+        along = z / (fy * w_mid**2)  # metres per pixel along the view direction
+    strips: list[_Strip] = []
+    ground = np.flatnonzero(ok)
+    if len(ground):
+        start = int(ground[0])
+        lat, lon = lateral[start:], along[start:]
+        # Extra rows only where one row's ground footprint spans more than a texel lengthwise.
+        stretch = np.maximum(lon / np.maximum(lat, resolution), 1.0)
+        sub = np.clip(2 ** np.round(np.log2(stretch)), 1, MAX_SUBROWS).astype(int)
+        footprint = np.sqrt(lat * lon / sub)
+        level = np.clip(np.round(np.log2(footprint / resolution)), 0, MIP_LEVELS - 1).astype(int)
+        for s0, s1 in _runs(sub):
+            v0, k = start + s0, int(sub[s0])
+            bands = []
+            for b0, b1 in _runs(level[s0:s1]):
+                # band row j samples image row v0 + b0 + (j + 0.5) / k - 0.5 (pixel-centre indices)
+                to_row = np.array([[1.0, 0, 0], [0, 1.0 / k, v0 + b0 + 0.5 / k - 0.5], [0, 0, 1.0]])
+                bands.append(_Band(b0 * k, b1 * k, int(level[s0 + b0]), h_car @ to_row))
+            v1 = start + s1
+            bg = np.ascontiguousarray(np.repeat(background[v0:v1], k, axis=0)) if k > 1 else None
+            strips.append(_Strip(v0, v1, k, tuple(bands), bg))
+    horizon = cy - fy * math.tan(pitch)
+    return _View(background, tuple(strips), horizon)
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index pairs of the runs of equal consecutive values."""
+    cuts = np.flatnonzero(np.diff(values)) + 1
+    return list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(values)]]).tolist()))
+
+
+# ---- domain randomisation -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DomainRandomization:
+    """Image and scene jitter for training; all off by default, drawn from the renderer's seed.
+
+    Per frame: brightness (gain 1 +- brightness), contrast (about mid-gray, 1 +- contrast),
+    gaussian noise (std in gray levels), a small gaussian blur with probability `blur`.
+    Per episode (`CameraRenderer.new_episode`): camera height +- camera_height metres and
+    pitch +- camera_pitch radians, and one of TEXTURE_POOL scene variants, each a random
+    mat (if floor_texture) under a per-channel colour gain 1 +- color.
+    """
+
+    brightness: float = 0.0  # max relative change
+    contrast: float = 0.0
+    color: float = 0.0  # per-channel gain jitter
+    noise: float = 0.0  # gaussian noise std in gray levels
+    blur: float = 0.0  # probability of a small gaussian blur
+    camera_height: float = 0.0  # max metres of z jitter
+    camera_pitch: float = 0.0  # max radians of pitch jitter
+    floor_texture: bool = False  # random floor colour/texture per episode
+
+    def __post_init__(self) -> None:
+        for name in ("brightness", "contrast", "color", "noise", "blur", "camera_height", "camera_pitch"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"DomainRandomization.{name} must be a finite number >= 0, got {value}")
+        if self.blur > 1:
+            raise ValueError(f"DomainRandomization.blur is a probability in [0, 1], got {self.blur}")
+        for name in ("brightness", "contrast", "color"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"DomainRandomization.{name} must be < 1 so gains stay positive")
+
+    @property
+    def enabled(self) -> bool:
+        """True if anything is randomised."""
+        return self != DomainRandomization()
+
+
+TEXTURE_POOL = 16  # scene variants (mat x colour gain) per renderer, built when first drawn
+
+
+def _random_mat(rng: np.random.Generator, shape: tuple[int, int], resolution: float) -> np.ndarray:
+    """A random floor: a colour, plain, mottled, tiled or carpet-grained (float32 (H, W, 3) RGB)."""
+    h, w = shape
+
+    def colour() -> np.ndarray:
+        hsv = np.array([[[rng.uniform(0, 180), rng.uniform(0, 170), rng.uniform(50, 230)]]])
+        return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+    base = colour()
+    kind = rng.integers(0, 4)
+    if kind == 0:  # plain
+        return np.broadcast_to(base, (h, w, 3))
+    if kind == 1:  # mottled, blotches of 5-50 cm
+        cell = max(1, int(rng.uniform(0.05, 0.5) / resolution))
+        small = rng.standard_normal((h // cell + 2, w // cell + 2, 3), dtype=np.float32)
+        small = small.mean(axis=2, keepdims=True) * 0.8 + small * 0.2
+        blotches = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+        return base + blotches * np.float32(rng.uniform(8, 40))
+    if kind == 2:  # tiles of 20-100 cm, checkerboard or shaded
+        cell = max(1, int(rng.uniform(0.2, 1.0) / resolution))
+        other = colour() if rng.random() < 0.5 else base * np.float32(rng.uniform(0.6, 0.9))
+        rows, cols = np.ogrid[:h, :w]
+        checker = ((rows // cell + cols // cell) % 2).astype(np.float32)[..., None]
+        return base * (1 - checker) + other * checker
+    small = rng.standard_normal((h // 2 + 1, w // 2 + 1), dtype=np.float32)  # carpet grain
+    grain = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
+    return base + grain * np.float32(rng.uniform(5, 25))
+
+
+@dataclass(frozen=True, eq=False)
+class _Scene:
+    """One scene variant: texture mip levels (gray or RGB) and the colour gain they carry."""
+
+    levels: tuple[np.ndarray, ...]
+    gains: np.ndarray | None  # (3,) per-channel gain, None = 1
+
+
+@dataclass
+class _Car:
+    """Per-car episode state: its camera view, its scene and its random stream."""
+
+    view: _View
+    scene: _Scene
+    rng: np.random.Generator = field(repr=False)
+
+
+# ---- renderer -----------------------------------------------------------------------------
+
+
+class CameraRenderer:
+    """Render the front camera of N cars on one track at once (ground-plane IPM, NumPy + cv2)."""
+
+    def __init__(
+        self,
+        track: "Track",
+        camera: "CameraSpec | None" = None,
+        width: int = OBSERVATION_WIDTH,
+        height: int = OBSERVATION_HEIGHT,
+        grayscale: bool = True,
+        randomization: DomainRandomization | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if width <= 0 or height <= 0:
+            raise ValueError(f"image size must be positive, got {width}x{height}")
+        self.track = track
+        self.camera = _car_spec().camera if camera is None else camera
+        self.width, self.height, self.grayscale = int(width), int(height), bool(grayscale)
+        self.randomization = randomization or DomainRandomization()
+        self.texture = ground_texture(track)
+        self._scene = _Scene(self._levels(self.texture.rgb), None)
+        self._view = self._make_view()
+        scale = 0.5 ** np.arange(MIP_LEVELS)
+        to_level = np.zeros((MIP_LEVELS, 3, 3))
+        to_level[:, 0, 0], to_level[:, 1, 1], to_level[:, 2, 2] = scale, scale, 1.0
+        self._level_maps = to_level @ self.texture.world_to_texel  # (L, 3, 3) world -> level texel
+        self.reseed(seed)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one frame: (H, W) gray or (H, W, 3) RGB."""
+        return (self.height, self.width) if self.grayscale else (self.height, self.width, 3)
+
+    def horizon_row(self, car_index: int = 0) -> float:
+        """Image row of the horizon for a car's camera (continuous; pixel i covers [i, i + 1))."""
+        return self._car(car_index).view.horizon
+
+    def reseed(self, seed: int | None) -> None:
+        """Restart all random streams from `seed`; every car redraws its episode randomisation."""
+        self._entropy = np.random.SeedSequence(seed).entropy
+        self._cars: list[_Car] = []
+        self._pool: dict[int, _Scene] = {}
+        r = self.randomization
+        self._per_frame = bool(r.brightness or r.contrast or r.blur or r.noise)
+        self._noise = None
+        if r.noise:  # a bank of noise, read from a random offset per frame
+            rng = np.random.default_rng(self._stream(0))
+            size = 4 * int(np.prod(self.shape))
+            noise = rng.standard_normal(size, dtype=np.float32) * np.float32(self.randomization.noise)
+            self._noise = np.clip(np.round(noise), -255, 255).astype(np.int16)
+
+    def new_episode(self, car_index: int) -> None:
+        """Redraw one car's per-episode randomisation (camera height/pitch, mat, colour gain)."""
+        car = self._car(car_index)
+        car.view, car.scene = self._draw_episode(car.rng)
+
+    # ---- internals --------------------------------------------------------------------
+    def _stream(self, *key: int) -> np.random.SeedSequence:
+        return np.random.SeedSequence(self._entropy, spawn_key=key)
+
+    def _levels(self, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
+        return _pyramid(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.grayscale else rgb)
+
+    def _make_view(self, dz: float = 0.0, dpitch: float = 0.0, gains: np.ndarray | None = None) -> _View:
+        resolution = self.texture.resolution
+        return _make_view(self.camera, self.width, self.height, resolution, self.grayscale, dz, dpitch, gains)
+
+    def _car(self, index: int) -> _Car:
+        if index < 0:
+            raise IndexError(f"car index must be >= 0, got {index}")
+        while len(self._cars) <= index:
+            rng = np.random.default_rng(self._stream(1, len(self._cars)))
+            self._cars.append(_Car(*self._draw_episode(rng), rng))
+        return self._cars[index]
+
+    def _pool_scene(self, k: int) -> _Scene:
+        """Scene variant k of the pool, drawn from its own stream (same seed -> same variant)."""
+        scene = self._pool.get(k)
+        if scene is None:
+            r, tex = self.randomization, self.texture
+            rng = np.random.default_rng(self._stream(2, k))
+            rgb = tex.rgb
+            if r.floor_texture:
+                rgb = tex.with_floor(_random_mat(rng, tex.floor.shape, tex.resolution))
+            gains = (1 + rng.uniform(-1, 1, 3) * r.color).astype(np.float32) if r.color else None
+            if gains is not None:
+                rgb = np.clip(rgb * gains + 0.5, 0, 255).astype(np.uint8)
+            scene = self._pool[k] = _Scene(self._levels(rgb), gains)
+        return scene
+
+    def _draw_episode(self, rng: np.random.Generator) -> tuple[_View, _Scene]:
+        r = self.randomization
+        if not r.enabled:
+            return self._view, self._scene
+        dz = rng.uniform(-1, 1) * r.camera_height
+        dpitch = rng.uniform(-1, 1) * r.camera_pitch
+        scene = self._scene
+        if r.floor_texture or r.color:
+            scene = self._pool_scene(int(rng.integers(TEXTURE_POOL)))
+        if dz == 0 and dpitch == 0 and scene.gains is None:
+            return self._view, scene
+        return self._make_view(dz, dpitch, scene.gains), scene
+
+    # ---- rendering --------------------------------------------------------------------
+    def render(self, poses: np.ndarray) -> np.ndarray:
+        """poses (N,3) x, y, yaw -> (N,H,W) uint8 if grayscale else (N,H,W,3) uint8 RGB."""
+        poses = np.asarray(poses, dtype=np.float64)
+        if poses.ndim != 2 or poses.shape[1] != 3:
+            raise ValueError(f"poses must have shape (N, 3) (x, y, yaw), got {poses.shape}")
+        n = len(poses)
+        out = np.empty((n,) + self.shape, dtype=np.uint8)
+        if n == 0:
+            return out
+        cars = [self._car(i) for i in range(n)]
+        c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
+        pose = np.zeros((n, 3, 3))
+        pose[:, 0, 0], pose[:, 0, 1], pose[:, 0, 2] = c, -s, poses[:, 0]
+        pose[:, 1, 0], pose[:, 1, 1], pose[:, 1, 2] = s, c, poses[:, 1]
+        pose[:, 2, 2] = 1.0
+        # Band matrices (band pixel -> texel of its mip level), batched over cars sharing a view.
+        groups: dict[int, list[int]] = {}
+        for i, car in enumerate(cars):
+            groups.setdefault(id(car.view), []).append(i)
+        mats: list[np.ndarray] = [None] * n  # type: ignore[list-item]
+        for idx in groups.values():
+            view = cars[idx[0]].view
+            m = self._level_maps[view.levels][None] @ pose[idx][:, None] @ view.homographies[None]
+            for i, mi in zip(idx, m):
+                mats[i] = mi
+        w = self.width
+        for i, car in enumerate(cars):
+            frame = out[i]
+            frame[...] = car.view.background
+            m = iter(mats[i])
+            for strip in car.view.strips:
+                rows = frame[strip.v0 : strip.v1]
+                buf = rows if strip.sub == 1 else strip.background.copy()
+                for band in strip.bands:
+                    cv2.warpPerspective(
+                        car.scene.levels[band.level], next(m), (w, band.j1 - band.j0),
+                        dst=buf[band.j0 : band.j1], flags=_WARP_FLAGS, borderMode=cv2.BORDER_TRANSPARENT,
+                    )
+                if strip.sub > 1:
+                    cv2.resize(buf, (w, strip.v1 - strip.v0), dst=rows, interpolation=cv2.INTER_AREA)
+            if self._per_frame:
+                self._jitter(frame, car.rng)
+        return out
+
+    def _jitter(self, frame: np.ndarray, rng: np.random.Generator) -> None:
+        """Per-frame brightness/contrast (one LUT), blur and noise, in place."""
+        r = self.randomization
+        if r.brightness or r.contrast:
+            gain = 1 + rng.uniform(-1, 1) * r.brightness
+            contrast = 1 + rng.uniform(-1, 1) * r.contrast
+            lut = np.clip(gain * (contrast * (np.arange(256) - 128.0) + 128.0) + 0.5, 0, 255).astype(np.uint8)
+            cv2.LUT(frame, lut, dst=frame)
+        if r.blur and rng.random() < r.blur:
+            sigma = rng.uniform(0.4, 1.2) * self.width / 160.0  # "small" at any image size
+            cv2.GaussianBlur(frame, (0, 0), sigma, dst=frame)
+        if self._noise is not None:
+            start = int(rng.integers(0, len(self._noise) - frame.size))
+            noise = self._noise[start : start + frame.size].reshape(frame.shape)
+            cv2.add(frame, noise, dst=frame, dtype=cv2.CV_8U)
+
+
+# ---- maps and example views ---------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _car_spec() -> "CarSpec":
+    from .car import CarSpec
+
+    return CarSpec.from_urdf()
+
+
+_CAR_COLOURS = ((220, 40, 40), (40, 110, 230), (250, 160, 20), (170, 60, 200), (30, 190, 160))
+
+
+def render_topdown(
+    track: "Track", poses: np.ndarray | None = None, trail: np.ndarray | None = None, size: int = 800
+) -> np.ndarray:
+    """RGB map of the track (longest side `size` px) with cars drawn as oriented boxes.
+
+    `trail` is an (M, 2) path of x, y (or a list of them) drawn as a line under the cars.
+    """
+    texture = ground_texture(track)
+    h, w = texture.rgb.shape[:2]
+    k = size / max(h, w)
+    out_w, out_h = max(1, round(w * k)), max(1, round(h * k))
+    image = cv2.resize(texture.rgb, (out_w, out_h), interpolation=cv2.INTER_AREA)
+    to_px = np.diag([out_w / w, out_h / h, 1.0]) @ texture.world_to_texel
+
+    def px(xy: np.ndarray) -> np.ndarray:
+        t = np.asarray(xy, dtype=np.float64).reshape(-1, 2) @ to_px[:2, :2].T + to_px[:2, 2]
+        return np.round(t * 16).astype(np.int32)  # 4 fractional bits
+
+    if trail is not None:
+        paths = trail if isinstance(trail, (list, tuple)) else [trail]
+        thickness = max(1, size // 400)
+        cv2.polylines(image, [px(p) for p in paths], False, (255, 90, 0), thickness, cv2.LINE_AA, 4)
+    if poses is not None:
+        car = _car_spec()
+        poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
+        half_l, half_w = car.length / 2, car.width / 2
+        centre_x = car.wheelbase / 2  # the body sits around the middle of the wheelbase
+        box = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [half_l, half_w] + [centre_x, 0]
+        nose = np.array([[1, 0], [0.4, 0.7], [0.4, -0.7]]) * [half_l, half_w] + [centre_x, 0]
+        for i, (x, y, yaw) in enumerate(poses):
+            rot = np.array([[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]])
+            body = px(box @ rot.T + [x, y])
+            cv2.fillPoly(image, [body], _CAR_COLOURS[i % len(_CAR_COLOURS)], cv2.LINE_AA, 4)
+            cv2.polylines(image, [body], True, (20, 20, 20), 1, cv2.LINE_AA, 4)
+            cv2.fillPoly(image, [px(nose @ rot.T + [x, y])], (255, 255, 255), cv2.LINE_AA, 4)
+    return image
+
+
+def example_poses(track: "Track") -> np.ndarray:
+    """A few poses for looking at a track: on the centre line facing along it, and offsets."""
+    arcs = track.length * np.array([0.0, 0.25, 0.5, 0.75, 0.1, 0.6])
+    points, headings = track.point_at(arcs)
+    offsets = np.array([0, 0, 0, 0, 0.3, -0.3]) * track.width  # + = toward the left border
+    normal = np.stack([-np.sin(headings), np.cos(headings)], axis=1)
+    points = points + offsets[:, None] * normal
+    return np.column_stack([points, headings])
+
+
+def write_views(track: "Track", out_dir: str | Path, poses: np.ndarray | None = None) -> list[Path]:
+    """Write camera frames (640x480 RGB, 160x120 gray) from a few poses and a top-down map.
+
+    Default poses: `example_poses(track)`. Returns the written PNG paths.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    poses = example_poses(track) if poses is None else np.asarray(poses, dtype=np.float64).reshape(-1, 3)
+    camera = _car_spec().camera
+    full = CameraRenderer(track, camera, camera.width, camera.height, grayscale=False).render(poses)
+    small = CameraRenderer(track, camera, grayscale=True).render(poses)
+    images: list[tuple[str, np.ndarray]] = []
+    for i, (rgb, gray) in enumerate(zip(full, small)):
+        rgb_name = f"view{i}_rgb_{camera.width}x{camera.height}.png"
+        images.append((rgb_name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
+        images.append((f"view{i}_gray_{OBSERVATION_WIDTH}x{OBSERVATION_HEIGHT}.png", gray))
+    images.append(("topdown.png", cv2.cvtColor(render_topdown(track, poses), cv2.COLOR_RGB2BGR)))
+    paths = []
+    for name, image in images:
+        path = out / name
+        if not cv2.imwrite(str(path), image):
+            raise OSError(f"could not write {path}")
+        paths.append(path)
+    return paths
