@@ -53,7 +53,8 @@ MAX_TEXTURE_SIDE = 4096
 FLOOR_MARGIN = 1.5  # metres of mat around the track's bounding box
 MIP_LEVELS = 6  # pyramid levels 0..5 (1 cm .. 32 cm texels)
 MAX_SUBROWS = 4  # extra samples per row where the ground footprint is long and thin
-_DRAW_SUPERSAMPLE = 4  # texture masks are drawn at this factor, then area-averaged
+_DRAW_SUPERSAMPLE = 4  # the road is filled at up to this factor, then area-averaged
+_DRAW_CANVAS = 64e6  # ... on a canvas of at most this many pixels
 _DRAW_SHIFT = 4  # fractional bits for cv2 drawing coordinates
 _WARP_FLAGS = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
 
@@ -101,8 +102,8 @@ class GroundTexture:
     """
 
     rgb: np.ndarray  # (H, W, 3) uint8
-    floor: np.ndarray  # (H, W) float32 coverage of the off-road mat, 0..1
-    paint: np.ndarray  # (H, W, 3) float32 road and lines, premultiplied by their coverage
+    floor: np.ndarray  # (H, W) uint8 coverage of the off-road mat, 0..255
+    paint: np.ndarray  # (H, W, 3) uint8 road and lines, premultiplied by their coverage
     resolution: float  # metres per texel
     x0: float
     y0: float
@@ -114,8 +115,7 @@ class GroundTexture:
 
     def with_floor(self, mat: np.ndarray) -> np.ndarray:
         """The texture with the mat painted as `mat`: (3,) colour or (H, W, 3) image (float)."""
-        out = self.paint + self.floor[..., None] * np.asarray(mat, dtype=np.float32)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return _compose(self.paint, self.floor, mat)
 
     @classmethod
     def build(
@@ -137,7 +137,8 @@ class GroundTexture:
 
         # Road: quads between the borders, filled on a canvas supersampled for coverage (cv2
         # rasterises to whole canvas pixels; the road's edge is hidden under the border lines).
-        ss, one = _DRAW_SUPERSAMPLE, 1 << _DRAW_SHIFT
+        ss = int(np.clip(math.sqrt(_DRAW_CANVAS / (h * w)), 1, _DRAW_SUPERSAMPLE))
+        one = 1 << _DRAW_SHIFT
         inner, outer = texels(ring(track.inner)), texels(ring(track.outer))
         fixed = [np.round(((t + 0.5) * ss - 0.5) * one).astype(np.int32) for t in (inner, outer)]
         canvas = np.zeros((h * ss, w * ss), dtype=np.uint8)
@@ -159,8 +160,20 @@ class GroundTexture:
         paint += (a_line * (1 - a_dash))[..., None] * np.float32(BORDER_RGB)
         paint += a_dash[..., None] * np.float32(CENTRE_RGB)
         mat = np.float32(FLOOR_RGB) + (blotch + fine)[..., None]
-        rgb = np.clip(paint + floor[..., None] * mat + 0.5, 0, 255).astype(np.uint8)
+        paint, floor = _to_uint8(paint), _to_uint8(floor * 255)
+        rgb = _compose(paint, floor, mat)
         return cls(rgb=rgb, floor=floor, paint=paint, resolution=resolution, x0=x0, y0=y0)
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """Round and saturate float values to uint8."""
+    return np.clip(values + 0.5, 0, 255).astype(np.uint8)
+
+
+def _compose(paint: np.ndarray, floor: np.ndarray, mat: np.ndarray) -> np.ndarray:
+    """rgb = paint + floor coverage * mat colour (uint8 paint and coverage, float mat)."""
+    alpha = floor[..., None] * np.float32(1 / 255)
+    return _to_uint8(paint + alpha * np.asarray(mat, dtype=np.float32))
 
 
 def _dashes(line: np.ndarray, pieces: int = 5) -> np.ndarray:
@@ -303,7 +316,7 @@ def _make_view(
     sub_v = np.arange(height)[:, None] + (np.arange(8) + 0.5) / 8
     down, fwd = rays(sub_v)
     rows = _background_rgb(np.arctan2(-down, fwd)).mean(axis=1) * gains
-    rows_rgb = np.clip(rows + 0.5, 0, 255).astype(np.uint8)[:, None]
+    rows_rgb = _to_uint8(rows)[:, None]
     background = np.ascontiguousarray(np.broadcast_to(rows_rgb, (height, width, 3)))
     if grayscale:
         background = cv2.cvtColor(background, cv2.COLOR_RGB2GRAY)
@@ -525,7 +538,7 @@ class CameraRenderer:
                 rgb = tex.with_floor(_random_mat(rng, tex.floor.shape, tex.resolution))
             gains = (1 + rng.uniform(-1, 1, 3) * r.color).astype(np.float32) if r.color else None
             if gains is not None:
-                rgb = np.clip(rgb * gains + 0.5, 0, 255).astype(np.uint8)
+                rgb = _to_uint8(rgb * gains)
             scene = self._pool[k] = _Scene(self._levels(rgb), gains)
         return scene
 
@@ -593,7 +606,7 @@ class CameraRenderer:
         if r.brightness or r.contrast:
             gain = 1 + rng.uniform(-1, 1) * r.brightness
             contrast = 1 + rng.uniform(-1, 1) * r.contrast
-            lut = np.clip(gain * (contrast * (np.arange(256) - 128.0) + 128.0) + 0.5, 0, 255).astype(np.uint8)
+            lut = _to_uint8(gain * (contrast * (np.arange(256) - 128.0) + 128.0))
             cv2.LUT(frame, lut, dst=frame)
         if r.blur and rng.random() < r.blur:
             sigma = rng.uniform(0.4, 1.2) * self.width / 160.0  # "small" at any image size
