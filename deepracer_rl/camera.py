@@ -63,15 +63,17 @@ _WARP_FLAGS = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
 
 
 def to_observation(rgb: np.ndarray, width: int, height: int, grayscale: bool) -> np.ndarray:
-    """The observation a policy sees from an RGB frame: the one conversion both paths use.
+    """The observation a policy sees from an RGB camera frame (e.g. a ROS rgb8 image).
 
     `rgb` is (H, W, 3) or (N, H, W, 3) uint8. It is resized to width x height with
     `cv2.INTER_AREA` (skipped at the same size), then, if `grayscale`, converted with
     `cv2.COLOR_RGB2GRAY` (Y = 0.299 R + 0.587 G + 0.114 B, rounded). Returns (H, W) /
     (N, H, W) uint8 when gray, else (H, W, 3) / (N, H, W, 3) RGB.
+    `CameraRenderer(width, height, grayscale)` renders this image directly: it samples a
+    texture converted the same way, so the two agree to about a gray level on average.
     """
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.shape[-1] != 3 or rgb.ndim not in (3, 4):
+    rgb = np.ascontiguousarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim not in (3, 4) or rgb.shape[-1] != 3:
         raise ValueError(f"expected uint8 RGB (H, W, 3) or (N, H, W, 3), got {rgb.dtype} {rgb.shape}")
     if rgb.ndim == 4:
         shape = (len(rgb), height, width) + (() if grayscale else (3,))
@@ -453,7 +455,13 @@ class _Car:
 
 
 class CameraRenderer:
-    """Render the front camera of N cars on one track at once (ground-plane IPM, NumPy + cv2)."""
+    """Render the front camera of N cars on one track at once (ground-plane IPM, NumPy + cv2).
+
+    Car i (row i of the poses) keeps its own episode randomisation and random stream,
+    derived from `seed` and i: for one seed and call sequence the frames are identical.
+    The camera's `far` clip removes ground rows further ahead than it; `near` is not
+    modelled (the nearest ground in view is some 0.15 m ahead of the DeepRacer camera).
+    """
 
     def __init__(
         self,
@@ -497,7 +505,7 @@ class CameraRenderer:
         r = self.randomization
         self._per_frame = bool(r.brightness or r.contrast or r.blur or r.noise)
         self._noise = None
-        if r.noise:  # a bank of noise, read from a random offset per frame
+        if r.noise:  # a bank of gaussian noise 4 frames long, read from a random offset per frame
             rng = np.random.default_rng(self._stream(0))
             size = 4 * int(np.prod(self.shape))
             noise = rng.standard_normal(size, dtype=np.float32) * np.float32(self.randomization.noise)
