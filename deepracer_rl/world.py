@@ -99,12 +99,14 @@ def _ring(points: np.ndarray, closed: bool) -> np.ndarray:
     return np.vstack([points, points[:1]]) if closed else points
 
 
-def _dedupe(line: np.ndarray, closed: bool) -> np.ndarray:
-    """Drop consecutive repeated points (and a closing repeat of the first on a loop)."""
-    keep = np.ones(len(line), dtype=bool)
-    keep[1:] = np.linalg.norm(np.diff(line, axis=0), axis=1) > 1e-9
-    line = line[keep]
-    if closed and len(line) > 1 and np.linalg.norm(line[-1] - line[0]) <= 1e-9:
+def _dedupe(line: np.ndarray, closed: bool, tol: float = 1e-3) -> np.ndarray:
+    """Drop points within `tol` of the previous kept one (and a closing repeat on a loop)."""
+    kept = [line[0]]
+    for point in line[1:]:
+        if np.linalg.norm(point - kept[-1]) > tol:
+            kept.append(point)
+    line = np.array(kept)
+    if closed and len(line) > 1 and np.linalg.norm(line[-1] - line[0]) <= tol:
         line = line[:-1]
     return line
 
@@ -113,8 +115,9 @@ def _orient_up(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Triangles wound counter-clockwise seen from above (normal +z), degenerate ones dropped."""
     a, b, c = (vertices[triangles[:, i]] for i in range(3))
     cross = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    tri = triangles[np.abs(cross) > 1e-12].copy()
-    flip = cross[np.abs(cross) > 1e-12] < 0
+    keep = np.abs(cross) > 1e-12
+    tri = triangles[keep].copy()
+    flip = cross[keep] < 0
     tri[flip] = tri[flip][:, [0, 2, 1]]
     return tri
 
@@ -189,8 +192,16 @@ def centre_mesh(track: Track) -> Mesh:
     return _merge([_strip(d, LINE_WIDTH / 2.0, closed=False) for d in centre_dashes(track)])
 
 
+def _as_written(mesh: Mesh) -> Mesh:
+    """The mesh with vertices rounded as the OBJ writes them, re-checked for upward faces."""
+    vertices = np.round(mesh.vertices, DECIMALS)
+    return Mesh(vertices, _orient_up(vertices, mesh.triangles))
+
+
 def track_meshes(track: Track) -> dict[str, Mesh]:
-    return {"road": road_mesh(track), "borders": border_mesh(track), "centre": centre_mesh(track)}
+    """The road, border and centre-line meshes of a track, as written to the OBJ files."""
+    meshes = {"road": road_mesh(track), "borders": border_mesh(track), "centre": centre_mesh(track)}
+    return {part: _as_written(mesh) for part, mesh in meshes.items()}
 
 
 # ---- text formats --------------------------------------------------------------------------
