@@ -32,6 +32,7 @@ setup(
     entry_points={
         "console_scripts": [
             "deepracer-rl = deepracer_rl.cli:main",
+            "gz_control = deepracer_rl.ros.gz_control:main",
         ],
     },
 )
