@@ -1,0 +1,106 @@
+"""Gazebo Harmonic backend of the topic contract (ROS 2 Jazzy).
+
+Starts `gz sim` with worlds/<track>.sdf, publishes the URDF with robot_state_publisher,
+spawns it at the track's first waypoint with ros_gz_sim create, bridges the contract's
+topics with config/ros_gz_bridge.yaml and runs gz_control for /initialpose and lockstep.
+
+    ros2 launch deepracer_rl gazebo.launch.py track:=reinvent_base headless:=true lockstep:=true
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+PACKAGE = "deepracer_rl"
+TRUE = ("1", "true", "yes", "on")
+
+
+def _share(package, *parts):
+    """A file installed in a package's share directory."""
+    return os.path.join(get_package_share_directory(package), *parts)
+
+
+def _true(text):
+    return text.strip().lower() in TRUE
+
+
+def launch_setup(context):
+    from deepracer_rl.car import default_urdf_path
+    from deepracer_rl.track import Track, available_tracks
+    from deepracer_rl.world import CAR_NAME, gz_sim_args, start_pose
+
+    track = LaunchConfiguration("track").perform(context)
+    headless = _true(LaunchConfiguration("headless").perform(context))
+    lockstep = _true(LaunchConfiguration("lockstep").perform(context))
+    world_file = _share(PACKAGE, "worlds", f"{track}.sdf")
+    if not os.path.isfile(world_file):
+        raise RuntimeError(
+            f"no Gazebo world for track '{track}' ({world_file}); shipped tracks: "
+            + ", ".join(available_tracks())
+        )
+    with open(default_urdf_path(), encoding="utf-8") as f:
+        robot_description = f.read()
+    x, y, yaw = start_pose(Track.load(track))
+
+    gazebo = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(_share("ros_gz_sim", "launch", "gz_sim.launch.py")),
+        launch_arguments={
+            "gz_args": gz_sim_args(world_file, headless=headless, lockstep=lockstep),
+            "on_exit_shutdown": "true",
+        }.items(),
+    )
+    state_publisher = Node(
+        package="robot_state_publisher",
+        executable="robot_state_publisher",
+        parameters=[{"robot_description": robot_description, "use_sim_time": True}],
+        output="screen",
+    )
+    spawn = Node(
+        package="ros_gz_sim",
+        executable="create",
+        parameters=[
+            {
+                "world": track,
+                "topic": "robot_description",
+                "name": CAR_NAME,
+                "x": float(x),
+                "y": float(y),
+                "z": 0.0,
+                "Y": float(yaw),
+            }
+        ],
+        output="screen",
+    )
+    bridge = Node(
+        package="ros_gz_bridge",
+        executable="parameter_bridge",
+        parameters=[{"config_file": _share(PACKAGE, "config", "ros_gz_bridge.yaml"), "use_sim_time": True}],
+        output="screen",
+    )
+    control = Node(
+        package=PACKAGE,
+        executable="gz_control",
+        parameters=[{"world": track, "model": CAR_NAME, "lockstep": lockstep, "use_sim_time": True}],
+        output="screen",
+    )
+    return [gazebo, state_publisher, spawn, bridge, control]
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("track", default_value="reinvent_base", description="shipped track name"),
+            DeclareLaunchArgument("headless", default_value="false", description="server only, no GUI"),
+            DeclareLaunchArgument(
+                "lockstep",
+                default_value="false",
+                description="start paused; gz_control steps one control period per /cmd_vel",
+            ),
+            OpaqueFunction(function=launch_setup),
+        ]
+    )
