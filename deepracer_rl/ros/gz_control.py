@@ -12,6 +12,14 @@ topic bridge cannot:
   request `multi_step = steps_per_control`, i.e. exactly one control period, after which
   the world pauses again.
 
+Timing in lockstep: odometry (OdometryPublisher at the camera rate) is published on the
+last physics step of every period, because the world's step divides the period exactly in
+gz-sim's integer nanoseconds (see deepracer_rl.world.physics_step). Camera frames are not
+aligned as well: gz-sensors 8 schedules them every 1/rate truncated to whole milliseconds
+(66 ms at 15 Hz), so one frame is rendered per period (two in about 1 % of periods) at a
+phase that drifts through the period; the newest image may be up to one period older than
+the odometry.
+
 Gazebo is reached through the gz-transport Python bindings (`gz.transport13`,
 `gz.msgs10`), imported only when the node starts, with a clear error when they are
 missing. The same calls by hand, for a world named reinvent_base:
