@@ -135,6 +135,8 @@ def _band(left: np.ndarray, right: np.ndarray, closed: bool) -> Mesh:
 def _strip(line: np.ndarray, half_width: float, closed: bool) -> Mesh:
     """A band of constant width centred on a polyline (mitred joints, mitre at most 2x)."""
     line = _dedupe(np.asarray(line, dtype=np.float64), closed)
+    if len(line) < 2:
+        return Mesh(np.zeros((0, 2)), np.zeros((0, 3), dtype=np.int64))
     pts = _ring(line, closed)
     d = np.diff(pts, axis=0)
     d /= np.linalg.norm(d, axis=1, keepdims=True)
