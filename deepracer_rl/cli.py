@@ -50,6 +50,23 @@ def cmd_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from .camera import write_views
+
+    for path in write_views(Track.load(args.track), args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_cli
+
+    report = evaluate_cli(args)
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepracer-rl",
@@ -75,6 +92,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every shipped track")
     p.add_argument("--out", default="worlds", help="output directory (default: %(default)s)")
     p.set_defaults(func=cmd_world)
+
+    p = sub.add_parser("render", help="write PNG camera views and a top-down map of a track")
+    p.add_argument("--track", default="reinvent_base", help="track name or .npy (default: %(default)s)")
+    p.add_argument("--out", default="runs/render", help="output directory (default: %(default)s)")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser(
+        "evaluate", help="drive evaluation laps: lap times, completion, off-track count"
+    )
+    p.add_argument("model", nargs="?", metavar="RUN_OR_MODEL",
+                   help="a training run directory, a model .zip, or an export dir with model.onnx")
+    p.add_argument("--driver", choices=["policy", "baseline"], default="policy",
+                   help="'baseline' drives the scripted pure-pursuit driver (no model needed)")
+    p.add_argument("--track", default=None, help="track name or .npy (default: the run's track, "
+                   "else reinvent_base)")
+    p.add_argument("--laps", type=int, default=3, help="laps to drive (default: %(default)s)")
+    p.add_argument("--off-track-penalty", type=float, default=None, metavar="SECONDS",
+                   help="put the car back on track and add this many seconds instead of ending the lap")
+    p.add_argument("--trajectory", default=None, metavar="CSV", help="write the per-step trajectory here")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
 
     return parser
 

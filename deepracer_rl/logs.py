@@ -1,0 +1,71 @@
+"""Simtrace CSV logs in DeepRacer's column layout, so deepracer-utils style analysis works."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+SIMTRACE_COLUMNS = (
+    "episode", "steps", "X", "Y", "yaw", "steer", "throttle", "action", "reward", "done",
+    "all_wheels_on_track", "progress", "closest_waypoint", "track_len", "tstamp", "episode_status",
+)
+
+
+def simtrace_row(
+    episode: int, params: dict[str, Any], action: Any, reward: float, done: bool, status: str,
+    tstamp: float,
+) -> dict[str, Any]:
+    """One simtrace row from a step's params dict (yaw and steer in degrees, as DeepRacer)."""
+    return {
+        "episode": episode,
+        "steps": params["steps"],
+        "X": round(params["x"], 4),
+        "Y": round(params["y"], 4),
+        "yaw": round(params["heading"], 4),
+        "steer": round(params["steering_angle"], 4),
+        "throttle": round(params["speed"], 4),
+        "action": action,
+        "reward": round(float(reward), 6),
+        "done": bool(done),
+        "all_wheels_on_track": params["all_wheels_on_track"],
+        "progress": round(params["progress"], 4),
+        "closest_waypoint": params["closest_waypoints"][0],
+        "track_len": round(params["track_length"], 4),
+        "tstamp": round(tstamp, 4),
+        "episode_status": status,
+    }
+
+
+class SimtraceWriter:
+    """Appends simtrace rows to a CSV file (header once), flushing so a crash loses little."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._file = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._file, fieldnames=SIMTRACE_COLUMNS)
+        if new:
+            self._writer.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._writer.writerow(row)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "SimtraceWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_simtrace(path: str | os.PathLike) -> Iterator[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        yield from csv.DictReader(handle)
