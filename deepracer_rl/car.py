@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .resources import share_path
+
 PACKAGE = "deepracer_rl"
 URDF_NAME = "deepracer.urdf"
 
@@ -116,22 +118,7 @@ class CarSpec:
 
 def default_urdf_path() -> Path:
     """The car URDF: the checkout's `urdf/` when run from source, else the installed share dir."""
-    source = Path(__file__).resolve().parents[1] / "urdf" / URDF_NAME
-    if source.is_file():
-        return source
-    try:
-        from ament_index_python.packages import get_package_share_directory
-    except ImportError:
-        pass
-    else:
-        try:
-            share = Path(get_package_share_directory(PACKAGE)) / "urdf" / URDF_NAME
-        except (LookupError, OSError, ValueError):  # PackageNotFoundError is a KeyError
-            pass
-        else:
-            if share.is_file():
-                return share
-    return Path(sys.prefix) / "share" / PACKAGE / "urdf" / URDF_NAME
+    return share_path("urdf", URDF_NAME)
 
 
 # ---- geometry helpers ----------------------------------------------------------------------

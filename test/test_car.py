@@ -300,17 +300,18 @@ def test_spec_reads_a_copy_with_no_other_changes(tmp_path, car):
 
 
 def _installed_copy_of_car_module(tmp_path: Path, monkeypatch):
-    """car.py imported from a directory with no `urdf/` beside it, as in an installed package."""
-    import importlib.util
+    """car.py (and resources.py) imported from a package with no `urdf/` beside it, as installed."""
+    import importlib
 
-    pkg = tmp_path / "site" / "deepracer_rl"
+    pkg = tmp_path / "site" / "installed_pkg"
     pkg.mkdir(parents=True)
-    shutil.copy(Path(__file__).resolve().parents[1] / "deepracer_rl" / "car.py", pkg / "car.py")
-    spec = importlib.util.spec_from_file_location("installed_car", pkg / "car.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "installed_car", module)
-    spec.loader.exec_module(module)
-    return module
+    (pkg / "__init__.py").touch()
+    for name in ("car.py", "resources.py"):
+        shutil.copy(Path(__file__).resolve().parents[1] / "deepracer_rl" / name, pkg / name)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for name in ("installed_pkg", "installed_pkg.car", "installed_pkg.resources"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    return importlib.import_module("installed_pkg.car")
 
 
 def test_installed_package_finds_the_urdf_in_the_ament_share_dir(tmp_path, monkeypatch):
