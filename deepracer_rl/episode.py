@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .reward import build_params
-from .track import Track
+from .reward import build_params_batch
+from .track import Projection, Track
 
 
 class EpisodeStatus(str, Enum):
@@ -114,6 +114,8 @@ class EpisodeJudge:
     ) -> JudgeResult:
         """Judge one control step of every car (or of the `active` ones) at `poses` (N, 3)."""
         poses = np.asarray(poses, dtype=np.float64).reshape(self.n, 3)
+        steering_deg = np.asarray(steering_deg, dtype=np.float64).reshape(self.n)
+        speed_cmd = np.asarray(speed_cmd, dtype=np.float64).reshape(self.n)
         active = np.ones(self.n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
         proj = self.track.project(poses[:, :2])
         delta = proj.arc_length - self.last_arc
@@ -132,45 +134,69 @@ class EpisodeJudge:
 
         wheels = self.track.contains(self.wheel_positions(poses).reshape(-1, 2)).reshape(self.n, 4)
         progress = np.clip(100.0 * self.driven / self.lap_length, 0.0, 100.0)
-        statuses: list[EpisodeStatus] = []
-        params: list[dict[str, Any]] = []
+        off_track = ~wheels.any(axis=1)
+        moved_all = np.full(self.n, np.inf)
+        moved_all[rows] = moved
         rules = self.rules
-        for i in range(self.n):
-            if not active[i]:
-                statuses.append(EpisodeStatus.IN_PROGRESS)
-                params.append({})
+        # The first rule that holds decides, in this order (as DeepRacer checks them).
+        codes = np.select(
+            [
+                ~active,
+                self.driven >= self.lap_length,
+                off_track,
+                self.best - self.driven > rules.reversed_fraction * self.track.length,
+                (self.steps >= self.window) & (moved_all < rules.immobilized_distance),
+                self.steps * self.dt >= rules.max_seconds,
+            ],
+            [0, 1, 2, 3, 4, 5],
+            default=0,
+        )
+        statuses = [_STATUS_BY_CODE[c] for c in codes.tolist()]
+        params: list[dict[str, Any]] = [{} for _ in range(self.n)]
+        for reverse in (False, True):
+            chosen = rows[self.reverse[rows] == reverse]
+            if len(chosen) == 0:
                 continue
-            off_track = not wheels[i].any()
-            if self.driven[i] >= self.lap_length[i]:
-                status = EpisodeStatus.LAP_COMPLETE
-            elif off_track:
-                status = EpisodeStatus.OFF_TRACK
-            elif self.best[i] - self.driven[i] > rules.reversed_fraction * self.track.length:
-                status = EpisodeStatus.REVERSED
-            elif self.steps[i] >= self.window and moved[rows.searchsorted(i)] < rules.immobilized_distance:
-                status = EpisodeStatus.IMMOBILIZED
-            elif self.steps[i] * self.dt >= rules.max_seconds:
-                status = EpisodeStatus.TIME_UP
+            if reverse:
+                direction, projection = self.track.reversed(), None
             else:
-                status = EpisodeStatus.IN_PROGRESS
-            statuses.append(status)
-            params.append(
-                build_params(
-                    self.direction_track(i),
-                    x=poses[i, 0],
-                    y=poses[i, 1],
-                    yaw=poses[i, 2],
-                    speed=float(speed_cmd[i]),
-                    steering_angle=float(steering_deg[i]),
-                    steps=int(self.steps[i]),
-                    progress=float(progress[i]),
-                    all_wheels_on_track=bool(wheels[i].all()),
-                    is_offtrack=off_track,
-                    is_reversed=bool(self.reverse[i]),
-                    sim_time=float(self.steps[i] * self.dt),
-                )
+                direction, projection = self.track, _take(proj, chosen)
+            batch = build_params_batch(
+                direction,
+                x=poses[chosen, 0],
+                y=poses[chosen, 1],
+                yaw=poses[chosen, 2],
+                speed=speed_cmd[chosen],
+                steering_angle=steering_deg[chosen],
+                steps=self.steps[chosen],
+                progress=progress[chosen],
+                all_wheels_on_track=wheels[chosen].all(axis=1),
+                is_offtrack=off_track[chosen],
+                is_reversed=reverse,
+                sim_time=self.steps[chosen] * self.dt,
+                projection=projection,
             )
+            for i, p in zip(chosen.tolist(), batch):
+                params[i] = p
         return JudgeResult(progress=progress, wheels_on_track=wheels, status=statuses, params=params)
+
+
+_STATUS_BY_CODE = (
+    EpisodeStatus.IN_PROGRESS,
+    EpisodeStatus.LAP_COMPLETE,
+    EpisodeStatus.OFF_TRACK,
+    EpisodeStatus.REVERSED,
+    EpisodeStatus.IMMOBILIZED,
+    EpisodeStatus.TIME_UP,
+)
+
+
+def _take(proj: Projection, rows: np.ndarray) -> Projection:
+    """The projection of a subset of the points."""
+    return Projection(
+        segment=proj.segment[rows], t=proj.t[rows], distance=proj.distance[rows],
+        is_left=proj.is_left[rows], arc_length=proj.arc_length[rows],
+    )
 
 
 def heading_error(track: Track, poses: np.ndarray) -> np.ndarray:

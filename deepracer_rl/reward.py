@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .track import Track
+from .track import Projection, Track
 
 REWARD_LIMIT = 1e5
 EXAMPLES_DIR = Path(__file__).resolve().parent / "rewards"
@@ -97,6 +97,84 @@ def build_params(
         "objects_location": [],
         "objects_speed": [],
     }
+
+
+def build_params_batch(
+    track: Track,
+    *,
+    x: np.ndarray,
+    y: np.ndarray,
+    yaw: np.ndarray,
+    speed: np.ndarray,
+    steering_angle: np.ndarray,
+    steps: np.ndarray,
+    progress: np.ndarray,
+    all_wheels_on_track: np.ndarray,
+    is_offtrack: np.ndarray,
+    is_reversed: bool,
+    sim_time: np.ndarray,
+    is_crashed: np.ndarray | None = None,
+    projection: Projection | None = None,
+) -> list[dict[str, Any]]:
+    """`build_params` for M cars driving `track` in one direction, equal value for value.
+
+    Every argument but `track` and `is_reversed` has one entry per car. `projection`, if
+    given, must be `track.project` of the (x, y) points (the caller often has it already).
+    One projection for all cars and list conversions replace M separate calls.
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if projection is None:
+        projection = track.project(np.column_stack([x, y]))
+    seg = projection.segment
+    widths = track.widths
+    w0 = widths[seg % len(widths)]
+    w1 = widths[(seg + 1) % len(widths)]
+    track_width = w0 + projection.t * (w1 - w0)  # as Track.width_at, element by element
+    closest = track.closest_waypoints_from(projection).tolist()
+    crashed = [False] * len(x) if is_crashed is None else np.asarray(is_crashed, dtype=bool).tolist()
+    waypoints = _waypoint_list(track)
+    length = track.length
+    reversed_flag = bool(is_reversed)
+    sin, cos, atan2, degrees = math.sin, math.cos, math.atan2, math.degrees
+    out = []
+    for (xi, yi, yaw_i, dist, left, width, arc, wps, on, off, crash, prog, stp, spd, steer, t_sim) in zip(
+        x.tolist(), y.tolist(), np.asarray(yaw, dtype=np.float64).tolist(),
+        projection.distance.tolist(), projection.is_left.tolist(), track_width.tolist(),
+        projection.arc_length.tolist(), closest,
+        np.asarray(all_wheels_on_track, dtype=bool).tolist(), np.asarray(is_offtrack, dtype=bool).tolist(),
+        crashed, np.asarray(progress, dtype=np.float64).tolist(), np.asarray(steps).astype(np.int64).tolist(),
+        np.asarray(speed, dtype=np.float64).tolist(), np.asarray(steering_angle, dtype=np.float64).tolist(),
+        np.asarray(sim_time, dtype=np.float64).tolist(),
+    ):
+        out.append({
+            "all_wheels_on_track": on,
+            "x": xi,
+            "y": yi,
+            "heading": degrees(atan2(sin(yaw_i), cos(yaw_i))),
+            "distance_from_center": dist,
+            "is_left_of_center": left,
+            "is_offtrack": off,
+            "is_crashed": crash,
+            "is_reversed": reversed_flag,
+            "progress": prog,
+            "steps": stp,
+            "speed": spd,
+            "steering_angle": steer,
+            "track_width": width,
+            "track_length": length,
+            "waypoints": waypoints,
+            "closest_waypoints": wps,
+            "projection_distance": arc,
+            "sim_time": t_sim,
+            "closest_objects": [0, 0],
+            "objects_distance": [],
+            "objects_heading": [],
+            "objects_left_of_center": [],
+            "objects_location": [],
+            "objects_speed": [],
+        })
+    return out
 
 
 def _describe(params: dict[str, Any]) -> str:
