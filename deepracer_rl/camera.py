@@ -20,7 +20,7 @@ import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
@@ -564,16 +564,22 @@ class CameraRenderer:
         return self._make_view(dz, dpitch, scene.gains), scene
 
     # ---- rendering --------------------------------------------------------------------
-    def render(self, poses: np.ndarray) -> np.ndarray:
-        """poses (N,3) x, y, yaw -> (N,H,W) uint8 if grayscale else (N,H,W,3) uint8 RGB."""
+    def render(self, poses: np.ndarray, indices: Sequence[int] | None = None) -> np.ndarray:
+        """poses (N,3) x, y, yaw -> (N,H,W) uint8 if grayscale else (N,H,W,3) uint8 RGB.
+
+        Row i of `poses` is car `indices[i]` (default: car i): its randomisation and stream.
+        """
         poses = np.asarray(poses, dtype=np.float64)
         if poses.ndim != 2 or poses.shape[1] != 3:
             raise ValueError(f"poses must have shape (N, 3) (x, y, yaw), got {poses.shape}")
         n = len(poses)
+        car_ids = range(n) if indices is None else [int(i) for i in indices]
+        if len(car_ids) != n:
+            raise ValueError(f"{n} poses but {len(car_ids)} car indices")
         out = np.empty((n,) + self.shape, dtype=np.uint8)
         if n == 0:
             return out
-        cars = [self._car(i) for i in range(n)]
+        cars = [self._car(i) for i in car_ids]
         c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
         pose = np.zeros((n, 3, 3))
         pose[:, 0, 0], pose[:, 0, 1], pose[:, 0, 2] = c, -s, poses[:, 0]

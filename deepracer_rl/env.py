@@ -80,17 +80,24 @@ class RaceCore:
         self.sim = Simulator(self.track, car=self.sim.car, seed=seed, **self.sim_kwargs)
 
     def _push(self, frames: np.ndarray, rows: np.ndarray, fresh: bool) -> None:
-        frames = _as_channels_first(frames)[rows]
+        """Stack the frames of cars `rows` out of `frames`, the frames of every car."""
+        self._store(_as_channels_first(frames)[rows], rows, fresh)
+
+    def _store(self, frames: np.ndarray, rows: np.ndarray, fresh: bool) -> None:
+        """Stack `frames` (channel-first, one per row of `rows`) as the newest frames of those cars."""
         per = frames.shape[1]
         if fresh:
             self.stack[rows] = np.tile(frames, (1, self.obs_spec.frame_stack, 1, 1))
+        elif self.obs_spec.frame_stack == 1:
+            self.stack[rows] = frames
         else:
             self.stack[rows] = np.concatenate([self.stack[rows, per:], frames], axis=1)
 
     def reset_cars(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
         for i in rows:
             self.sim.reset_car(int(i))
-        self._push(self.sim.render(), rows, fresh=True)
+        self._store(_as_channels_first(self.sim.render(rows)), rows, fresh=True)
 
     def step(self, actions: Any) -> tuple[np.ndarray, list[EpisodeStatus], list[dict]]:
         steer, speed = self.actions.to_commands(actions)
@@ -101,7 +108,8 @@ class RaceCore:
         return rewards, result.status, result.judge.params
 
     def observe(self, rows: np.ndarray) -> None:
-        self._push(self.sim.render(), rows, fresh=False)
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        self._store(_as_channels_first(self.sim.render(rows)), rows, fresh=False)
 
 
 class RaceEnv(gym.Env):

@@ -150,8 +150,14 @@ class Simulator:
             self.reset_car(i)
         return self.render()
 
-    def render(self) -> np.ndarray | None:
-        return None if self.renderer is None else self.renderer.render(self.state.pose)
+    def render(self, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """Camera frames of every car, or of the cars in `rows` (in that order); None without a camera."""
+        if self.renderer is None:
+            return None
+        if rows is None:
+            return self.renderer.render(self.state.pose)
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        return self.renderer.render(self.state.pose[rows], rows)
 
     # ---- physics ----------------------------------------------------------------------
     def advance(self, steer_cmd: np.ndarray, speed_cmd: np.ndarray, active: np.ndarray) -> None:
