@@ -2,8 +2,10 @@
 
 Discrete: a list of {steering_angle (deg, + = left), speed (m/s)}; the gym space is
 `Discrete(n)`. Continuous: ranges for both; the gym space is `Box(-1, 1, (2,))` (steering,
-speed), mapped linearly onto the ranges. Continuous actions slightly outside [-1, 1] are
-clipped (SB3 samples Gaussian actions); NaN/inf actions and bad discrete indices raise.
+speed), mapped linearly onto the ranges. A finite continuous action outside [-1, 1] is
+clipped to it, i.e. to the metadata's low/high (SB3 samples unbounded Gaussian actions);
+NaN/inf actions, a continuous action that is not (steering, speed) pairs, and discrete
+indices that are not integers in 0..n-1 raise `ActionError`.
 """
 
 from __future__ import annotations
@@ -139,7 +141,13 @@ class ActionSpace:
                 raise ActionError(f"action {actions!r} is outside the discrete space 0..{len(self.actions) - 1}")
             chosen = self.actions[idx]
             return chosen[:, 0].copy(), chosen[:, 1].copy()
-        a = np.asarray(actions, dtype=np.float64).reshape(-1, 2)
+        try:
+            a = np.asarray(actions, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ActionError(f"action {actions!r} is not numeric; expected (steering, speed) in [-1, 1]") from None
+        if a.size == 0 or a.size % 2:
+            raise ActionError(f"action {actions!r} has {a.size} values; expected (steering, speed) pairs in [-1, 1]")
+        a = a.reshape(-1, 2)
         if not np.all(np.isfinite(a)):
             raise ActionError(f"action {actions!r} holds NaN or inf; expected (steering, speed) in [-1, 1]")
         a = np.clip(a, -1.0, 1.0)

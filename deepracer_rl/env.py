@@ -2,8 +2,10 @@
 
 Observation: the car's camera, channel-first uint8 (1x120x160 grayscale by default; RGB,
 other sizes and frame stacking are options). Action: from `model_metadata.json` (see
-`action_space`). Reward: the user's `reward_function(params)`. `info` carries the DeepRacer
-params dict and the episode status. The policy never sees the pose or the track.
+`action_space`: continuous actions are clipped to [-1, 1]; NaN/inf actions and bad
+discrete indices raise `ActionError`). Reward: the user's `reward_function(params)`.
+`info` carries the DeepRacer params dict and the episode status. The policy never sees
+the pose or the track.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .action_space import ActionSpace
+from .action_space import ActionError, ActionSpace
 from .episode import EpisodeStatus, RaceRules
 from .reward import RewardFunction
 from .sim import Dynamics, Simulator, StartRules
@@ -102,7 +104,7 @@ class RaceCore:
     def step(self, actions: Any) -> tuple[np.ndarray, list[EpisodeStatus], list[dict]]:
         steer, speed = self.actions.to_commands(actions)
         if len(steer) != self.n:
-            raise ValueError(f"expected {self.n} actions, got {len(steer)}")
+            raise ActionError(f"expected {self.n} actions (one per car), got {len(steer)}")
         result = self.sim.step(steer, speed, render=False)
         rewards = np.array([self.reward_fn(p) for p in result.judge.params], dtype=np.float64)
         return rewards, result.status, result.judge.params
