@@ -138,19 +138,17 @@ class EpisodeJudge:
         moved_all = np.full(self.n, np.inf)
         moved_all[rows] = moved
         rules = self.rules
-        # The first rule that holds decides, in this order (as DeepRacer checks them).
-        codes = np.select(
-            [
-                ~active,
-                self.driven >= self.lap_length,
-                off_track,
-                self.best - self.driven > rules.reversed_fraction * self.track.length,
-                (self.steps >= self.window) & (moved_all < rules.immobilized_distance),
-                self.steps * self.dt >= rules.max_seconds,
-            ],
-            [0, 1, 2, 3, 4, 5],
-            default=0,
-        )
+        # The first rule that holds decides, in this order (applied here from the last one up).
+        codes = np.zeros(self.n, dtype=np.int8)
+        for code, holds in (
+            (5, self.steps * self.dt >= rules.max_seconds),
+            (4, (self.steps >= self.window) & (moved_all < rules.immobilized_distance)),
+            (3, self.best - self.driven > rules.reversed_fraction * self.track.length),
+            (2, off_track),
+            (1, self.driven >= self.lap_length),
+            (0, ~active),
+        ):
+            codes[holds] = code
         statuses = [_STATUS_BY_CODE[c] for c in codes.tolist()]
         params: list[dict[str, Any]] = [{} for _ in range(self.n)]
         for reverse in (False, True):

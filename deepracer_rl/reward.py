@@ -44,6 +44,14 @@ def _waypoint_list(track: Track) -> list[tuple[float, float]]:
     return cached
 
 
+def _widths(track: Track) -> np.ndarray:
+    cached = getattr(track, "_params_widths", None)
+    if cached is None:
+        cached = track.widths
+        object.__setattr__(track, "_params_widths", cached)
+    return cached
+
+
 def build_params(
     track: Track,
     *,
@@ -127,7 +135,7 @@ def build_params_batch(
     if projection is None:
         projection = track.project(np.column_stack([x, y]))
     seg = projection.segment
-    widths = track.widths
+    widths = _widths(track)
     w0 = widths[seg % len(widths)]
     w1 = widths[(seg + 1) % len(widths)]
     track_width = w0 + projection.t * (w1 - w0)  # as Track.width_at, element by element
