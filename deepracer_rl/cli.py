@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -67,6 +68,73 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_from_args(args: argparse.Namespace):
+    from .train import TrainConfig
+
+    config = TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(args, field.name, None)
+        if value is not None:
+            setattr(config, field.name, value)
+    if args.image_size:
+        config.image_width, config.image_height = _parse_size(args.image_size)
+    return config
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise CliError(f"--image-size {text!r}: expected WIDTHxHEIGHT, e.g. 80x60") from None
+    if width < 36 or height < 36:
+        raise CliError(f"--image-size {text!r}: the CNN needs at least 36x36 pixels")
+    return width, height
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainingError, train
+
+    try:
+        summary = train(_config_from_args(args), args.out, resume=args.resume)
+    except TrainingError as exc:
+        raise CliError(str(exc)) from None
+    print(f"trained {summary['timesteps']} steps ({summary['episodes']} episodes) in "
+          f"{summary['minutes']} min -> {summary['out']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    out = export_run(args.run, args.out)
+    print(f"exported {out / 'model.onnx'} and {out / 'model_metadata.json'}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import plot_run
+
+    for path in plot_run(args.run):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from .logs import rescore_run
+
+    summary = rescore_run(args.run, args.reward, args.out)
+    print(f"rescored {summary['rows']} steps of {summary['episodes']} episodes with {args.reward}: "
+          f"mean episode reward {summary['old_mean']:.4g} -> {summary['new_mean']:.4g}; "
+          f"wrote {summary['out']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.out, minutes=args.minutes, steps=args.steps, seed=args.seed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepracer-rl",
@@ -113,6 +181,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory", default=None, metavar="CSV", help="write the per-step trajectory here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train a policy (PPO or SAC) on camera frames")
+    p.add_argument("--track", default=None, help="track name or .npy (default: reinvent_base)")
+    p.add_argument("--reward", default=None, metavar="FILE", help="reward_function(params) file "
+                   "(default: follow the centre line)")
+    p.add_argument("--metadata", default=None, metavar="JSON", help="model_metadata.json "
+                   "(default: the DeepRacer console's action space)")
+    p.add_argument("--algo", choices=["ppo", "sac"], default=None, help="default: ppo")
+    p.add_argument("--steps", type=int, default=None, help="env steps in all (default: 150000)")
+    p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
+    p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="cars simulated together (default: 8)")
+    p.add_argument("--backend", choices=["inprocess", "ros"], default=None,
+                   help="inprocess simulator (default) or ROS topics via the Gym bridge")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--image-size", default=None, metavar="WxH", help="policy input size (default: 80x60)")
+    p.add_argument("--network", choices=["shallow", "deep", "small"], default=None,
+                   help="CNN (default: shallow, DeepRacer's three-layer CNN)")
+    p.add_argument("--frame-stack", dest="frame_stack", type=int, default=None)
+    hp = p.add_argument_group("hyperparameters (DeepRacer console names)")
+    hp.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="default: 256")
+    hp.add_argument("--learning-rate", dest="learning_rate", type=float, default=None, help="default: 3e-4")
+    hp.add_argument("--entropy", type=float, default=None, help="entropy bonus (default: 0.01)")
+    hp.add_argument("--discount", type=float, default=None, help="discount factor (default: 0.99)")
+    hp.add_argument("--epochs", type=int, default=None, help="passes over each batch (default: 3)")
+    hp.add_argument("--episodes-between-updates", dest="episodes_between_updates", type=int,
+                    default=None, help="rollout size, as episodes of ~100 steps (default: 20)")
+    hp.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=None,
+                    help="env steps between checkpoints (default: 10000)")
+    hp.add_argument("--eval-every", dest="eval_every", type=int, default=None,
+                    help="env steps between evaluation laps (default: 10000)")
+    hp.add_argument("--max-minutes", dest="max_minutes", type=float, default=None,
+                    help="stop (with a checkpoint) after this much wall time")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="write model.onnx + model_metadata.json of a run")
+    p.add_argument("run", metavar="RUN", help="a run directory (its best model) or a model .zip")
+    p.add_argument("--out", default=None, help="output dir (default: RUN/export)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("plot", help="write PNG plots of a run into RUN/plots")
+    p.add_argument("run", metavar="RUN")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("rescore", help="recompute a run's logged rewards with another reward function")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--reward", required=True, metavar="FILE")
+    p.add_argument("--out", default=None, help="CSV to write (default: RUN/rescore-<name>.csv)")
+    p.set_defaults(func=cmd_rescore)
+
+    p = sub.add_parser("demo", help="the main job: train on reinvent_base, evaluate, export, plot")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--minutes", type=float, default=11.0, help="training time budget (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=400_000, help="training step budget (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
 
     return parser
 

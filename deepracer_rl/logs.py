@@ -69,3 +69,53 @@ class SimtraceWriter:
 def read_simtrace(path: str | os.PathLike) -> Iterator[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as handle:
         yield from csv.DictReader(handle)
+
+
+def rescore_run(run: str | os.PathLike, reward_file: str | os.PathLike, out: str | os.PathLike | None = None) -> dict:
+    """Recompute a run's training rewards with another reward function, step by step.
+
+    Params are rebuilt from each simtrace row (pose, action, progress, wheels, status), as
+    deepracer-utils does; the result CSV has the old and the new reward of every step.
+    """
+    import numpy as np
+
+    from .reward import RewardFunction, build_params
+    from .track import Track
+    from .train import TrainConfig
+
+    run = Path(run)
+    simtrace = run / "simtrace" / "training-simtrace.csv"
+    if not simtrace.exists():
+        raise FileNotFoundError(f"{simtrace}: no simtrace to rescore")
+    track = Track.load(TrainConfig.load(run / "config.json").track)
+    function = RewardFunction(reward_file)
+    out_path = Path(out) if out else run / f"rescore-{Path(reward_file).stem}.csv"
+    old_totals: dict[str, float] = {}
+    new_totals: dict[str, float] = {}
+    rows = 0
+    with open(out_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["episode", "steps", "old_reward", "new_reward"])
+        for row in read_simtrace(simtrace):
+            params = build_params(
+                track, x=float(row["X"]), y=float(row["Y"]), yaw=np.radians(float(row["yaw"])),
+                speed=float(row["throttle"]), steering_angle=float(row["steer"]),
+                steps=int(row["steps"]), progress=float(row["progress"]),
+                all_wheels_on_track=row["all_wheels_on_track"] == "True",
+                is_offtrack=row["episode_status"] == "off_track", is_reversed=False,
+                sim_time=float(row["steps"]) / 15.0,
+            )
+            new = function(params)
+            episode = row["episode"]
+            old_totals[episode] = old_totals.get(episode, 0.0) + float(row["reward"])
+            new_totals[episode] = new_totals.get(episode, 0.0) + new
+            writer.writerow([episode, row["steps"], row["reward"], round(new, 6)])
+            rows += 1
+    episodes = max(1, len(old_totals))
+    return {
+        "rows": rows,
+        "episodes": len(old_totals),
+        "old_mean": sum(old_totals.values()) / episodes,
+        "new_mean": sum(new_totals.values()) / episodes,
+        "out": str(out_path),
+    }

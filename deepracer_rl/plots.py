@@ -1,0 +1,174 @@
+"""`deepracer-rl plot RUN`: PNGs of a run's training progress, best lap, rewards and actions."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .track import Track
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    out = {}
+    for key in rows[0]:
+        try:
+            out[key] = np.array([float(r[key]) for r in rows])
+        except (TypeError, ValueError):
+            out[key] = np.array([r[key] for r in rows])
+    return out
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _draw_track(ax, track: Track) -> None:
+    for line, style in ((track.inner, "k-"), (track.outer, "k-"), (track.waypoints, "k:")):
+        pts = np.vstack([line, line[:1]]) if track.closed else line
+        ax.plot(pts[:, 0], pts[:, 1], style, linewidth=0.8 if style == "k:" else 1.2)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+
+
+def plot_training(progress_csv: Path, out: Path) -> Path:
+    plt = _pyplot()
+    data = _read_csv(progress_csv)
+    fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
+    x = data.get("iteration", np.array([]))
+    for ax, key, label in zip(
+        axes,
+        ("mean_reward", "mean_progress", "completion_rate"),
+        ("mean episode reward", "mean progress (%)", "lap completion rate"),
+    ):
+        ax.plot(x, data.get(key, np.zeros_like(x)), "-", color="tab:blue")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("iteration (policy update)")
+    fig.suptitle("Training progress")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_lap(track: Track, trajectory_csv: Path, out: Path) -> Path:
+    plt = _pyplot()
+    data = _read_csv(trajectory_csv)
+    fig, ax = plt.subplots(figsize=(9, 6))
+    _draw_track(ax, track)
+    if data:
+        laps = data["lap"].astype(int)
+        statuses = data["status"]
+        complete = [lap for lap in np.unique(laps) if "lap_complete" in statuses[laps == lap]]
+        # The best lap: the fastest complete one, else the one that got furthest.
+        if complete:
+            best = min(complete, key=lambda lap: np.count_nonzero(laps == lap))
+        else:
+            best = max(np.unique(laps), key=lambda lap: data["progress"][laps == lap].max())
+        sel = laps == best
+        points = ax.scatter(data["x"][sel], data["y"][sel], c=data["speed"][sel], cmap="viridis", s=12)
+        fig.colorbar(points, ax=ax, label="speed (m/s)")
+        ax.set_title(f"Best evaluation lap {best + 1} on {track.name}: "
+                     f"{np.count_nonzero(sel) / 15.0:.2f} s, {data['progress'][sel].max():.0f} %")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_reward_heatmap(track: Track, simtrace_csv: Path, out: Path, max_rows: int = 400_000) -> Path:
+    plt = _pyplot()
+    data = _read_csv_columns(simtrace_csv, ("X", "Y", "reward"), max_rows)
+    fig, ax = plt.subplots(figsize=(9, 6))
+    _draw_track(ax, track)
+    if len(data["X"]):
+        xs = np.concatenate([track.inner[:, 0], track.outer[:, 0]])
+        ys = np.concatenate([track.inner[:, 1], track.outer[:, 1]])
+        bins = (np.linspace(xs.min() - 0.3, xs.max() + 0.3, 90), np.linspace(ys.min() - 0.3, ys.max() + 0.3, 60))
+        total, xe, ye = np.histogram2d(data["X"], data["Y"], bins=bins, weights=data["reward"])
+        count, _, _ = np.histogram2d(data["X"], data["Y"], bins=bins)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, total / count, np.nan)
+        mesh = ax.pcolormesh(xe, ye, mean.T, cmap="magma", shading="auto")
+        fig.colorbar(mesh, ax=ax, label="mean reward per step")
+    ax.set_title(f"Reward over the track ({simtrace_csv.name})")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_actions(simtrace_csv: Path, n_actions: int | None, out: Path, max_rows: int = 400_000) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    data = _read_csv_columns(simtrace_csv, ("steer", "throttle", "action"), max_rows, numeric=False)
+    actions = data["action"]
+    if n_actions and len(actions) and all(a.lstrip("-").isdigit() for a in actions[:100]):
+        counts = np.bincount(actions.astype(int), minlength=n_actions)
+        ax.bar(np.arange(len(counts)), counts, color="tab:green")
+        ax.set_xlabel("action index")
+    else:
+        steer = data["steer"].astype(float) if len(actions) else np.array([])
+        ax.hist(steer, bins=31, color="tab:green")
+        ax.set_xlabel("steering angle (deg)")
+    ax.set_ylabel("steps")
+    ax.set_title("Actions taken in training")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _read_csv_columns(path: Path, columns: tuple[str, ...], max_rows: int, numeric: bool = True) -> dict[str, np.ndarray]:
+    """Read some columns of a big CSV, keeping the last `max_rows` rows (the trained policy)."""
+    values: dict[str, list] = {c: [] for c in columns}
+    if path.exists():
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                for c in columns:
+                    values[c].append(row[c])
+    out = {}
+    for c in columns:
+        kept = values[c][-max_rows:]
+        out[c] = np.array(kept, dtype=float) if numeric else np.array(kept, dtype=str)
+    return out
+
+
+def plot_run(run: str | os.PathLike) -> list[Path]:
+    """All plots of a run directory into RUN/plots/."""
+    from .action_space import ActionSpace
+    from .train import TrainConfig
+
+    run = Path(run)
+    if not (run / "config.json").exists():
+        raise FileNotFoundError(f"{run}: no config.json (expected a run directory of deepracer-rl train)")
+    config = TrainConfig.load(run / "config.json")
+    track = Track.load(config.track)
+    plots = run / "plots"
+    plots.mkdir(exist_ok=True)
+    written = []
+    if (run / "progress.csv").exists():
+        written.append(plot_training(run / "progress.csv", plots / "training_progress.png"))
+    trajectory = run / "evaluation" / "trajectory.csv"
+    if trajectory.exists():
+        written.append(plot_lap(track, trajectory, plots / "best_lap.png"))
+    simtrace = run / "simtrace" / "training-simtrace.csv"
+    if simtrace.exists():
+        written.append(plot_reward_heatmap(track, simtrace, plots / "reward_heatmap.png"))
+        space = ActionSpace.load(run / "model_metadata.json")
+        n = len(space.actions) if space.kind == "discrete" else None
+        written.append(plot_actions(simtrace, n, plots / "action_histogram.png"))
+    return written
