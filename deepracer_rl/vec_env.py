@@ -22,7 +22,6 @@ class RaceVecEnv(VecEnv):
         self.core = RaceCore(n_cars=n_envs, seed=seed, **core_kwargs)
         super().__init__(n_envs, self.core.obs_spec.space(), self.core.actions.gym_space())
         self._actions: np.ndarray | None = None
-        self.render_mode = None
 
     @property
     def sim(self):
@@ -58,6 +57,8 @@ class RaceVecEnv(VecEnv):
         pass
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        if attr_name == "render_mode":  # SB3 asks each sub-env; the cars have no render mode
+            return [None] * len(self._indices(indices))
         return [getattr(self.core, attr_name)] * len(self._indices(indices))
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:

@@ -47,6 +47,7 @@ def to_action(space: ActionSpace, steer_deg: np.ndarray, speed: np.ndarray) -> n
 # ---- gymnasium API ----------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:.*alternative render modes.*")  # needs an env spec; render is checked below
 @pytest.mark.parametrize(
     "kwargs",
     [
