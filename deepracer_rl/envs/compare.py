@@ -25,9 +25,9 @@ KINDS = {PORTFOLIO_ID: "portfolio", AUTOSCALING_ID: "scaling"}
 PPO_SETTINGS: dict[str, dict[str, Any]] = {
     # Rewards are noisy and nearly independent: large rollouts, short horizon, little action
     # noise (which would otherwise be paid for in transaction costs).
-    PORTFOLIO_ID: dict(n_steps=1024, batch_size=512, n_epochs=5, learning_rate=3e-4, gamma=0.9,
-                       gae_lambda=0.95, ent_coef=0.0, policy_kwargs=dict(net_arch=[64, 64], log_std_init=-1.5)),
-    AUTOSCALING_ID: dict(n_steps=256, batch_size=256, n_epochs=5, learning_rate=3e-4, gamma=0.95,
+    PORTFOLIO_ID: dict(n_steps=1024, batch_size=512, n_epochs=10, learning_rate=1e-4, gamma=0.9,
+                       gae_lambda=0.95, ent_coef=0.0, policy_kwargs=dict(net_arch=[64, 64], log_std_init=-2.0)),
+    AUTOSCALING_ID: dict(n_steps=256, batch_size=256, n_epochs=5, learning_rate=1e-3, gamma=0.95,
                          gae_lambda=0.9, ent_coef=0.005, policy_kwargs=dict(net_arch=[64, 64])),
 }
 N_ENVS = 4

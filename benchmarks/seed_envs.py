@@ -1,0 +1,74 @@
+"""PPO against practitioners' baselines on held-out data for the portfolio and auto-scaling envs.
+
+Run: python benchmarks/seed_envs.py [--seconds 150] [--seed 0] [--out DIR] [--plots]
+Trains PPO on each env's train split within a wall-time budget (split 40/60 between
+portfolio and scaling), evaluates on the later test split beside the baselines and
+prints their figures. The last line is one JSON object; the baseline figures there are
+the best baseline on the held-out data (a conservative comparison for the policy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID
+from deepracer_rl.envs.compare import POLICY_NAME, best_baseline, evaluate_seed_env, plot_seed_env, train_seed_env
+
+COLUMNS = {
+    "portfolio": ("total_return", "annual_volatility", "max_drawdown", "sharpe"),
+    "scaling": ("total_reward", "served", "lost", "lost_fraction", "machine_hours", "mean_utilisation"),
+}
+
+
+def print_table(results: dict) -> None:
+    """One row per policy on the held-out split."""
+    columns = COLUMNS[results["kind"]]
+    print(f"\n{results['env_id']} (held-out test split, seed {results['seed']})")
+    print(f"{'policy':<22}" + "".join(f"{c:>18}" for c in columns))
+    for name, res in results["policies"].items():
+        print(f"{name:<22}" + "".join(f"{res['metrics'][c]:>18.4g}" for c in columns))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=150.0, help="total training wall time for both envs")
+    parser.add_argument("--steps", type=int, default=2_000_000, help="cap on training steps per env")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="where models (and plots) go; a temp dir if unset")
+    parser.add_argument("--plots", action="store_true", help="also write the PNG figures to --out")
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="seed_envs_"))
+    figures = {}
+    for env_id, share in ((PORTFOLIO_ID, 0.4), (AUTOSCALING_ID, 0.6)):
+        started = time.monotonic()
+        model = train_seed_env(env_id, args.steps, out, seed=args.seed, max_seconds=share * args.seconds)
+        trained = json.loads(model.with_suffix(".json").read_text())
+        results = evaluate_seed_env(env_id, model, seed=args.seed)
+        print(f"\ntrained {env_id}: {trained['steps_done']} steps in {trained['train_seconds']:.0f} s "
+              f"(+{time.monotonic() - started - trained['train_seconds']:.0f} s evaluation)")
+        if "tuned_set_point" in results:
+            print(f"target-tracking set point tuned on the train split: {results['tuned_set_point']:g}")
+        print_table(results)
+        baseline = best_baseline(results)
+        key = "total_return" if results["kind"] == "portfolio" else "total_reward"
+        policy, base = results["policies"][POLICY_NAME]["metrics"][key], results["policies"][baseline]["metrics"][key]
+        print(f"{POLICY_NAME} {key} {policy:.4g} vs best baseline {baseline} {base:.4g}: "
+              f"{'policy ahead' if policy > base else 'baseline ahead'}")
+        figures[results["kind"]] = (policy, base)
+        if args.plots:
+            for path in plot_seed_env(results, out):
+                print(f"wrote {path}")
+    print(json.dumps({
+        "portfolio_rl_return": round(figures["portfolio"][0], 4),
+        "portfolio_baseline_return": round(figures["portfolio"][1], 4),
+        "scaling_rl_reward": round(figures["scaling"][0], 2),
+        "scaling_baseline_reward": round(figures["scaling"][1], 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()
