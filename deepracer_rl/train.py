@@ -155,10 +155,13 @@ def _check_same_run(saved: TrainConfig, given: TrainConfig, out: Path) -> None:
 
 # ---- envs -------------------------------------------------------------------------------
 def core_kwargs(config: TrainConfig, out: Path) -> dict[str, Any]:
+    """The env arguments of a run. The reward is the user's file while it exists, so errors
+    name the file they edit; the run's copy is the record (and the fallback on resume)."""
+    reward = Path(config.reward) if config.reward else None
     return dict(
         track=config.track,
         metadata=str(out / "model_metadata.json"),
-        reward=str(out / "reward_function.py"),
+        reward=str(reward if reward is not None and reward.exists() else out / "reward_function.py"),
         observation=config.observation(),
     )
 
@@ -188,9 +191,9 @@ def _ros_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def dry_run(config: TrainConfig, out: Path, steps: int = 30) -> None:
+def dry_run(config: TrainConfig, kwargs: dict[str, Any], steps: int = 30) -> None:
     """A few steps with random actions, so a broken reward or metadata fails in seconds."""
-    core = RaceCore(n_cars=2, seed=config.seed, **core_kwargs(config, out))
+    core = RaceCore(n_cars=2, seed=config.seed, **kwargs)
     rng = np.random.default_rng(config.seed)
     space = core.actions.gym_space()
     space.seed(int(rng.integers(1 << 31)))
@@ -423,14 +426,13 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
     import torch
 
     out = Path(out)
-    Track.load(config.track)  # an unknown track fails before anything is written
-    if config.reward:
-        RewardFunction(config.reward)
-    if config.metadata:
-        ActionSpace.load(config.metadata)
-    config = prepare_run(config, out, resume)
     torch.set_num_threads(config.torch_threads)
-    dry_run(config, out)
+    if not resume:  # a broken track, reward or metadata file fails before anything is written
+        dry_run(config, dict(track=config.track, metadata=config.metadata, reward=config.reward,
+                             observation=config.observation()))
+    config = prepare_run(config, out, resume)
+    if resume:
+        dry_run(config, core_kwargs(config, out))
     env = make_env(config, out)
     state: dict[str, Any] = {}
     if resume:

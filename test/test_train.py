@@ -1,0 +1,218 @@
+"""Training, checkpoints, resume, export parity, evaluation and plots of a run (real SB3, tiny)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepracer_rl.logs import SIMTRACE_COLUMNS
+from deepracer_rl.train import CHECKPOINT, STATE, TrainConfig, TrainingError, train
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "deepracer_rl.cli"]
+TINY = dict(n_envs=2, image_width=40, image_height=40, network="small", batch_size=64,
+            episodes_between_updates=2, epochs=1, eval_laps=1, torch_threads=1)
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    values = {**TINY, "steps": 512, "checkpoint_every": 256, "eval_every": 256,
+              "metadata": str(REPO / "config" / "model_metadata.json"), **overrides}
+    return TrainConfig(**values)
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(tiny_config(), out)
+    return out
+
+
+def test_run_directory_holds_config_reward_metadata_checkpoint_and_logs(trained_run):
+    for name in ("config.json", "reward_function.py", "model_metadata.json", CHECKPOINT, STATE,
+                 "best_model.zip", "progress.csv", "evaluations.csv"):
+        assert (trained_run / name).exists(), name
+    assert json.loads((trained_run / STATE).read_text())["timesteps"] >= 512
+    assert list((trained_run / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_simtrace_csv_has_the_deepracer_columns(trained_run):
+    with open(trained_run / "simtrace" / "training-simtrace.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == SIMTRACE_COLUMNS
+    assert len(rows) >= 512
+    statuses = {r["episode_status"] for r in rows}
+    assert statuses <= {"in_progress", "off_track", "lap_complete", "reversed", "immobilized", "time_up"}
+    assert any(r["done"] == "True" for r in rows)
+    assert all(0.0 <= float(r["progress"]) <= 100.0 for r in rows)
+
+
+def test_broken_reward_fails_before_training_with_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad_reward.py"
+    bad.write_text("def reward_function(params):\n    return params['speed'] / 0\n")
+    started = time.time()
+    result = run_cli("train", "--out", str(tmp_path / "run"), "--reward", str(bad), "--steps", "1000")
+    assert result.returncode != 0
+    assert "bad_reward.py, line 2" in result.stderr and "ZeroDivisionError" in result.stderr
+    assert time.time() - started < 60
+    assert not (tmp_path / "run" / CHECKPOINT).exists()
+
+
+def test_reward_failing_mid_training_stops_with_its_error_and_a_checkpoint(tmp_path):
+    late = tmp_path / "late_failure.py"
+    late.write_text(
+        "def reward_function(params):\n"
+        "    if params['steps'] > 60:\n"
+        "        raise RuntimeError('boom at step %d' % params['steps'])\n"
+        "    return 1.0\n"
+    )
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError) as caught:
+        train(tiny_config(reward=str(late), steps=5000), out)
+    message = str(caught.value)
+    assert "late_failure.py, line 3" in message and "boom" in message and "--resume" in message
+    assert (out / CHECKPOINT).exists()
+
+
+def test_invalid_metadata_names_the_field(tmp_path):
+    meta = tmp_path / "model_metadata.json"
+    meta.write_text(json.dumps({"action_space": [{"steering_angle": 45, "speed": 1.0}]}))
+    result = run_cli("train", "--out", str(tmp_path / "run"), "--metadata", str(meta))
+    assert result.returncode != 0
+    assert "action_space[0].steering_angle" in result.stderr and "45" in result.stderr
+
+
+def test_resume_with_different_metadata_says_so(trained_run, tmp_path):
+    other = tmp_path / "other.json"
+    other.write_text((REPO / "config" / "model_metadata_continuous.json").read_text())
+    with pytest.raises(TrainingError, match="action space"):
+        train(tiny_config(metadata=str(other)), trained_run, resume=True)
+    with pytest.raises(TrainingError, match="--resume"):
+        train(tiny_config(), trained_run)
+
+
+def test_killed_run_resumes_losing_at_most_one_checkpoint_interval(tmp_path):
+    out = tmp_path / "run"
+    interval = 128
+    args = ["train", "--out", str(out), "--steps", "100000", "--n-envs", "2", "--image-size", "40x40",
+            "--network", "small", "--batch-size", "64", "--episodes-between-updates", "2", "--epochs", "1",
+            "--checkpoint-every", str(interval), "--eval-every", "100000",
+            "--metadata", str(REPO / "config" / "model_metadata.json")]
+    proc = subprocess.Popen(CLI + args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if (out / STATE).exists() and json.loads((out / STATE).read_text())["timesteps"] >= 3 * interval:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint within 120 s")
+        time.sleep(0.7)  # let it run on past the checkpoint
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    saved = json.loads((out / STATE).read_text())["timesteps"]
+    with open(out / "progress.csv", newline="") as handle:
+        logged = max(int(r["timesteps"]) for r in csv.DictReader(handle))
+    assert logged - saved <= interval  # what the run had done beyond its checkpoint
+    from deepracer_rl.train import load_model
+
+    load_model(out / CHECKPOINT)  # whole, never half written
+    summary = train(tiny_config(steps=saved + 256), out, resume=True)
+    assert summary["timesteps"] >= saved + 256
+    assert json.loads((out / STATE).read_text())["timesteps"] >= saved + 256
+
+
+def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(trained_run, tmp_path):
+    from deepracer_rl.train import load_model, save_model_atomic
+
+    model = load_model(trained_run / CHECKPOINT)
+    target = tmp_path / "latest.zip"
+    save_model_atomic(model, target)
+    before = target.read_bytes()
+    (tmp_path / "latest.tmp.zip").mkdir()  # the temporary file cannot be written: like a full disk
+    with pytest.raises(OSError):
+        save_model_atomic(model, target)
+    assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize("metadata", ["model_metadata.json", "model_metadata_continuous.json"])
+def test_exported_onnx_matches_the_torch_policy(tmp_path, metadata):
+    from deepracer_rl.export import export_policy, torch_outputs
+    from deepracer_rl.policy import OnnxPolicy
+    from deepracer_rl.train import build_model, make_env, prepare_run
+
+    config = tiny_config(metadata=str(REPO / "config" / metadata))
+    out = tmp_path / "run"
+    config = prepare_run(config, out, resume=False)
+    env = make_env(config, out)
+    model = build_model(config, env, out)
+    export_policy(model, config.observation(), model_actions(out), tmp_path / "export")
+    policy = OnnxPolicy(tmp_path / "export")
+    frames = np.random.default_rng(0).integers(0, 256, (100, 1, 40, 40)).astype(np.float32)
+    difference = np.abs(policy.outputs(frames) - torch_outputs(model, frames)).max()
+    assert difference <= 1e-5
+
+
+def model_actions(run: Path):
+    from deepracer_rl.action_space import ActionSpace
+
+    return ActionSpace.load(run / "model_metadata.json")
+
+
+def test_export_evaluate_plot_and_rescore_from_the_cli(trained_run, tmp_path):
+    result = run_cli("export", str(trained_run), "--out", str(tmp_path / "export"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "export" / "model.onnx").exists() and (tmp_path / "export" / "SHA256SUMS").exists()
+    for target in (str(trained_run), str(tmp_path / "export")):
+        result = run_cli("evaluate", target, "--laps", "1", "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        assert set(report) >= {"laps", "completed_laps", "lap_times_s", "mean_progress", "off_track"}
+    trajectory = tmp_path / "trajectory.csv"
+    result = run_cli("evaluate", str(trained_run), "--laps", "1", "--trajectory", str(trajectory))
+    assert result.returncode == 0 and trajectory.exists()
+    (trained_run / "evaluation").mkdir(exist_ok=True)
+    trajectory.replace(trained_run / "evaluation" / "trajectory.csv")
+    result = run_cli("plot", str(trained_run))
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in (trained_run / "plots").glob("*.png")}
+    assert names == {"training_progress.png", "best_lap.png", "reward_heatmap.png", "action_histogram.png"}
+    result = run_cli("rescore", str(trained_run), "--reward", str(REPO / "deepracer_rl/rewards/zigzag_penalty.py"))
+    assert result.returncode == 0, result.stderr
+    assert "rescored" in result.stdout
+
+
+def test_corrupt_export_gets_a_clear_error(trained_run, tmp_path):
+    from deepracer_rl.export import export_run
+    from deepracer_rl.policy import OnnxPolicy, PolicyLoadError
+
+    export = export_run(trained_run, tmp_path / "export")
+    (export / "model.onnx").write_bytes(b"not an onnx graph")
+    with pytest.raises(PolicyLoadError, match="checksum mismatch"):
+        OnnxPolicy(export)
+    (export / "SHA256SUMS").unlink()
+    with pytest.raises(PolicyLoadError, match="model.onnx"):
+        OnnxPolicy(export)
+    meta = json.loads((export / "model_metadata.json").read_text())
+    del meta["observation"]
+    (export / "model_metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(PolicyLoadError, match="observation"):
+        OnnxPolicy(export)
