@@ -16,21 +16,15 @@ import time
 from pathlib import Path
 
 from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID
-from deepracer_rl.envs.compare import POLICY_NAME, best_baseline, evaluate_seed_env, plot_seed_env, train_seed_env
-
-COLUMNS = {
-    "portfolio": ("total_return", "annual_volatility", "max_drawdown", "sharpe"),
-    "scaling": ("total_reward", "served", "lost", "lost_fraction", "machine_hours", "mean_utilisation"),
-}
-
-
-def print_table(results: dict) -> None:
-    """One row per policy on the held-out split."""
-    columns = COLUMNS[results["kind"]]
-    print(f"\n{results['env_id']} (held-out test split, seed {results['seed']})")
-    print(f"{'policy':<22}" + "".join(f"{c:>18}" for c in columns))
-    for name, res in results["policies"].items():
-        print(f"{name:<22}" + "".join(f"{res['metrics'][c]:>18.4g}" for c in columns))
+from deepracer_rl.envs.compare import (
+    config_path,
+    evaluate_seed_env,
+    format_table,
+    format_verdict,
+    plot_seed_env,
+    train_seed_env,
+    versus_baseline,
+)
 
 
 def main() -> None:
@@ -46,19 +40,16 @@ def main() -> None:
     for env_id, share in ((PORTFOLIO_ID, 0.4), (AUTOSCALING_ID, 0.6)):
         started = time.monotonic()
         model = train_seed_env(env_id, args.steps, out, seed=args.seed, max_seconds=share * args.seconds)
-        trained = json.loads(model.with_suffix(".json").read_text())
+        trained = json.loads(config_path(model).read_text())
         results = evaluate_seed_env(env_id, model, seed=args.seed)
         print(f"\ntrained {env_id}: {trained['steps_done']} steps in {trained['train_seconds']:.0f} s "
               f"(+{time.monotonic() - started - trained['train_seconds']:.0f} s evaluation)")
         if "tuned_set_point" in results:
             print(f"target-tracking set point tuned on the train split: {results['tuned_set_point']:g}")
-        print_table(results)
-        baseline = best_baseline(results)
-        key = "total_return" if results["kind"] == "portfolio" else "total_reward"
-        policy, base = results["policies"][POLICY_NAME]["metrics"][key], results["policies"][baseline]["metrics"][key]
-        print(f"{POLICY_NAME} {key} {policy:.4g} vs best baseline {baseline} {base:.4g}: "
-              f"{'policy ahead' if policy > base else 'baseline ahead'}")
-        figures[results["kind"]] = (policy, base)
+        print(f"\n{format_table(results)}")
+        print(format_verdict(results))
+        versus = versus_baseline(results)
+        figures[results["kind"]] = (versus["policy"], versus["baseline"])
         if args.plots:
             for path in plot_seed_env(results, out):
                 print(f"wrote {path}")

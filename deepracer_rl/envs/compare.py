@@ -33,11 +33,18 @@ PPO_SETTINGS: dict[str, dict[str, Any]] = {
 N_ENVS = 4
 SET_POINTS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # target-tracking grid tuned on the train split
 POLICY_NAME = "ppo"
+# Table columns per kind, and the one figure that decides which policy is ahead.
+COLUMNS = {
+    "portfolio": ("total_return", "annual_volatility", "max_drawdown", "sharpe"),
+    "scaling": ("total_reward", "served", "lost", "lost_fraction", "machine_hours", "mean_utilisation"),
+}
+SCORE = {"portfolio": "total_return", "scaling": "total_reward"}
 
 
-def _kind(env_id: str) -> str:
+def env_kind(env_id: str) -> str:
+    """``"portfolio"`` or ``"scaling"``; a ValueError naming the known ids for any other id."""
     if env_id not in KINDS:
-        raise ValueError(f"unknown seed env {env_id!r}; choose one of {sorted(KINDS)}")
+        raise ValueError(f"unknown seed env {env_id!r}; known: {', '.join(sorted(KINDS))}")
     return KINDS[env_id]
 
 
@@ -45,9 +52,19 @@ def _slug(env_id: str) -> str:
     return env_id.split("/")[-1].lower()
 
 
+def model_file(env_id: str, out_dir: str | Path) -> Path:
+    """Where :func:`train_seed_env` saves the model of ``env_id`` in ``out_dir``."""
+    return Path(out_dir) / f"{_slug(env_id)}_{POLICY_NAME}.zip"
+
+
 def config_path(model_path: str | Path) -> Path:
     """The JSON saved beside a model zip by :func:`train_seed_env`."""
     return Path(model_path).with_suffix(".json")
+
+
+def evaluation_path(env_id: str, out_dir: str | Path) -> Path:
+    """Where the CLI keeps the full held-out results (with per-step series) of ``env_id``."""
+    return Path(out_dir) / f"{_slug(env_id)}_evaluation.json"
 
 
 def train_seed_env(
@@ -74,7 +91,7 @@ def train_seed_env(
         def _on_step(self) -> bool:
             return max_seconds is None or time.monotonic() - started < max_seconds
 
-    _kind(env_id)
+    env_kind(env_id)
     register_envs()
     torch.set_num_threads(threads)
     env_kwargs = dict(env_kwargs or {})
@@ -86,8 +103,8 @@ def train_seed_env(
     started = time.monotonic()
     model.learn(total_timesteps=steps, callback=WallClock())
     seconds = time.monotonic() - started
-    model_path = out_dir / f"{_slug(env_id)}_{POLICY_NAME}.zip"
-    model.save(model_path)
+    path = model_file(env_id, out_dir)
+    model.save(path)
     config = {
         "env_id": env_id,
         "env_kwargs": env_kwargs,
@@ -101,9 +118,9 @@ def train_seed_env(
         "max_seconds": max_seconds,
         "train_seconds": round(seconds, 2),
     }
-    config_path(model_path).write_text(json.dumps(config, indent=2) + "\n")
+    config_path(path).write_text(json.dumps(config, indent=2) + "\n")
     vec_env.close()
-    return model_path
+    return path
 
 
 Policy = Callable[[np.ndarray, dict[str, Any]], Any]
@@ -171,7 +188,7 @@ def evaluate_seed_env(
     ``env_kwargs``. Portfolio metrics: total return, annualised volatility, max drawdown,
     Sharpe; scaling: served and lost transactions, machine hours, total reward.
     """
-    kind = _kind(env_id)
+    kind = env_kind(env_id)
     register_envs()
     if model_path is not None and config_path(model_path).is_file():
         env_kwargs = json.loads(config_path(model_path).read_text()).get("env_kwargs", {}) | dict(env_kwargs or {})
@@ -214,9 +231,47 @@ def evaluate_seed_env(
 
 def best_baseline(results: dict[str, Any]) -> str:
     """Name of the strongest baseline on the held-out data (total return or total reward)."""
-    key = "total_return" if results["kind"] == "portfolio" else "total_reward"
+    key = SCORE[results["kind"]]
     names = [n for n in results["policies"] if n != POLICY_NAME]
     return max(names, key=lambda n: results["policies"][n]["metrics"][key])
+
+
+def versus_baseline(results: dict[str, Any]) -> dict[str, Any]:
+    """The policy's score beside the best baseline's and which is ahead (``None`` without a policy)."""
+    key = SCORE[results["kind"]]
+    policies = results["policies"]
+    baseline = best_baseline(results)
+    policy = policies[POLICY_NAME]["metrics"][key] if POLICY_NAME in policies else None
+    base = policies[baseline]["metrics"][key]
+    ahead = None if policy is None else ("policy" if policy > base else "baseline")
+    return {"score": key, "policy": policy, "best_baseline": baseline, "baseline": base, "ahead": ahead}
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A title line and one row of held-out figures per policy."""
+    columns = COLUMNS[results["kind"]]
+    lines = [f"{results['env_id']} (held-out test split, seed {results['seed']})",
+             f"{'policy':<22}" + "".join(f"{c:>18}" for c in columns)]
+    for name, res in results["policies"].items():
+        lines.append(f"{name:<22}" + "".join(f"{res['metrics'][c]:>18.4g}" for c in columns))
+    return "\n".join(lines)
+
+
+def format_verdict(results: dict[str, Any]) -> str:
+    """One line: the policy's score against the best baseline's, and which is ahead."""
+    v = versus_baseline(results)
+    if v["policy"] is None:
+        return f"best baseline {v['best_baseline']}: {v['score']} {v['baseline']:.4g} (no policy given)"
+    return (f"{POLICY_NAME} {v['score']} {v['policy']:.4g} vs best baseline {v['best_baseline']} "
+            f"{v['baseline']:.4g}: {v['ahead']} ahead")
+
+
+def metrics_only(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` without the per-step series, plus :func:`versus_baseline`: one small JSON object."""
+    summary = {k: v for k, v in results.items() if k != "policies"}
+    summary["policies"] = {name: res["metrics"] for name, res in results["policies"].items()}
+    summary["versus_baseline"] = versus_baseline(results)
+    return summary
 
 
 def plot_seed_env(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
