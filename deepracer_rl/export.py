@@ -40,9 +40,10 @@ def policy_module(model):
             self.policy = policy
 
         def forward(self, frames: torch.Tensor) -> torch.Tensor:
+            # SB3 scales image observations by 1/255 itself (preprocess_obs), as in training.
             if hasattr(self.policy, "actor"):  # SAC: squashed deterministic action
-                return self.policy.actor(frames / 255.0, deterministic=True)
-            features = self.policy.extract_features(frames / 255.0)
+                return self.policy.actor(frames, deterministic=True)
+            features = self.policy.extract_features(frames)
             latent_pi, _ = self.policy.mlp_extractor(features)
             out = self.policy.action_net(latent_pi)
             return torch.softmax(out, dim=-1) if discrete else torch.clamp(out, -1.0, 1.0)
