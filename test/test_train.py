@@ -73,17 +73,20 @@ def test_broken_reward_fails_before_training_with_the_file_and_line(tmp_path):
 
 def test_reward_failing_mid_training_stops_with_its_error_and_a_checkpoint(tmp_path):
     late = tmp_path / "late_failure.py"
-    late.write_text(
+    late.write_text(  # fails on its 200th call: after the 60 calls of the dry run
+        "calls = 0\n"
         "def reward_function(params):\n"
-        "    if params['steps'] > 60:\n"
-        "        raise RuntimeError('boom at step %d' % params['steps'])\n"
+        "    global calls\n"
+        "    calls += 1\n"
+        "    if calls > 200:\n"
+        "        raise RuntimeError('boom at call %d' % calls)\n"
         "    return 1.0\n"
     )
     out = tmp_path / "run"
     with pytest.raises(TrainingError) as caught:
         train(tiny_config(reward=str(late), steps=5000), out)
     message = str(caught.value)
-    assert "late_failure.py, line 3" in message and "boom" in message and "--resume" in message
+    assert "late_failure.py, line 6" in message and "boom" in message and "--resume" in message
     assert (out / CHECKPOINT).exists()
 
 
