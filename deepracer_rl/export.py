@@ -110,3 +110,20 @@ def torch_outputs(model, frames: np.ndarray) -> np.ndarray:
         if isinstance(model.action_space, spaces.Discrete):
             return policy.get_distribution(obs).distribution.probs.numpy()
         return torch.clamp(policy.get_distribution(obs).distribution.mean, -1.0, 1.0).numpy()
+
+
+def export_run(run_or_model: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+    """Export a run's best model (or a given model .zip of a run) to out_dir (RUN/export)."""
+    from .train import BEST, CHECKPOINT, TrainConfig, load_model
+
+    path = Path(run_or_model)
+    run = path if path.is_dir() else path.parent
+    if not (run / "config.json").exists():
+        raise FileNotFoundError(f"{run}: no config.json (expected a run directory of deepracer-rl train)")
+    if path.is_dir():
+        path = run / BEST if (run / BEST).exists() else run / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no model to export (has the run saved a checkpoint?)")
+    config = TrainConfig.load(run / "config.json")
+    actions = ActionSpace.load(run / METADATA_NAME)
+    return export_policy(load_model(path), config.observation(), actions, out_dir or run / "export")
