@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,11 +61,13 @@ def export_policy(model, observation: ObservationSpec, actions: ActionSpace, out
     module = policy_module(model)
     dummy = torch.zeros((1, observation.channels, observation.height, observation.width))
     tmp = out / (ONNX_NAME + ".tmp")
-    torch.onnx.export(
-        module, (dummy,), str(tmp), input_names=["observation"], output_names=["action"],
-        dynamic_axes={"observation": {0: "batch"}, "action": {0: "batch"}}, opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter needs no extra packages; it warns
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module, (dummy,), str(tmp), input_names=["observation"], output_names=["action"],
+            dynamic_axes={"observation": {0: "batch"}, "action": {0: "batch"}}, opset_version=17,
+            dynamo=False,
+        )
     os.replace(tmp, out / ONNX_NAME)
     metadata = actions.to_metadata()
     metadata["observation"] = {
