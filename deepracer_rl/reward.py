@@ -74,37 +74,13 @@ def build_params(
     the commanded speed in m/s as DeepRacer reports it. `track` is the track in the
     episode's driving direction (reversed episodes pass `track.reversed()`).
     """
-    proj = track.project(np.array([[x, y]]))
-    seg = int(proj.segment[0])
-    prev_wp, next_wp = (int(i) for i in track.closest_waypoints_from(proj)[0])
-    heading = math.degrees(math.atan2(math.sin(yaw), math.cos(yaw)))
-    return {
-        "all_wheels_on_track": bool(all_wheels_on_track),
-        "x": float(x),
-        "y": float(y),
-        "heading": heading,
-        "distance_from_center": float(proj.distance[0]),
-        "is_left_of_center": bool(proj.is_left[0]),
-        "is_offtrack": bool(is_offtrack),
-        "is_crashed": bool(is_crashed),
-        "is_reversed": bool(is_reversed),
-        "progress": float(progress),
-        "steps": int(steps),
-        "speed": float(speed),
-        "steering_angle": float(steering_angle),
-        "track_width": float(track.width_at(seg, float(proj.t[0]))),
-        "track_length": track.length,
-        "waypoints": _waypoint_list(track),
-        "closest_waypoints": [prev_wp, next_wp],
-        "projection_distance": float(proj.arc_length[0]),
-        "sim_time": float(sim_time),
-        "closest_objects": [0, 0],
-        "objects_distance": [],
-        "objects_heading": [],
-        "objects_left_of_center": [],
-        "objects_location": [],
-        "objects_speed": [],
-    }
+    (params,) = build_params_batch(
+        track, x=[x], y=[y], yaw=[yaw], speed=[speed], steering_angle=[steering_angle],
+        steps=[steps], progress=[progress], all_wheels_on_track=[all_wheels_on_track],
+        is_offtrack=[is_offtrack], is_reversed=is_reversed, sim_time=[sim_time],
+        is_crashed=[is_crashed],
+    )
+    return params
 
 
 def build_params_batch(
