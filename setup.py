@@ -33,6 +33,7 @@ setup(
         "console_scripts": [
             "deepracer-rl = deepracer_rl.cli:main",
             "gz_control = deepracer_rl.ros.gz_control:main",
+            "inference_node = deepracer_rl.ros.inference_node:main",
         ],
     },
 )

@@ -1,0 +1,138 @@
+"""Driving with an exported policy: camera image -> checked command -> the car's conventions.
+
+No ROS here: `ros/inference_node.py` wires this to topics, and the tests and benchmarks
+use it directly. The preprocessing is `policy.observation_from_image` + `policy.FrameStack`,
+the functions the ROS bridge uses in training, so the network sees what it saw there.
+
+Two output conventions:
+* ROS (`/cmd_vel`, geometry_msgs/Twist): linear.x = speed (m/s), angular.z =
+  speed * tan(steering) / wheelbase (rad/s), the wheelbase read from the URDF.
+* The AWS DeepRacer servo (deepracer_interfaces_pkg/ServoCtrlMsg {angle, throttle}, both
+  in [-1, 1] relative to the car's calibration): angle = steering / the action space's
+  largest |steering| (+ = left), throttle = throttle_scale * (a v^2 + b v), the parabola
+  through (0, 0), (v_max / 2, 0.8) and (v_max, 1.0) with v_max the action space's top
+  speed, clipped to [-1, 1]. This is the mapping of the DeepRacer navigation node, so a
+  model drives the real car as it would under the stock software; throttle_scale plays
+  the console's "maximum speed" percentage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .action_space import ActionSpace
+from .policy import FrameStack, OnnxPolicy, observation_from_image
+
+# DeepRacer navigation node: speeds v_max and v_max / 2 map to throttle 1.0 and 0.8.
+SERVO_SPEED_POINTS = (1.0, 0.8)
+# Tolerance on the network's output range (float32 rounding of softmax / clamp).
+OUTPUT_TOLERANCE = 1e-3
+
+
+class UnsafeOutput(ValueError):
+    """The network produced NaN/inf or values outside its documented range."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """What the car should do now: steering (degrees, + = left) and speed (m/s)."""
+
+    steering_deg: float
+    speed: float
+
+    @classmethod
+    def stop(cls) -> "Command":
+        return cls(0.0, 0.0)
+
+    @property
+    def is_stop(self) -> bool:
+        return self.speed == 0.0 and self.steering_deg == 0.0
+
+
+def check_outputs(outputs: np.ndarray, actions: ActionSpace) -> None:
+    """Raise UnsafeOutput unless the outputs are finite and in range for the action space.
+
+    Discrete exports output one probability per action (each in [0, 1]); continuous ones
+    output (steering, speed) in [-1, 1].
+    """
+    out = np.asarray(outputs, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(out)):
+        raise UnsafeOutput(f"the model output is not finite: {out.tolist()}")
+    low, high = (0.0, 1.0) if actions.kind == "discrete" else (-1.0, 1.0)
+    if np.any(out < low - OUTPUT_TOLERANCE) or np.any(out > high + OUTPUT_TOLERANCE):
+        raise UnsafeOutput(f"the model output {out.tolist()} is outside [{low:g}, {high:g}]")
+
+
+def command_from_outputs(outputs: np.ndarray, actions: ActionSpace, max_speed: float = math.inf) -> Command:
+    """Network outputs for one frame -> a command (speed limited to max_speed); checks them first."""
+    check_outputs(outputs, actions)
+    out = np.asarray(outputs).reshape(-1)
+    action = int(np.argmax(out)) if actions.kind == "discrete" else out.reshape(1, 2)
+    steer, speed = actions.to_commands(np.array([action]) if actions.kind == "discrete" else action)
+    return Command(float(steer[0]), float(min(speed[0], max_speed)))
+
+
+class PolicyRunner:
+    """An exported policy with its frame stack: images in, checked commands out."""
+
+    def __init__(self, policy: OnnxPolicy, max_speed: float = math.inf):
+        self.policy = policy
+        self.actions = policy.actions
+        self.stack = FrameStack(policy.observation)
+        self.max_speed = max_speed
+
+    def observe(self, image: np.ndarray) -> np.ndarray:
+        """The network input (C, h, w) uint8 after this camera image (also pushed on the stack)."""
+        return self.stack.push(observation_from_image(image, self.policy.observation))
+
+    def outputs(self, observation: np.ndarray) -> np.ndarray:
+        return self.policy.outputs(observation[None])[0]
+
+    def decide(self, observation: np.ndarray) -> Command:
+        return command_from_outputs(self.outputs(observation), self.actions, self.max_speed)
+
+    def act(self, image: np.ndarray) -> Command:
+        return self.decide(self.observe(image))
+
+    def reset(self) -> None:
+        """Forget the stacked frames (after a pause the old frames are stale)."""
+        self.stack.clear()
+
+
+def twist(command: Command, wheelbase: float) -> tuple[float, float]:
+    """(linear.x m/s, angular.z rad/s) of the topic contract's /cmd_vel for a command."""
+    v = float(command.speed)
+    return v, v * math.tan(math.radians(command.steering_deg)) / wheelbase
+
+
+@dataclass(frozen=True)
+class ServoMapping:
+    """Commands -> DeepRacer ServoCtrlMsg (angle, throttle), as the car's navigation node maps them."""
+
+    max_steering_deg: float  # the action space's largest |steering|: angle 1.0
+    max_speed: float  # the action space's top speed: throttle 1.0 (times throttle_scale)
+    throttle_scale: float = 1.0
+
+    @classmethod
+    def for_actions(cls, actions: ActionSpace, throttle_scale: float = 1.0) -> "ServoMapping":
+        if actions.kind == "discrete":
+            steer = float(np.max(np.abs(actions.actions[:, 0])))
+        else:
+            steer = float(max(abs(actions.steering_range[0]), abs(actions.steering_range[1])))
+        if not math.isfinite(throttle_scale) or abs(throttle_scale) > 1.0:
+            raise ValueError(f"throttle_scale must be within [-1, 1], got {throttle_scale}")
+        return cls(max(steer, 1e-6), actions.max_speed, float(throttle_scale))
+
+    def throttle(self, speed: float) -> float:
+        full, half = SERVO_SPEED_POINTS
+        a = (2.0 * full - 4.0 * half) / self.max_speed**2
+        b = (4.0 * half - full) / self.max_speed
+        return float(np.clip(self.throttle_scale * (a * speed * speed + b * speed), -1.0, 1.0))
+
+    def __call__(self, command: Command) -> tuple[float, float]:
+        """(angle, throttle), each in [-1, 1]; a stop is (0, 0)."""
+        angle = float(np.clip(command.steering_deg / self.max_steering_deg, -1.0, 1.0))
+        return angle, self.throttle(command.speed)

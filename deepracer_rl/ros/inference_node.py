@@ -1,0 +1,275 @@
+"""inference_node: an exported policy drives a car from its camera, in a simulator or on the real car.
+
+Subscribes to the camera (sensor_msgs/Image, or sensor_msgs/CompressedImage with
+compressed:=true), preprocesses every frame exactly as in training
+(`inference.PolicyRunner`: `policy.observation_from_image` + `FrameStack`), runs the ONNX
+policy and publishes
+
+* `/cmd_vel` (geometry_msgs/Twist): linear.x = speed, angular.z = speed * tan(steer) / wheelbase
+  (the URDF's wheelbase), the topic contract of the simulators;
+* on the DeepRacer, `/ctrl_pkg/servo_msg` (deepracer_interfaces_pkg/ServoCtrlMsg, angle and
+  throttle in [-1, 1], `inference.ServoMapping`), when that package is importable.
+
+`profile:=sim` (default) or `profile:=car` sets the defaults of the topics, the throttle
+scale and whether the node starts enabled; every topic is a parameter, and an empty topic
+name turns that output off. Safety: no frame for `watchdog_timeout` seconds (steady clock,
+so it also fires when a simulator's /clock stops) -> one stop command; a NaN or out-of-range
+network output -> stop and an error in the log; speeds above `max_speed` are limited;
+`~/enable` (std_srvs/SetBool) enables or disables driving (disabling publishes a stop);
+Ctrl-C or SIGTERM publishes a stop before the node exits.
+
+    ros2 run deepracer_rl inference_node --ros-args -p model:=runs/demo/export
+    ros2 service call /inference_node/enable std_srvs/srv/SetBool "{data: true}"
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Twist
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import SetBool
+
+from ..action_space import SPEED_MAX
+from ..car import CarSpec
+from ..inference import Command, PolicyRunner, ServoMapping, UnsafeOutput, twist
+from ..policy import OnnxPolicy, PolicyLoadError
+
+NODE_NAME = "inference_node"
+PROFILES = {
+    # parameter defaults per profile; every one can still be set on its own
+    "sim": {
+        "image_topic": "/camera/image_raw",
+        "cmd_vel_topic": "/cmd_vel",
+        "servo_topic": "",
+        "throttle_scale": 1.0,
+        "enabled": True,
+    },
+    "car": {
+        "image_topic": "/camera_pkg/display_mjpeg",
+        "cmd_vel_topic": "",
+        "servo_topic": "/ctrl_pkg/servo_msg",
+        "throttle_scale": 0.5,
+        "enabled": False,
+    },
+}
+SERVO_PACKAGE_HELP = (
+    "deepracer_interfaces_pkg is not importable, so no ServoCtrlMsg is published on {topic}; "
+    "build aws-deepracer-interfaces-pkg in the workspace (it is on every DeepRacer), or use "
+    "cmd_vel_topic with a Twist-driven car stack. Mapped servo values are logged at debug level."
+)
+
+
+def image_to_rgb(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8 or mono8) -> (H, W, 3) RGB or (H, W) gray uint8."""
+    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(msg.encoding)
+    if channels is None:
+        raise ValueError(f"unsupported image encoding {msg.encoding!r} (rgb8, bgr8, rgba8, bgra8, mono8)")
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    rows = data[: msg.height * msg.step].reshape(msg.height, msg.step)
+    pixels = rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)
+    if channels == 1:
+        return pixels[:, :, 0]
+    if msg.encoding.startswith("bgr"):
+        return np.ascontiguousarray(pixels[:, :, 2::-1])
+    return pixels[:, :, :3]
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG/PNG) -> (H, W, 3) RGB uint8."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot decode the compressed image (format {msg.format!r})")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _servo_message_type():
+    try:
+        from deepracer_interfaces_pkg.msg import ServoCtrlMsg
+    except ImportError:
+        return None
+    return ServoCtrlMsg
+
+
+class InferenceNode(Node):
+    """Camera frames -> ONNX policy -> /cmd_vel and/or the DeepRacer servo message."""
+
+    def __init__(self, **node_kwargs):
+        super().__init__(NODE_NAME, **node_kwargs)  # node_kwargs: e.g. parameter_overrides, context
+
+        def declare(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+        profile = declare("profile", "sim", "sim | car: sets the defaults of the parameters below")
+        if profile not in PROFILES:
+            raise ValueError(f"parameter 'profile' must be one of {', '.join(PROFILES)}, got {profile!r}")
+        defaults = PROFILES[profile]
+        model = declare("model", "", "export directory holding model.onnx and model_metadata.json")
+        image_topic = declare("image_topic", defaults["image_topic"], "camera topic")
+        self.compressed = declare("compressed", False, "subscribe to sensor_msgs/CompressedImage (JPEG/PNG)")
+        cmd_vel_topic = declare("cmd_vel_topic", defaults["cmd_vel_topic"], "Twist output ('' = off)")
+        servo_topic = declare("servo_topic", defaults["servo_topic"], "DeepRacer ServoCtrlMsg output ('' = off)")
+        throttle_scale = declare("throttle_scale", defaults["throttle_scale"],
+                                 "servo throttle multiplier in (0, 1] (the console's maximum speed); < 0 flips")
+        max_speed = declare("max_speed", SPEED_MAX, "speed limit, m/s (commands above it are limited)")
+        self.watchdog_timeout = declare("watchdog_timeout", 0.5, "seconds without a camera frame before stopping")
+        self.enabled = declare("enabled", defaults["enabled"], "drive from the start (else wait for ~/enable)")
+        threads = declare("threads", 1, "onnxruntime intra-op threads")
+        if not model:
+            raise ValueError("parameter 'model' is required: the export directory (model.onnx + model_metadata.json)")
+        if not (max_speed > 0 and self.watchdog_timeout > 0):
+            raise ValueError("max_speed and watchdog_timeout must be positive")
+
+        self.policy = OnnxPolicy(model, threads=int(threads))  # PolicyLoadError names the bad file
+        self.runner = PolicyRunner(self.policy, max_speed=float(max_speed))
+        self.wheelbase = CarSpec.from_urdf().wheelbase
+        self.servo_map = ServoMapping.for_actions(self.policy.actions, float(throttle_scale))
+
+        self.cmd_pub = self.create_publisher(Twist, cmd_vel_topic, 10) if cmd_vel_topic else None
+        self.servo_pub = None
+        if servo_topic:
+            servo_type = _servo_message_type()
+            if servo_type is None:
+                self.get_logger().warning(SERVO_PACKAGE_HELP.format(topic=servo_topic))
+            else:
+                self.servo_type = servo_type
+                self.servo_pub = self.create_publisher(servo_type, servo_topic, QoSProfile(depth=1))
+        image_type, self._decode = (CompressedImage, compressed_to_rgb) if self.compressed else (Image, image_to_rgb)
+        self.create_subscription(image_type, image_topic, self._on_image, qos_profile_sensor_data)
+        self.create_service(SetBool, "~/enable", self._on_enable)
+        # The watchdog runs on the steady clock: a stalled simulator stops /clock too.
+        self._watchdog = self.create_timer(self.watchdog_timeout, self._on_watchdog,
+                                           clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.last_frame = None  # time.monotonic() of the newest frame
+        self.stopped = True  # the last command sent was a stop (or none was sent)
+        self.last_command = Command.stop()
+        self._last_error_log = -math.inf
+        self.get_logger().info(
+            f"profile {profile}: {self.policy.root} ({self.policy.actions.kind}, "
+            f"{len(self.policy.actions.actions) if self.policy.actions.kind == 'discrete' else 2} outputs), "
+            f"camera {image_topic}{' (compressed)' if self.compressed else ''} -> "
+            f"{cmd_vel_topic or '-'} / {servo_topic or '-'}; "
+            f"{'enabled' if self.enabled else 'disabled: call ~/enable to drive'}"
+        )
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _on_image(self, msg) -> None:
+        self.last_frame = time.monotonic()
+        self._watchdog.reset()
+        if not self.enabled:
+            return
+        try:
+            image = self._decode(msg)
+            command = self.runner.act(image)
+        except UnsafeOutput as exc:
+            self._error(f"{exc}: stopping")
+            self.publish(Command.stop())
+            return
+        except ValueError as exc:  # an undecodable or unsupported frame
+            self._error(f"bad camera frame: {exc}: stopping")
+            self.publish(Command.stop())
+            return
+        self.publish(command)
+
+    def _on_watchdog(self) -> None:
+        if self.last_frame is None or self.stopped:
+            return
+        if time.monotonic() - self.last_frame >= self.watchdog_timeout * 0.999:
+            self.get_logger().warning(f"no camera frame for {self.watchdog_timeout:g} s: stopping")
+            self.runner.reset()
+            self.publish(Command.stop())
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.enabled = bool(request.data)
+        self.runner.reset()
+        if not self.enabled:
+            self.publish(Command.stop())
+        response.success = True
+        response.message = "enabled" if self.enabled else "disabled (stopped)"
+        self.get_logger().info(response.message)
+        return response
+
+    # -- outputs ---------------------------------------------------------------------------
+    def publish(self, command: Command) -> None:
+        self.last_command = command
+        self.stopped = command.is_stop
+        if self.cmd_pub is not None:
+            msg = Twist()
+            msg.linear.x, msg.angular.z = twist(command, self.wheelbase)
+            self.cmd_pub.publish(msg)
+        angle, throttle = self.servo_map(command)
+        if self.servo_pub is not None:
+            servo = self.servo_type()
+            servo.angle, servo.throttle = angle, throttle
+            self.servo_pub.publish(servo)
+        self.get_logger().debug(f"steer {command.steering_deg:.1f} deg, {command.speed:.2f} m/s; "
+                                f"servo angle {angle:.3f} throttle {throttle:.3f}")
+
+    def stop(self) -> None:
+        """Publish a stop and give the middleware a moment to deliver it (shutdown)."""
+        self.publish(Command.stop())
+        for pub in (self.cmd_pub, self.servo_pub):
+            if pub is not None:
+                pub.wait_for_all_acked(Duration(seconds=0.5))
+
+    def _error(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log >= 1.0:  # at most one line a second at 15 Hz
+            self.get_logger().error(text)
+            self._last_error_log = now
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(args: list[str] | None = None) -> None:
+    # Our own SIGINT/SIGTERM handling keeps the context alive, so the stop can still be published.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    node = None
+    code = 0
+    try:
+        node = InferenceNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok():  # short waits, so Ctrl-C is seen within 0.1 s
+            executor.spin_once(timeout_sec=0.1)
+    except KeyboardInterrupt:
+        pass
+    except PolicyLoadError as exc:
+        print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
+        code = 2
+    except ValueError as exc:
+        print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the stop
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if node is not None:
+            node.stop()
+            node.get_logger().info("stopped")
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    if code:
+        raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
