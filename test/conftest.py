@@ -7,6 +7,8 @@ concurrent test runs on one machine or network from hearing each other's topics.
 import os
 import random
 
+import pytest
+
 if "ROS_DOMAIN_ID" not in os.environ:
     # 1..101: valid for every RMW (domain ids above 101 can clash with ephemeral ports).
     os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 101))
@@ -18,3 +20,24 @@ def pytest_report_header(config):
         f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} "
         f"ROS_AUTOMATIC_DISCOVERY_RANGE={os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
     )
+
+
+
+@pytest.fixture(scope="session")
+def cloned_policy(tmp_path_factory):
+    """Export dir (model.onnx + model_metadata.json) of the baseline-cloned policy.
+
+    `deepracer_rl.clone` fits a PPO policy to the pure-pursuit baseline (discrete actions of
+    config/model_metadata.json, 80x60 gray frames) in about 15 s; made once per session.
+    """
+    from pathlib import Path
+
+    from deepracer_rl.clone import CloneConfig, clone_baseline
+    from deepracer_rl.export import export_run
+    from deepracer_rl.train import TrainConfig
+
+    root = tmp_path_factory.mktemp("cloned_policy")
+    metadata = Path(__file__).resolve().parents[1] / "config" / "model_metadata.json"
+    config = TrainConfig(metadata=str(metadata), n_envs=2, torch_threads=1, simtrace=False)
+    clone_baseline(config, root / "run", CloneConfig(), log=lambda _: None)
+    return export_run(root / "run", root / "export")
