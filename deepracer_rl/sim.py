@@ -45,6 +45,35 @@ class StartRules:
     heading_noise: float = 0.0  # rad, random heading offset at the start
 
 
+def start_pose(
+    track: Track,
+    rules: StartRules,
+    episode: int,
+    car: int = 0,
+    n_cars: int = 1,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, bool]:
+    """Start pose (x, y, yaw) of car `car`'s episode number `episode` (from 0) and whether it drives reversed.
+
+    The one start schedule: the Simulator uses it, and the ROS bridge resets any simulator
+    to these poses through /initialpose. `rng` draws the start noise (if the rules have any).
+    """
+    reverse = bool(rules.alternate_direction and track.closed and episode % 2 == 1)
+    spread = car / n_cars if rules.spread_cars and track.closed else 0.0
+    fraction = (spread + episode * rules.advance_fraction) % 1.0
+    if not track.closed:  # open track: start near the beginning of the route
+        fraction = 0.0
+    direction = track.reversed() if reverse else track
+    (point,), (heading,) = direction.point_at(np.array([fraction * direction.length]))
+    if (rules.lateral_noise or rules.heading_noise) and rng is None:
+        rng = np.random.default_rng()
+    lateral = rng.uniform(-1.0, 1.0) * rules.lateral_noise if rules.lateral_noise else 0.0
+    heading += rng.uniform(-1.0, 1.0) * rules.heading_noise if rules.heading_noise else 0.0
+    normal = np.array([-math.sin(heading), math.cos(heading)])
+    x, y = point + lateral * normal
+    return np.array([x, y, heading]), reverse
+
+
 @dataclass
 class StepResult:
     """One control step of all cars."""
@@ -115,20 +144,7 @@ class Simulator:
     # ---- episodes ---------------------------------------------------------------------
     def start_pose(self, i: int) -> tuple[np.ndarray, bool]:
         """The start pose of car i's next episode and whether it drives reversed."""
-        rules = self.start_rules
-        episode = int(self.episodes[i])
-        reverse = bool(rules.alternate_direction and self.track.closed and episode % 2 == 1)
-        spread = i / self.n if rules.spread_cars and self.track.closed else 0.0
-        fraction = (spread + episode * rules.advance_fraction) % 1.0
-        if not self.track.closed:  # open track: start near the beginning of the route
-            fraction = 0.0
-        direction = self.track.reversed() if reverse else self.track
-        (point,), (heading,) = direction.point_at(np.array([fraction * direction.length]))
-        lateral = self.rng.uniform(-1.0, 1.0) * rules.lateral_noise if rules.lateral_noise else 0.0
-        heading += self.rng.uniform(-1.0, 1.0) * rules.heading_noise if rules.heading_noise else 0.0
-        normal = np.array([-math.sin(heading), math.cos(heading)])
-        x, y = point + lateral * normal
-        return np.array([x, y, heading]), reverse
+        return start_pose(self.track, self.start_rules, int(self.episodes[i]), i, self.n, self.rng)
 
     def reset_car(self, i: int, pose: np.ndarray | None = None, reverse: bool | None = None) -> None:
         """Start car i's next episode (at its next start position, or at `pose`)."""
