@@ -394,8 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: train on reinvent_base, evaluate, export, plot")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--minutes", type=float, default=11.0, help="training time budget (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=400_000, help="training step budget (default: %(default)s)")
+    p.add_argument("--minutes", type=float, default=10.0, help="training time budget (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=300_000, help="training step budget (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 

@@ -14,7 +14,7 @@ DEMO_TRACK = "reinvent_base"
 DEMO_REWARD = EXAMPLES_DIR / "centerline_speed.py"
 
 
-def run_demo(out: str, minutes: float = 11.0, steps: int = 400_000, seed: int = 0) -> int:
+def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 0) -> int:
     from .export import export_run
     from .plots import plot_run
     from .train import BEST, TrainConfig, evaluate_model, load_model, train
