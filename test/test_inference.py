@@ -436,3 +436,29 @@ def test_ctrl_c_publishes_a_stop_before_exiting(cloned_policy, nodes, ros):
     assert node.proc.wait(5) == 0, node.output()
     last = [c for c in ros.commands if c[0] > interrupted - 0.2]
     assert last and last[-1][1:] == (0.0, 0.0), ros.commands[-3:]
+
+
+def test_throttle_scale_and_max_speed_change_at_run_time_for_calibration(cloned_policy):
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from deepracer_rl.ros.inference_node import InferenceNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = InferenceNode(context=context, parameter_overrides=[
+            Parameter("model", value=str(cloned_policy)), Parameter("profile", value="car")])
+        try:
+            assert node.servo_map.throttle_scale == 0.5 and not node.enabled  # car profile defaults
+            results = node.set_parameters([Parameter("throttle_scale", value=0.7), Parameter("max_speed", value=1.5)])
+            assert all(r.successful for r in results)
+            assert node.servo_map(Command(0.0, 2.0)) == pytest.approx((0.0, 0.7))
+            assert node.runner.max_speed == 1.5
+            assert not node.set_parameters([Parameter("throttle_scale", value=1.5)])[0].successful
+            assert not node.set_parameters([Parameter("model", value="/elsewhere")])[0].successful
+            assert node.servo_map.throttle_scale == 0.7
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

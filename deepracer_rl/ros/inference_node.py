@@ -16,7 +16,8 @@ name turns that output off. Safety: no frame for `watchdog_timeout` seconds (ste
 so it also fires when a simulator's /clock stops) -> one stop command; a NaN or out-of-range
 network output -> stop and an error in the log; speeds above `max_speed` are limited;
 `~/enable` (std_srvs/SetBool) enables or disables driving (disabling publishes a stop);
-Ctrl-C or SIGTERM publishes a stop before the node exits.
+Ctrl-C or SIGTERM publishes a stop before the node exits. `throttle_scale` and `max_speed`
+can be changed while the node runs (`ros2 param set`), for calibrating the throttle.
 
     ros2 run deepracer_rl inference_node --ros-args -p model:=runs/demo/export
     ros2 service call /inference_node/enable std_srvs/srv/SetBool "{data: true}"
@@ -32,7 +33,7 @@ import time
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Twist
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
@@ -154,6 +155,7 @@ class InferenceNode(Node):
         # The watchdog runs on the steady clock: a stalled simulator stops /clock too.
         self._watchdog = self.create_timer(self.watchdog_timeout, self._on_watchdog,
                                            clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.last_frame = None  # time.monotonic() of the newest frame
         self.stopped = True  # the last command sent was a stop (or none was sent)
         self.last_command = Command.stop()
@@ -202,6 +204,25 @@ class InferenceNode(Node):
         response.message = "enabled" if self.enabled else "disabled (stopped)"
         self.get_logger().info(response.message)
         return response
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """throttle_scale and max_speed can be changed while driving (calibration)."""
+        servo_map, max_speed = self.servo_map, self.runner.max_speed
+        for param in params:
+            if param.name == "throttle_scale":
+                try:
+                    servo_map = ServoMapping.for_actions(self.policy.actions, float(param.value))
+                except (TypeError, ValueError) as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
+            elif param.name == "max_speed":
+                if not float(param.value) > 0:
+                    return SetParametersResult(successful=False, reason="max_speed must be positive")
+                max_speed = float(param.value)
+            elif param.name in ("profile", "model", "image_topic", "compressed", "cmd_vel_topic",
+                                "servo_topic", "watchdog_timeout", "threads", "enabled"):
+                return SetParametersResult(successful=False, reason=f"{param.name} is read at start only")
+        self.servo_map, self.runner.max_speed = servo_map, max_speed
+        return SetParametersResult(successful=True)
 
     # -- outputs ---------------------------------------------------------------------------
     def publish(self, command: Command) -> None:
