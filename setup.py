@@ -11,7 +11,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "benchmarks"]),
-    package_data={PACKAGE: ["tracks/*", "rewards/*.py"]},
+    package_data={PACKAGE: ["tracks/*", "rewards/*.py", "ros/*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (SHARE, ["package.xml"]),
@@ -34,6 +34,7 @@ setup(
             "deepracer-rl = deepracer_rl.cli:main",
             "gz_control = deepracer_rl.ros.gz_control:main",
             "inference_node = deepracer_rl.ros.inference_node:main",
+            "sim_node = deepracer_rl.ros.sim_node:main",
         ],
     },
 )

@@ -1,0 +1,156 @@
+"""The topic contract of DESIGN.md in one place: names, frames, QoS, the /cmd_vel mapping.
+
+Both ends of the contract import it: `sim_node` (the embedded simulator) publishes with
+these profiles, `bridge.RosRaceEnv` subscribes with them. Also here: `MessageWaiter`, the
+executor-free wait both use on their hot path, and the Fast DDS profile of the simulator.
+
+QoS. Camera and odometry use the sensor-data profile (keep last 5, volatile) but with
+RELIABLE delivery: a reliable publisher serves best-effort subscribers (rviz, anything
+subscribing with the plain sensor-data profile) as well as reliable ones, and the bridge
+subscribes reliably so that no lockstep step is lost (a lost image would stall training
+until the timeout). Commands and resets (/cmd_vel, /initialpose) are reliable, keep last 10.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from ..car import BASE_LINK, CAMERA_OPTICAL_LINK
+
+IMAGE = "/camera/image_raw"
+CAMERA_INFO = "/camera/camera_info"
+ODOM = "/odom"
+CMD_VEL = "/cmd_vel"
+CLOCK = "/clock"
+INITIALPOSE = "/initialpose"
+TF = "/tf"
+
+ODOM_FRAME = "odom"  # REP 105; the embedded simulator's odom frame is the track's frame
+BASE_FRAME = BASE_LINK
+CAMERA_FRAME = CAMERA_OPTICAL_LINK
+
+MIN_TURNING_SPEED = 1e-3  # m/s: below this /cmd_vel carries no steering (angular.z = v tan(steer) / L)
+
+
+def sensor_qos(reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE) -> QoSProfile:
+    """The sensor-data profile (keep last 5, volatile) with the given reliability (default reliable)."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=5, reliability=reliability,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def command_qos() -> QoSProfile:
+    """/cmd_vel and /initialpose: reliable, keep last 10, volatile."""
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def clock_qos() -> QoSProfile:
+    """/clock: keep last 1, reliable (rclpy's and rclcpp's best-effort clock subscribers match it too)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+# ---- /cmd_vel and poses ---------------------------------------------------------------------
+
+
+def steer_from_twist(linear_x: float, angular_z: float, wheelbase: float) -> float:
+    """Front wheel angle (rad, + = left) of a /cmd_vel: atan(angular.z * wheelbase / v); 0 when v ~ 0."""
+    if abs(linear_x) < MIN_TURNING_SPEED:
+        return 0.0
+    return math.atan(angular_z * wheelbase / linear_x)
+
+
+def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
+    """Yaw (rad) of a quaternion (ZYX Euler angles; exact for the planar poses used here)."""
+    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+
+
+def quaternion_from_yaw(yaw: float) -> tuple[float, float, float, float]:
+    """(x, y, z, w) of a rotation by `yaw` about z."""
+    return 0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)
+
+
+def stamp_ns(stamp) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+# ---- waiting without an executor -------------------------------------------------------------
+
+
+class MessageWaiter:
+    """Waits on a few subscriptions with one rcl wait set and takes their messages; no executor.
+
+    rclpy's executors rebuild a wait set over every entity of the node and go through tasks
+    for each callback; on a lockstep round trip that costs a few hundred microseconds. This
+    waits on just the given subscriptions (the same calls `rclpy.wait_for_message` makes).
+    The subscriptions' own callbacks are never called by it.
+    """
+
+    def __init__(self, context, subscriptions):
+        self.subscriptions = list(subscriptions)
+        self._context = context
+        with context.handle:
+            self._wait_set = _rclpy.WaitSet(len(self.subscriptions), 0, 0, 0, 0, 0, context.handle)
+
+    def wait(self, timeout_sec: float) -> list:
+        """Subscriptions with messages ready (waits up to `timeout_sec`; none when it ran out)."""
+        ws = self._wait_set
+        ws.clear_entities()
+        for sub in self.subscriptions:
+            ws.add_subscription(sub.handle)
+        ws.wait(max(0, int(timeout_sec * 1e9)))
+        ready = ws.get_ready_entities("subscription")
+        if not ready:
+            return []
+        return [sub for sub in self.subscriptions if sub.handle.pointer in ready]
+
+    @staticmethod
+    def take(subscription):
+        """The next message of a subscription, or None."""
+        taken = subscription.handle.take_message(subscription.msg_type, subscription.raw)
+        return None if taken is None else taken[0]
+
+    def poll(self, timeout_sec: float, handlers: dict) -> bool:
+        """Wait up to `timeout_sec`, then pass every message taken to `handlers[subscription]`."""
+        got = False
+        for sub in self.wait(timeout_sec):
+            while (msg := self.take(sub)) is not None:
+                handlers[sub](msg)
+                got = True
+        return got
+
+    def destroy(self) -> None:
+        self._wait_set.destroy_when_not_in_use()
+
+
+# ---- Fast DDS --------------------------------------------------------------------------------
+
+FASTDDS_PROFILE = Path(__file__).resolve().with_name("fastdds_sim_node.xml")
+_FASTDDS_ENV = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def use_sim_node_fastdds_profile() -> str | None:
+    """Point Fast DDS at the simulator's profile (a 16 MB shared-memory segment) unless the user set one.
+
+    Fast DDS's default shared-memory segment is 512 kB; a 640x480 rgb8 frame (900 kB) does not
+    fit, and samples written just after it (the odometry) were dropped and only repaired by
+    the next heartbeat, 1-3 s later: a lockstep stall every ~1,500 steps. The segment belongs
+    to the writer, so only the simulator's process needs it. Call before rclpy.init();
+    returns the profile path when it was applied.
+    """
+    rmw = os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") or "rmw_fastrtps_cpp"
+    if not rmw.startswith("rmw_fastrtps") or any(os.environ.get(name) for name in _FASTDDS_ENV):
+        return None
+    if not FASTDDS_PROFILE.is_file():
+        return None
+    os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    return str(FASTDDS_PROFILE)

@@ -1,0 +1,293 @@
+"""sim_node: the embedded simulator (one car) behind the topic contract; no Gazebo needed.
+
+Publishes `/camera/image_raw` (sensor_msgs/Image, rgb8 640x480 by default, mono8 option),
+`/camera/camera_info` (the URDF camera), `/odom` (nav_msgs/Odometry, frame odom, child
+base_link: pose and twist), `/clock` (sim time) and, when tf2_msgs is importable, `/tf`
+odom -> base_link. Subscribes `/cmd_vel` (geometry_msgs/Twist: linear.x m/s, angular.z =
+v * tan(steer) / wheelbase) and `/initialpose` (PoseWithCovarianceStamped: teleport the
+car there, standing still; a new episode for domain randomisation).
+
+* Real time (default): a 15 Hz steady-clock tick steps the simulator with the newest
+  command; with no command for `stale_command_timeout` seconds the car is told to stop.
+* `lockstep:=true`: exactly one control period (1/15 s of sim time) per /cmd_vel message,
+  then the image and odometry of the new state, stamped with sim time.
+
+A reset takes one control period of sim time too, so the image and odometry at the new pose
+carry a stamp newer than anything before the request (clients wait for that).
+
+    ros2 run deepracer_rl sim_node --ros-args -p track:=reinvent_base -p lockstep:=true
+    deepracer-rl sim --track reinvent_base --lockstep --size 160x120 --encoding mono8
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
+
+from ..camera import DomainRandomization
+from ..car import CarSpec
+from ..sim import Simulator
+from ..track import TrackError
+from . import contract
+from .image import array_to_image
+
+try:  # not installable in the PyPI venv; a ROS install has it
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+except ImportError:
+    TFMessage = None
+
+NODE_NAME = "sim_node"
+ENCODINGS = ("rgb8", "mono8")
+# Domain randomisation of `randomize:=true` (per frame and per episode, see DomainRandomization).
+RANDOMIZATION = DomainRandomization(
+    brightness=0.2, contrast=0.2, color=0.1, noise=3.0, blur=0.2,
+    camera_height=0.005, camera_pitch=0.02, floor_texture=True,
+)
+_ONE = np.ones(1, dtype=bool)
+
+
+def _stamp(ns: int) -> Time:
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+class SimNode(Node):
+    """One simulated DeepRacer publishing the topic contract, in real time or in lockstep."""
+
+    def __init__(self, **node_kwargs):
+        super().__init__(NODE_NAME, **node_kwargs)  # node_kwargs: e.g. parameter_overrides, context
+        camera = CarSpec.from_urdf().camera
+
+        def declare(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+        track = declare("track", "reinvent_base", "track name or path of a .npy route")
+        width = declare("image_width", camera.width, "camera image width, pixels (intrinsics scale with it)")
+        height = declare("image_height", camera.height, "camera image height, pixels")
+        self.encoding = declare("encoding", "rgb8", "image encoding: rgb8 or mono8")
+        self.lockstep = declare("lockstep", False, "one control period per /cmd_vel (else real time at the camera rate)")
+        seed = declare("seed", 0, "random seed of start noise and domain randomisation (-1: draw one)")
+        randomize = declare("randomize", False, "domain randomisation of the camera images (lighting, noise, blur, floor)")
+        self.stale_timeout = declare("stale_command_timeout", 0.5,
+                                     "real time: seconds after the last /cmd_vel before the car is stopped")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"parameter 'encoding' must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
+        if width <= 0 or height <= 0:
+            raise ValueError(f"image size must be positive, got {width}x{height}")
+        if not self.stale_timeout > 0:
+            raise ValueError(f"stale_command_timeout must be positive, got {self.stale_timeout}")
+
+        self.sim = Simulator(
+            track, n_cars=1, image_size=(width, height), grayscale=self.encoding == "mono8",
+            randomization=RANDOMIZATION if randomize else None, seed=None if seed < 0 else seed,
+        )
+        self.sim.reset()
+        self.wheelbase = self.sim.car.wheelbase
+        self.period_ns = 1e9 / self.sim.control_hz
+        self.ticks = 0  # control periods of sim time so far
+
+        sensor, command = contract.sensor_qos(), contract.command_qos()
+        self.image_pub = self.create_publisher(Image, contract.IMAGE, sensor)
+        self.info_pub = self.create_publisher(CameraInfo, contract.CAMERA_INFO, sensor)
+        self.odom_pub = self.create_publisher(Odometry, contract.ODOM, sensor)
+        self.clock_pub = self.create_publisher(Clock, contract.CLOCK, contract.clock_qos())
+        self.tf_pub = self.create_publisher(TFMessage, contract.TF, 10) if TFMessage is not None else None
+        self.cmd_sub = self.create_subscription(Twist, contract.CMD_VEL, self._on_cmd_vel, command)
+        self.pose_sub = self.create_subscription(PoseWithCovarianceStamped, contract.INITIALPOSE, self._on_initialpose, command)
+        self._waiter = contract.MessageWaiter(self.context, [self.cmd_sub, self.pose_sub])
+        self._handlers = {self.cmd_sub: self._on_cmd_vel, self.pose_sub: self._on_initialpose}
+        # Parameter services and the like: served by an executor between steps.
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self)
+        self._housekeeping_at = 0.0
+
+        self.camera_info = self._camera_info(camera, width, height)
+        self.odom = Odometry()
+        self.odom.header.frame_id = contract.ODOM_FRAME
+        self.odom.child_frame_id = contract.BASE_FRAME
+        self.command = (0.0, 0.0)  # steer (rad), speed (m/s) held in real time
+        self.command_time: float | None = None
+        self.next_tick = time.monotonic()
+        self._last_error_log = -math.inf
+        self.publish_state()
+        self.get_logger().info(
+            f"{self.sim.track.name}: {width}x{height} {self.encoding}, "
+            f"{'lockstep (one period per /cmd_vel)' if self.lockstep else f'real time at {self.sim.control_hz:g} Hz'}"
+            f"{', domain randomisation' if randomize else ''}"
+            f"{'' if self.tf_pub else '; no /tf (tf2_msgs is not importable)'}"
+        )
+
+    @staticmethod
+    def _camera_info(camera, width: int, height: int) -> CameraInfo:
+        fx, fy, cx, cy = camera.intrinsics(width, height)
+        info = CameraInfo()
+        info.header.frame_id = contract.CAMERA_FRAME
+        info.width, info.height = width, height
+        info.distortion_model = "plumb_bob"
+        info.d = [0.0] * 5
+        info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        return info
+
+    # -- simulation ------------------------------------------------------------------------
+    @property
+    def stamp_ns(self) -> int:
+        return round(self.ticks * self.period_ns)
+
+    def step(self, steer: float, speed: float) -> None:
+        """Advance one control period under (steer rad, speed m/s) and publish the new state."""
+        self.sim.advance(np.array([steer]), np.array([speed]), _ONE)
+        self.ticks += 1
+        self.sim.sim_time = self.ticks / self.sim.control_hz
+        self.publish_state()
+
+    def teleport(self, x: float, y: float, yaw: float) -> None:
+        """Start a new episode at (x, y, yaw), standing still; takes one control period."""
+        self.sim.reset_car(0, np.array([x, y, yaw]))
+        self.command, self.command_time = (0.0, 0.0), None
+        self.ticks += 1
+        self.sim.sim_time = self.ticks / self.sim.control_hz
+        self.publish_state()
+
+    def publish_state(self) -> None:
+        """/clock, /odom (and /tf), then the camera: odometry first, so a client can start on it."""
+        stamp = _stamp(self.stamp_ns)
+        self.clock_pub.publish(Clock(clock=stamp))
+        s = self.sim.state
+        x, y, yaw = (float(v) for v in s.pose[0])
+        odom = self.odom
+        odom.header.stamp = stamp
+        position, orientation = odom.pose.pose.position, odom.pose.pose.orientation
+        position.x, position.y = x, y
+        orientation.x, orientation.y, orientation.z, orientation.w = contract.quaternion_from_yaw(yaw)
+        odom.twist.twist.linear.x = float(s.speed[0])
+        odom.twist.twist.angular.z = float(s.yaw_rate[0])
+        self.odom_pub.publish(odom)
+        if self.tf_pub is not None:
+            tf = TransformStamped()
+            tf.header.stamp, tf.header.frame_id, tf.child_frame_id = stamp, contract.ODOM_FRAME, contract.BASE_FRAME
+            tf.transform.translation.x, tf.transform.translation.y = x, y
+            tf.transform.rotation = orientation
+            self.tf_pub.publish(TFMessage(transforms=[tf]))
+        frame = self.sim.render()[0]
+        self.image_pub.publish(array_to_image(frame, self.encoding, stamp=stamp, frame_id=contract.CAMERA_FRAME))
+        self.camera_info.header.stamp = stamp
+        self.info_pub.publish(self.camera_info)
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _on_cmd_vel(self, msg: Twist) -> None:
+        v, w = msg.linear.x, msg.angular.z
+        if not (math.isfinite(v) and math.isfinite(w)):
+            self._error(f"ignoring a non-finite /cmd_vel (linear.x {v}, angular.z {w})")
+            return
+        steer = contract.steer_from_twist(v, w, self.wheelbase)
+        if self.lockstep:
+            self.step(steer, v)
+        else:
+            self.command, self.command_time = (steer, v), time.monotonic()
+
+    def _on_initialpose(self, msg: PoseWithCovarianceStamped) -> None:
+        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        yaw = contract.yaw_from_quaternion(q.x, q.y, q.z, q.w)
+        if not all(math.isfinite(v) for v in (p.x, p.y, yaw)):
+            self._error(f"ignoring a non-finite /initialpose (x {p.x}, y {p.y}, yaw {yaw})")
+            return
+        self.teleport(p.x, p.y, yaw)
+
+    def _tick(self) -> None:
+        """Real time: one period with the held command (a stop once it is stale)."""
+        steer, speed = self.command
+        if self.command_time is None or time.monotonic() - self.command_time > self.stale_timeout:
+            steer, speed = 0.0, 0.0
+        self.step(steer, speed)
+
+    def _error(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log >= 1.0:
+            self.get_logger().error(text)
+            self._last_error_log = now
+
+    # -- the loop --------------------------------------------------------------------------
+    def spin_once(self, timeout_sec: float = 0.1) -> None:
+        """Handle the commands that arrive within `timeout_sec` (and the real-time tick when due).
+
+        Commands are waited for on their own wait set (`contract.MessageWaiter`); the
+        executor serves the rest of the node (parameter services) when idle or every 0.2 s.
+        """
+        now = time.monotonic()
+        if not self.lockstep:
+            timeout_sec = max(0.0, min(timeout_sec, self.next_tick - now))
+        busy = self._waiter.poll(timeout_sec, self._handlers)
+        now = time.monotonic()
+        if not self.lockstep and now >= self.next_tick:
+            self._tick()
+            self.next_tick += 1.0 / self.sim.control_hz
+            if self.next_tick < now:  # fell behind (e.g. suspended): do not catch up in a burst
+                self.next_tick = now + 1.0 / self.sim.control_hz
+        if not busy or now >= self._housekeeping_at:
+            self._executor.spin_once(timeout_sec=0)
+            self._housekeeping_at = now + 0.2
+
+    def destroy_node(self) -> None:
+        self._executor.remove_node(self)
+        self._waiter.destroy()
+        super().destroy_node()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run(args: list[str] | None = None, overrides: dict | None = None) -> int:
+    """Run the node until Ctrl-C or SIGTERM; `overrides` set parameters (name -> value). Returns the exit code."""
+    contract.use_sim_node_fastdds_profile()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    node = None
+    code = 0
+    try:
+        params = [Parameter(k, value=v) for k, v in (overrides or {}).items()]
+        node = SimNode(parameter_overrides=params)
+        while rclpy.ok():
+            node.spin_once(0.1)
+    except KeyboardInterrupt:
+        pass
+    except (ValueError, TrackError, FileNotFoundError) as exc:
+        print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if node is not None:
+            node.get_logger().info("stopped")
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+def main(args: list[str] | None = None) -> None:
+    code = run(args)
+    if code:
+        raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
