@@ -38,7 +38,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool
@@ -47,13 +47,15 @@ from ..action_space import SPEED_MAX
 from ..car import CarSpec
 from ..inference import Command, PolicyRunner, ServoMapping, UnsafeOutput, twist
 from ..policy import OnnxPolicy, PolicyLoadError
+from . import contract
+from .image import image_to_rgb
 
 NODE_NAME = "inference_node"
 PROFILES = {
     # parameter defaults per profile; every one can still be set on its own
     "sim": {
-        "image_topic": "/camera/image_raw",
-        "cmd_vel_topic": "/cmd_vel",
+        "image_topic": contract.IMAGE,
+        "cmd_vel_topic": contract.CMD_VEL,
         "servo_topic": "",
         "throttle_scale": 1.0,
         "enabled": True,
@@ -71,21 +73,6 @@ SERVO_PACKAGE_HELP = (
     "build aws-deepracer-interfaces-pkg in the workspace (it is on every DeepRacer), or use "
     "cmd_vel_topic with a Twist-driven car stack. Mapped servo values are logged at debug level."
 )
-
-
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8 or mono8) -> (H, W, 3) RGB or (H, W) gray uint8."""
-    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(msg.encoding)
-    if channels is None:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r} (rgb8, bgr8, rgba8, bgra8, mono8)")
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    rows = data[: msg.height * msg.step].reshape(msg.height, msg.step)
-    pixels = rows[:, : msg.width * channels].reshape(msg.height, msg.width, channels)
-    if channels == 1:
-        return pixels[:, :, 0]
-    if msg.encoding.startswith("bgr"):
-        return np.ascontiguousarray(pixels[:, :, 2::-1])
-    return pixels[:, :, :3]
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
@@ -140,7 +127,7 @@ class InferenceNode(Node):
         self.wheelbase = CarSpec.from_urdf().wheelbase
         self.servo_map = ServoMapping.for_actions(self.policy.actions, float(throttle_scale))
 
-        self.cmd_pub = self.create_publisher(Twist, cmd_vel_topic, 10) if cmd_vel_topic else None
+        self.cmd_pub = self.create_publisher(Twist, cmd_vel_topic, contract.command_qos()) if cmd_vel_topic else None
         self.servo_pub = None
         if servo_topic:
             servo_type = _servo_message_type()
@@ -149,8 +136,14 @@ class InferenceNode(Node):
             else:
                 self.servo_type = servo_type
                 self.servo_pub = self.create_publisher(servo_type, servo_topic, QoSProfile(depth=1))
-        image_type, self._decode = (CompressedImage, compressed_to_rgb) if self.compressed else (Image, image_to_rgb)
-        self.create_subscription(image_type, image_topic, self._on_image, qos_profile_sensor_data)
+        if self.compressed:
+            image_type, self._decode = CompressedImage, compressed_to_rgb
+        else:
+            image_type, self._decode = Image, lambda msg: image_to_rgb(msg, image_topic)
+        # Best effort matches every camera publisher (reliable ones too); depth 1: act on the newest frame.
+        camera_qos = contract.sensor_qos(ReliabilityPolicy.BEST_EFFORT)
+        camera_qos.depth = 1
+        self.create_subscription(image_type, image_topic, self._on_image, camera_qos)
         self.create_service(SetBool, "~/enable", self._on_enable)
         # The watchdog runs on the steady clock: a stalled simulator stops /clock too.
         self._watchdog = self.create_timer(self.watchdog_timeout, self._on_watchdog,
