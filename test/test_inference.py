@@ -24,11 +24,13 @@ from deepracer_rl.action_space import ActionSpace
 from deepracer_rl.camera import CameraRenderer
 from deepracer_rl.car import CarSpec
 from deepracer_rl.env import ObservationSpec, RaceCore
+from deepracer_rl.episode import EpisodeJudge, EpisodeStatus
 from deepracer_rl.evaluate import policy_driver, run_laps
 from deepracer_rl.export import CHECKSUMS_NAME, METADATA_NAME, ONNX_NAME
 from deepracer_rl.inference import (Command, PolicyRunner, ServoMapping, UnsafeOutput, check_outputs,
                                     command_from_outputs, twist)
 from deepracer_rl.policy import FrameStack, OnnxPolicy, observation_from_image
+from deepracer_rl.ros.bridge import RosRaceEnv
 from deepracer_rl.sim import StartRules
 from deepracer_rl.track import Track
 
@@ -87,12 +89,12 @@ def constant_model(tmp_path: Path, value: float, frame_stack: int = 1) -> Path:
 
 
 class NodeProcess:
-    """inference_node in its own process group, its output in a file."""
+    """A node (`python -m module`) in its own process group, its output in a file."""
 
-    def __init__(self, log: Path, *params: str):
+    def __init__(self, log: Path, module: str, *params: str):
         self.log_path = log
         self.log = open(log, "w")
-        args = [sys.executable, "-m", "deepracer_rl.ros.inference_node", "--ros-args"]
+        args = [sys.executable, "-m", module, "--ros-args"]
         for param in params:
             args += ["-p", param]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -124,13 +126,17 @@ class NodeProcess:
         self.log.close()
 
 
+INFERENCE_NODE = "deepracer_rl.ros.inference_node"
+SIM_NODE = "deepracer_rl.ros.sim_node"
+
+
 @pytest.fixture
 def nodes(tmp_path):
-    """Start inference nodes; every one left running is killed and reaped after the test."""
+    """Start nodes (inference_node unless `module=`); every one left running is stopped and reaped."""
     started: list[NodeProcess] = []
 
-    def start(*params: str) -> NodeProcess:
-        node = NodeProcess(tmp_path / f"node{len(started)}.log", *params)
+    def start(*params: str, module: str = INFERENCE_NODE) -> NodeProcess:
+        node = NodeProcess(tmp_path / f"node{len(started)}.log", module, *params)
         started.append(node)
         return node
 
@@ -147,9 +153,12 @@ def ros():
     """An rclpy context and a test node: camera publisher, /cmd_vel recorder, service clients."""
     import rclpy
     from geometry_msgs.msg import Twist
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
+    from nav_msgs.msg import Odometry
 
+    from deepracer_rl.ros import contract
+    from deepracer_rl.ros.image import array_to_image
+
+    contract.use_sim_node_fastdds_profile()  # this process writes 640x480 frames, as the simulator does
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("inference_test", context=context)
@@ -160,14 +169,17 @@ def ros():
 
     class Ros:
         commands: list[tuple[float, float, float]] = []  # (monotonic time, linear.x, angular.z)
+        odometry: list = []  # nav_msgs/Odometry as received
 
         def __init__(self):
             self.node = node
-            self.image_pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
-            node.create_subscription(Twist, "/cmd_vel", self._on_cmd, 50)
-            frame = camera_frame()
-            self.image = Image(height=frame.shape[0], width=frame.shape[1], encoding="rgb8",
-                               step=frame.shape[1] * 3, data=frame.tobytes())
+            from sensor_msgs.msg import Image
+
+            self.image_pub = node.create_publisher(Image, contract.IMAGE, contract.sensor_qos())
+            node.create_subscription(Twist, contract.CMD_VEL, self._on_cmd, 50)
+            node.create_subscription(Odometry, contract.ODOM, self.odometry.append,
+                                     contract.sensor_qos())
+            self.image = array_to_image(camera_frame(), "rgb8")
             self.last_image = None
 
         def _on_cmd(self, msg):
@@ -259,10 +271,17 @@ def node_tensors(model: Path, messages, **params) -> list[np.ndarray]:
 
 
 def rgb8(frame: np.ndarray):
-    from sensor_msgs.msg import Image
+    from deepracer_rl.ros.image import array_to_image
 
-    return Image(height=frame.shape[0], width=frame.shape[1], encoding="rgb8", step=frame.shape[1] * 3,
-                 data=frame.tobytes())
+    return array_to_image(frame, "rgb8")
+
+
+def bridge_stand_in(spec: ObservationSpec):
+    """The attributes RosRaceEnv._accept_image uses, without connecting to a simulator."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(obs_spec=spec, rejected=0, last_rejection="", _last_warning=-math.inf,
+                           _latest_ns=0, render_mode=None, node=None)
 
 
 @pytest.mark.parametrize("frame_stack", [1, 3])
@@ -270,13 +289,17 @@ def test_node_and_env_make_the_same_input_tensor_from_the_same_frame(frame_stack
     model = cloned_policy if frame_stack == 1 else constant_model(tmp_path, 0.1, frame_stack)
     spec = OnnxPolicy(model).observation
     frames = [camera_frame(arc) for arc in (0.0, 0.5, 1.0, 1.5)]
-    got = node_tensors(model, [rgb8(f) for f in frames])
-    # The env side: the shared preprocessing the ROS bridge applies to its camera frames.
-    expected = FrameStack(spec)
-    for frame, tensor in zip(frames, got):
-        want = expected.push(observation_from_image(frame, spec))
+    messages = [rgb8(f) for f in frames]
+    got = node_tensors(model, messages)
+    # The env side: RosRaceEnv's own frame handling (its image check + observation_from_image),
+    # stacked as the env stacks; and the shared functions applied to the array directly.
+    bridge = bridge_stand_in(spec)
+    env_stack, direct = FrameStack(spec), FrameStack(spec)
+    for frame, msg, tensor in zip(frames, messages, got):
+        want = env_stack.push(RosRaceEnv._accept_image(bridge, msg, -1))
         assert tensor.dtype == np.uint8 and tensor.shape == (spec.channels, spec.height, spec.width)
         np.testing.assert_array_equal(tensor, want)
+        np.testing.assert_array_equal(tensor, direct.push(observation_from_image(frame, spec)))
     # The in-process env renders straight at 80x60: the same picture to about a gray level.
     core = RaceCore(track="reinvent_base", n_cars=1, observation=ObservationSpec(80, 60, True, 1))
     (point,), (heading,) = TRACK.point_at(np.array([1.5]))
@@ -462,3 +485,39 @@ def test_throttle_scale_and_max_speed_change_at_run_time_for_calibration(cloned_
             node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_closed_loop_sim_node_and_inference_node_drive_a_full_lap(cloned_policy, nodes, ros):
+    """Two processes over DDS in real time (15 Hz): camera -> ONNX policy -> /cmd_vel -> simulator."""
+    from deepracer_rl.ros.contract import yaw_from_quaternion
+
+    sim = nodes("track:=reinvent_base", module=SIM_NODE)
+    assert ros.wait_for(lambda: len(ros.odometry) > 0, 20.0), sim.output()
+    ros.commands.clear()
+    driver = nodes(f"model:={cloned_policy}")
+    judge = EpisodeJudge(TRACK, CAR.wheel_contact_points(), 1, CAR.camera.rate_hz)
+    seen, status, started = 0, EpisodeStatus.IN_PROGRESS, None
+    deadline = time.monotonic() + 45.0
+    while time.monotonic() < deadline and not status.done:
+        ros.spin(0.05)
+        for odom in ros.odometry[seen:]:
+            p, q = odom.pose.pose.position, odom.pose.pose.orientation
+            pose = np.array([[p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w)]])
+            if started is None:
+                if odom.twist.twist.linear.x < 0.05:
+                    continue  # the judge starts when the policy starts driving
+                started = time.monotonic()
+                judge.start(0, pose[0])
+            result = judge.update(pose, np.zeros(1), np.array([odom.twist.twist.linear.x]))
+            status = result.status[0]
+            if status.done:
+                break
+        seen = len(ros.odometry)
+    lap_s = time.monotonic() - started if started else None
+    progress = float(judge.best[0] / judge.lap_length[0] * 100.0)
+    print(f"closed loop: {status.value}, progress {progress:.1f} %, {lap_s and round(lap_s, 2)} s, "
+          f"{len(ros.commands)} commands")
+    assert status is EpisodeStatus.LAP_COMPLETE, (status, progress, driver.output()[-2000:], sim.output()[-2000:])
+    assert max(c[1] for c in ros.commands) <= DISCRETE.max_speed
+    assert driver.interrupt() == 0
+    assert sim.interrupt() == 0
