@@ -92,8 +92,12 @@ def array_to_image(
     frame_id: str = "",
     step: int | None = None,
     topic: str | None = None,
+    msg: Image | None = None,
 ) -> Image:
-    """uint8 (H, W) or (H, W, C) -> Image of `encoding`; `step` > W * C pads every row with zeros."""
+    """uint8 (H, W) or (H, W, C) -> Image of `encoding`; `step` > W * C pads every row with zeros.
+
+    `msg`: an Image to fill in (a publisher can reuse one; publishing copies it).
+    """
     channels = CHANNELS.get(encoding)
     if channels is None:
         raise ImageError(f"{_where(topic, encoding)}: unsupported encoding; supported: {', '.join(ENCODINGS)}")
@@ -114,10 +118,10 @@ def array_to_image(
     step = row if step is None else int(step)
     if step < row:
         raise ImageError(f"{_where(topic, encoding)}: step {step} is less than width * channels = {row}")
-    if _CV_BRIDGE is not None and step == row:  # pragma: no cover - not in the PyPI venv
+    if _CV_BRIDGE is not None and step == row and msg is None:  # pragma: no cover - not in the PyPI venv
         msg = _CV_BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(pixels), encoding=encoding)
     else:
-        msg = Image()
+        msg = Image() if msg is None else msg
         msg.height, msg.width, msg.encoding, msg.step = height, width, encoding, step
         msg.is_bigendian = 0
         if step != row:

@@ -44,6 +44,7 @@ from ..car import CarSpec
 from ..sim import Simulator
 from ..track import TrackError
 from . import contract
+from .cdr import OdometryEncoder, decode_twist
 from .image import array_to_image
 
 try:  # not installable in the PyPI venv; a ROS install has it
@@ -107,7 +108,8 @@ class SimNode(Node):
         self.odom_pub = self.create_publisher(Odometry, contract.ODOM, sensor)
         self.clock_pub = self.create_publisher(Clock, contract.CLOCK, contract.clock_qos())
         self.tf_pub = self.create_publisher(TFMessage, contract.TF, 10) if TFMessage is not None else None
-        self.cmd_sub = self.create_subscription(Twist, contract.CMD_VEL, self._on_cmd_vel, command)
+        # /cmd_vel is taken serialized and decoded by cdr.decode_twist; /odom is published serialized.
+        self.cmd_sub = self.create_subscription(Twist, contract.CMD_VEL, self._on_cmd_vel, command, raw=True)
         self.pose_sub = self.create_subscription(PoseWithCovarianceStamped, contract.INITIALPOSE, self._on_initialpose, command)
         self._waiter = contract.MessageWaiter(self.context, [self.cmd_sub, self.pose_sub])
         self._handlers = {self.cmd_sub: self._on_cmd_vel, self.pose_sub: self._on_initialpose}
@@ -117,9 +119,8 @@ class SimNode(Node):
         self._housekeeping_at = 0.0
 
         self.camera_info = self._camera_info(camera, width, height)
-        self.odom = Odometry()
-        self.odom.header.frame_id = contract.ODOM_FRAME
-        self.odom.child_frame_id = contract.BASE_FRAME
+        self.odom = OdometryEncoder(contract.ODOM_FRAME, contract.BASE_FRAME)
+        self.image = Image()  # reused: only stamp and data change
         self.command = (0.0, 0.0)  # steer (rad), speed (m/s) held in real time
         self.command_time: float | None = None
         self.next_tick = time.monotonic()
@@ -166,33 +167,38 @@ class SimNode(Node):
         self.publish_state()
 
     def publish_state(self) -> None:
-        """/clock, /odom (and /tf), then the camera: odometry first, so a client can start on it."""
+        """/clock, /odom (and /tf), then the camera: odometry first, so a client can start on it.
+
+        /clock, /camera/camera_info and /tf are published only while something subscribes to
+        them (a publish costs tens of microseconds, a lockstep step about a millisecond).
+        """
         stamp = _stamp(self.stamp_ns)
-        self.clock_pub.publish(Clock(clock=stamp))
+        if self.clock_pub.get_subscription_count():
+            self.clock_pub.publish(Clock(clock=stamp))
         s = self.sim.state
         x, y, yaw = (float(v) for v in s.pose[0])
-        odom = self.odom
-        odom.header.stamp = stamp
-        position, orientation = odom.pose.pose.position, odom.pose.pose.orientation
-        position.x, position.y = x, y
-        orientation.x, orientation.y, orientation.z, orientation.w = contract.quaternion_from_yaw(yaw)
-        odom.twist.twist.linear.x = float(s.speed[0])
-        odom.twist.twist.angular.z = float(s.yaw_rate[0])
-        self.odom_pub.publish(odom)
-        if self.tf_pub is not None:
+        _, _, qz, qw = contract.quaternion_from_yaw(yaw)
+        self.odom_pub.publish(self.odom.encode(self.stamp_ns, x, y, qz, qw, float(s.speed[0]), float(s.yaw_rate[0])))
+        if self.tf_pub is not None and self.tf_pub.get_subscription_count():
             tf = TransformStamped()
             tf.header.stamp, tf.header.frame_id, tf.child_frame_id = stamp, contract.ODOM_FRAME, contract.BASE_FRAME
             tf.transform.translation.x, tf.transform.translation.y = x, y
-            tf.transform.rotation = orientation
+            tf.transform.rotation.z, tf.transform.rotation.w = qz, qw
             self.tf_pub.publish(TFMessage(transforms=[tf]))
         frame = self.sim.render()[0]
-        self.image_pub.publish(array_to_image(frame, self.encoding, stamp=stamp, frame_id=contract.CAMERA_FRAME))
-        self.camera_info.header.stamp = stamp
-        self.info_pub.publish(self.camera_info)
+        self.image_pub.publish(array_to_image(frame, self.encoding, stamp=stamp, frame_id=contract.CAMERA_FRAME,
+                                              msg=self.image))
+        if self.info_pub.get_subscription_count():
+            self.camera_info.header.stamp = stamp
+            self.info_pub.publish(self.camera_info)
 
     # -- inputs ----------------------------------------------------------------------------
-    def _on_cmd_vel(self, msg: Twist) -> None:
-        v, w = msg.linear.x, msg.angular.z
+    def _on_cmd_vel(self, raw: bytes) -> None:
+        try:
+            v, w = decode_twist(raw)
+        except ValueError as exc:
+            self._error(f"ignoring an undecodable /cmd_vel: {exc}")
+            return
         if not (math.isfinite(v) and math.isfinite(w)):
             self._error(f"ignoring a non-finite /cmd_vel (linear.x {v}, angular.z {w})")
             return
