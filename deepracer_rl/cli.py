@@ -293,6 +293,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out, minutes=args.minutes, steps=args.steps, seed=args.seed)
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    from .ros import sim_node
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise CliError(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+    overrides = {
+        "track": args.track, "image_width": width, "image_height": height, "encoding": args.encoding,
+        "lockstep": args.lockstep, "seed": args.seed, "randomize": args.randomize,
+        "stale_command_timeout": args.stale_command_timeout,
+    }
+    return sim_node.run(args=args.ros_args, overrides=overrides)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepracer-rl",
@@ -391,6 +406,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reward", required=True, metavar="FILE")
     p.add_argument("--out", default=None, help="CSV to write (default: RUN/rescore-<name>.csv)")
     p.set_defaults(func=cmd_rescore)
+
+    p = sub.add_parser("sim", help="run the simulator node: the topic contract over ROS 2 (Ctrl-C stops it)")
+    p.add_argument("--track", default="reinvent_base", help="track name or .npy (default: %(default)s)")
+    p.add_argument("--size", default="640x480", metavar="WxH", help="camera image size (default: %(default)s)")
+    p.add_argument("--encoding", choices=["rgb8", "mono8"], default="rgb8", help="image encoding (default: rgb8)")
+    p.add_argument("--lockstep", action="store_true",
+                   help="advance one control period (1/15 s) per /cmd_vel instead of running in real time")
+    p.add_argument("--seed", type=int, default=0, help="start noise and domain randomisation seed; -1 draws one")
+    p.add_argument("--randomize", action="store_true", help="domain randomisation of the camera images")
+    p.add_argument("--stale-command-timeout", dest="stale_command_timeout", type=float, default=0.5,
+                   metavar="SECONDS", help="real time: stop the car this long after the last /cmd_vel (default: 0.5)")
+    p.add_argument("ros_args", nargs=argparse.REMAINDER, metavar="--ros-args ...",
+                   help="ROS arguments passed on to rclpy (e.g. --ros-args -r __ns:=/car1)")
+    p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("demo", help="the main job: train on reinvent_base, evaluate, export, plot")
     p.add_argument("--out", default="runs/demo")
