@@ -22,6 +22,7 @@ so Ctrl-C stays responsive. `close()` destroys the node and shuts the context do
 from __future__ import annotations
 
 import itertools
+from collections import deque
 import math
 import os
 import time
@@ -88,12 +89,13 @@ class RosRaceEnv(gym.Env):
         render_mode: str | None = None,
         *,
         timeout: float = 5.0,
+        connect_timeout: float = 15.0,
         seed: int | None = None,
         domain_id: int | None = None,
         node_name: str | None = None,
     ):
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+        if not (timeout > 0 and connect_timeout > 0):
+            raise ValueError(f"timeouts must be positive, got timeout={timeout}, connect_timeout={connect_timeout}")
         self.track = track if isinstance(track, Track) else Track.load(track)
         self.actions = model_metadata if isinstance(model_metadata, ActionSpace) else ActionSpace.load(model_metadata)
         self.reward_fn = reward_function if isinstance(reward_function, RewardFunction) else RewardFunction(reward_function)
@@ -106,11 +108,12 @@ class RosRaceEnv(gym.Env):
         self.observation_space = self.obs_spec.space()
         self.action_space = self.actions.gym_space()
         self.render_mode = render_mode
-        self.timeout = float(timeout)
+        self.timeout = float(timeout)  # s: a step or reset without an answer fails after this
+        self.connect_timeout = float(connect_timeout)  # s: the first reset waits this long for a simulator
         self.rng = np.random.default_rng(seed)
         self.episodes = 0  # episodes started (the start schedule's counter)
-        self.rejected = 0  # malformed camera images seen
-        self.last_rejection: str | None = None
+        self.rejected = 0  # malformed messages seen (camera images, odometry)
+        self.rejections: deque[str] = deque(maxlen=20)  # why, newest last
         self.last_image: np.ndarray | None = None
         self._latest_ns = -1  # newest stamp of a valid image or odometry seen
         self._connected = False
@@ -211,10 +214,10 @@ class RosRaceEnv(gym.Env):
         self._waiter = contract.MessageWaiter(self.context, [self.image_sub, self.odom_sub])
 
     def _connect(self) -> None:
-        """Wait (up to `timeout`) until a simulator's endpoints of all four topics are matched."""
+        """Wait (up to `connect_timeout`) until a simulator's endpoints of all four topics are matched."""
         if self._connected:
             return
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self.connect_timeout
         while True:
             self._match_best_effort_publishers()
             missing = []
@@ -231,7 +234,7 @@ class RosRaceEnv(gym.Env):
                 return
             if time.monotonic() >= deadline:
                 raise SimulatorTimeout(
-                    f"no simulator on the topic contract after {self.timeout:g} s: {', '.join(missing)}; "
+                    f"no simulator on the topic contract after {self.connect_timeout:g} s: {', '.join(missing)}; "
                     f"start one (deepracer-rl sim --lockstep, or Gazebo with gz_control) on "
                     f"ROS_DOMAIN_ID={self.context.get_domain_id()}"
                 )
@@ -281,9 +284,13 @@ class RosRaceEnv(gym.Env):
         self._latest_ns = max(self._latest_ns, odom.stamp)
         return odom
 
+    @property
+    def last_rejection(self) -> str | None:
+        return self.rejections[-1] if self.rejections else None
+
     def _reject(self, text: str) -> None:
         self.rejected += 1
-        self.last_rejection = text
+        self.rejections.append(text)
         now = time.monotonic()
         if now - self._last_warning >= 1.0:
             self.node.get_logger().warning(f"rejected {text}")
