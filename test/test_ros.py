@@ -267,7 +267,7 @@ def test_ros_env_over_lockstep_sim_node_equals_the_in_process_env(simulators):
 # ---- (b) a silent simulator ---------------------------------------------------------------------
 
 
-def test_env_api_and_a_step_naming_the_silent_topics_when_the_simulator_stops(simulators):
+def test_env_api_silent_simulator_error_naming_the_topics_and_recovery_after_restart(simulators):
     sim = simulators(params=("lockstep:=true", "image_width:=160", "image_height:=120", "encoding:=mono8"))
     env = RosRaceEnv(observation=SMALL, timeout=1.0, connect_timeout=30.0)
     try:
@@ -282,6 +282,10 @@ def test_env_api_and_a_step_naming_the_silent_topics_when_the_simulator_stops(si
         assert time.monotonic() - start < 3.0
         assert "nothing received" in str(info.value)
         with pytest.raises(RuntimeError, match="call reset"):
+            env.step(4)
+        simulators(*LOCKSTEP_160, cli=True)  # a new simulator, its clock starting over: reset recovers
+        env.reset()
+        for _ in range(5):
             env.step(4)
     finally:
         env.close()

@@ -168,11 +168,7 @@ class RosRaceEnv(gym.Env):
 
         after = self._drain()
         self.cmd_pub.publish(msg)
-        try:
-            image, _ = self._wait_for_state(after, time.monotonic() + self.timeout, "the command", on_odom=on_odom)
-        except SimulatorTimeout:
-            self._in_episode = False
-            raise
+        image, _ = self._wait_for_state(after, time.monotonic() + self.timeout, "the command", on_odom=on_odom)
         result = judged[0]
         params, status = result.params[0], result.status[0]
         reward = float(self.reward_fn(params))
@@ -364,6 +360,7 @@ class RosRaceEnv(gym.Env):
         if rejected:
             detail.append(f"{rejected} malformed message(s) rejected, the last: {self.last_rejection}")
         self._in_episode = False
+        self._connected = False  # the next reset waits for a simulator again (it may be restarted)
         return SimulatorTimeout(
             f"no answer on {' and '.join(silent)} within {self.timeout:g} s after {what} "
             f"({'; '.join(detail)}); is the simulator still running?"
@@ -372,9 +369,11 @@ class RosRaceEnv(gym.Env):
     def _teleport(self, pose: np.ndarray, retry: bool) -> np.ndarray:
         """Publish /initialpose and wait for odometry there and a camera frame from that period.
 
-        With `retry` (the first reset after discovery, which may reach a simulator that has not
-        matched this writer yet) the request is re-sent every second; a repeated teleport to
-        the same pose is harmless, and its extra answers are drained before the first step.
+        Any stamp is accepted for odometry at the pose (a restarted simulator's clock starts
+        over); the next step's stamps count from it. With `retry` (the first reset after
+        discovery, which may reach a simulator that has not matched this writer yet) the
+        request is re-sent every second; a repeated teleport to the same pose is harmless,
+        and the extra answers are drained before the first step.
         """
         x, y, yaw = (float(v) for v in pose)
         msg = PoseWithCovarianceStamped()
@@ -388,8 +387,7 @@ class RosRaceEnv(gym.Env):
             dyaw = (odom.yaw - yaw + math.pi) % (2 * math.pi) - math.pi
             return math.hypot(odom.x - x, odom.y - y) <= POSE_TOLERANCE and abs(dyaw) <= POSE_TOLERANCE
 
-        after = self._drain()
-        msg.header.stamp = _time_msg(max(after, 0))
+        msg.header.stamp = _time_msg(max(self._drain(), 0))
         deadline = time.monotonic() + self.timeout
         sends = 0
         while True:
@@ -397,14 +395,15 @@ class RosRaceEnv(gym.Env):
             sends += 1
             until = min(deadline, time.monotonic() + _RESET_RETRY) if retry else deadline
             try:
-                frame, _ = self._wait_for_state(
-                    after, until, what=f"the reset to x={x:.2f} y={y:.2f} yaw={yaw:.2f}", odom_ok=at_pose,
+                frame, odom = self._wait_for_state(
+                    -1, until, what=f"the reset to x={x:.2f} y={y:.2f} yaw={yaw:.2f}", odom_ok=at_pose,
                     image_after=lambda o: o.stamp - period_ns,
                 )
                 break
             except SimulatorTimeout:
                 if not retry or time.monotonic() >= deadline:
                     raise
+        self._latest_ns = odom.stamp
         if sends > 1:
             end = time.monotonic() + 0.3
             while time.monotonic() < end:
