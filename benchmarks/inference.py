@@ -3,8 +3,8 @@
 Run: python benchmarks/inference.py [--model EXPORT_DIR] [--frames 300] [--rate 15]
 Starts `inference_node` in its own process pinned to one CPU (onnxruntime and OpenCV with
 one thread), publishes rgb8 640x480 frames of reinvent_base at --rate Hz from this process
-(pinned to another CPU when there is one) and times each frame from publish to the
-/cmd_vel it causes (one frame in flight at a time; frames the transport drops, which the
+(pinned to another CPU when there is one, with the simulator's Fast DDS profile and QoS)
+and times each frame from publish to the /cmd_vel it causes (one frame in flight at a time; frames the transport drops, which the
 sensor-data QoS allows, are counted and left out of the latency). Without --model it exports an untrained
 PPO policy of the default training config (shallow network, 80x60 gray): the same graph and
 cost as a trained one. Model time is onnxruntime on one preprocessed frame, one thread;
@@ -99,10 +99,14 @@ def main() -> None:
     images = frames(60)
     pre_ms, net_ms = model_ms(policy, images, 300)
 
+    from deepracer_rl.ros import contract
+
+    contract.use_sim_node_fastdds_profile()  # this process writes the frames, as the simulator does
     import rclpy
     from geometry_msgs.msg import Twist
-    from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
+
+    from deepracer_rl.ros.image import array_to_image
 
     node_proc = subprocess.Popen(
         [sys.executable, "-m", "deepracer_rl.ros.inference_node", "--ros-args", "-p", f"model:={model}",
@@ -113,14 +117,14 @@ def main() -> None:
     node = rclpy.create_node("inference_benchmark")
     received: list[float] = []
     # Only driving commands answer a frame: a stop is the watchdog's (a frame lost in transport).
-    node.create_subscription(Twist, "/cmd_vel", lambda m: m.linear.x and received.append(time.perf_counter()), 10)
-    pub = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
-    messages = [Image(height=im.shape[0], width=im.shape[1], encoding="rgb8", step=im.shape[1] * 3,
-                      data=im.tobytes()) for im in images]
+    node.create_subscription(Twist, contract.CMD_VEL, lambda m: m.linear.x and received.append(time.perf_counter()),
+                             contract.command_qos())
+    pub = node.create_publisher(Image, contract.IMAGE, contract.sensor_qos())  # as sim_node publishes
+    messages = [array_to_image(im, "rgb8") for im in images]
     latencies = []
     try:
         deadline = time.monotonic() + 30
-        while (pub.get_subscription_count() == 0 or node.count_publishers("/cmd_vel") == 0) \
+        while (pub.get_subscription_count() == 0 or node.count_publishers(contract.CMD_VEL) == 0) \
                 and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.05)
         if node_proc.poll() is not None or time.monotonic() >= deadline:

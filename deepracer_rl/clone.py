@@ -193,3 +193,30 @@ def clone_baseline(train_config: TrainConfig, out: str | Path, config: CloneConf
     _atomic_write_text(out / "clone.json", json.dumps({"clone": asdict(config), **report.as_dict()}) + "\n")
     return {"out": str(out), "samples": int(len(data.arrays()[0])), "seconds": round(time.time() - started, 1),
             **report.as_dict()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m deepracer_rl.clone --out runs/clone`: clone the baseline, then export the policy."""
+    import argparse
+
+    from .export import export_run
+
+    parser = argparse.ArgumentParser(description="Behaviour-clone the pure-pursuit baseline into a PPO run and export it.")
+    parser.add_argument("--out", required=True, help="new run directory (the export goes to OUT/export)")
+    parser.add_argument("--track", default=TrainConfig.track)
+    parser.add_argument("--metadata", help="model_metadata.json (default: the console's action space)")
+    parser.add_argument("--network", default=TrainConfig.network, choices=("shallow", "deep", "small"))
+    parser.add_argument("--rounds", type=int, default=CloneConfig.rounds)
+    parser.add_argument("--steps", type=int, default=CloneConfig.steps, help="steps per car and round")
+    parser.add_argument("--seed", type=int, default=CloneConfig.seed)
+    args = parser.parse_args(argv)
+    config = TrainConfig(track=args.track, metadata=args.metadata, network=args.network, seed=args.seed,
+                         n_envs=1, torch_threads=1, simtrace=False)
+    summary = clone_baseline(config, args.out, CloneConfig(rounds=args.rounds, steps=args.steps, seed=args.seed))
+    export = export_run(args.out, Path(args.out) / "export")
+    print(f"exported {export}: {summary['completed_laps']}/{summary['laps']} evaluation laps, "
+          f"lap times {summary['lap_times_s']} s")
+
+
+if __name__ == "__main__":
+    main()
