@@ -33,6 +33,7 @@ from deepracer_rl.policy import FrameStack, OnnxPolicy, observation_from_image
 from deepracer_rl.ros.bridge import RosRaceEnv
 from deepracer_rl.sim import StartRules
 from deepracer_rl.track import Track
+from test_ros import SimProcess, simulators  # noqa: F401  (the process helpers and fixture of test_ros)
 
 REPO = Path(__file__).resolve().parents[1]
 DISCRETE = ActionSpace.load(REPO / "config" / "model_metadata.json")
@@ -88,64 +89,29 @@ def constant_model(tmp_path: Path, value: float, frame_stack: int = 1) -> Path:
     return out
 
 
-class NodeProcess:
-    """A node (`python -m module`) in its own process group, its output in a file."""
-
-    def __init__(self, log: Path, module: str, *params: str):
-        self.log_path = log
-        self.log = open(log, "w")
-        args = [sys.executable, "-m", module, "--ros-args"]
-        for param in params:
-            args += ["-p", param]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     cwd=REPO)
-
-    def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return self.log_path.read_text()
-
-    def interrupt(self, timeout: float = 10.0) -> int:
-        """SIGINT (Ctrl-C) to the group; wait; then SIGKILL and reap whatever is left."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return -1
-        except ProcessLookupError:
-            return self.proc.wait(timeout)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(5)
-        self.log.close()
-
-
 INFERENCE_NODE = "deepracer_rl.ros.inference_node"
-SIM_NODE = "deepracer_rl.ros.sim_node"
 
 
 @pytest.fixture
 def nodes(tmp_path):
-    """Start nodes (inference_node unless `module=`); every one left running is stopped and reaped."""
-    started: list[NodeProcess] = []
+    """Start inference nodes (test_ros's SimProcess: own process group, SIGINT, then SIGKILL and reap)."""
+    started: list[SimProcess] = []
 
-    def start(*params: str, module: str = INFERENCE_NODE) -> NodeProcess:
-        node = NodeProcess(tmp_path / f"node{len(started)}.log", module, *params)
+    def start(*params: str) -> SimProcess:
+        node = SimProcess(tmp_path / f"inference{len(started)}.log",
+                          [INFERENCE_NODE, "--ros-args"] + [a for p in params for a in ("-p", p)])
         started.append(node)
         return node
 
     yield start
     for node in started:
-        if node.proc.poll() is None:
+        if not node.log.closed:
             node.interrupt()
-        elif not node.log.closed:
-            node.close()
+        assert not node.group_alive(), "an inference node process was left behind"
+
+
+def log_of(node: SimProcess) -> str:
+    return node.log_path.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -396,7 +362,7 @@ def test_malformed_export_fails_at_start_naming_the_file(broken, cloned_policy, 
         name = METADATA_NAME
     node = nodes(f"model:={export}")
     code = node.proc.wait(30)
-    out = node.output()
+    out = log_of(node)
     assert code != 0, out
     assert f"{export / name}" in out, out
     assert "Traceback" not in out, out
@@ -406,10 +372,10 @@ def test_nan_output_publishes_stop_and_logs(tmp_path, nodes, ros):
     node = nodes(f"model:={constant_model(tmp_path, math.nan)}")
     ros.wait_connected()
     ros.commands.clear()
-    assert ros.wait_for(lambda: len(ros.commands) >= 5, 10.0, frames=True), node.output()
+    assert ros.wait_for(lambda: len(ros.commands) >= 5, 10.0, frames=True), log_of(node)
     assert all(c[1:] == (0.0, 0.0) for c in ros.commands)
     assert node.interrupt() == 0
-    assert "not finite" in node.output()
+    assert "not finite" in log_of(node)
 
 
 def test_watchdog_stops_the_car_when_the_camera_stops(cloned_policy, nodes, ros):
@@ -444,7 +410,7 @@ def test_enable_service_gates_driving_and_car_profile_starts_disabled(cloned_pol
     after = [c for c in ros.commands if c[0] > disabled_at - 0.5]
     assert after and after[-1][1:] == (0.0, 0.0)
     assert not moving([c for c in ros.commands if c[0] > disabled_at + 0.2])
-    assert "deepracer_interfaces_pkg is not importable" in node.output() or "ServoCtrlMsg" in node.output()
+    assert "deepracer_interfaces_pkg is not importable" in log_of(node) or "ServoCtrlMsg" in log_of(node)
 
 
 def test_ctrl_c_publishes_a_stop_before_exiting(cloned_policy, nodes, ros):
@@ -456,7 +422,7 @@ def test_ctrl_c_publishes_a_stop_before_exiting(cloned_policy, nodes, ros):
     interrupted = time.monotonic()
     ros.wait_for(lambda: node.proc.poll() is not None, 10.0)
     ros.spin(0.3)
-    assert node.proc.wait(5) == 0, node.output()
+    assert node.proc.wait(5) == 0, log_of(node)
     last = [c for c in ros.commands if c[0] > interrupted - 0.2]
     assert last and last[-1][1:] == (0.0, 0.0), ros.commands[-3:]
 
@@ -487,12 +453,13 @@ def test_throttle_scale_and_max_speed_change_at_run_time_for_calibration(cloned_
         rclpy.shutdown(context=context)
 
 
-def test_closed_loop_sim_node_and_inference_node_drive_a_full_lap(cloned_policy, nodes, ros):
+def test_closed_loop_sim_node_and_inference_node_drive_a_full_lap(cloned_policy, nodes, simulators, ros):
     """Two processes over DDS in real time (15 Hz): camera -> ONNX policy -> /cmd_vel -> simulator."""
     from deepracer_rl.ros.contract import yaw_from_quaternion
 
-    sim = nodes("track:=reinvent_base", module=SIM_NODE)
-    assert ros.wait_for(lambda: len(ros.odometry) > 0, 20.0), sim.output()
+    sim = simulators(params=("track:=reinvent_base",))
+    sim.wait_started()
+    assert ros.wait_for(lambda: len(ros.odometry) > 0, 20.0), log_of(sim)
     ros.commands.clear()
     driver = nodes(f"model:={cloned_policy}")
     judge = EpisodeJudge(TRACK, CAR.wheel_contact_points(), 1, CAR.camera.rate_hz)
@@ -517,7 +484,7 @@ def test_closed_loop_sim_node_and_inference_node_drive_a_full_lap(cloned_policy,
     progress = float(judge.best[0] / judge.lap_length[0] * 100.0)
     print(f"closed loop: {status.value}, progress {progress:.1f} %, {lap_s and round(lap_s, 2)} s, "
           f"{len(ros.commands)} commands")
-    assert status is EpisodeStatus.LAP_COMPLETE, (status, progress, driver.output()[-2000:], sim.output()[-2000:])
+    assert status is EpisodeStatus.LAP_COMPLETE, (status, progress, log_of(driver)[-2000:], log_of(sim)[-2000:])
     assert max(c[1] for c in ros.commands) <= DISCRETE.max_speed
     assert driver.interrupt() == 0
     assert sim.interrupt() == 0
