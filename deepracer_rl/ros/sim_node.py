@@ -72,7 +72,8 @@ class SimNode(Node):
 
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)  # node_kwargs: e.g. parameter_overrides, context
-        camera = CarSpec.from_urdf().camera
+        car = CarSpec.from_urdf()
+        camera = car.camera
 
         def declare(name, default, description):
             return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
@@ -94,7 +95,7 @@ class SimNode(Node):
             raise ValueError(f"stale_command_timeout must be positive, got {self.stale_timeout}")
 
         self.sim = Simulator(
-            track, n_cars=1, image_size=(width, height), grayscale=self.encoding == "mono8",
+            track, n_cars=1, car=car, image_size=(width, height), grayscale=self.encoding == "mono8",
             randomization=RANDOMIZATION if randomize else None, seed=None if seed < 0 else seed,
         )
         self.sim.reset()
