@@ -6,7 +6,8 @@ in its own process (pinned to one CPU when there are two or more; this process o
 and drives RosRaceEnv with random actions of the default action space (seeded; episode
 resets included, as in training). The policy's observation is 160x120 gray in every case,
 so the 640x480 run also pays the resize. Then the in-process RaceEnv with the same actions.
-Ends with one JSON line. Targets: >= 1,000 steps/s at 160x120 mono8, >= 100 at 640x480 rgb8.
+Ends with one JSON line. Targets: >= 1,000 steps/s at 160x120 mono8, >= 100 at 640x480 rgb8
+(a line says whether they were met; the exit code is 0 either way, as for the other benchmarks).
 """
 
 from __future__ import annotations
@@ -112,8 +113,10 @@ def main() -> int:
     results["inprocess_steps_per_s"] = round(run_steps(env, actions), 1)
     env.close()
     print(f"in-process RaceEnv, 160x120 gray: {results['inprocess_steps_per_s']:,.0f} steps/s")
+    missed = [k for k, v in TARGETS.items() if results[k] < v]
+    print("targets met" if not missed else f"targets missed: {', '.join(missed)} (a busy machine? see --no-pin)")
     print(json.dumps(results))
-    return 0 if all(results[k] >= v for k, v in TARGETS.items()) else 1
+    return 0
 
 
 if __name__ == "__main__":
