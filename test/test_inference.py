@@ -143,8 +143,9 @@ def ros():
 
             self.image_pub = node.create_publisher(Image, contract.IMAGE, contract.sensor_qos())
             node.create_subscription(Twist, contract.CMD_VEL, self._on_cmd, 50)
-            node.create_subscription(Odometry, contract.ODOM, self.odometry.append,
-                                     contract.sensor_qos())
+            odom_qos = contract.sensor_qos()
+            odom_qos.depth = 200  # keep every sample of a lockstep run too
+            node.create_subscription(Odometry, contract.ODOM, self.odometry.append, odom_qos)
             self.image = array_to_image(camera_frame(), "rgb8")
             self.last_image = None
 
@@ -390,7 +391,9 @@ def test_watchdog_stops_the_car_when_the_camera_stops(cloned_policy, nodes, ros)
     delay = stops[0][0] - last_image
     print(f"watchdog: stop {delay * 1000:.0f} ms after the last camera frame")
     assert 0.45 <= delay <= 0.55, delay
-    assert len(stops) == 1  # one stop, not a stream of them
+    assert not moving([c for c in ros.commands if c[0] > last_image + 0.1])
+    # Repeated every watchdog_timeout while the camera stays silent (it kicks a lockstep simulator).
+    assert len(stops) == 2 and 0.45 <= stops[1][0] - stops[0][0] <= 0.55, stops
 
 
 def test_enable_service_gates_driving_and_car_profile_starts_disabled(cloned_policy, nodes, ros):
@@ -453,37 +456,43 @@ def test_throttle_scale_and_max_speed_change_at_run_time_for_calibration(cloned_
         rclpy.shutdown(context=context)
 
 
-def test_closed_loop_sim_node_and_inference_node_drive_a_full_lap(cloned_policy, nodes, simulators, ros):
-    """Two processes over DDS in real time (15 Hz): camera -> ONNX policy -> /cmd_vel -> simulator."""
-    from deepracer_rl.ros.contract import yaw_from_quaternion
+@pytest.mark.parametrize("lockstep", [False, True], ids=["real_time", "lockstep"])
+def test_closed_loop_sim_node_and_inference_node_drive_a_full_lap(lockstep, cloned_policy, nodes, simulators, ros):
+    """Two processes over DDS: camera -> ONNX policy -> /cmd_vel -> simulator, in real time (15 Hz)
+    or in lockstep (the watchdog's stop starts the loop; then one period per command)."""
+    from deepracer_rl.ros import contract
 
-    sim = simulators(params=("track:=reinvent_base",))
+    ros.spin(0.3)  # take what earlier simulators left in flight, then forget it
+    ros.odometry.clear()
+    sim = simulators(params=("track:=reinvent_base", f"lockstep:={str(lockstep).lower()}"))
     sim.wait_started()
-    assert ros.wait_for(lambda: len(ros.odometry) > 0, 20.0), log_of(sim)
+    if not lockstep:  # a lockstep simulator publishes nothing until the first command
+        assert ros.wait_for(lambda: len(ros.odometry) > 0, 20.0), log_of(sim)
     ros.commands.clear()
     driver = nodes(f"model:={cloned_policy}")
     judge = EpisodeJudge(TRACK, CAR.wheel_contact_points(), 1, CAR.camera.rate_hz)
-    seen, status, started = 0, EpisodeStatus.IN_PROGRESS, None
+    seen, status, started, start_ns, sim_s = 0, EpisodeStatus.IN_PROGRESS, None, 0, 0.0
     deadline = time.monotonic() + 45.0
     while time.monotonic() < deadline and not status.done:
         ros.spin(0.05)
         for odom in ros.odometry[seen:]:
             p, q = odom.pose.pose.position, odom.pose.pose.orientation
-            pose = np.array([[p.x, p.y, yaw_from_quaternion(q.x, q.y, q.z, q.w)]])
+            pose = np.array([[p.x, p.y, contract.yaw_from_quaternion(q.x, q.y, q.z, q.w)]])
             if started is None:
                 if odom.twist.twist.linear.x < 0.05:
                     continue  # the judge starts when the policy starts driving
-                started = time.monotonic()
+                started, start_ns = time.monotonic(), contract.stamp_ns(odom.header.stamp)
                 judge.start(0, pose[0])
             result = judge.update(pose, np.zeros(1), np.array([odom.twist.twist.linear.x]))
             status = result.status[0]
+            sim_s = (contract.stamp_ns(odom.header.stamp) - start_ns) * 1e-9
             if status.done:
                 break
         seen = len(ros.odometry)
     lap_s = time.monotonic() - started if started else None
     progress = float(judge.best[0] / judge.lap_length[0] * 100.0)
-    print(f"closed loop: {status.value}, progress {progress:.1f} %, {lap_s and round(lap_s, 2)} s, "
-          f"{len(ros.commands)} commands")
+    print(f"closed loop ({'lockstep' if lockstep else 'real time'}): {status.value}, progress {progress:.1f} %, "
+          f"lap {sim_s:.2f} s of sim time in {lap_s and round(lap_s, 2)} s, {len(ros.commands)} commands")
     assert status is EpisodeStatus.LAP_COMPLETE, (status, progress, log_of(driver)[-2000:], log_of(sim)[-2000:])
     assert max(c[1] for c in ros.commands) <= DISCRETE.max_speed
     assert driver.interrupt() == 0

@@ -13,7 +13,8 @@ policy and publishes
 `profile:=sim` (default) or `profile:=car` sets the defaults of the topics, the throttle
 scale and whether the node starts enabled; every topic is a parameter, and an empty topic
 name turns that output off. Safety: no frame for `watchdog_timeout` seconds (steady clock,
-so it also fires when a simulator's /clock stops) -> one stop command; a NaN or out-of-range
+so it also fires when a simulator's /clock stops) -> a stop command, repeated every
+`watchdog_timeout` while no frame comes (a lockstep simulator steps on it and sends one); a NaN or out-of-range
 network output -> stop and an error in the log; speeds above `max_speed` are limited;
 `~/enable` (std_srvs/SetBool) enables or disables driving (disabling publishes a stop);
 Ctrl-C or SIGTERM publishes a stop before the node exits. `throttle_scale` and `max_speed`
@@ -181,12 +182,15 @@ class InferenceNode(Node):
         self.publish(command)
 
     def _on_watchdog(self) -> None:
-        if self.last_frame is None or self.stopped:
+        """Every watchdog_timeout without a frame: a stop (repeated, so it also kicks a lockstep simulator)."""
+        if not self.enabled:
             return
-        if time.monotonic() - self.last_frame >= self.watchdog_timeout * 0.999:
+        if self.last_frame is not None and time.monotonic() - self.last_frame < self.watchdog_timeout * 0.999:
+            return
+        if not self.stopped:
             self.get_logger().warning(f"no camera frame for {self.watchdog_timeout:g} s: stopping")
-            self.runner.reset()
-            self.publish(Command.stop())
+        self.runner.reset()
+        self.publish(Command.stop())
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         self.enabled = bool(request.data)
