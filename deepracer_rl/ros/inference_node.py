@@ -14,8 +14,9 @@ policy and publishes
 scale and whether the node starts enabled; every topic is a parameter, and an empty topic
 name turns that output off. Safety: no frame for `watchdog_timeout` seconds (steady clock,
 so it also fires when a simulator's /clock stops) -> a stop command, repeated every
-`watchdog_timeout` while no frame comes (a lockstep simulator steps on it and sends one); a NaN or out-of-range
-network output -> stop and an error in the log; speeds above `max_speed` are limited;
+`watchdog_timeout` while no frame comes (a lockstep simulator steps on it and sends one);
+a NaN or out-of-range network output -> stop and an error in the log; speeds above
+`max_speed` are limited;
 `~/enable` (std_srvs/SetBool) enables or disables driving (disabling publishes a stop);
 Ctrl-C or SIGTERM publishes a stop before the node exits. `throttle_scale` and `max_speed`
 can be changed while the node runs (`ros2 param set`), for calibrating the throttle.
