@@ -426,6 +426,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
     import torch
 
     out = Path(out)
+    if config.backend == "ros":
+        config.n_envs = 1  # one car: the simulator behind the topics
     torch.set_num_threads(config.torch_threads)
     if not resume:  # a broken track, reward or metadata file fails before anything is written
         dry_run(config, dict(track=config.track, metadata=config.metadata, reward=config.reward,
