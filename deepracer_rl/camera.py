@@ -402,6 +402,12 @@ class DomainRandomization:
         return self != DomainRandomization()
 
 
+# The randomisation of `deepracer-rl train --randomize` and `sim_node randomize:=true`.
+STANDARD_RANDOMIZATION = DomainRandomization(
+    brightness=0.2, contrast=0.2, color=0.1, noise=3.0, blur=0.2,
+    camera_height=0.005, camera_pitch=0.02, floor_texture=True,
+)
+
 TEXTURE_POOL = 16  # scene variants (mat x colour gain) per renderer, built when first drawn
 
 

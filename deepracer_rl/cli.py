@@ -374,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", choices=["shallow", "deep", "small"], default=None,
                    help="CNN (default: shallow, DeepRacer's three-layer CNN)")
     p.add_argument("--frame-stack", dest="frame_stack", type=int, default=None)
+    p.add_argument("--randomize", action="store_true", default=None,
+                   help="domain randomisation of the camera (brightness, contrast, colour, noise, blur, "
+                   "camera pose, floor) for policies that must drive the real car")
     hp = p.add_argument_group("hyperparameters (DeepRacer console names)")
     hp.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="default: 256")
     hp.add_argument("--learning-rate", dest="learning_rate", type=float, default=None, help="default: 3e-4")

@@ -55,6 +55,7 @@ class TrainConfig:
     image_height: int = 60
     grayscale: bool = True
     frame_stack: int = 1
+    randomize: bool = False  # domain randomisation of the camera (camera.STANDARD_RANDOMIZATION)
     network: str = "shallow"
     # Hyperparameters, named as in the DeepRacer console.
     batch_size: int = 256
@@ -163,7 +164,16 @@ def core_kwargs(config: TrainConfig, out: Path) -> dict[str, Any]:
         metadata=str(out / "model_metadata.json"),
         reward=str(reward if reward is not None and reward.exists() else out / "reward_function.py"),
         observation=config.observation(),
+        **_randomization(config),
     )
+
+
+def _randomization(config: TrainConfig) -> dict[str, Any]:
+    if not config.randomize:
+        return {}
+    from .camera import STANDARD_RANDOMIZATION
+
+    return {"randomization": STANDARD_RANDOMIZATION}
 
 
 def make_env(config: TrainConfig, out: Path):
@@ -366,6 +376,7 @@ def evaluate_model(model, config: TrainConfig, out: Path, laps: int = 1, track: 
                    trajectory_csv: Path | None = None, off_track_penalty: float | None = None) -> LapReport:
     """Evaluation laps of a model from the start line (in-process simulator)."""
     kwargs = core_kwargs(config, out)
+    kwargs.pop("randomization", None)  # judged on the plain camera, as DeepRacer evaluates
     if track is not None:
         kwargs["track"] = track
     core = RaceCore(n_cars=1, start=StartRules(), **kwargs)

@@ -39,7 +39,7 @@ from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
-from ..camera import DomainRandomization
+from ..camera import STANDARD_RANDOMIZATION
 from ..car import CarSpec
 from ..sim import Simulator
 from ..track import TrackError
@@ -56,10 +56,7 @@ except ImportError:
 NODE_NAME = "sim_node"
 ENCODINGS = ("rgb8", "mono8")
 # Domain randomisation of `randomize:=true` (per frame and per episode, see DomainRandomization).
-RANDOMIZATION = DomainRandomization(
-    brightness=0.2, contrast=0.2, color=0.1, noise=3.0, blur=0.2,
-    camera_height=0.005, camera_pitch=0.02, floor_texture=True,
-)
+RANDOMIZATION = STANDARD_RANDOMIZATION
 _ONE = np.ones(1, dtype=bool)
 
 
