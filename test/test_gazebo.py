@@ -653,7 +653,7 @@ def test_the_contract_here_is_the_design_contract():
 
 
 def test_bridge_topics_are_the_contract_except_initialpose():
-    from deepracer_rl.ros.gz_control import INITIALPOSE
+    from deepracer_rl.ros.contract import INITIALPOSE
 
     entries = yaml.safe_load(BRIDGE_YAML.read_text())
     ros_topics = [e["ros_topic_name"] for e in entries]

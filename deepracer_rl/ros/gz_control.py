@@ -46,8 +46,8 @@ from rcl_interfaces.msg import ParameterDescriptor
 from ..car import CarSpec
 from ..gazebo_tags import CMD_TOPIC
 from ..world import CAR_NAME, physics_step
+from . import contract
 
-INITIALPOSE = "/initialpose"
 GZ_BINDINGS_HELP = (
     "gz_control needs the Gazebo Harmonic Python bindings (modules gz.transport13 and "
     "gz.msgs10): install python3-gz-transport13 and python3-gz-msgs10 from the Gazebo "
@@ -169,7 +169,8 @@ class GzControl(Node):
         self._worker.start()
         if self.lockstep:
             self.backend.on_command(self._on_gz_command)
-        self.create_subscription(PoseWithCovarianceStamped, INITIALPOSE, self._on_initialpose, 10)
+        self.create_subscription(PoseWithCovarianceStamped, contract.INITIALPOSE, self._on_initialpose,
+                                 contract.command_qos())
         self.get_logger().info(
             f"world '{self.world}', car '{self.model}', "
             + (f"lockstep: {self.steps_per_control} physics steps per command" if self.lockstep else "free run")
