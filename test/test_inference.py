@@ -30,7 +30,7 @@ from deepracer_rl.export import CHECKSUMS_NAME, METADATA_NAME, ONNX_NAME
 from deepracer_rl.inference import (Command, PolicyRunner, ServoMapping, UnsafeOutput, check_outputs,
                                     command_from_outputs, twist)
 from deepracer_rl.policy import FrameStack, OnnxPolicy, observation_from_image
-from deepracer_rl.ros.bridge import RosRaceEnv
+from deepracer_rl.ros.bridge import observation_frame
 from deepracer_rl.sim import StartRules
 from deepracer_rl.track import Track
 from test_ros import SimProcess, simulators  # noqa: F401  (the process helpers and fixture of test_ros)
@@ -243,14 +243,6 @@ def rgb8(frame: np.ndarray):
     return array_to_image(frame, "rgb8")
 
 
-def bridge_stand_in(spec: ObservationSpec):
-    """The attributes RosRaceEnv._accept_image uses, without connecting to a simulator."""
-    from types import SimpleNamespace
-
-    return SimpleNamespace(obs_spec=spec, rejected=0, last_rejection="", _last_warning=-math.inf,
-                           _latest_ns=0, render_mode=None, node=None)
-
-
 @pytest.mark.parametrize("frame_stack", [1, 3])
 def test_node_and_env_make_the_same_input_tensor_from_the_same_frame(frame_stack, cloned_policy, tmp_path):
     model = cloned_policy if frame_stack == 1 else constant_model(tmp_path, 0.1, frame_stack)
@@ -258,12 +250,12 @@ def test_node_and_env_make_the_same_input_tensor_from_the_same_frame(frame_stack
     frames = [camera_frame(arc) for arc in (0.0, 0.5, 1.0, 1.5)]
     messages = [rgb8(f) for f in frames]
     got = node_tensors(model, messages)
-    # The env side: RosRaceEnv's own frame handling (its image check + observation_from_image),
-    # stacked as the env stacks; and the shared functions applied to the array directly.
-    bridge = bridge_stand_in(spec)
+    # The env side: RosRaceEnv's own frame handling (bridge.observation_frame: its image check
+    # + observation_from_image), stacked as the env stacks; and the shared functions applied
+    # to the array directly.
     env_stack, direct = FrameStack(spec), FrameStack(spec)
     for frame, msg, tensor in zip(frames, messages, got):
-        want = env_stack.push(RosRaceEnv._accept_image(bridge, msg, -1))
+        want = env_stack.push(observation_frame(msg, spec))
         assert tensor.dtype == np.uint8 and tensor.shape == (spec.channels, spec.height, spec.width)
         np.testing.assert_array_equal(tensor, want)
         np.testing.assert_array_equal(tensor, direct.push(observation_from_image(frame, spec)))
@@ -274,6 +266,18 @@ def test_node_and_env_make_the_same_input_tensor_from_the_same_frame(frame_stack
     core.observe(np.array([0]))
     diff = np.abs(core.stack[0].astype(int) - got[-1][-1:].astype(int))
     assert diff.mean() < 2.0, diff.mean()
+
+
+def test_env_frame_errors_name_the_topic_and_encoding():
+    from deepracer_rl.ros.image import ImageError, array_to_image
+
+    gray = array_to_image(np.zeros((60, 80), np.uint8), "mono8")
+    with pytest.raises(ImageError, match=r"image on /camera/image_raw \(encoding 'mono8'\): the policy needs RGB"):
+        observation_frame(gray, ObservationSpec(80, 60, grayscale=False))
+    short = array_to_image(np.zeros((60, 80, 3), np.uint8), "rgb8")
+    short.data = short.data[:-3]
+    with pytest.raises(ImageError, match=r"image on /camera/image_raw \(encoding 'rgb8'\): data has 14397 bytes"):
+        observation_frame(short, ObservationSpec(80, 60, grayscale=True))
 
 
 def test_compressed_frames_give_the_same_tensor_as_raw_ones(cloned_policy):

@@ -73,6 +73,22 @@ class SimulatorTimeout(TimeoutError):
     """The simulator did not answer on the topic contract in time; the message names the silent topics."""
 
 
+def observation_frame(msg: Image, spec: ObservationSpec) -> np.ndarray:
+    """The observation frame (C, h, w) RosRaceEnv takes from a camera message.
+
+    The image check of `image.image_to_rgb`, then `policy.observation_from_image` (the
+    inference node's preprocessing). Raises ImageError naming the topic and encoding.
+    """
+    return _frame(image_to_rgb(msg, contract.IMAGE), msg.encoding, spec)
+
+
+def _frame(rgb: np.ndarray, encoding: str, spec: ObservationSpec) -> np.ndarray:
+    try:
+        return observation_from_image(rgb, spec)
+    except ValueError as exc:  # e.g. a gray camera for a colour policy
+        raise ImageError(f"image on {contract.IMAGE} (encoding {encoding!r}): {exc}") from exc
+
+
 class RosRaceEnv(gym.Env):
     """One DeepRacer car in any simulator publishing the topic contract, as a gymnasium env."""
 
@@ -293,7 +309,7 @@ class RosRaceEnv(gym.Env):
             self._last_warning = now
 
     def _accept_image(self, msg: Image, after: int) -> np.ndarray | None:
-        """The observation frame of a valid image stamped after `after`, else None (bad ones are logged)."""
+        """`observation_frame` of a valid image stamped after `after`, else None (bad ones are logged)."""
         try:
             rgb = image_to_rgb(msg, contract.IMAGE)
         except ImageError as exc:
@@ -303,9 +319,9 @@ class RosRaceEnv(gym.Env):
         frame = None
         if stamp > after:
             try:
-                frame = observation_from_image(rgb, self.obs_spec)
-            except ValueError as exc:  # e.g. a gray camera for a colour policy
-                self._reject(f"image on {contract.IMAGE} (encoding {msg.encoding!r}): {exc}")
+                frame = _frame(rgb, msg.encoding, self.obs_spec)
+            except ImageError as exc:
+                self._reject(str(exc))
                 return None
             if self.render_mode == "rgb_array":
                 self.last_image = np.array(rgb)
