@@ -367,7 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
     p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="cars simulated together (default: 8)")
     p.add_argument("--backend", choices=["inprocess", "ros"], default=None,
-                   help="inprocess simulator (default) or ROS topics via the Gym bridge")
+                   help="inprocess simulator (default) or ROS topics via the Gym bridge (one car: "
+                   "--n-envs is ignored)")
+    p.add_argument("--ros-timeout", dest="ros_timeout", type=float, default=None, metavar="SECONDS",
+                   help="--backend ros: stop with an error naming the silent topics when no simulator "
+                   "answers within this long (default: 15 s to find one, 5 s per step)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--image-size", default=None, metavar="WxH", help="policy input size (default: 80x60)")

@@ -50,6 +50,7 @@ class TrainConfig:
     steps: int = 150_000
     n_envs: int = 8
     backend: str = "inprocess"
+    ros_timeout: float | None = None  # --backend ros: s to wait for the simulator (None: the bridge's 15 s / 5 s)
     seed: int = 0
     image_width: int = 80
     image_height: int = 60
@@ -123,6 +124,8 @@ def prepare_run(config: TrainConfig, out: Path, resume: bool) -> TrainConfig:
         _check_same_run(saved, config, out)
         saved.steps = config.steps
         saved.max_minutes = config.max_minutes
+        if config.ros_timeout is not None:
+            saved.ros_timeout = config.ros_timeout
         return saved
     if (out / CHECKPOINT).exists():
         raise TrainingError(
@@ -188,17 +191,30 @@ def make_env(config: TrainConfig, out: Path):
         from .ros.bridge import RosRaceEnv
 
         kwargs = core_kwargs(config, out)
-        return DummyVecEnv([lambda: RosRaceEnv(**_ros_kwargs(kwargs))])
+        return DummyVecEnv([lambda: RosRaceEnv(**_ros_kwargs(kwargs, config.ros_timeout))])
     raise TrainingError(f"unknown backend {config.backend!r}; choose inprocess or ros")
 
 
-def _ros_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _ros_kwargs(kwargs: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    """RosRaceEnv's arguments; `timeout` (s), when given, bounds both discovery and every answer."""
+    ros = {
         "track": kwargs["track"],
         "model_metadata": kwargs["metadata"],
         "reward_function": kwargs["reward"],
         "observation": kwargs["observation"],
     }
+    if timeout is not None:
+        ros.update(timeout=timeout, connect_timeout=timeout)
+    return ros
+
+
+def _simulator_errors(config: TrainConfig) -> tuple[type[BaseException], ...]:
+    """What the backend raises when its simulator is gone (nothing for the in-process one)."""
+    if config.backend != "ros":
+        return ()
+    from .ros.bridge import SimulatorTimeout
+
+    return (SimulatorTimeout,)
 
 
 def dry_run(config: TrainConfig, kwargs: dict[str, Any], steps: int = 30) -> None:
@@ -439,6 +455,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
     out = Path(out)
     if config.backend == "ros":
         config.n_envs = 1  # one car: the simulator behind the topics
+    if config.ros_timeout is not None and not config.ros_timeout > 0:
+        raise TrainingError(f"the ROS timeout must be a positive number of seconds, got {config.ros_timeout}")
     torch.set_num_threads(config.torch_threads)
     if not resume:  # a broken track, reward or metadata file fails before anything is written
         dry_run(config, dict(track=config.track, metadata=config.metadata, reward=config.reward,
@@ -447,6 +465,7 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
     if resume:
         dry_run(config, core_kwargs(config, out))
     env = make_env(config, out)
+    simulator_gone = _simulator_errors(config)
     state: dict[str, Any] = {}
     if resume:
         state = json.loads((out / STATE).read_text(encoding="utf-8"))
@@ -467,6 +486,12 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
             f"the reward function failed at step {model.num_timesteps}; the run stopped and its "
             f"checkpoint is saved in {out / CHECKPOINT} (fix the file, then --resume):\n{exc}"
         ) from exc
+    except simulator_gone as exc:
+        kept = "nothing was trained"
+        if model.num_timesteps > state.get("timesteps", 0):
+            callback.checkpoint()
+            kept = f"checkpoint saved at step {model.num_timesteps}: continue with --resume"
+        raise TrainingError(f"the simulator did not answer ({kept}): {exc}") from exc
     except KeyboardInterrupt:
         callback.checkpoint()
         raise TrainingError(f"interrupted; checkpoint saved at step {model.num_timesteps}: "

@@ -8,6 +8,8 @@ conversion, CDR decoding, the /cmd_vel mapping) come first.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import os
 import signal
@@ -33,6 +35,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from deepracer_rl.car import CAMERA_OPTICAL_LINK, CarSpec  # noqa: E402
 from deepracer_rl.env import ObservationSpec, RaceEnv  # noqa: E402
 from deepracer_rl.inference import Command, twist  # noqa: E402
+from deepracer_rl.logs import SIMTRACE_COLUMNS  # noqa: E402
 from deepracer_rl.ros import cdr, contract  # noqa: E402
 from deepracer_rl.ros.bridge import RosRaceEnv, SimulatorTimeout  # noqa: E402
 from deepracer_rl.ros.image import (  # noqa: E402
@@ -127,7 +130,7 @@ def test_cmd_vel_mapping_round_trips_steering_and_gives_none_when_standing():
 
 
 class SimProcess:
-    """The simulator in its own process group (`python -m ...`), its output in a file."""
+    """A process (`python -m ...`: the simulator, a node, the CLI) in its own process group, its output in a file."""
 
     def __init__(self, log: Path, args: list[str]):
         self.log_path = log
@@ -301,6 +304,69 @@ def test_no_simulator_at_all_is_a_clear_error_after_the_connect_timeout():
     finally:
         env.close()
     env.close()  # twice is fine
+
+
+# ---- training through the bridge: `deepracer-rl train --backend ros` ---------------------------------
+
+# Tiny and quick: 40x40 frames, the small CNN, PPO updates every 128 steps (300 steps: 3 rollouts).
+TRAIN_ROS = ("train", "--backend", "ros", "--steps", "300", "--image-size", "40x40", "--network", "small",
+             "--n-envs", "4", "--batch-size", "64", "--episodes-between-updates", "1")
+
+
+def train_cli(tmp_path: Path, name: str, *args: str, timeout: float) -> tuple[int | None, str]:
+    """`deepracer-rl train` (TRAIN_ROS, --out tmp_path/name) in its own process group, run to its end.
+
+    Returns (exit code, output); None when it did not end within `timeout` (then it is interrupted,
+    killed if need be, and reaped).
+    """
+    trainer = SimProcess(tmp_path / f"{name}.log",
+                         ["deepracer_rl.cli", *TRAIN_ROS, "--out", str(tmp_path / name), *args])
+    try:
+        code = trainer.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        trainer.interrupt()
+    assert not trainer.group_alive()
+    return code, trainer.log_path.read_text()
+
+
+def test_train_backend_ros_without_a_simulator_fails_naming_the_silent_topics(tmp_path):
+    # The session's own domain, where every earlier simulator has been stopped and reaped.
+    start = time.monotonic()
+    code, output = train_cli(tmp_path, "run", "--ros-timeout", "1", timeout=60.0)
+    assert code == 2, output  # not hanging: the bridge's connect timeout, reported by the CLI
+    assert time.monotonic() - start < 30.0
+    assert ("deepracer-rl train: error: the simulator did not answer (nothing was trained): no simulator on "
+            "the topic contract after 1 s: /camera/image_raw (no publisher), /odom (no publisher), "
+            "/cmd_vel (no subscriber), /initialpose (no subscriber)") in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "run" / "checkpoints" / "latest.zip").exists()  # a rerun needs no --resume
+
+
+def test_train_backend_ros_trains_through_the_bridge_against_a_lockstep_sim_node(simulators, tmp_path):
+    sim = simulators(params=("lockstep:=true", "image_width:=160", "image_height:=120", "encoding:=mono8"))
+    code, output = train_cli(tmp_path, "run", "--ros-timeout", "10", timeout=120.0)
+    assert code == 0, output + sim.output()
+    assert "trained 384 steps" in output  # 3 rollouts of 128 steps
+    run = tmp_path / "run"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["backend"], config["n_envs"], config["ros_timeout"]) == ("ros", 1, 10.0)  # one car: --n-envs ignored
+    assert (config["image_width"], config["image_height"], config["network"]) == (40, 40, "small")
+    assert (run / "checkpoints" / "latest.zip").is_file() and (run / "best_model.zip").is_file()
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert state["timesteps"] == 384 and state["episodes"] >= 2
+    with open(run / "simtrace" / "training-simtrace.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == SIMTRACE_COLUMNS
+    assert len(rows) == 384  # every step, from the simulator's odometry
+    assert [int(r["steps"]) for r in rows[:3]] == [1, 2, 3]
+    assert len({r["episode"] for r in rows}) >= 2
+    assert any(r["done"] == "True" for r in rows)
+    assert len({(r["X"], r["Y"]) for r in rows}) > 300  # the car moved
+    assert sim.proc.poll() is None, sim.output()
+    assert sim.interrupt() in (0, -signal.SIGINT)
 
 
 # ---- (c) malformed messages -------------------------------------------------------------------------
