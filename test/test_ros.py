@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -304,6 +305,36 @@ def test_no_simulator_at_all_is_a_clear_error_after_the_connect_timeout():
     finally:
         env.close()
     env.close()  # twice is fine
+
+
+def test_first_reset_waits_out_connect_timeout_for_a_simulator_whose_endpoints_came_first(simulators, ros_node):
+    """Like Gazebo starting: its bridge and gz_control are matched long before the world answers."""
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+
+    ros_node.create_publisher(Image, contract.IMAGE, contract.sensor_qos())  # endpoints, no answers
+    ros_node.create_publisher(Odometry, contract.ODOM, contract.sensor_qos())
+    ros_node.create_subscription(Twist, contract.CMD_VEL, lambda _: None, contract.command_qos())
+    ros_node.create_subscription(PoseWithCovarianceStamped, contract.INITIALPOSE, lambda _: None, contract.command_qos())
+    env = RosRaceEnv(observation=SMALL, timeout=0.3, connect_timeout=1.5)
+    later = threading.Timer(1.0, simulators, kwargs={"params": ("lockstep:=true", "image_width:=160",
+                                                                "image_height:=120", "encoding:=mono8")})
+    try:
+        start = time.monotonic()
+        with pytest.raises(SimulatorTimeout, match=r"/camera/image_raw and /odom within 1.5 s after the reset to"):
+            env.reset(seed=0)
+        assert 1.4 <= time.monotonic() - start < 3.0
+        env.connect_timeout = 30.0
+        later.start()  # the world "loads" a second into the first reset
+        start = time.monotonic()
+        env.reset(seed=0)
+        assert time.monotonic() - start > 1.0 > env.timeout
+        for _ in range(5):  # after it, each answer within `timeout` as before
+            env.step(4)
+    finally:
+        later.cancel()
+        if later.is_alive():
+            later.join()
+        env.close()
 
 
 # ---- training through the bridge: `deepracer-rl train --backend ros` ---------------------------------

@@ -12,7 +12,9 @@ Timing: a step publishes the command, then waits for an image and an odometry me
 stamped later than anything seen before the command (stamps are sim time); a reset waits
 for odometry at the requested pose and an image of the same period. Nothing answering
 within `timeout` seconds raises `SimulatorTimeout` naming the silent topics; malformed
-images are rejected (logged, counted in `rejected`) and waited past.
+images are rejected (logged, counted in `rejected`) and waited past. The first reset (and
+the first after a timeout) waits up to `connect_timeout` for the simulator's endpoints and
+its answer: Gazebo's bridge is up well before the world has loaded.
 
 The env owns its rclpy context and node and needs no executor or thread: it waits on its
 two subscriptions with one wait set (`contract.MessageWaiter`), in slices of at most 0.1 s
@@ -125,7 +127,7 @@ class RosRaceEnv(gym.Env):
         self.action_space = self.actions.gym_space()
         self.render_mode = render_mode
         self.timeout = float(timeout)  # s: a step or reset without an answer fails after this
-        self.connect_timeout = float(connect_timeout)  # s: the first reset waits this long for a simulator
+        self.connect_timeout = float(connect_timeout)  # s: the first reset waits this long for a simulator's answer
         self.rng = np.random.default_rng(seed)
         self.episodes = 0  # episodes started (the start schedule's counter)
         self.rejected = 0  # malformed messages seen (camera images, odometry)
@@ -160,10 +162,16 @@ class RosRaceEnv(gym.Env):
             self.rng = np.random.default_rng(seed)
             self.episodes = 0
         first = not self._connected
-        self._connect()
+        started = time.monotonic()
+        self._connect(started + self.connect_timeout)
         pose, reverse = start_pose(self.track, self.start_rules, self.episodes, 0, 1, self.rng)
         self.episodes += 1
-        image = self._teleport(pose, retry=first)
+        if first:  # the answer may take the rest of connect_timeout: Gazebo's bridge and gz_control
+            # are matched before the world has loaded and the car is spawned
+            deadline = max(started + self.connect_timeout, time.monotonic() + self.timeout)
+            image = self._teleport(pose, retry=True, deadline=deadline, window=round(deadline - started, 1))
+        else:
+            image = self._teleport(pose, retry=False)
         self.judge.start(0, pose, reverse)
         self.frames.clear()
         obs = self.frames.push(image)
@@ -225,11 +233,10 @@ class RosRaceEnv(gym.Env):
             old.destroy()
         self._waiter = contract.MessageWaiter(self.context, [self.image_sub, self.odom_sub])
 
-    def _connect(self) -> None:
-        """Wait (up to `connect_timeout`) until a simulator's endpoints of all four topics are matched."""
+    def _connect(self, deadline: float) -> None:
+        """Wait (until `deadline`, monotonic) until a simulator's endpoints of all four topics are matched."""
         if self._connected:
             return
-        deadline = time.monotonic() + self.connect_timeout
         while True:
             self._match_best_effort_publishers()
             missing = []
@@ -328,12 +335,14 @@ class RosRaceEnv(gym.Env):
         self._latest_ns = max(self._latest_ns, stamp)
         return frame
 
-    def _wait_for_state(self, after: int, deadline: float, what: str, on_odom=None, odom_ok=None, image_after=None):
+    def _wait_for_state(self, after: int, deadline: float, what: str, on_odom=None, odom_ok=None, image_after=None,
+                        window: float | None = None):
         """Wait until `deadline` (monotonic) for odometry and an image newer than `after` (stamp ns).
 
         Returns (frame, odom). `on_odom(odom)` runs as soon as the first qualifying odometry
         (`odom_ok(odom)`, default any) arrives; the image must be stamped after
-        `image_after(odom)` (default `after`). Raises SimulatorTimeout naming what stayed silent.
+        `image_after(odom)` (default `after`). Raises SimulatorTimeout naming what stayed silent
+        (and `window`, the seconds waited in all, default `timeout`).
         """
         waiter = self._waiter
         odom = frame = None
@@ -343,7 +352,8 @@ class RosRaceEnv(gym.Env):
         while odom is None or frame is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise self._timeout_error(what, odom is None, frame is None, seen, self.rejected - rejected_before)
+                raise self._timeout_error(what, odom is None, frame is None, seen, self.rejected - rejected_before,
+                                          self.timeout if window is None else window)
             for sub in waiter.wait(min(remaining, _WAIT_SLICE)):
                 while (msg := waiter.take(sub)) is not None:
                     if sub is self.odom_sub:
@@ -367,7 +377,8 @@ class RosRaceEnv(gym.Env):
                 pending_frames.clear()
         return frame, odom
 
-    def _timeout_error(self, what: str, no_odom: bool, no_image: bool, seen: dict, rejected: int) -> SimulatorTimeout:
+    def _timeout_error(self, what: str, no_odom: bool, no_image: bool, seen: dict, rejected: int,
+                       window: float) -> SimulatorTimeout:
         silent = [t for t, missing in ((contract.IMAGE, no_image), (contract.ODOM, no_odom)) if missing]
         detail = []
         for topic in silent:
@@ -378,18 +389,20 @@ class RosRaceEnv(gym.Env):
         self._in_episode = False
         self._connected = False  # the next reset waits for a simulator again (it may be restarted)
         return SimulatorTimeout(
-            f"no answer on {' and '.join(silent)} within {self.timeout:g} s after {what} "
+            f"no answer on {' and '.join(silent)} within {window:g} s after {what} "
             f"({'; '.join(detail)}); is the simulator still running?"
         )
 
-    def _teleport(self, pose: np.ndarray, retry: bool) -> np.ndarray:
+    def _teleport(self, pose: np.ndarray, retry: bool, deadline: float | None = None,
+                  window: float | None = None) -> np.ndarray:
         """Publish /initialpose and wait for odometry there and a camera frame from that period.
 
         Any stamp is accepted for odometry at the pose (a restarted simulator's clock starts
         over); the next step's stamps count from it. With `retry` (the first reset after
         discovery, which may reach a simulator that has not matched this writer yet) the
         request is re-sent every second; a repeated teleport to the same pose is harmless,
-        and the extra answers are drained before the first step.
+        and the extra answers are drained before the first step. The answer is waited for until
+        `deadline` (monotonic; default `timeout` from now), `window` s in all (for the error message).
         """
         x, y, yaw = (float(v) for v in pose)
         msg = PoseWithCovarianceStamped()
@@ -404,7 +417,8 @@ class RosRaceEnv(gym.Env):
             return math.hypot(odom.x - x, odom.y - y) <= POSE_TOLERANCE and abs(dyaw) <= POSE_TOLERANCE
 
         msg.header.stamp = _time_msg(max(self._drain(), 0))
-        deadline = time.monotonic() + self.timeout
+        if deadline is None:
+            deadline, window = time.monotonic() + self.timeout, self.timeout
         sends = 0
         while True:
             self.pose_pub.publish(msg)
@@ -413,13 +427,14 @@ class RosRaceEnv(gym.Env):
             try:
                 frame, odom = self._wait_for_state(
                     -1, until, what=f"the reset to x={x:.2f} y={y:.2f} yaw={yaw:.2f}", odom_ok=at_pose,
-                    image_after=lambda o: o.stamp - period_ns,
+                    image_after=lambda o: o.stamp - period_ns, window=window,
                 )
                 break
             except SimulatorTimeout:
                 if not retry or time.monotonic() >= deadline:
                     raise
         self._latest_ns = odom.stamp
+        self._connected = True  # a retried wait's timeout marked it lost
         if sends > 1:
             end = time.monotonic() + 0.3
             while time.monotonic() < end:
