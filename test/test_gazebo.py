@@ -6,11 +6,13 @@ well-formed and pass the strictest SDFormat/URDF validation available here (`ign
 plugin file and element names are the ones Gazebo Harmonic documents; the URDF plugin
 figures are the URDF's own joints; the bridge YAML is the topic contract with valid
 ROS/gz type pairs; gz_control's reset/lockstep logic runs against a stand-in Gazebo; the
-launch files name only executables, parameters, files and arguments that exist.
+launch files name only executables, parameters, files and arguments that exist (and the
+commands they run only console scripts and CLI flags that exist).
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib
 import math
@@ -168,7 +170,7 @@ LAUNCH_API = {
     "launch.launch_description_sources": {"PythonLaunchDescriptionSource"},
     "launch.substitutions": {"LaunchConfiguration", "PathJoinSubstitution", "PythonExpression", "TextSubstitution"},
     "launch_ros.actions": {"Node", "SetParameter"},
-    "launch_ros.substitutions": {"FindPackageShare"},
+    "launch_ros.substitutions": {"FindPackageShare", "ExecutableInPackage"},
     "ament_index_python.packages": {"get_package_share_directory"},
 }
 
@@ -895,6 +897,49 @@ class LaunchFile:
             found.append((target, names))
         return found
 
+    def include_arguments(self, rel: str) -> dict:
+        """name -> literal value (None where dynamic) of the launch arguments given to an included launch file."""
+        for call in self.calls("IncludeLaunchDescription"):
+            shares = [n for n in ast.walk(call.args[0]) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_share"]
+            if shares and "/".join(str(self.literal(a)) for a in shares[0].args[1:]) == rel:
+                mapping = self.keyword(call, "launch_arguments").func.value
+                return {self.literal(k): self.literal(v) for k, v in zip(mapping.keys, mapping.values)}
+        raise AssertionError(f"{self.path.name} does not include {rel}")
+
+    def processes(self) -> list[list[list]]:
+        """The command of every ExecuteProcess, as segments of elements (literal strings; ast nodes where dynamic).
+
+        The command is a list literal, or a name bound to one and extended with `+=` list
+        literals (optional flags): one segment per literal, in the file's order.
+        """
+        found = []
+        for call in self.calls("ExecuteProcess"):
+            cmd = self.keyword(call, "cmd") or call.args[0]
+            if isinstance(cmd, ast.List):
+                segments = [cmd.elts]
+            else:
+                assert isinstance(cmd, ast.Name), f"{self.path.name}: give ExecuteProcess cmd as a list or a name bound to one"
+                segments = [
+                    n.value.elts for n in ast.walk(self.tree)
+                    if (isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == cmd.id for t in n.targets)
+                        or isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name) and n.target.id == cmd.id
+                        and isinstance(n.op, ast.Add))
+                ]
+                assert segments and all(isinstance(seg, list) for seg in segments), (
+                    f"{self.path.name}: build the command '{cmd.id}' from list literals (=, +=)"
+                )
+            found.append([[self.literal(e) if self.literal(e) is not None else e for e in seg] for seg in segments])
+        return found
+
+    def executable(self, element) -> tuple[str | None, str]:
+        """(package or None, name) of a command's first element: a literal or ExecutableInPackage(...)."""
+        if isinstance(element, str):
+            return None, element
+        assert isinstance(element, ast.Call) and getattr(element.func, "id", "") == "ExecutableInPackage", (
+            f"{self.path.name}: a command starts with a literal executable or ExecutableInPackage(...)"
+        )
+        return self.literal(self.keyword(element, "package")), self.literal(self.keyword(element, "executable"))
+
 
 def launch_files() -> list[Path]:
     return sorted(LAUNCH_DIR.glob("*.launch.py"))
@@ -912,10 +957,85 @@ def node_parameters(module: str) -> set[str]:
     return names
 
 
+def check_cli_command(name: str, scripts: dict, segments: list[list]) -> None:
+    """A console script of setup.py, a subcommand its build_parser() knows, then only its flags with valid values."""
+    exe = segments[0][0]
+    assert exe in scripts, f"{name}: {exe} is not a console_script of setup.py"
+    module = importlib.import_module(scripts[exe].split(":")[0])
+    assert hasattr(module, "build_parser"), f"{name}: {exe} has no argparse parser to check against"
+    parser = module.build_parser()
+    (subcommands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    sub = segments[0][1]
+    assert sub in subcommands.choices, f"{name}: {exe} has no subcommand {sub!r}"
+    options = subcommands.choices[sub]._option_string_actions
+    for seg in [segments[0][2:], *segments[1:]]:
+        i = 0
+        while i < len(seg):
+            flag = seg[i]
+            assert isinstance(flag, str) and flag.startswith("--"), f"{name}: expected a flag, got {ast.dump(flag) if isinstance(flag, ast.AST) else flag!r}"
+            assert flag in options, f"{name}: `{exe} {sub}` has no option {flag}"
+            action = options[flag]
+            if action.nargs == 0:  # store_true and the like
+                i += 1
+                continue
+            assert i + 1 < len(seg), f"{name}: {flag} needs a value"
+            value = seg[i + 1]
+            if isinstance(value, str):
+                if action.choices is not None:
+                    assert value in action.choices, f"{name}: {flag} {value!r} is not one of {list(action.choices)}"
+                if action.type is not None:
+                    action.type(value)
+            i += 2
+
+
 def test_gazebo_launch_file_exists_and_declares_its_arguments():
     lf = LaunchFile(LAUNCH_DIR / "gazebo.launch.py")
     assert lf.declared_arguments() == {"track", "headless", "lockstep"}
     assert {exe for _, exe, _ in lf.nodes()} == {"robot_state_publisher", "create", "parameter_bridge", "gz_control"}
+
+
+def test_sim_launch_file_starts_the_embedded_simulator_or_includes_gazebo():
+    lf = LaunchFile(LAUNCH_DIR / "sim.launch.py")
+    assert lf.declared_arguments() == {
+        "simulator", "track", "lockstep", "headless", "encoding", "randomize", "seed", "policy", "max_speed",
+    }
+    assert {exe for _, exe, _ in lf.nodes()} == {"sim_node", "inference_node"}
+    assert [target for target, _ in lf.includes()] == [(PACKAGE, "launch/gazebo.launch.py")]
+    assert set(lf.include_arguments("launch/gazebo.launch.py")) == {"track", "headless", "lockstep"}
+    default = next(c for c in lf.calls("DeclareLaunchArgument") if lf.literal(c.args[0]) == "simulator")
+    assert lf.literal(lf.keyword(default, "default_value")) == "embedded"
+
+
+def test_train_launch_file_runs_the_cli_through_the_bridge_against_a_lockstep_simulator():
+    lf = LaunchFile(LAUNCH_DIR / "train.launch.py")
+    assert lf.declared_arguments() == {
+        "simulator", "track", "headless", "reward", "metadata", "steps", "out", "ros_timeout",
+    }
+    assert lf.nodes() == []
+    assert [target for target, _ in lf.includes()] == [(PACKAGE, "launch/sim.launch.py")]
+    given = lf.include_arguments("launch/sim.launch.py")
+    assert set(given) == {"simulator", "track", "headless", "lockstep"} and given["lockstep"] == "true"
+    (segments,) = lf.processes()
+    assert lf.executable(segments[0][0]) == (PACKAGE, "deepracer-rl")
+    assert segments[0][1:4] == ["train", "--backend", "ros"]
+    flags = {e for seg in segments for e in seg if isinstance(e, str) and e.startswith("--")}
+    assert flags == {"--backend", "--track", "--steps", "--out", "--reward", "--metadata", "--ros-timeout"}
+
+
+def test_the_command_check_rejects_unknown_flags_and_bad_values():
+    scripts = console_scripts()
+    check_cli_command("ok", scripts, [["deepracer-rl", "train", "--backend", "ros", "--steps", ast.Name("n")]])
+    for bad, match in (
+        ([["deepracer-rl", "train", "--backends", "ros"]], "no option --backends"),
+        ([["deepracer-rl", "train", "--backend", "gazebo"]], "not one of"),
+        ([["deepracer-rl", "trian"]], "no subcommand"),
+        ([["deepracer_rl", "train"]], "not a console_script"),
+        ([["deepracer-rl", "train", "--steps"]], "needs a value"),
+    ):
+        with pytest.raises(AssertionError, match=match):
+            check_cli_command("bad", scripts, bad)
+    with pytest.raises(ValueError):
+        check_cli_command("bad", scripts, [["deepracer-rl", "train", "--steps", "many"]])
 
 
 @pytest.mark.parametrize("path", launch_files(), ids=lambda p: p.name)
@@ -978,6 +1098,10 @@ def test_launch_file_names_only_things_that_exist(path):
             assert target in EXTERNAL_LAUNCH_FILES, target
             known = EXTERNAL_LAUNCH_FILES[target]
         assert names <= known, f"{path.name}: {rel} declares no {names - known}"
+    for segments in lf.processes():
+        package, executable = lf.executable(segments[0][0])
+        assert package in (None, PACKAGE), f"{path.name}: {package}/{executable} is not this package's"
+        check_cli_command(path.name, scripts, [[executable, *segments[0][1:]], *segments[1:]])
 
 
 def test_every_track_a_launch_can_name_has_an_installed_world():
