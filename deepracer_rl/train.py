@@ -8,12 +8,15 @@ evaluation laps (evaluations.csv, best_model.zip) and simtrace CSVs in DeepRacer
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,6 +372,19 @@ def _callbacks(config: TrainConfig, out: Path, state: dict[str, Any]):
     return RunCallback()
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore further Ctrl-C (SIGINT) inside the block; only the main thread can set signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _better(key: list, best: list) -> bool:
     """Completion first, then lap time (a missing lap time is worst)."""
     (progress, lap), (best_progress, best_lap) = key, best
@@ -493,7 +509,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
             kept = f"checkpoint saved at step {model.num_timesteps}: continue with --resume"
         raise TrainingError(f"the simulator did not answer ({kept}): {exc}") from exc
     except KeyboardInterrupt:
-        callback.checkpoint()
+        with _sigint_ignored():  # `ros2 launch` repeats the terminal's Ctrl-C: let the save finish
+            callback.checkpoint()
         raise TrainingError(f"interrupted; checkpoint saved at step {model.num_timesteps}: "
                             f"continue with --resume") from None
     finally:

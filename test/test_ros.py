@@ -400,6 +400,30 @@ def test_train_backend_ros_trains_through_the_bridge_against_a_lockstep_sim_node
     assert sim.interrupt() in (0, -signal.SIGINT)
 
 
+def test_train_backend_ros_saves_its_checkpoint_through_a_repeated_ctrl_c(simulators, tmp_path):
+    """`ros2 launch train.launch.py` + Ctrl-C: the terminal's SIGINT, then the launch's own, mid-save."""
+    simulators(params=("lockstep:=true", "image_width:=160", "image_height:=120", "encoding:=mono8"))
+    trainer = SimProcess(tmp_path / "train.log", ["deepracer_rl.cli", *TRAIN_ROS, "--steps", "100000",
+                                                   "--out", str(tmp_path / "run"), "--ros-timeout", "10"])
+    try:
+        deadline = time.monotonic() + 60.0
+        while "step/s" not in trainer.output():  # the progress bar: training over the bridge has begun
+            assert trainer.proc.poll() is None and time.monotonic() < deadline, trainer.output()
+            time.sleep(0.05)
+        time.sleep(0.5)
+        for _ in range(2):  # the launch's SIGINT comes a few milliseconds after the terminal's
+            os.killpg(trainer.proc.pid, signal.SIGINT)
+            time.sleep(0.005)
+        code = trainer.proc.wait(30.0)
+    finally:
+        trainer.interrupt()
+    output = trainer.log_path.read_text()
+    assert code == 2 and "Traceback" not in output, output
+    assert "deepracer-rl train: error: interrupted; checkpoint saved at step" in output
+    state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
+    assert state["timesteps"] > 0 and (tmp_path / "run" / "checkpoints" / "latest.zip").is_file()
+
+
 # ---- (c) malformed messages -------------------------------------------------------------------------
 
 
