@@ -900,7 +900,8 @@ class LaunchFile:
     def include_arguments(self, rel: str) -> dict:
         """name -> literal value (None where dynamic) of the launch arguments given to an included launch file."""
         for call in self.calls("IncludeLaunchDescription"):
-            shares = [n for n in ast.walk(call.args[0]) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_share"]
+            shares = [n for n in ast.walk(call.args[0])
+                      if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_share"]
             if shares and "/".join(str(self.literal(a)) for a in shares[0].args[1:]) == rel:
                 mapping = self.keyword(call, "launch_arguments").func.value
                 return {self.literal(k): self.literal(v) for k, v in zip(mapping.keys, mapping.values)}
@@ -918,7 +919,7 @@ class LaunchFile:
             if isinstance(cmd, ast.List):
                 segments = [cmd.elts]
             else:
-                assert isinstance(cmd, ast.Name), f"{self.path.name}: give ExecuteProcess cmd as a list or a name bound to one"
+                assert isinstance(cmd, ast.Name), f"{self.path.name}: give ExecuteProcess cmd as a list or a name"
                 segments = [
                     n.value.elts for n in ast.walk(self.tree)
                     if (isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == cmd.id for t in n.targets)
@@ -972,7 +973,8 @@ def check_cli_command(name: str, scripts: dict, segments: list[list]) -> None:
         i = 0
         while i < len(seg):
             flag = seg[i]
-            assert isinstance(flag, str) and flag.startswith("--"), f"{name}: expected a flag, got {ast.dump(flag) if isinstance(flag, ast.AST) else flag!r}"
+            shown = ast.unparse(flag) if isinstance(flag, ast.AST) else repr(flag)
+            assert isinstance(flag, str) and flag.startswith("--"), f"{name}: expected a flag, got {shown}"
             assert flag in options, f"{name}: `{exe} {sub}` has no option {flag}"
             action = options[flag]
             if action.nargs == 0:  # store_true and the like

@@ -314,7 +314,8 @@ def test_first_reset_waits_out_connect_timeout_for_a_simulator_whose_endpoints_c
     ros_node.create_publisher(Image, contract.IMAGE, contract.sensor_qos())  # endpoints, no answers
     ros_node.create_publisher(Odometry, contract.ODOM, contract.sensor_qos())
     ros_node.create_subscription(Twist, contract.CMD_VEL, lambda _: None, contract.command_qos())
-    ros_node.create_subscription(PoseWithCovarianceStamped, contract.INITIALPOSE, lambda _: None, contract.command_qos())
+    ros_node.create_subscription(PoseWithCovarianceStamped, contract.INITIALPOSE, lambda _: None,
+                                 contract.command_qos())
     env = RosRaceEnv(observation=SMALL, timeout=0.3, connect_timeout=1.5)
     later = threading.Timer(1.0, simulators, kwargs={"params": ("lockstep:=true", "image_width:=160",
                                                                 "image_height:=120", "encoding:=mono8")})
