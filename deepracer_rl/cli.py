@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "--n-envs is ignored)")
     p.add_argument("--ros-timeout", dest="ros_timeout", type=float, default=None, metavar="SECONDS",
                    help="--backend ros: stop with an error naming the silent topics when no simulator "
-                   "answers within this long (default: 15 s to find one, 5 s per step)")
+                   "answers within this long (default: 15 s to start answering, then 5 s per step)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--image-size", default=None, metavar="WxH", help="policy input size (default: 80x60)")
