@@ -31,7 +31,6 @@ from .evaluate import LapReport, policy_driver, run_laps
 from .logs import SimtraceWriter, simtrace_row
 from .reward import RewardFunction, RewardFunctionError
 from .sim import StartRules
-from .track import Track
 
 CHECKPOINT = "checkpoints/latest.zip"
 STATE = "checkpoints/state.json"
@@ -471,6 +470,9 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
     out = Path(out)
     if config.backend == "ros":
         config.n_envs = 1  # one car: the simulator behind the topics
+        if config.randomize:
+            raise TrainingError("--randomize applies to the in-process simulator; over ROS the "
+                                "simulator randomises its camera (sim_node randomize:=true)")
     if config.ros_timeout is not None and not config.ros_timeout > 0:
         raise TrainingError(f"the ROS timeout must be a positive number of seconds, got {config.ros_timeout}")
     torch.set_num_threads(config.torch_threads)
@@ -515,6 +517,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
                             f"continue with --resume") from None
     finally:
         env.close()
+        if callback.bar is not None:  # also when learn() stopped on an error
+            callback.bar.close()
     callback.checkpoint()
     final = evaluate_model(model, config, out, laps=config.eval_laps)
     if callback.best is None or _better([final.mean_progress, final.best_lap_s], callback.best):

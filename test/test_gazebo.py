@@ -20,7 +20,6 @@ import re
 import runpy
 import shutil
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from functools import lru_cache

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from pathlib import Path
+
+import rclpy
 
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from ..car import BASE_LINK, CAMERA_OPTICAL_LINK
 
@@ -154,3 +158,16 @@ def use_sim_node_fastdds_profile() -> str | None:
         return None
     os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
     return str(FASTDDS_PROFILE)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def init_node_process(args: list[str] | None = None) -> None:
+    """rclpy.init for a node's main(): SIGINT and SIGTERM raise KeyboardInterrupt in our code
+    instead of shutting the context down under it, so the node can still publish a last
+    message (a stop) and exit cleanly."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)

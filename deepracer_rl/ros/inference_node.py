@@ -41,7 +41,6 @@ from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool
 
@@ -252,15 +251,9 @@ class InferenceNode(Node):
             self._last_error_log = now
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(args: list[str] | None = None) -> None:
     # Our own SIGINT/SIGTERM handling keeps the context alive, so the stop can still be published.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    contract.init_node_process(args)
     node = None
     code = 0
     try:

@@ -35,7 +35,6 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -254,16 +253,10 @@ class SimNode(Node):
         super().destroy_node()
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def run(args: list[str] | None = None, overrides: dict | None = None) -> int:
     """Run the node until Ctrl-C or SIGTERM; `overrides` set parameters (name -> value). Returns the exit code."""
     contract.use_sim_node_fastdds_profile()
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    contract.init_node_process(args)
     node = None
     code = 0
     try:
