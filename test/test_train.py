@@ -219,3 +219,14 @@ def test_corrupt_export_gets_a_clear_error(trained_run, tmp_path):
     (export / "model_metadata.json").write_text(json.dumps(meta))
     with pytest.raises(PolicyLoadError, match="observation"):
         OnnxPolicy(export)
+
+
+def test_sac_trains_a_continuous_policy_and_refuses_a_discrete_space(tmp_path):
+    continuous = str(REPO / "config" / "model_metadata_continuous.json")
+    summary = train(tiny_config(algo="sac", metadata=continuous, steps=300, batch_size=32), tmp_path / "sac")
+    assert summary["timesteps"] >= 300
+    from deepracer_rl.train import load_model
+
+    assert type(load_model(tmp_path / "sac" / CHECKPOINT)).__name__ == "SAC"
+    with pytest.raises(TrainingError, match="continuous action space"):
+        train(tiny_config(algo="sac"), tmp_path / "sac_discrete")
