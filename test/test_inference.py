@@ -496,6 +496,9 @@ def test_closed_loop_sim_node_and_inference_node_drive_a_full_lap(lockstep, clon
     print(f"closed loop ({'lockstep' if lockstep else 'real time'}): {status.value}, progress {progress:.1f} %, "
           f"lap {sim_s:.2f} s of sim time in {lap_s and round(lap_s, 2)} s, {len(ros.commands)} commands")
     assert status is EpisodeStatus.LAP_COMPLETE, (status, progress, log_of(driver)[-2000:], log_of(sim)[-2000:])
-    assert max(c[1] for c in ros.commands) <= DISCRETE.max_speed
+    # In lockstep the lap can end before this test's subscriber has matched the new node's
+    # /cmd_vel publisher, so the speed limit is checked on what the simulator drove too.
+    assert max(o.twist.twist.linear.x for o in ros.odometry) <= DISCRETE.max_speed + 1e-6
+    assert all(c[1] <= DISCRETE.max_speed for c in ros.commands)
     assert driver.interrupt() == 0
     assert sim.interrupt() == 0
