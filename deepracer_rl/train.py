@@ -248,6 +248,7 @@ def _callbacks(config: TrainConfig, out: Path, state: dict[str, Any]):
             self.iteration = state.get("iteration", 0)
             self.best = state.get("best")  # [mean_progress, best_lap_s]
             self.lapping = False
+            self.stop_requested = False  # set by Ctrl-C (see _sigint_stops)
             self.next_checkpoint = self.start_steps + config.checkpoint_every
             self.next_eval = self.start_steps + config.eval_every
             self.ep_reward = np.zeros(config.n_envs)
@@ -304,6 +305,9 @@ def _callbacks(config: TrainConfig, out: Path, state: dict[str, Any]):
                 self.checkpoint()
             if config.max_minutes is not None and time.time() - self.started > config.max_minutes * 60:
                 self._say(f"time budget of {config.max_minutes:g} min reached at {steps} steps")
+                return False
+            if self.stop_requested:
+                self._say(f"Ctrl-C: stopping at {steps} steps with a checkpoint")
                 return False
             if config.stop_when_lapping and self.lapping:
                 self._say(f"evaluation completed every lap at {steps} steps: stopping early")
@@ -372,12 +376,18 @@ def _callbacks(config: TrainConfig, out: Path, state: dict[str, Any]):
 
 
 @contextlib.contextmanager
-def _sigint_ignored():
-    """Ignore further Ctrl-C (SIGINT) inside the block; only the main thread can set signal handlers."""
+def _sigint_stops(callback):
+    """Ctrl-C (SIGINT) asks the run to stop at the next step instead of raising inside SB3 or
+    rclpy's C code; repeats (`ros2 launch` forwards its own after the terminal's) change nothing.
+    Only the main thread can set signal handlers: elsewhere Ctrl-C stays a KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def request_stop(signum, frame):
+        callback.stop_requested = True
+
+    previous = signal.signal(signal.SIGINT, request_stop)
     try:
         yield
     finally:
@@ -495,9 +505,14 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
     remaining = config.steps - state.get("timesteps", 0)
     started = time.time()
     try:
-        if remaining > 0:
-            model.learn(remaining, callback=callback, reset_num_timesteps=not resume,
-                        tb_log_name="run")
+        with _sigint_stops(callback):
+            if remaining > 0:
+                model.learn(remaining, callback=callback, reset_num_timesteps=not resume,
+                            tb_log_name="run")
+            if callback.stop_requested:
+                callback.checkpoint()
+                raise TrainingError(f"interrupted; checkpoint saved at step {model.num_timesteps}: "
+                                    f"continue with --resume")
     except RewardFunctionError as exc:
         callback.checkpoint()
         raise TrainingError(
@@ -510,9 +525,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
             callback.checkpoint()
             kept = f"checkpoint saved at step {model.num_timesteps}: continue with --resume"
         raise TrainingError(f"the simulator did not answer ({kept}): {exc}") from exc
-    except KeyboardInterrupt:
-        with _sigint_ignored():  # `ros2 launch` repeats the terminal's Ctrl-C: let the save finish
-            callback.checkpoint()
+    except KeyboardInterrupt:  # not in the main thread: no handler of ours
+        callback.checkpoint()
         raise TrainingError(f"interrupted; checkpoint saved at step {model.num_timesteps}: "
                             f"continue with --resume") from None
     finally:
