@@ -81,10 +81,6 @@ class RaceCore:
     def reseed(self, seed: int | None) -> None:
         self.sim = Simulator(self.track, car=self.sim.car, seed=seed, **self.sim_kwargs)
 
-    def _push(self, frames: np.ndarray, rows: np.ndarray, fresh: bool) -> None:
-        """Stack the frames of cars `rows` out of `frames`, the frames of every car."""
-        self._store(_as_channels_first(frames)[rows], rows, fresh)
-
     def _store(self, frames: np.ndarray, rows: np.ndarray, fresh: bool) -> None:
         """Stack `frames` (channel-first, one per row of `rows`) as the newest frames of those cars."""
         per = frames.shape[1]
@@ -95,11 +91,13 @@ class RaceCore:
         else:
             self.stack[rows] = np.concatenate([self.stack[rows, per:], frames], axis=1)
 
-    def reset_cars(self, rows: np.ndarray) -> None:
+    def reset_cars(self, rows: np.ndarray, pose: np.ndarray | None = None, reverse: bool | None = None) -> None:
+        """Start the next episode of cars `rows` (at their next start, or all at `pose`)."""
         rows = np.asarray(rows, dtype=np.intp).reshape(-1)
         for i in rows:
-            self.sim.reset_car(int(i))
-        self._store(_as_channels_first(self.sim.render(rows)), rows, fresh=True)
+            self.sim.reset_car(int(i), pose=pose, reverse=reverse)
+        if self.sim.renderer is not None:
+            self._store(_as_channels_first(self.sim.render(rows)), rows, fresh=True)
 
     def step(self, actions: Any) -> tuple[np.ndarray, list[EpisodeStatus], list[dict]]:
         steer, speed = self.actions.to_commands(actions)
@@ -111,6 +109,8 @@ class RaceCore:
 
     def observe(self, rows: np.ndarray) -> None:
         rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        if self.sim.renderer is None:  # scripted drivers run without a camera
+            return
         self._store(_as_channels_first(self.sim.render(rows)), rows, fresh=False)
 
 

@@ -106,9 +106,7 @@ def run_laps(
     try:
         for lap in range(laps):
             (point,), (heading,) = core.track.point_at(np.array([0.0]))
-            sim.reset_car(0, pose=np.array([point[0], point[1], heading]), reverse=False)
-            if sim.renderer is not None:
-                core._push(sim.render(), np.array([0]), fresh=True)
+            core.reset_cars(np.array([0]), pose=np.array([point[0], point[1], heading]), reverse=False)
             penalty = 0.0
             status = EpisodeStatus.IN_PROGRESS
             for _ in range(int(max_seconds * sim.control_hz)):
@@ -133,8 +131,7 @@ def run_laps(
                         status = EpisodeStatus.IN_PROGRESS
                 if status.done:
                     break
-                if sim.renderer is not None:
-                    core.observe(np.array([0]))
+                core.observe(np.array([0]))
             progress = float(min(100.0, sim.judge.best[0] / sim.judge.lap_length[0] * 100.0))
             report.progress.append(progress)
             report.statuses.append(status.value)
