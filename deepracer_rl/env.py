@@ -49,6 +49,20 @@ def _as_channels_first(frames: np.ndarray) -> np.ndarray:
     return frames[:, None] if frames.ndim == 3 else np.transpose(frames, (0, 3, 1, 2))
 
 
+def load_race_inputs(
+    track: Track | str,
+    metadata: ActionSpace | str | os.PathLike | None,
+    reward: RewardFunction | str | os.PathLike | None,
+) -> tuple[Track, ActionSpace, RewardFunction]:
+    """The track, action space and reward function of a race, from objects or files (None:
+    the console's default action space, the default reward). Shared by every race env."""
+    return (
+        track if isinstance(track, Track) else Track.load(track),
+        metadata if isinstance(metadata, ActionSpace) else ActionSpace.load(metadata),
+        reward if isinstance(reward, RewardFunction) else RewardFunction(reward),
+    )
+
+
 class RaceCore:
     """N cars, their rewards, stacked observations and statuses: shared by both envs."""
 
@@ -65,9 +79,7 @@ class RaceCore:
         randomization=None,
         seed: int | None = None,
     ):
-        self.track = track if isinstance(track, Track) else Track.load(track)
-        self.actions = metadata if isinstance(metadata, ActionSpace) else ActionSpace.load(metadata)
-        self.reward_fn = reward if isinstance(reward, RewardFunction) else RewardFunction(reward)
+        self.track, self.actions, self.reward_fn = load_race_inputs(track, metadata, reward)
         self.obs_spec = observation or ObservationSpec()
         self.sim_kwargs = dict(
             n_cars=n_cars, dynamics=dynamics, start=start, rules=rules,

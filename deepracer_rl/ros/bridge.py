@@ -42,7 +42,7 @@ from sensor_msgs.msg import Image
 
 from ..action_space import ActionSpace
 from ..car import CarSpec
-from ..env import ObservationSpec
+from ..env import ObservationSpec, load_race_inputs
 from ..episode import EpisodeJudge, EpisodeStatus, RaceRules
 from ..inference import Command, twist
 from ..policy import FrameStack, observation_from_image
@@ -114,9 +114,7 @@ class RosRaceEnv(gym.Env):
     ):
         if not (timeout > 0 and connect_timeout > 0):
             raise ValueError(f"timeouts must be positive, got timeout={timeout}, connect_timeout={connect_timeout}")
-        self.track = track if isinstance(track, Track) else Track.load(track)
-        self.actions = model_metadata if isinstance(model_metadata, ActionSpace) else ActionSpace.load(model_metadata)
-        self.reward_fn = reward_function if isinstance(reward_function, RewardFunction) else RewardFunction(reward_function)
+        self.track, self.actions, self.reward_fn = load_race_inputs(track, model_metadata, reward_function)
         self.obs_spec = observation or ObservationSpec()
         self.start_rules = start or StartRules()
         self.car = CarSpec.from_urdf()
