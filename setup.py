@@ -1,17 +1,18 @@
-"""ament_python package deepracer_rl (also pip-installable: `pip install -e .`)."""
+"""ament_python package deepracer_rl (also pip-installable: `pip install -e .`).
+
+The metadata, console scripts and package data are in pyproject.toml (PEP 621); this file adds
+what only setup.py can give colcon: the files installed under share/deepracer_rl and the
+ament index marker.
+"""
 
 from glob import glob
 
-from setuptools import find_packages, setup
+from setuptools import setup
 
 PACKAGE = "deepracer_rl"
 SHARE = f"share/{PACKAGE}"
 
 setup(
-    name=PACKAGE,
-    version="0.1.0",
-    packages=find_packages(exclude=["test", "test.*", "benchmarks"]),
-    package_data={PACKAGE: ["tracks/*", "rewards/*.py", "ros/*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (SHARE, ["package.xml"]),
@@ -22,19 +23,5 @@ setup(
         (f"{SHARE}/config", glob("config/*.yaml") + glob("config/*.json")),
         (f"{SHARE}/tracks", glob(f"{PACKAGE}/tracks/*")),
     ],
-    install_requires=["setuptools"],
     zip_safe=False,
-    maintainer="deepracer_rl maintainers",
-    maintainer_email="maintainers@deepracer-rl.invalid",
-    description="DeepRacer-style RL on ROS 2: simulator, Gym bridge, training CLI, inference node.",
-    license="Apache-2.0",
-    tests_require=["pytest"],
-    entry_points={
-        "console_scripts": [
-            "deepracer-rl = deepracer_rl.cli:main",
-            "gz_control = deepracer_rl.ros.gz_control:main",
-            "inference_node = deepracer_rl.ros.inference_node:main",
-            "sim_node = deepracer_rl.ros.sim_node:main",
-        ],
-    },
 )

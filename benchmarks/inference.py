@@ -4,8 +4,9 @@ Run: python benchmarks/inference.py [--model EXPORT_DIR] [--frames 300] [--rate 
 Starts `inference_node` in its own process pinned to one CPU (onnxruntime and OpenCV with
 one thread), publishes rgb8 640x480 frames of reinvent_base at --rate Hz from this process
 (pinned to another CPU when there is one, with the simulator's Fast DDS profile and QoS)
-and times each frame from publish to the /cmd_vel it causes (one frame in flight at a time; frames the transport drops, which the
-sensor-data QoS allows, are counted and left out of the latency). Without --model it exports an untrained
+and times each frame from publish to the /cmd_vel it causes (one frame in flight at a time;
+frames the transport drops, which the sensor-data QoS allows, are counted and left out of the
+latency). Without --model it exports an untrained
 PPO policy of the default training config (shallow network, 80x60 gray): the same graph and
 cost as a trained one. Model time is onnxruntime on one preprocessed frame, one thread;
 preprocessing is `observation_from_image` from 640x480 RGB.
@@ -51,8 +52,9 @@ def untrained_export(out: Path) -> Path:
     model = build_model(config, env, out / "run")
     from deepracer_rl.action_space import ActionSpace
 
-    return export_policy(model, config.observation(), ActionSpace.load(out / "run" / "model_metadata.json"),
-                         out / "export")
+    return export_policy(
+        model, config.observation(), ActionSpace.load(out / "run" / "model_metadata.json"), out / "export"
+    )
 
 
 def frames(n: int) -> list[np.ndarray]:
@@ -109,23 +111,36 @@ def main() -> None:
     from deepracer_rl.ros.image import array_to_image
 
     node_proc = subprocess.Popen(
-        [sys.executable, "-m", "deepracer_rl.ros.inference_node", "--ros-args", "-p", f"model:={model}",
-         "-p", "threads:=1", "--log-level", "warn"],
-        start_new_session=True, preexec_fn=None if args.no_pin else lambda: os.sched_setaffinity(0, {node_cpu}),
+        [
+            sys.executable,
+            "-m",
+            "deepracer_rl.ros.inference_node",
+            "--ros-args",
+            "-p",
+            f"model:={model}",
+            "-p",
+            "threads:=1",
+            "--log-level",
+            "warn",
+        ],
+        start_new_session=True,
+        preexec_fn=None if args.no_pin else lambda: os.sched_setaffinity(0, {node_cpu}),
     )
     rclpy.init()
     node = rclpy.create_node("inference_benchmark")
     received: list[float] = []
     # Only driving commands answer a frame: a stop is the watchdog's (a frame lost in transport).
-    node.create_subscription(Twist, contract.CMD_VEL, lambda m: m.linear.x and received.append(time.perf_counter()),
-                             contract.command_qos())
+    node.create_subscription(
+        Twist, contract.CMD_VEL, lambda m: m.linear.x and received.append(time.perf_counter()), contract.command_qos()
+    )
     pub = node.create_publisher(Image, contract.IMAGE, contract.sensor_qos())  # as sim_node publishes
     messages = [array_to_image(im, "rgb8") for im in images]
     latencies = []
     try:
         deadline = time.monotonic() + 30
-        while (pub.get_subscription_count() == 0 or node.count_publishers(contract.CMD_VEL) == 0) \
-                and time.monotonic() < deadline:
+        while (
+            pub.get_subscription_count() == 0 or node.count_publishers(contract.CMD_VEL) == 0
+        ) and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.05)
         if node_proc.poll() is not None or time.monotonic() >= deadline:
             raise SystemExit("inference_node did not come up")
@@ -154,13 +169,17 @@ def main() -> None:
 
     lat = np.array(latencies)
     p50, p99 = (float(np.percentile(lat, q)) for q in (50, 99)) if len(lat) else (float("nan"),) * 2
-    print(f"inference on {policy.observation.width}x{policy.observation.height} "
-          f"{'gray' if policy.observation.grayscale else 'RGB'} ({model})")
+    print(
+        f"inference on {policy.observation.width}x{policy.observation.height} "
+        f"{'gray' if policy.observation.grayscale else 'RGB'} ({model})"
+    )
     print(f"  model        {net_ms:6.2f} ms per frame (onnxruntime, 1 thread)")
     print(f"  preprocess   {pre_ms:6.2f} ms per 640x480 RGB frame (observation_from_image)")
-    print(f"  image->cmd   p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {lat.max() if len(lat) else float('nan'):6.2f} ms "
-          f"over DDS, {len(lat)}/{args.frames} frames answered, "
-          + ("node not pinned" if args.no_pin else f"node pinned to CPU {node_cpu}"))
+    print(
+        f"  image->cmd   p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {lat.max() if len(lat) else float('nan'):6.2f} ms "
+        f"over DDS, {len(lat)}/{args.frames} frames answered, "
+        + ("node not pinned" if args.no_pin else f"node pinned to CPU {node_cpu}")
+    )
     verdict = "meets" if p99 < TARGET_P99_MS else "MISSES"
     print(f"  {verdict} the target p99 < {TARGET_P99_MS:g} ms")
     print(json.dumps({"p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "model_ms": round(net_ms, 3)}))

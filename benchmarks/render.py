@@ -55,26 +55,41 @@ def main() -> None:
     camera = CarSpec.from_urdf().camera
     start = time.perf_counter()
     texture = ground_texture(track)
-    print(f"ground texture {track.name}: {texture.rgb.shape[1]}x{texture.rgb.shape[0]} texels "
-          f"at {100 * texture.resolution:.1f} cm, built in {1e3 * (time.perf_counter() - start):.0f} ms")
+    print(
+        f"ground texture {track.name}: {texture.rgb.shape[1]}x{texture.rgb.shape[0]} texels "
+        f"at {100 * texture.resolution:.1f} cm, built in {1e3 * (time.perf_counter() - start):.0f} ms"
+    )
 
     poses = random_poses(track, args.cars)
     randomized = DomainRandomization(
-        brightness=0.2, contrast=0.2, color=0.1, noise=4.0, blur=0.2,
-        camera_height=0.01, camera_pitch=0.03, floor_texture=True,
+        brightness=0.2,
+        contrast=0.2,
+        color=0.1,
+        noise=4.0,
+        blur=0.2,
+        camera_height=0.01,
+        camera_pitch=0.03,
+        floor_texture=True,
     )
     cases = [
         (f"{args.cars} cars 160x120 gray", CameraRenderer(track, camera, 160, 120, True), poses, 300),
-        (f"{args.cars} cars 160x120 gray, all randomisation on",
-         CameraRenderer(track, camera, 160, 120, True, randomized, seed=0), poses, 100),
+        (
+            f"{args.cars} cars 160x120 gray, all randomisation on",
+            CameraRenderer(track, camera, 160, 120, True, randomized, seed=0),
+            poses,
+            100,
+        ),
         (f"{args.cars} cars 160x120 RGB", CameraRenderer(track, camera, 160, 120, False), poses, 100),
-        (f"1 car {camera.width}x{camera.height} RGB",
-         CameraRenderer(track, camera, camera.width, camera.height, False), poses[:1], 100),
+        (
+            f"1 car {camera.width}x{camera.height} RGB",
+            CameraRenderer(track, camera, camera.width, camera.height, False),
+            poses[:1],
+            100,
+        ),
     ]
     for name, renderer, batch, calls in cases:
-        cpu, wall = seconds_per_call(lambda: renderer.render(batch), calls)
-        print(f"{name:<45} {1e3 * cpu:7.3f} ms/batch CPU ({1e3 * wall:.3f} wall)  "
-              f"{len(batch) / cpu:7.0f} frames/s")
+        cpu, wall = seconds_per_call(lambda r=renderer, b=batch: r.render(b), calls)
+        print(f"{name:<45} {1e3 * cpu:7.3f} ms/batch CPU ({1e3 * wall:.3f} wall)  {len(batch) / cpu:7.0f} frames/s")
 
 
 if __name__ == "__main__":

@@ -17,16 +17,16 @@ import os
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(40 + os.getpid() % 50))
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from deepracer_rl.env import ObservationSpec, RaceEnv  # noqa: E402
+from deepracer_rl.env import ObservationSpec, RaceEnv
 
 TARGETS = {"steps_per_s_160": 1000.0, "steps_per_s_640": 100.0}
 SETTINGS = (("steps_per_s_160", 160, 120, "mono8"), ("steps_per_s_640", 640, 480, "rgb8"))
@@ -49,9 +49,22 @@ def run_steps(env, actions: np.ndarray) -> float:
 
 
 def start_sim(width: int, height: int, encoding: str, cpu: int | None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "deepracer_rl.ros.sim_node", "--ros-args",
-           "-p", "lockstep:=true", "-p", f"image_width:={width}", "-p", f"image_height:={height}",
-           "-p", f"encoding:={encoding}", "--log-level", "warn"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepracer_rl.ros.sim_node",
+        "--ros-args",
+        "-p",
+        "lockstep:=true",
+        "-p",
+        f"image_width:={width}",
+        "-p",
+        f"image_height:={height}",
+        "-p",
+        f"encoding:={encoding}",
+        "--log-level",
+        "warn",
+    ]
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     return subprocess.Popen(cmd, start_new_session=True, preexec_fn=pin)
 
@@ -106,8 +119,11 @@ def main() -> int:
                 env.close()
             stop(proc)
         results[key] = round(rate, 1)
-        print(f"lockstep over DDS, camera {width}x{height} {encoding} -> 160x120 gray: {rate:,.0f} steps/s "
-              f"(target >= {TARGETS[key]:,.0f})", flush=True)
+        print(
+            f"lockstep over DDS, camera {width}x{height} {encoding} -> 160x120 gray: {rate:,.0f} steps/s "
+            f"(target >= {TARGETS[key]:,.0f})",
+            flush=True,
+        )
 
     env = RaceEnv(observation=OBSERVATION)
     results["inprocess_steps_per_s"] = round(run_steps(env, actions), 1)

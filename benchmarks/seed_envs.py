@@ -42,8 +42,10 @@ def main() -> None:
         model = train_seed_env(env_id, args.steps, out, seed=args.seed, max_seconds=share * args.seconds)
         trained = json.loads(config_path(model).read_text())
         results = evaluate_seed_env(env_id, model, seed=args.seed)
-        print(f"\ntrained {env_id}: {trained['steps_done']} steps in {trained['train_seconds']:.0f} s "
-              f"(+{time.monotonic() - started - trained['train_seconds']:.0f} s evaluation)")
+        print(
+            f"\ntrained {env_id}: {trained['steps_done']} steps in {trained['train_seconds']:.0f} s "
+            f"(+{time.monotonic() - started - trained['train_seconds']:.0f} s evaluation)"
+        )
         if "tuned_set_point" in results:
             print(f"target-tracking set point tuned on the train split: {results['tuned_set_point']:g}")
         print(f"\n{format_table(results)}")
@@ -53,12 +55,16 @@ def main() -> None:
         if args.plots:
             for path in plot_seed_env(results, out):
                 print(f"wrote {path}")
-    print(json.dumps({
-        "portfolio_rl_return": round(figures["portfolio"][0], 4),
-        "portfolio_baseline_return": round(figures["portfolio"][1], 4),
-        "scaling_rl_reward": round(figures["scaling"][0], 2),
-        "scaling_baseline_reward": round(figures["scaling"][1], 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "portfolio_rl_return": round(figures["portfolio"][0], 4),
+                "portfolio_baseline_return": round(figures["portfolio"][1], 4),
+                "scaling_rl_reward": round(figures["scaling"][0], 2),
+                "scaling_baseline_reward": round(figures["scaling"][1], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -126,27 +126,37 @@ def main() -> None:
     print(f"track {track.name}, {where}, best of {args.repeats} runs of {args.steps} control steps")
 
     s1_cpu, s1_wall = one_car(track, args.steps, args.repeats)
-    print(f"  1 car   RaceEnv     160x120 gray  {s1_cpu:8,.0f} steps/s CPU ({s1_wall:,.0f} wall)"
-          f"  {1e3 / s1_cpu:6.3f} ms/step")
+    print(
+        f"  1 car   RaceEnv     160x120 gray  {s1_cpu:8,.0f} steps/s CPU ({s1_wall:,.0f} wall)"
+        f"  {1e3 / s1_cpu:6.3f} ms/step"
+    )
     sn_cpu, sn_wall, reset_rate = batched(track, args.cars, args.steps, args.repeats)
-    print(f"  {args.cars} cars RaceVecEnv  160x120 gray  {sn_cpu:8,.0f} steps/s CPU ({sn_wall:,.0f} wall)"
-          f"  {1e3 * args.cars / sn_cpu:6.3f} ms/batch, {100 * reset_rate:.1f} % of steps end an episode")
+    print(
+        f"  {args.cars} cars RaceVecEnv  160x120 gray  {sn_cpu:8,.0f} steps/s CPU ({sn_wall:,.0f} wall)"
+        f"  {1e3 * args.cars / sn_cpu:6.3f} ms/batch, {100 * reset_rate:.1f} % of steps end an episode"
+    )
     fps_cpu, fps_wall, (w, h) = render_fps(track, args.steps // 3, args.repeats)
     print(f"  render  RaceEnv.render {w}x{h} RGB {fps_cpu:8,.0f} fps CPU ({fps_wall:,.0f} wall)")
 
     mb_1 = traced_mb(track, 1)
     mb_n = traced_mb(track, args.cars)
     per_car = (mb_n - mb_1) / (args.cars - 1) if args.cars > 1 else mb_1
-    print(f"  memory  {mb_1:.2f} MB traced with 1 car (track texture shared), {mb_n:.2f} MB with "
-          f"{args.cars}: {per_car:.3f} MB per extra car")
+    print(
+        f"  memory  {mb_1:.2f} MB traced with 1 car (track texture shared), {mb_n:.2f} MB with "
+        f"{args.cars}: {per_car:.3f} MB per extra car"
+    )
     verdict = "meets" if sn_cpu >= TARGET_STEPS_PER_S_16 else "MISSES"
     print(f"  {verdict} the target of {TARGET_STEPS_PER_S_16:,} steps/s with {args.cars} batched cars")
-    print(json.dumps({
-        "steps_per_s_1": round(s1_cpu),
-        f"steps_per_s_{args.cars}": round(sn_cpu),
-        "render_fps_640": round(fps_cpu),
-        "mb_per_car": round(per_car, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "steps_per_s_1": round(s1_cpu),
+                f"steps_per_s_{args.cars}": round(sn_cpu),
+                "render_fps_640": round(fps_cpu),
+                "mb_per_car": round(per_car, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,16 @@ from deepracer_rl.train import BEST, TrainConfig, evaluate_model, load_model, tr
 
 def demo_config(seed: int, steps: int, minutes: float, stop_when_lapping: bool) -> TrainConfig:
     return TrainConfig(
-        track=DEMO_TRACK, reward=str(DEMO_REWARD), metadata=str(share_path("config", "model_metadata.json")),
-        steps=steps, seed=seed, max_minutes=minutes, stop_when_lapping=stop_when_lapping,
-        eval_every=5_000, checkpoint_every=50_000, simtrace=False,
+        track=DEMO_TRACK,
+        reward=str(DEMO_REWARD),
+        metadata=str(share_path("config", "model_metadata.json")),
+        steps=steps,
+        seed=seed,
+        max_minutes=minutes,
+        stop_when_lapping=stop_when_lapping,
+        eval_every=5_000,
+        checkpoint_every=50_000,
+        simtrace=False,
     )
 
 
@@ -58,8 +65,11 @@ def main() -> None:
             minutes.append(elapsed if lapped else float("inf"))
             if report.best_lap_s:
                 best_laps.append(report.best_lap_s)
-            print(f"seed {seed}: {'first lap' if lapped else 'NO lap'} after {elapsed:.2f} min, "
-                  f"{summary['timesteps']} steps ({rate:.0f} steps/s), lap {report.best_lap_s}", flush=True)
+            print(
+                f"seed {seed}: {'first lap' if lapped else 'NO lap'} after {elapsed:.2f} min, "
+                f"{summary['timesteps']} steps ({rate:.0f} steps/s), lap {report.best_lap_s}",
+                flush=True,
+            )
         if args.full:
             out = Path(tmp) / "full"
             train(demo_config(0, args.steps, args.minutes, False), out)

@@ -46,13 +46,13 @@ class ActionSpace:
 
     # ---- construction -----------------------------------------------------------------
     @classmethod
-    def default(cls) -> "ActionSpace":
+    def default(cls) -> ActionSpace:
         """The DeepRacer console's default: steering ±30° in 5 steps x speeds 0.5 and 1 m/s."""
         grid = [(s, v) for s in (-30.0, -15.0, 0.0, 15.0, 30.0) for v in (0.5, 1.0)]
         return cls(kind="discrete", actions=np.array(grid, dtype=np.float64))
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None) -> "ActionSpace":
+    def load(cls, path: str | os.PathLike | None) -> ActionSpace:
         """Read a model_metadata.json; None gives the console default."""
         if path is None:
             return cls.default()
@@ -66,7 +66,7 @@ class ActionSpace:
         return cls.from_metadata(data, where)
 
     @classmethod
-    def from_metadata(cls, data: Any, where: str = "model_metadata.json") -> "ActionSpace":
+    def from_metadata(cls, data: Any, where: str = "model_metadata.json") -> ActionSpace:
         if not isinstance(data, dict):
             raise MetadataError(f"{where}: expected a JSON object at the top level")
         if "action_space" not in data:
@@ -160,8 +160,7 @@ class ActionSpace:
         """The DeepRacer model_metadata.json content for this space."""
         if self.kind == "discrete":
             action_space: Any = [
-                {"steering_angle": float(s), "speed": float(v), "index": i}
-                for i, (s, v) in enumerate(self.actions)
+                {"steering_angle": float(s), "speed": float(v), "index": i} for i, (s, v) in enumerate(self.actions)
             ]
         else:
             action_space = {

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -120,9 +121,7 @@ class GroundTexture:
         return _compose(self.paint, self.floor, mat)
 
     @classmethod
-    def build(
-        cls, track: "Track", resolution: float = TEXTURE_RESOLUTION, margin: float = FLOOR_MARGIN
-    ) -> "GroundTexture":
+    def build(cls, track: Track, resolution: float = TEXTURE_RESOLUTION, margin: float = FLOOR_MARGIN) -> GroundTexture:
         """Draw the road, border lines and dashed centre line of a track on a mat."""
         pts = np.vstack([track.waypoints, track.inner, track.outer])
         lo = pts.min(axis=0) - margin
@@ -213,10 +212,10 @@ def _line_coverage(shape: tuple[int, int], segments: list[np.ndarray], half: flo
     return cov
 
 
-_TEXTURES: "weakref.WeakKeyDictionary[Track, GroundTexture]" = weakref.WeakKeyDictionary()
+_TEXTURES: weakref.WeakKeyDictionary[Track, GroundTexture] = weakref.WeakKeyDictionary()
 
 
-def ground_texture(track: "Track") -> GroundTexture:
+def ground_texture(track: Track) -> GroundTexture:
     """The track's ground texture, built once per Track object."""
     texture = _TEXTURES.get(track)
     if texture is None:
@@ -300,8 +299,14 @@ def _ground_homography(
 
 
 def _make_view(
-    camera: "CameraSpec", width: int, height: int, resolution: float, grayscale: bool,
-    dz: float = 0.0, dpitch: float = 0.0, gains: np.ndarray | None = None,
+    camera: CameraSpec,
+    width: int,
+    height: int,
+    resolution: float,
+    grayscale: bool,
+    dz: float = 0.0,
+    dpitch: float = 0.0,
+    gains: np.ndarray | None = None,
 ) -> _View:
     """Precompute bands and background for a camera (z and pitch jittered by dz, dpitch)."""
     fx, fy, cx, cy = camera.intrinsics(width, height)
@@ -404,8 +409,14 @@ class DomainRandomization:
 
 # The randomisation of `deepracer-rl train --randomize` and `sim_node randomize:=true`.
 STANDARD_RANDOMIZATION = DomainRandomization(
-    brightness=0.2, contrast=0.2, color=0.1, noise=3.0, blur=0.2,
-    camera_height=0.005, camera_pitch=0.02, floor_texture=True,
+    brightness=0.2,
+    contrast=0.2,
+    color=0.1,
+    noise=3.0,
+    blur=0.2,
+    camera_height=0.005,
+    camera_pitch=0.02,
+    floor_texture=True,
 )
 
 TEXTURE_POOL = 16  # scene variants (mat x colour gain) per renderer, built when first drawn
@@ -471,8 +482,8 @@ class CameraRenderer:
 
     def __init__(
         self,
-        track: "Track",
-        camera: "CameraSpec | None" = None,
+        track: Track,
+        camera: CameraSpec | None = None,
         width: int = OBSERVATION_WIDTH,
         height: int = OBSERVATION_HEIGHT,
         grayscale: bool = True,
@@ -611,8 +622,12 @@ class CameraRenderer:
                 buf = rows if strip.sub == 1 else strip.background.copy()
                 for band in strip.bands:
                     cv2.warpPerspective(
-                        car.scene.levels[band.level], next(m), (w, band.j1 - band.j0),
-                        dst=buf[band.j0 : band.j1], flags=_WARP_FLAGS, borderMode=cv2.BORDER_TRANSPARENT,
+                        car.scene.levels[band.level],
+                        next(m),
+                        (w, band.j1 - band.j0),
+                        dst=buf[band.j0 : band.j1],
+                        flags=_WARP_FLAGS,
+                        borderMode=cv2.BORDER_TRANSPARENT,
                     )
                 if strip.sub > 1:
                     cv2.resize(buf, (w, strip.v1 - strip.v0), dst=rows, interpolation=cv2.INTER_AREA)
@@ -641,7 +656,7 @@ class CameraRenderer:
 
 
 @lru_cache(maxsize=1)
-def _car_spec() -> "CarSpec":
+def _car_spec() -> CarSpec:
     from .car import CarSpec
 
     return CarSpec.from_urdf()
@@ -651,7 +666,7 @@ _CAR_COLOURS = ((220, 40, 40), (40, 110, 230), (250, 160, 20), (170, 60, 200), (
 
 
 def render_topdown(
-    track: "Track", poses: np.ndarray | None = None, trail: np.ndarray | None = None, size: int = 800
+    track: Track, poses: np.ndarray | None = None, trail: np.ndarray | None = None, size: int = 800
 ) -> np.ndarray:
     """RGB map of the track (longest side `size` px) with cars drawn as oriented boxes.
 
@@ -688,7 +703,7 @@ def render_topdown(
     return image
 
 
-def example_poses(track: "Track") -> np.ndarray:
+def example_poses(track: Track) -> np.ndarray:
     """A few poses for looking at a track: on the centre line facing along it, and offsets."""
     arcs = track.length * np.array([0.0, 0.25, 0.5, 0.75, 0.1, 0.6])
     points, headings = track.point_at(arcs)
@@ -698,7 +713,7 @@ def example_poses(track: "Track") -> np.ndarray:
     return np.column_stack([points, headings])
 
 
-def write_views(track: "Track", out_dir: str | Path, poses: np.ndarray | None = None) -> list[Path]:
+def write_views(track: Track, out_dir: str | Path, poses: np.ndarray | None = None) -> list[Path]:
     """Write camera frames (640x480 RGB, 160x120 gray) from a few poses and a top-down map.
 
     Default poses: `example_poses(track)`. Returns the written PNG paths.

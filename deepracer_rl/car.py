@@ -56,9 +56,7 @@ class CameraSpec:
     near: float  # clip planes, metres
     far: float
 
-    def intrinsics(
-        self, width: int | None = None, height: int | None = None
-    ) -> tuple[float, float, float, float]:
+    def intrinsics(self, width: int | None = None, height: int | None = None) -> tuple[float, float, float, float]:
         """fx, fy, cx, cy of the pinhole camera at the given image size (square pixels, fy = fx).
 
         The horizontal FOV is kept at any size; the principal point is the image centre
@@ -105,7 +103,7 @@ class CarSpec:
         )
 
     @classmethod
-    def from_urdf(cls, path: str | os.PathLike | None = None) -> "CarSpec":
+    def from_urdf(cls, path: str | os.PathLike | None = None) -> CarSpec:
         """Read the car from a URDF file (default: the package's `urdf/deepracer.urdf`).
 
         Positions come from composing the joint origins (xyz and rpy) from base_link with
@@ -196,9 +194,7 @@ class _UrdfReader:
             raise self.error(f"<joint name='{name}'> not found")
         joint = self.joints[name]
         if joint.get("type") not in types:
-            raise self.error(
-                f"<joint name='{name}'> has type '{joint.get('type')}', expected {' or '.join(types)}"
-            )
+            raise self.error(f"<joint name='{name}'> has type '{joint.get('type')}', expected {' or '.join(types)}")
         return joint
 
     def joint_links(self, name: str) -> tuple[str, str]:
@@ -422,8 +418,16 @@ class _UrdfReader:
         self.check_optical_frame(pose)
         x, y, z = pose[:3, 3]
         return CameraSpec(
-            x=float(x), y=float(y), z=float(z), pitch=pitch, hfov=hfov, width=width,
-            height=height, rate_hz=rate, near=near, far=far,
+            x=float(x),
+            y=float(y),
+            z=float(z),
+            pitch=pitch,
+            hfov=hfov,
+            width=width,
+            height=height,
+            rate_hz=rate,
+            near=near,
+            far=far,
         )
 
     def check_optical_frame(self, sensor_pose: np.ndarray) -> None:

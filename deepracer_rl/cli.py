@@ -25,10 +25,7 @@ def cmd_tracks(args: argparse.Namespace) -> int:
         return 0
     print(f"{'name':<24} {'waypoints':>9} {'length_m':>9} {'width_m':>8} closed")
     for row in rows:
-        print(
-            f"{row['name']:<24} {row['waypoints']:>9} {row['length_m']:>9.2f} "
-            f"{row['width_m']:>8.3f} {row['closed']}"
-        )
+        print(f"{row['name']:<24} {row['waypoints']:>9} {row['length_m']:>9.2f} {row['width_m']:>8.3f} {row['closed']}")
     return 0
 
 
@@ -63,8 +60,23 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 # Seed envs (`--env ID`): the portfolio and auto-scaling envs of deepracer_rl.envs, trained
 # and compared with their baselines by deepracer_rl.envs.compare.
-SEED_ENV_DESTS = frozenset({"command", "func", "car_defaults", "env_only", "env", "env_arg", "steps", "out",
-                            "seed", "max_minutes", "model", "run", "json"})
+SEED_ENV_DESTS = frozenset(
+    {
+        "command",
+        "func",
+        "car_defaults",
+        "env_only",
+        "env",
+        "env_arg",
+        "steps",
+        "out",
+        "seed",
+        "max_minutes",
+        "model",
+        "run",
+        "json",
+    }
+)
 
 
 def _seed_env(args: argparse.Namespace) -> bool:
@@ -116,8 +128,9 @@ def _seed_model(env_id: str, path: str | None) -> Path | None:
     if given.is_dir():
         model = model_file(env_id, given)
         if not model.is_file():
-            raise CliError(f"{given}: no {model.name}; train one with "
-                           f"`deepracer-rl train --env {env_id} --steps N --out {given}`")
+            raise CliError(
+                f"{given}: no {model.name}; train one with `deepracer-rl train --env {env_id} --steps N --out {given}`"
+            )
         return model
     if not given.is_file():
         raise CliError(f"{given}: no such model .zip or run directory")
@@ -146,11 +159,19 @@ def cmd_train_env(args: argparse.Namespace) -> int:
     if args.steps is None or args.steps <= 0:
         raise CliError("--steps N (a positive number of env steps) is required with --env")
     max_seconds = None if args.max_minutes is None else 60.0 * args.max_minutes
-    model = train_seed_env(args.env, args.steps, args.out, seed=args.seed or 0, max_seconds=max_seconds,
-                           env_kwargs=_env_kwargs(args.env, args.env_arg))
+    model = train_seed_env(
+        args.env,
+        args.steps,
+        args.out,
+        seed=args.seed or 0,
+        max_seconds=max_seconds,
+        env_kwargs=_env_kwargs(args.env, args.env_arg),
+    )
     trained = json.loads(config_path(model).read_text())
-    print(f"trained {args.env}: {trained['steps_done']} steps in {trained['train_seconds']:.0f} s "
-          f"-> {model} (config {config_path(model)})")
+    print(
+        f"trained {args.env}: {trained['steps_done']} steps in {trained['train_seconds']:.0f} s "
+        f"-> {model} (config {config_path(model)})"
+    )
     return 0
 
 
@@ -180,9 +201,12 @@ def cmd_plot_env(args: argparse.Namespace) -> int:
     model = _seed_model(args.env, args.run)
     saved = evaluation_path(args.env, run)
     results = json.loads(saved.read_text()) if saved.is_file() else None
-    fresh = (results is not None and Path(results.get("model_path") or "").resolve() == model.resolve()
-             and (args.seed is None or results.get("seed") == args.seed)
-             and saved.stat().st_mtime >= model.stat().st_mtime)
+    fresh = (
+        results is not None
+        and Path(results.get("model_path") or "").resolve() == model.resolve()
+        and (args.seed is None or results.get("seed") == args.seed)
+        and saved.stat().st_mtime >= model.stat().st_mtime
+    )
     if fresh:
         print(f"reusing {saved}")
     else:
@@ -197,16 +221,24 @@ def _add_env_options(p: argparse.ArgumentParser, action: str, *, seed: bool = Fa
     """--env ID (and friends) on a car subcommand; the car options given with it are refused."""
     car_defaults = {a.dest: a.default for a in p._actions if a.dest not in SEED_ENV_DESTS | {"help"}}
     group = p.add_argument_group(
-        "seed envs", "--env ID works on deepracer_rl/Portfolio-v0 or deepracer_rl/AutoScaling-v0 "
-        "instead of the car (held-out data, beside the baselines)")
+        "seed envs",
+        "--env ID works on deepracer_rl/Portfolio-v0 or deepracer_rl/AutoScaling-v0 "
+        "instead of the car (held-out data, beside the baselines)",
+    )
     group.add_argument("--env", default=None, metavar="ID", help=f"{action} this seed env")
     env_only = []
     if seed:
         group.add_argument("--seed", type=int, default=None, help="with --env (default: 0)")
         env_only.append("seed")
     if env_arg:
-        group.add_argument("--env-arg", dest="env_arg", action="append", default=None, metavar="KEY=VALUE",
-                           help="env constructor argument, e.g. csv_path=prices.csv (repeatable)")
+        group.add_argument(
+            "--env-arg",
+            dest="env_arg",
+            action="append",
+            default=None,
+            metavar="KEY=VALUE",
+            help="env constructor argument, e.g. csv_path=prices.csv (repeatable)",
+        )
         env_only.append("env_arg")
     p.set_defaults(car_defaults=car_defaults, env_only=tuple(env_only))
 
@@ -254,8 +286,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = train(_config_from_args(args), args.out, resume=args.resume)
     except TrainingError as exc:
         raise CliError(str(exc)) from None
-    print(f"trained {summary['timesteps']} steps ({summary['episodes']} episodes) in "
-          f"{summary['minutes']} min -> {summary['out']}")
+    print(
+        f"trained {summary['timesteps']} steps ({summary['episodes']} episodes) in "
+        f"{summary['minutes']} min -> {summary['out']}"
+    )
     return 0
 
 
@@ -281,9 +315,11 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     from .logs import rescore_run
 
     summary = rescore_run(args.run, args.reward, args.out)
-    print(f"rescored {summary['rows']} steps of {summary['episodes']} episodes with {args.reward}: "
-          f"mean episode reward {summary['old_mean']:.4g} -> {summary['new_mean']:.4g}; "
-          f"wrote {summary['out']}")
+    print(
+        f"rescored {summary['rows']} steps of {summary['episodes']} episodes with {args.reward}: "
+        f"mean episode reward {summary['old_mean']:.4g} -> {summary['new_mean']:.4g}; "
+        f"wrote {summary['out']}"
+    )
     return 0
 
 
@@ -301,8 +337,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
     except ValueError:
         raise CliError(f"--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
     overrides = {
-        "track": args.track, "image_width": width, "image_height": height, "encoding": args.encoding,
-        "lockstep": args.lockstep, "seed": args.seed, "randomize": args.randomize,
+        "track": args.track,
+        "image_width": width,
+        "image_height": height,
+        "encoding": args.encoding,
+        "lockstep": args.lockstep,
+        "seed": args.seed,
+        "randomize": args.randomize,
         "stale_command_timeout": args.stale_command_timeout,
     }
     return sim_node.run(args=args.ros_args, overrides=overrides)
@@ -320,9 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON list")
     p.set_defaults(func=cmd_tracks)
 
-    p = sub.add_parser(
-        "validate-reward", help="run a reward_function(params) file on many real positions"
-    )
+    p = sub.add_parser("validate-reward", help="run a reward_function(params) file on many real positions")
     p.add_argument("file", help="a .py file defining reward_function(params)")
     p.add_argument("--track", default="reinvent_base", help="track name or .npy (default: %(default)s)")
     p.add_argument("--samples", type=int, default=200, help="positions to try (default: %(default)s)")
@@ -339,18 +378,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/render", help="output directory (default: %(default)s)")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser(
-        "evaluate", help="drive evaluation laps: lap times, completion, off-track count"
+    p = sub.add_parser("evaluate", help="drive evaluation laps: lap times, completion, off-track count")
+    p.add_argument(
+        "model",
+        nargs="?",
+        metavar="RUN_OR_MODEL",
+        help="a training run directory, a model .zip, or an export dir with model.onnx",
     )
-    p.add_argument("model", nargs="?", metavar="RUN_OR_MODEL",
-                   help="a training run directory, a model .zip, or an export dir with model.onnx")
-    p.add_argument("--driver", choices=["policy", "baseline"], default="policy",
-                   help="'baseline' drives the scripted pure-pursuit driver (no model needed)")
-    p.add_argument("--track", default=None, help="track name or .npy (default: the run's track, "
-                   "else reinvent_base)")
+    p.add_argument(
+        "--driver",
+        choices=["policy", "baseline"],
+        default="policy",
+        help="'baseline' drives the scripted pure-pursuit driver (no model needed)",
+    )
+    p.add_argument("--track", default=None, help="track name or .npy (default: the run's track, else reinvent_base)")
     p.add_argument("--laps", type=int, default=3, help="laps to drive (default: %(default)s)")
-    p.add_argument("--off-track-penalty", type=float, default=None, metavar="SECONDS",
-                   help="put the car back on track and add this many seconds instead of ending the lap")
+    p.add_argument(
+        "--off-track-penalty",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="put the car back on track and add this many seconds instead of ending the lap",
+    )
     p.add_argument("--trajectory", default=None, metavar="CSV", help="write the per-step trajectory here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", seed=True, env_arg=True)
@@ -358,43 +407,85 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a policy (PPO or SAC) on camera frames")
     p.add_argument("--track", default=None, help="track name or .npy (default: reinvent_base)")
-    p.add_argument("--reward", default=None, metavar="FILE", help="reward_function(params) file "
-                   "(default: follow the centre line)")
-    p.add_argument("--metadata", default=None, metavar="JSON", help="model_metadata.json "
-                   "(default: the DeepRacer console's action space)")
+    p.add_argument(
+        "--reward", default=None, metavar="FILE", help="reward_function(params) file (default: follow the centre line)"
+    )
+    p.add_argument(
+        "--metadata",
+        default=None,
+        metavar="JSON",
+        help="model_metadata.json (default: the DeepRacer console's action space)",
+    )
     p.add_argument("--algo", choices=["ppo", "sac"], default=None, help="default: ppo")
     p.add_argument("--steps", type=int, default=None, help="env steps in all (default: 150000)")
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
     p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="cars simulated together (default: 8)")
-    p.add_argument("--backend", choices=["inprocess", "ros"], default=None,
-                   help="inprocess simulator (default) or ROS topics via the Gym bridge (one car: "
-                   "--n-envs is ignored)")
-    p.add_argument("--ros-timeout", dest="ros_timeout", type=float, default=None, metavar="SECONDS",
-                   help="--backend ros: stop with an error naming the silent topics when no simulator "
-                   "answers within this long (default: 15 s to start answering, then 5 s per step)")
+    p.add_argument(
+        "--backend",
+        choices=["inprocess", "ros"],
+        default=None,
+        help="inprocess simulator (default) or ROS topics via the Gym bridge (one car: --n-envs is ignored)",
+    )
+    p.add_argument(
+        "--ros-timeout",
+        dest="ros_timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="--backend ros: stop with an error naming the silent topics when no simulator "
+        "answers within this long (default: 15 s to start answering, then 5 s per step)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--image-size", default=None, metavar="WxH", help="policy input size (default: 80x60)")
-    p.add_argument("--network", choices=["shallow", "deep", "small"], default=None,
-                   help="CNN (default: shallow, DeepRacer's three-layer CNN)")
+    p.add_argument(
+        "--network",
+        choices=["shallow", "deep", "small"],
+        default=None,
+        help="CNN (default: shallow, DeepRacer's three-layer CNN)",
+    )
     p.add_argument("--frame-stack", dest="frame_stack", type=int, default=None)
-    p.add_argument("--randomize", action="store_true", default=None,
-                   help="domain randomisation of the camera (brightness, contrast, colour, noise, blur, "
-                   "camera pose, floor) for policies that must drive the real car")
+    p.add_argument(
+        "--randomize",
+        action="store_true",
+        default=None,
+        help="domain randomisation of the camera (brightness, contrast, colour, noise, blur, "
+        "camera pose, floor) for policies that must drive the real car",
+    )
     hp = p.add_argument_group("hyperparameters (DeepRacer console names)")
     hp.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="default: 256")
     hp.add_argument("--learning-rate", dest="learning_rate", type=float, default=None, help="default: 3e-4")
     hp.add_argument("--entropy", type=float, default=None, help="entropy bonus (default: 0.01)")
     hp.add_argument("--discount", type=float, default=None, help="discount factor (default: 0.99)")
     hp.add_argument("--epochs", type=int, default=None, help="passes over each batch (default: 3)")
-    hp.add_argument("--episodes-between-updates", dest="episodes_between_updates", type=int,
-                    default=None, help="rollout size, as episodes of ~100 steps (default: 20)")
-    hp.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=None,
-                    help="env steps between checkpoints (default: 10000)")
-    hp.add_argument("--eval-every", dest="eval_every", type=int, default=None,
-                    help="env steps between evaluation laps (default: 10000)")
-    hp.add_argument("--max-minutes", dest="max_minutes", type=float, default=None,
-                    help="stop (with a checkpoint) after this much wall time")
+    hp.add_argument(
+        "--episodes-between-updates",
+        dest="episodes_between_updates",
+        type=int,
+        default=None,
+        help="rollout size, as episodes of ~100 steps (default: 20)",
+    )
+    hp.add_argument(
+        "--checkpoint-every",
+        dest="checkpoint_every",
+        type=int,
+        default=None,
+        help="env steps between checkpoints (default: 10000)",
+    )
+    hp.add_argument(
+        "--eval-every",
+        dest="eval_every",
+        type=int,
+        default=None,
+        help="env steps between evaluation laps (default: 10000)",
+    )
+    hp.add_argument(
+        "--max-minutes",
+        dest="max_minutes",
+        type=float,
+        default=None,
+        help="stop (with a checkpoint) after this much wall time",
+    )
     _add_env_options(p, "train PPO on", env_arg=True)
     p.set_defaults(func=cmd_train)
 
@@ -418,14 +509,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track", default="reinvent_base", help="track name or .npy (default: %(default)s)")
     p.add_argument("--size", default="640x480", metavar="WxH", help="camera image size (default: %(default)s)")
     p.add_argument("--encoding", choices=["rgb8", "mono8"], default="rgb8", help="image encoding (default: rgb8)")
-    p.add_argument("--lockstep", action="store_true",
-                   help="advance one control period (1/15 s) per /cmd_vel instead of running in real time")
+    p.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="advance one control period (1/15 s) per /cmd_vel instead of running in real time",
+    )
     p.add_argument("--seed", type=int, default=0, help="start noise and domain randomisation seed; -1 draws one")
     p.add_argument("--randomize", action="store_true", help="domain randomisation of the camera images")
-    p.add_argument("--stale-command-timeout", dest="stale_command_timeout", type=float, default=0.5,
-                   metavar="SECONDS", help="real time: stop the car this long after the last /cmd_vel (default: 0.5)")
-    p.add_argument("ros_args", nargs=argparse.REMAINDER, metavar="--ros-args ...",
-                   help="ROS arguments passed on to rclpy (e.g. --ros-args -r __ns:=/car1)")
+    p.add_argument(
+        "--stale-command-timeout",
+        dest="stale_command_timeout",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="real time: stop the car this long after the last /cmd_vel (default: 0.5)",
+    )
+    p.add_argument(
+        "ros_args",
+        nargs=argparse.REMAINDER,
+        metavar="--ros-args ...",
+        help="ROS arguments passed on to rclpy (e.g. --ros-args -r __ns:=/car1)",
+    )
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("demo", help="the main job: train on reinvent_base, evaluate, export, plot")

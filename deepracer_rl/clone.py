@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -29,8 +29,18 @@ from .baseline import PurePursuitDriver
 from .env import RaceCore
 from .evaluate import LapReport, policy_driver, run_laps
 from .sim import StartRules
-from .train import (BEST, CHECKPOINT, STATE, TrainConfig, _atomic_write_text, build_model, core_kwargs,
-                    make_env, prepare_run, save_model_atomic)
+from .train import (
+    BEST,
+    CHECKPOINT,
+    STATE,
+    TrainConfig,
+    _atomic_write_text,
+    build_model,
+    core_kwargs,
+    make_env,
+    prepare_run,
+    save_model_atomic,
+)
 
 
 @dataclass
@@ -91,8 +101,7 @@ class _Dataset:
         return np.concatenate(self.obs), np.concatenate(self.labels)
 
 
-def record(core: RaceCore, config: CloneConfig, rng: np.random.Generator, data: _Dataset,
-           learner=None) -> dict:
+def record(core: RaceCore, config: CloneConfig, rng: np.random.Generator, data: _Dataset, learner=None) -> dict:
     """Drive every car `config.steps` steps, recording (observation, baseline action) pairs."""
     expert = _expert(core)
     n = core.n
@@ -138,7 +147,7 @@ def fit(model, obs: np.ndarray, labels: np.ndarray, config: CloneConfig, rng: np
         order = rng.permutation(len(obs))
         loss_sum, batches = 0.0, 0
         for start in range(0, len(order), config.batch_size):
-            idx = order[start:start + config.batch_size]
+            idx = order[start : start + config.batch_size]
             frames = torch.as_tensor(obs[idx], dtype=torch.float32)
             target = torch.as_tensor(labels[idx])
             _, log_prob, _ = policy.evaluate_actions(frames, target if discrete else target.float())
@@ -158,8 +167,9 @@ def evaluate(model, train_config: TrainConfig, out: Path, laps: int) -> LapRepor
     return run_laps(core, policy_driver(model), laps=laps)
 
 
-def clone_baseline(train_config: TrainConfig, out: str | Path, config: CloneConfig | None = None,
-                   log: Callable[[str], None] = print) -> dict:
+def clone_baseline(
+    train_config: TrainConfig, out: str | Path, config: CloneConfig | None = None, log: Callable[[str], None] = print
+) -> dict:
     """Clone the baseline into a new run directory `out`; returns a summary with the lap report."""
     import torch
 
@@ -182,17 +192,23 @@ def clone_baseline(train_config: TrainConfig, out: str | Path, config: CloneConf
         obs, labels = data.arrays()
         loss = fit(model, obs, labels, config, rng)
         report = evaluate(model, train_config, out, config.eval_laps)
-        log(f"round {round_}: {len(obs)} samples, loss {loss:.3f}, recording {stats}, "
+        log(
+            f"round {round_}: {len(obs)} samples, loss {loss:.3f}, recording {stats}, "
             f"evaluation {report.completed_laps}/{report.laps} laps, progress {report.mean_progress:.1f} % "
-            f"({time.time() - started:.0f} s)")
+            f"({time.time() - started:.0f} s)"
+        )
     save_model_atomic(model, out / BEST)
     save_model_atomic(model, out / CHECKPOINT)
     best = [report.mean_progress, report.best_lap_s]
     state = {"timesteps": 0, "episodes": 0, "iteration": 0, "best": best}
     _atomic_write_text(out / STATE, json.dumps(state) + "\n")
     _atomic_write_text(out / "clone.json", json.dumps({"clone": asdict(config), **report.as_dict()}) + "\n")
-    return {"out": str(out), "samples": int(len(data.arrays()[0])), "seconds": round(time.time() - started, 1),
-            **report.as_dict()}
+    return {
+        "out": str(out),
+        "samples": int(len(data.arrays()[0])),
+        "seconds": round(time.time() - started, 1),
+        **report.as_dict(),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -201,7 +217,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from .export import export_run
 
-    parser = argparse.ArgumentParser(description="Behaviour-clone the pure-pursuit baseline into a PPO run and export it.")
+    parser = argparse.ArgumentParser(
+        description="Behaviour-clone the pure-pursuit baseline into a PPO run and export it."
+    )
     parser.add_argument("--out", required=True, help="new run directory (the export goes to OUT/export)")
     parser.add_argument("--track", default=TrainConfig.track)
     parser.add_argument("--metadata", help="model_metadata.json (default: the console's action space)")
@@ -210,12 +228,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=CloneConfig.steps, help="steps per car and round")
     parser.add_argument("--seed", type=int, default=CloneConfig.seed)
     args = parser.parse_args(argv)
-    config = TrainConfig(track=args.track, metadata=args.metadata, network=args.network, seed=args.seed,
-                         n_envs=1, torch_threads=1, simtrace=False)
+    config = TrainConfig(
+        track=args.track,
+        metadata=args.metadata,
+        network=args.network,
+        seed=args.seed,
+        n_envs=1,
+        torch_threads=1,
+        simtrace=False,
+    )
     summary = clone_baseline(config, args.out, CloneConfig(rounds=args.rounds, steps=args.steps, seed=args.seed))
     export = export_run(args.out, Path(args.out) / "export")
-    print(f"exported {export}: {summary['completed_laps']}/{summary['laps']} evaluation laps, "
-          f"lap times {summary['lap_times_s']} s")
+    print(
+        f"exported {export}: {summary['completed_laps']}/{summary['laps']} evaluation laps, "
+        f"lap times {summary['lap_times_s']} s"
+    )
 
 
 if __name__ == "__main__":

@@ -24,30 +24,46 @@ def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 
         shutil.rmtree(run)  # the demo always starts from scratch
     started = time.time()
     config = TrainConfig(
-        track=DEMO_TRACK, reward=str(DEMO_REWARD), metadata=str(share_path("config", "model_metadata.json")),
-        steps=steps, seed=seed, max_minutes=minutes, stop_when_lapping=False,
+        track=DEMO_TRACK,
+        reward=str(DEMO_REWARD),
+        metadata=str(share_path("config", "model_metadata.json")),
+        steps=steps,
+        seed=seed,
+        max_minutes=minutes,
+        stop_when_lapping=False,
     )
     print(f"[demo] training PPO on {DEMO_TRACK} for up to {minutes:g} min / {steps} steps -> {run}")
     summary = train(config, run)
-    print(f"[demo] trained {summary['timesteps']} steps, {summary['episodes']} episodes "
-          f"in {summary['minutes']} min")
+    print(f"[demo] trained {summary['timesteps']} steps, {summary['episodes']} episodes in {summary['minutes']} min")
     model = load_model(run / BEST)
-    report = evaluate_model(model, TrainConfig.load(run / "config.json"), run, laps=3,
-                            trajectory_csv=run / "evaluation" / "trajectory.csv")
+    report = evaluate_model(
+        model, TrainConfig.load(run / "config.json"), run, laps=3, trajectory_csv=run / "evaluation" / "trajectory.csv"
+    )
     result = report.as_dict()
     (run / "evaluation" / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     export = export_run(run, run / "export")
     plots = plot_run(run)
-    print(f"[demo] evaluation on {DEMO_TRACK}: {report.completed_laps}/3 laps completed, "
-          f"mean progress {report.mean_progress:.1f} %, off track {report.off_track}x")
+    print(
+        f"[demo] evaluation on {DEMO_TRACK}: {report.completed_laps}/3 laps completed, "
+        f"mean progress {report.mean_progress:.1f} %, off track {report.off_track}x"
+    )
     if report.lap_times_s:
-        print(f"[demo] lap times s: {', '.join(f'{t:.2f}' for t in report.lap_times_s)} "
-              f"(best {report.best_lap_s:.2f} s)")
+        print(
+            f"[demo] lap times s: {', '.join(f'{t:.2f}' for t in report.lap_times_s)} (best {report.best_lap_s:.2f} s)"
+        )
     print(f"[demo] run directory: {run}")
     print(f"[demo] exported policy: {export / 'model.onnx'} + {export / 'model_metadata.json'}")
     for path in plots:
         print(f"[demo] plot: {path}")
     print(f"[demo] total time {(time.time() - started) / 60:.1f} min")
-    print(json.dumps({"completed_laps": report.completed_laps, "laps": 3,
-                      "best_lap_s": report.best_lap_s, "mean_progress": round(report.mean_progress, 2)}))
+    print(
+        json.dumps(
+            {
+                "completed_laps": report.completed_laps,
+                "laps": 3,
+                "best_lap_s": report.best_lap_s,
+                "mean_progress": round(report.mean_progress, 2),
+            }
+        )
+    )
     return 0 if report.completed_laps > 0 else 1

@@ -82,9 +82,13 @@ class RaceCore:
         self.track, self.actions, self.reward_fn = load_race_inputs(track, metadata, reward)
         self.obs_spec = observation or ObservationSpec()
         self.sim_kwargs = dict(
-            n_cars=n_cars, dynamics=dynamics, start=start, rules=rules,
+            n_cars=n_cars,
+            dynamics=dynamics,
+            start=start,
+            rules=rules,
             image_size=(self.obs_spec.width, self.obs_spec.height),
-            grayscale=self.obs_spec.grayscale, randomization=randomization,
+            grayscale=self.obs_spec.grayscale,
+            randomization=randomization,
         )
         self.sim = Simulator(self.track, seed=seed, **self.sim_kwargs)
         self.n = n_cars
@@ -144,7 +148,14 @@ class RaceEnv(gym.Env):
         render_mode: str | None = None,
     ):
         self.core = RaceCore(
-            track, 1, model_metadata, reward_function, observation, start, rules, dynamics,
+            track,
+            1,
+            model_metadata,
+            reward_function,
+            observation,
+            start,
+            rules,
+            dynamics,
             randomization,
         )
         self.observation_space = self.core.obs_spec.space()

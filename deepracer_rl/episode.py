@@ -192,8 +192,11 @@ _STATUS_BY_CODE = (
 def _take(proj: Projection, rows: np.ndarray) -> Projection:
     """The projection of a subset of the points."""
     return Projection(
-        segment=proj.segment[rows], t=proj.t[rows], distance=proj.distance[rows],
-        is_left=proj.is_left[rows], arc_length=proj.arc_length[rows],
+        segment=proj.segment[rows],
+        t=proj.t[rows],
+        distance=proj.distance[rows],
+        is_left=proj.is_left[rows],
+        arc_length=proj.arc_length[rows],
     )
 
 

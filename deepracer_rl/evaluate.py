@@ -10,9 +10,9 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -23,8 +23,20 @@ from .episode import EpisodeStatus
 # drivers) to commands for car 0: (steering degrees, speed m/s), each shape (1,).
 Driver = Callable[[RaceCore], tuple[np.ndarray, np.ndarray]]
 
-TRAJECTORY_COLUMNS = ("lap", "step", "time_s", "x", "y", "yaw_deg", "steering_deg", "speed",
-                      "progress", "reward", "all_wheels_on_track", "status")
+TRAJECTORY_COLUMNS = (
+    "lap",
+    "step",
+    "time_s",
+    "x",
+    "y",
+    "yaw_deg",
+    "steering_deg",
+    "speed",
+    "progress",
+    "reward",
+    "all_wheels_on_track",
+    "status",
+)
 
 
 @dataclass
@@ -116,13 +128,22 @@ def run_laps(
                 status = result.status[0]
                 reward = core.reward_fn(params)
                 if writer is not None:
-                    writer.writerow([
-                        lap, params["steps"], round(params["sim_time"], 4), round(params["x"], 4),
-                        round(params["y"], 4), round(params["heading"], 3),
-                        round(params["steering_angle"], 3), round(params["speed"], 3),
-                        round(params["progress"], 3), round(reward, 5), params["all_wheels_on_track"],
-                        status.value,
-                    ])
+                    writer.writerow(
+                        [
+                            lap,
+                            params["steps"],
+                            round(params["sim_time"], 4),
+                            round(params["x"], 4),
+                            round(params["y"], 4),
+                            round(params["heading"], 3),
+                            round(params["steering_angle"], 3),
+                            round(params["speed"], 3),
+                            round(params["progress"], 3),
+                            round(reward, 5),
+                            params["all_wheels_on_track"],
+                            status.value,
+                        ]
+                    )
                 if status is EpisodeStatus.OFF_TRACK:
                     report.off_track += 1
                     if off_track_penalty is not None:
@@ -166,16 +187,17 @@ def evaluate_cli(args) -> dict:
         label = "baseline"
     else:
         if not args.model:
-            raise ValueError("give RUN_OR_MODEL (a run directory, model .zip or export dir), "
-                             "or --driver baseline")
+            raise ValueError("give RUN_OR_MODEL (a run directory, model .zip or export dir), or --driver baseline")
         from .policy import load_for_evaluation
 
         core, driver, label = load_for_evaluation(args.model, args.track)
     report = run_laps(core, driver, args.laps, args.off_track_penalty, trajectory_csv=args.trajectory)
     result = report.as_dict()
     if not args.json:
-        print(f"{label} on {core.track.name}: {report.completed_laps}/{report.laps} laps completed, "
-              f"mean progress {report.mean_progress:.1f} %, off track {report.off_track}x")
+        print(
+            f"{label} on {core.track.name}: {report.completed_laps}/{report.laps} laps completed, "
+            f"mean progress {report.mean_progress:.1f} %, off track {report.off_track}x"
+        )
         for i, (status, progress) in enumerate(zip(report.statuses, report.progress)):
             print(f"  lap {i + 1}: {status:<13} progress {progress:6.1f} %")
         if report.lap_times_s:

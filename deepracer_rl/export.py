@@ -64,8 +64,13 @@ def export_policy(model, observation: ObservationSpec, actions: ActionSpace, out
     with warnings.catch_warnings():  # the TorchScript exporter needs no extra packages; it warns
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            module, (dummy,), str(tmp), input_names=["observation"], output_names=["action"],
-            dynamic_axes={"observation": {0: "batch"}, "action": {0: "batch"}}, opset_version=17,
+            module,
+            (dummy,),
+            str(tmp),
+            input_names=["observation"],
+            output_names=["action"],
+            dynamic_axes={"observation": {0: "batch"}, "action": {0: "batch"}},
+            opset_version=17,
             dynamo=False,
         )
     os.replace(tmp, out / ONNX_NAME)

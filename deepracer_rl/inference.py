@@ -44,7 +44,7 @@ class Command:
     speed: float
 
     @classmethod
-    def stop(cls) -> "Command":
+    def stop(cls) -> Command:
         return cls(0.0, 0.0)
 
     @property
@@ -117,7 +117,7 @@ class ServoMapping:
     throttle_scale: float = 1.0
 
     @classmethod
-    def for_actions(cls, actions: ActionSpace, throttle_scale: float = 1.0) -> "ServoMapping":
+    def for_actions(cls, actions: ActionSpace, throttle_scale: float = 1.0) -> ServoMapping:
         if actions.kind == "discrete":
             steer = float(np.max(np.abs(actions.actions[:, 0])))
         else:

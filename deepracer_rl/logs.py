@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SIMTRACE_COLUMNS = (
-    "episode", "steps", "X", "Y", "yaw", "steer", "throttle", "action", "reward", "done",
-    "all_wheels_on_track", "progress", "closest_waypoint", "track_len", "tstamp", "episode_status",
+    "episode",
+    "steps",
+    "X",
+    "Y",
+    "yaw",
+    "steer",
+    "throttle",
+    "action",
+    "reward",
+    "done",
+    "all_wheels_on_track",
+    "progress",
+    "closest_waypoint",
+    "track_len",
+    "tstamp",
+    "episode_status",
 )
 
 
 def simtrace_row(
-    episode: int, params: dict[str, Any], action: Any, reward: float, done: bool, status: str,
+    episode: int,
+    params: dict[str, Any],
+    action: Any,
+    reward: float,
+    done: bool,
+    status: str,
     tstamp: float,
 ) -> dict[str, Any]:
     """One simtrace row from a step's params dict (yaw and steer in degrees, as DeepRacer)."""
@@ -59,7 +79,7 @@ class SimtraceWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "SimtraceWriter":
+    def __enter__(self) -> SimtraceWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -98,11 +118,17 @@ def rescore_run(run: str | os.PathLike, reward_file: str | os.PathLike, out: str
         writer.writerow(["episode", "steps", "old_reward", "new_reward"])
         for row in read_simtrace(simtrace):
             params = build_params(
-                track, x=float(row["X"]), y=float(row["Y"]), yaw=np.radians(float(row["yaw"])),
-                speed=float(row["throttle"]), steering_angle=float(row["steer"]),
-                steps=int(row["steps"]), progress=float(row["progress"]),
+                track,
+                x=float(row["X"]),
+                y=float(row["Y"]),
+                yaw=np.radians(float(row["yaw"])),
+                speed=float(row["throttle"]),
+                steering_angle=float(row["steer"]),
+                steps=int(row["steps"]),
+                progress=float(row["progress"]),
                 all_wheels_on_track=row["all_wheels_on_track"] == "True",
-                is_offtrack=row["episode_status"] == "off_track", is_reversed=False,
+                is_offtrack=row["episode_status"] == "off_track",
+                is_reversed=False,
                 sim_time=float(row["steps"]) / 15.0,
             )
             new = function(params)

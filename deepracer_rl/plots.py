@@ -81,8 +81,10 @@ def plot_lap(track: Track, trajectory_csv: Path, out: Path) -> Path:
         sel = laps == best
         points = ax.scatter(data["x"][sel], data["y"][sel], c=data["speed"][sel], cmap="viridis", s=12)
         fig.colorbar(points, ax=ax, label="speed (m/s)")
-        ax.set_title(f"Best evaluation lap {best + 1} on {track.name}: "
-                     f"{np.count_nonzero(sel) / 15.0:.2f} s, {data['progress'][sel].max():.0f} %")
+        ax.set_title(
+            f"Best evaluation lap {best + 1} on {track.name}: "
+            f"{np.count_nonzero(sel) / 15.0:.2f} s, {data['progress'][sel].max():.0f} %"
+        )
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -132,7 +134,9 @@ def plot_actions(simtrace_csv: Path, n_actions: int | None, out: Path, max_rows:
     return out
 
 
-def _read_csv_columns(path: Path, columns: tuple[str, ...], max_rows: int, numeric: bool = True) -> dict[str, np.ndarray]:
+def _read_csv_columns(
+    path: Path, columns: tuple[str, ...], max_rows: int, numeric: bool = True
+) -> dict[str, np.ndarray]:
     """Read some columns of a big CSV, keeping the last `max_rows` rows (the trained policy)."""
     values: dict[str, list] = {c: [] for c in columns}
     if path.exists():

@@ -63,8 +63,9 @@ def observation_spec_from_metadata(metadata: dict, where: str) -> ObservationSpe
     if not isinstance(spec, dict):
         raise PolicyLoadError(f"{where}: missing field 'observation' (written by deepracer-rl export)")
     try:
-        return ObservationSpec(int(spec["width"]), int(spec["height"]), bool(spec["grayscale"]),
-                               int(spec.get("frame_stack", 1)))
+        return ObservationSpec(
+            int(spec["width"]), int(spec["height"]), bool(spec["grayscale"]), int(spec.get("frame_stack", 1))
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyLoadError(f"{where}: invalid field 'observation' ({exc!r})") from None
 
@@ -107,8 +108,7 @@ class OnnxPolicy:
         expected = [self.observation.channels, self.observation.height, self.observation.width]
         if list(model_input.shape[1:]) != expected:
             raise PolicyLoadError(
-                f"{model_path}: input shape {model_input.shape} does not match the metadata's "
-                f"observation {expected}"
+                f"{model_path}: input shape {model_input.shape} does not match the metadata's observation {expected}"
             )
         outputs = self.session.get_outputs()[0].shape[-1]
         wanted = len(self.actions.actions) if self.actions.kind == "discrete" else 2
@@ -138,8 +138,9 @@ def load_for_evaluation(model_arg: str, track: str | None) -> tuple[RaceCore, Dr
         raise FileNotFoundError(f"{path}: no such run directory, model .zip or export dir")
     if (path / ONNX_NAME).exists() or path.suffix == ".onnx":
         policy = OnnxPolicy(path)
-        core = RaceCore(track=track or "reinvent_base", n_cars=1, metadata=policy.actions,
-                        observation=policy.observation)
+        core = RaceCore(
+            track=track or "reinvent_base", n_cars=1, metadata=policy.actions, observation=policy.observation
+        )
         return core, policy_driver(policy), f"{policy.root} (onnx)"
     from .train import BEST, CHECKPOINT, TrainConfig, core_kwargs, load_model
 

@@ -12,8 +12,9 @@ import math
 import numbers
 import os
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,11 +25,31 @@ EXAMPLES_DIR = Path(__file__).resolve().parent / "rewards"
 DEFAULT_REWARD = EXAMPLES_DIR / "follow_centerline.py"
 
 PARAM_KEYS = (
-    "all_wheels_on_track", "x", "y", "heading", "distance_from_center", "is_left_of_center",
-    "is_offtrack", "is_crashed", "is_reversed", "progress", "steps", "speed", "steering_angle",
-    "track_width", "track_length", "waypoints", "closest_waypoints", "projection_distance",
-    "sim_time", "closest_objects", "objects_distance", "objects_heading",
-    "objects_left_of_center", "objects_location", "objects_speed",
+    "all_wheels_on_track",
+    "x",
+    "y",
+    "heading",
+    "distance_from_center",
+    "is_left_of_center",
+    "is_offtrack",
+    "is_crashed",
+    "is_reversed",
+    "progress",
+    "steps",
+    "speed",
+    "steering_angle",
+    "track_width",
+    "track_length",
+    "waypoints",
+    "closest_waypoints",
+    "projection_distance",
+    "sim_time",
+    "closest_objects",
+    "objects_distance",
+    "objects_heading",
+    "objects_left_of_center",
+    "objects_location",
+    "objects_speed",
 )
 
 
@@ -75,9 +96,18 @@ def build_params(
     episode's driving direction (reversed episodes pass `track.reversed()`).
     """
     (params,) = build_params_batch(
-        track, x=[x], y=[y], yaw=[yaw], speed=[speed], steering_angle=[steering_angle],
-        steps=[steps], progress=[progress], all_wheels_on_track=[all_wheels_on_track],
-        is_offtrack=[is_offtrack], is_reversed=is_reversed, sim_time=[sim_time],
+        track,
+        x=[x],
+        y=[y],
+        yaw=[yaw],
+        speed=[speed],
+        steering_angle=[steering_angle],
+        steps=[steps],
+        progress=[progress],
+        all_wheels_on_track=[all_wheels_on_track],
+        is_offtrack=[is_offtrack],
+        is_reversed=is_reversed,
+        sim_time=[sim_time],
         is_crashed=[is_crashed],
     )
     return params
@@ -122,42 +152,53 @@ def build_params_batch(
     reversed_flag = bool(is_reversed)
     sin, cos, atan2, degrees = math.sin, math.cos, math.atan2, math.degrees
     out = []
-    for (xi, yi, yaw_i, dist, left, width, arc, wps, on, off, crash, prog, stp, spd, steer, t_sim) in zip(
-        x.tolist(), y.tolist(), np.asarray(yaw, dtype=np.float64).tolist(),
-        projection.distance.tolist(), projection.is_left.tolist(), track_width.tolist(),
-        projection.arc_length.tolist(), closest,
-        np.asarray(all_wheels_on_track, dtype=bool).tolist(), np.asarray(is_offtrack, dtype=bool).tolist(),
-        crashed, np.asarray(progress, dtype=np.float64).tolist(), np.asarray(steps).astype(np.int64).tolist(),
-        np.asarray(speed, dtype=np.float64).tolist(), np.asarray(steering_angle, dtype=np.float64).tolist(),
+    for xi, yi, yaw_i, dist, left, width, arc, wps, on, off, crash, prog, stp, spd, steer, t_sim in zip(
+        x.tolist(),
+        y.tolist(),
+        np.asarray(yaw, dtype=np.float64).tolist(),
+        projection.distance.tolist(),
+        projection.is_left.tolist(),
+        track_width.tolist(),
+        projection.arc_length.tolist(),
+        closest,
+        np.asarray(all_wheels_on_track, dtype=bool).tolist(),
+        np.asarray(is_offtrack, dtype=bool).tolist(),
+        crashed,
+        np.asarray(progress, dtype=np.float64).tolist(),
+        np.asarray(steps).astype(np.int64).tolist(),
+        np.asarray(speed, dtype=np.float64).tolist(),
+        np.asarray(steering_angle, dtype=np.float64).tolist(),
         np.asarray(sim_time, dtype=np.float64).tolist(),
     ):
-        out.append({
-            "all_wheels_on_track": on,
-            "x": xi,
-            "y": yi,
-            "heading": degrees(atan2(sin(yaw_i), cos(yaw_i))),
-            "distance_from_center": dist,
-            "is_left_of_center": left,
-            "is_offtrack": off,
-            "is_crashed": crash,
-            "is_reversed": reversed_flag,
-            "progress": prog,
-            "steps": stp,
-            "speed": spd,
-            "steering_angle": steer,
-            "track_width": width,
-            "track_length": length,
-            "waypoints": waypoints,
-            "closest_waypoints": wps,
-            "projection_distance": arc,
-            "sim_time": t_sim,
-            "closest_objects": [0, 0],
-            "objects_distance": [],
-            "objects_heading": [],
-            "objects_left_of_center": [],
-            "objects_location": [],
-            "objects_speed": [],
-        })
+        out.append(
+            {
+                "all_wheels_on_track": on,
+                "x": xi,
+                "y": yi,
+                "heading": degrees(atan2(sin(yaw_i), cos(yaw_i))),
+                "distance_from_center": dist,
+                "is_left_of_center": left,
+                "is_offtrack": off,
+                "is_crashed": crash,
+                "is_reversed": reversed_flag,
+                "progress": prog,
+                "steps": stp,
+                "speed": spd,
+                "steering_angle": steer,
+                "track_width": width,
+                "track_length": length,
+                "waypoints": waypoints,
+                "closest_waypoints": wps,
+                "projection_distance": arc,
+                "sim_time": t_sim,
+                "closest_objects": [0, 0],
+                "objects_distance": [],
+                "objects_heading": [],
+                "objects_left_of_center": [],
+                "objects_location": [],
+                "objects_speed": [],
+            }
+        )
     return out
 
 
@@ -187,11 +228,10 @@ class RewardFunction:
             ) from None
         namespace: dict[str, Any] = {"__name__": "reward_module", "__file__": where}
         try:
-            exec(code, namespace)  # noqa: S102 - running the user's own reward file is the point
+            exec(code, namespace)
         except (Exception, SystemExit) as exc:  # sys.exit() in the file must not end the caller
             raise RewardFunctionError(
-                f"{where}, line {self._user_line(exc)}: error while loading the file: "
-                f"{type(exc).__name__}: {exc}"
+                f"{where}, line {self._user_line(exc)}: error while loading the file: {type(exc).__name__}: {exc}"
             ) from exc
         function = namespace.get("reward_function")
         if function is None:

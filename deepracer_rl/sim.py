@@ -122,11 +122,11 @@ class Simulator:
         self.control_hz = float(self.car.camera.rate_hz)
         self.dt = 1.0 / self.control_hz
         self.rng = np.random.default_rng(seed)
-        self.judge = EpisodeJudge(
-            self.track, self.car.wheel_contact_points(), self.n, self.control_hz, rules
-        )
+        self.judge = EpisodeJudge(self.track, self.car.wheel_contact_points(), self.n, self.control_hz, rules)
         self.state = CarState(
-            pose=np.zeros((self.n, 3)), speed=np.zeros(self.n), steer=np.zeros(self.n),
+            pose=np.zeros((self.n, 3)),
+            speed=np.zeros(self.n),
+            steer=np.zeros(self.n),
             yaw_rate=np.zeros(self.n),
         )
         self.episodes = np.zeros(self.n, dtype=np.int64)  # episodes started per car
@@ -137,8 +137,13 @@ class Simulator:
 
             width, height = image_size
             self.renderer = CameraRenderer(
-                self.track, self.car.camera, width=width, height=height, grayscale=grayscale,
-                randomization=randomization, seed=None if seed is None else seed + 1,
+                self.track,
+                self.car.camera,
+                width=width,
+                height=height,
+                grayscale=grayscale,
+                randomization=randomization,
+                seed=None if seed is None else seed + 1,
             )
 
     # ---- episodes ---------------------------------------------------------------------

@@ -59,7 +59,7 @@ class Track:
 
     # ---- loading ----------------------------------------------------------------------
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike) -> "Track":
+    def load(cls, name_or_path: str | os.PathLike) -> Track:
         """Load a shipped track by name (e.g. "reinvent_base") or any `.npy` file path."""
         text = str(name_or_path)
         path = Path(text)
@@ -77,9 +77,7 @@ class Track:
             with open(path, "rb") as fh:
                 magic = fh.read(len(_NPY_MAGIC))
                 if magic != _NPY_MAGIC:  # else np.load would try (and refuse) to unpickle it
-                    raise TrackError(
-                        f"{path}: not a .npy file (no NumPy header); expected a DeepRacer .npy route"
-                    )
+                    raise TrackError(f"{path}: not a .npy file (no NumPy header); expected a DeepRacer .npy route")
                 fh.seek(0)
                 version = np.lib.format.read_magic(fh)
                 read_header = (
@@ -90,8 +88,7 @@ class Track:
                 _, _, dtype = read_header(fh)
                 if dtype.hasobject:
                     raise TrackError(
-                        f"{path}: expected a float array of shape (N, 6), got dtype {dtype} "
-                        "(Python objects)"
+                        f"{path}: expected a float array of shape (N, 6), got dtype {dtype} (Python objects)"
                     )
                 fh.seek(0)
                 data = np.load(fh, allow_pickle=False)
@@ -102,16 +99,14 @@ class Track:
         return cls.from_array(data, name=path.stem, source=str(path))
 
     @classmethod
-    def from_array(cls, data: np.ndarray, name: str = "track", source: str = "<array>") -> "Track":
+    def from_array(cls, data: np.ndarray, name: str = "track", source: str = "<array>") -> Track:
         """Validate a (N, 6) route array and build the track."""
         where = source
         if not isinstance(data, np.ndarray) or data.dtype.kind not in "fi":
             kind = getattr(data, "dtype", type(data))
             raise TrackError(f"{where}: expected a float array of shape (N, 6), got dtype {kind}")
         if data.ndim != 2 or data.shape[1] != 6:
-            raise TrackError(
-                f"{where}: expected shape (N, 6) (centre x,y, inner x,y, outer x,y), got {data.shape}"
-            )
+            raise TrackError(f"{where}: expected shape (N, 6) (centre x,y, inner x,y, outer x,y), got {data.shape}")
         data = data.astype(np.float64)
         bad = ~np.isfinite(data)
         if bad.any():
@@ -230,7 +225,7 @@ class Track:
         b = widths[(segment + 1) % len(widths)]
         return float(a + t * (b - a))
 
-    def reversed(self) -> "Track":
+    def reversed(self) -> Track:
         """The same road driven the other way (waypoints in reverse order)."""
         cached = self.__dict__.get("_reversed")
         if cached is None:

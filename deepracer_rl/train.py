@@ -89,7 +89,7 @@ class TrainConfig:
         _atomic_write_text(path, json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "TrainConfig":
+    def load(cls, path: Path) -> TrainConfig:
         data = json.loads(path.read_text(encoding="utf-8"))
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -130,9 +130,7 @@ def prepare_run(config: TrainConfig, out: Path, resume: bool) -> TrainConfig:
             saved.ros_timeout = config.ros_timeout
         return saved
     if (out / CHECKPOINT).exists():
-        raise TrainingError(
-            f"{out} already holds a run; use --resume to continue it or choose another --out"
-        )
+        raise TrainingError(f"{out} already holds a run; use --resume to continue it or choose another --out")
     reward_src = Path(config.reward) if config.reward else RewardFunction().path
     shutil.copyfile(reward_src, out / "reward_function.py")
     ActionSpace.load(config.metadata).save(out / "model_metadata.json")
@@ -263,8 +261,14 @@ def _callbacks(config: TrainConfig, out: Path, state: dict[str, Any]):
         def _on_training_start(self) -> None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=config.steps, initial=self.start_steps, unit="step",
-                            dynamic_ncols=True, file=sys.stderr, smoothing=0.05)
+            self.bar = tqdm(
+                total=config.steps,
+                initial=self.start_steps,
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+                smoothing=0.05,
+            )
 
         def _on_step(self) -> bool:
             infos = self.locals["infos"]
@@ -278,10 +282,17 @@ def _callbacks(config: TrainConfig, out: Path, state: dict[str, Any]):
                 if self.simtrace is not None and params:
                     action = actions[i] if actions is not None else ""
                     action = int(action) if np.ndim(action) == 0 else [round(float(a), 4) for a in action]
-                    self.simtrace.write(simtrace_row(
-                        int(self.ep_episode_ids[i]), params, action, float(rewards[i]),
-                        bool(dones[i]), info["episode_status"], now,
-                    ))
+                    self.simtrace.write(
+                        simtrace_row(
+                            int(self.ep_episode_ids[i]),
+                            params,
+                            action,
+                            float(rewards[i]),
+                            bool(dones[i]),
+                            info["episode_status"],
+                            now,
+                        )
+                    )
                 if dones[i]:
                     self.episodes += 1
                     self.iter_rewards.append(float(self.ep_reward[i]))
@@ -295,8 +306,9 @@ def _callbacks(config: TrainConfig, out: Path, state: dict[str, Any]):
                 self.bar.update(steps - self.bar.n)
                 if steps % (config.n_envs * 32) < config.n_envs:
                     mean = np.mean(self.recent_progress) if self.recent_progress else 0.0
-                    self.bar.set_postfix(episodes=self.episodes, progress=f"{mean:.1f}%",
-                                         best=self._best_text(), refresh=False)
+                    self.bar.set_postfix(
+                        episodes=self.episodes, progress=f"{mean:.1f}%", best=self._best_text(), refresh=False
+                    )
             if steps >= self.next_eval:
                 self.next_eval += config.eval_every
                 self._evaluate()
@@ -368,8 +380,7 @@ def _callbacks(config: TrainConfig, out: Path, state: dict[str, Any]):
             save_model_atomic(self.model, out / CHECKPOINT)
             if self.simtrace is not None:
                 self.simtrace.flush()
-            state.update(timesteps=self.num_timesteps, episodes=self.episodes,
-                         iteration=self.iteration, best=self.best)
+            state.update(timesteps=self.num_timesteps, episodes=self.episodes, iteration=self.iteration, best=self.best)
             _atomic_write_text(out / STATE, json.dumps(state) + "\n")
 
     return RunCallback()
@@ -413,16 +424,24 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
-def evaluate_model(model, config: TrainConfig, out: Path, laps: int = 1, track: str | None = None,
-                   trajectory_csv: Path | None = None, off_track_penalty: float | None = None) -> LapReport:
+def evaluate_model(
+    model,
+    config: TrainConfig,
+    out: Path,
+    laps: int = 1,
+    track: str | None = None,
+    trajectory_csv: Path | None = None,
+    off_track_penalty: float | None = None,
+) -> LapReport:
     """Evaluation laps of a model from the start line (in-process simulator)."""
     kwargs = core_kwargs(config, out)
     kwargs.pop("randomization", None)  # judged on the plain camera, as DeepRacer evaluates
     if track is not None:
         kwargs["track"] = track
     core = RaceCore(n_cars=1, start=StartRules(), **kwargs)
-    return run_laps(core, policy_driver(model), laps=laps, off_track_penalty=off_track_penalty,
-                    trajectory_csv=trajectory_csv)
+    return run_laps(
+        core, policy_driver(model), laps=laps, off_track_penalty=off_track_penalty, trajectory_csv=trajectory_csv
+    )
 
 
 # ---- training ---------------------------------------------------------------------------
@@ -436,13 +455,22 @@ def build_model(config: TrainConfig, env, out: Path):
         features_extractor_kwargs=dict(network=config.network),
     )
     common = dict(
-        learning_rate=config.learning_rate, gamma=config.discount, seed=config.seed,
-        tensorboard_log=str(out / "tensorboard"), verbose=0,
+        learning_rate=config.learning_rate,
+        gamma=config.discount,
+        seed=config.seed,
+        tensorboard_log=str(out / "tensorboard"),
+        verbose=0,
     )
     if config.algo == "ppo":
         return PPO(
-            "CnnPolicy", env, n_steps=config.rollout_steps, batch_size=config.batch_size,
-            n_epochs=config.epochs, ent_coef=config.entropy, policy_kwargs=policy_kwargs, **common,
+            "CnnPolicy",
+            env,
+            n_steps=config.rollout_steps,
+            batch_size=config.batch_size,
+            n_epochs=config.epochs,
+            ent_coef=config.entropy,
+            policy_kwargs=policy_kwargs,
+            **common,
         )
     if config.algo == "sac":
         from gymnasium import spaces
@@ -450,13 +478,18 @@ def build_model(config: TrainConfig, env, out: Path):
         if not isinstance(env.action_space, spaces.Box):
             raise TrainingError(
                 "SAC needs a continuous action space: give a model_metadata.json with "
-                "\"action_space_type\": \"continuous\", or use --algo ppo"
+                '"action_space_type": "continuous", or use --algo ppo'
             )
         return SAC(
-            "CnnPolicy", env, batch_size=config.batch_size, buffer_size=50_000,
+            "CnnPolicy",
+            env,
+            batch_size=config.batch_size,
+            buffer_size=50_000,
             ent_coef="auto" if config.entropy <= 0 else config.entropy,
-            gradient_steps=max(1, config.epochs // 3), learning_starts=1_000,
-            policy_kwargs=policy_kwargs, **common,
+            gradient_steps=max(1, config.epochs // 3),
+            learning_starts=1_000,
+            policy_kwargs=policy_kwargs,
+            **common,
         )
     raise TrainingError(f"unknown algorithm {config.algo!r}; choose ppo or sac")
 
@@ -481,14 +514,18 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
     if config.backend == "ros":
         config.n_envs = 1  # one car: the simulator behind the topics
         if config.randomize:
-            raise TrainingError("--randomize applies to the in-process simulator; over ROS the "
-                                "simulator randomises its camera (sim_node randomize:=true)")
+            raise TrainingError(
+                "--randomize applies to the in-process simulator; over ROS the "
+                "simulator randomises its camera (sim_node randomize:=true)"
+            )
     if config.ros_timeout is not None and not config.ros_timeout > 0:
         raise TrainingError(f"the ROS timeout must be a positive number of seconds, got {config.ros_timeout}")
     torch.set_num_threads(config.torch_threads)
     if not resume:  # a broken track, reward or metadata file fails before anything is written
-        dry_run(config, dict(track=config.track, metadata=config.metadata, reward=config.reward,
-                             observation=config.observation()))
+        dry_run(
+            config,
+            dict(track=config.track, metadata=config.metadata, reward=config.reward, observation=config.observation()),
+        )
     config = prepare_run(config, out, resume)
     if resume:
         dry_run(config, core_kwargs(config, out))
@@ -507,12 +544,12 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
     try:
         with _sigint_stops(callback):
             if remaining > 0:
-                model.learn(remaining, callback=callback, reset_num_timesteps=not resume,
-                            tb_log_name="run")
+                model.learn(remaining, callback=callback, reset_num_timesteps=not resume, tb_log_name="run")
             if callback.stop_requested:
                 callback.checkpoint()
-                raise TrainingError(f"interrupted; checkpoint saved at step {model.num_timesteps}: "
-                                    f"continue with --resume")
+                raise TrainingError(
+                    f"interrupted; checkpoint saved at step {model.num_timesteps}: continue with --resume"
+                )
     except RewardFunctionError as exc:
         callback.checkpoint()
         raise TrainingError(
@@ -527,8 +564,9 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
         raise TrainingError(f"the simulator did not answer ({kept}): {exc}") from exc
     except KeyboardInterrupt:  # not in the main thread: no handler of ours
         callback.checkpoint()
-        raise TrainingError(f"interrupted; checkpoint saved at step {model.num_timesteps}: "
-                            f"continue with --resume") from None
+        raise TrainingError(
+            f"interrupted; checkpoint saved at step {model.num_timesteps}: continue with --resume"
+        ) from None
     finally:
         env.close()
         if callback.bar is not None:  # also when learn() stopped on an error

@@ -6,13 +6,14 @@ last observation is kept in `info["terminal_observation"]`, as SB3 expects.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
-from .episode import EpisodeStatus
 from .env import RaceCore
+from .episode import EpisodeStatus
 
 
 class RaceVecEnv(VecEnv):

@@ -308,9 +308,7 @@ def world_sdf(track: Track, car: CarSpec) -> str:
             f"            <mesh>\n"
             f"              <uri>{mesh_path(name, part)}</uri>\n"
             f"            </mesh>\n"
-            f"          </geometry>\n"
-            + _material(PART_RGB[part], "          ")
-            + "        </visual>\n"
+            f"          </geometry>\n" + _material(PART_RGB[part], "          ") + "        </visual>\n"
         )
     sky = _rgb(SKY_RGB)
     return (
@@ -364,19 +362,15 @@ def world_sdf(track: Track, car: CarSpec) -> str:
         f"              <normal>0 0 1</normal>\n"
         f"              <size>{floor_size}</size>\n"
         f"            </plane>\n"
-        f"          </geometry>\n"
-        + _material(FLOOR_RGB, "          ")
-        + f"        </visual>\n"
-        f"      </link>\n"
-        f"    </model>\n"
-        f'    <model name="track">\n'
-        f"      <static>true</static>\n"
-        f'      <link name="paint">\n'
-        + visuals
-        + f"      </link>\n"
-        f"    </model>\n"
-        f"  </world>\n"
-        f"</sdf>\n"
+        f"          </geometry>\n" + _material(FLOOR_RGB, "          ") + "        </visual>\n"
+        "      </link>\n"
+        "    </model>\n"
+        '    <model name="track">\n'
+        "      <static>true</static>\n"
+        '      <link name="paint">\n' + visuals + "      </link>\n"
+        "    </model>\n"
+        "  </world>\n"
+        "</sdf>\n"
     )
 
 

@@ -10,11 +10,12 @@ topics with config/ros_gz_bridge.yaml and runs gz_control for /initialpose and l
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 PACKAGE = "deepracer_rl"
 TRUE = ("1", "true", "yes", "on")
@@ -40,8 +41,7 @@ def launch_setup(context):
     world_file = _share(PACKAGE, "worlds", f"{track}.sdf")
     if not os.path.isfile(world_file):
         raise RuntimeError(
-            f"no Gazebo world for track '{track}' ({world_file}); shipped tracks: "
-            + ", ".join(available_tracks())
+            f"no Gazebo world for track '{track}' ({world_file}); shipped tracks: " + ", ".join(available_tracks())
         )
     with open(default_urdf_path(), encoding="utf-8") as f:
         robot_description = f.read()

@@ -7,10 +7,11 @@ Topic and throttle arguments left empty take the profile's defaults (see
 deepracer_rl/ros/inference_node.py); `none` turns an output off.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 PACKAGE = "deepracer_rl"
 TRUE = ("1", "true", "yes", "on")

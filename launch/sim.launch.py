@@ -16,11 +16,12 @@ advances the simulator one period, so the pair runs as fast as the CPU allows.
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 PACKAGE = "deepracer_rl"
 TRUE = ("1", "true", "yes", "on")
@@ -89,12 +90,14 @@ def generate_launch_description():
     return LaunchDescription(
         [
             DeclareLaunchArgument("simulator", default_value="embedded", description="embedded (sim_node) or gazebo"),
-            DeclareLaunchArgument("track", default_value="reinvent_base",
-                                  description="track name (gazebo: a shipped one) or .npy path"),
+            DeclareLaunchArgument(
+                "track", default_value="reinvent_base", description="track name (gazebo: a shipped one) or .npy path"
+            ),
             DeclareLaunchArgument("lockstep", default_value="false", description="one period per /cmd_vel"),
             DeclareLaunchArgument("headless", default_value="false", description="gazebo: server only, no GUI"),
-            DeclareLaunchArgument("encoding", default_value="rgb8",
-                                  description="embedded: camera encoding, rgb8 or mono8"),
+            DeclareLaunchArgument(
+                "encoding", default_value="rgb8", description="embedded: camera encoding, rgb8 or mono8"
+            ),
             DeclareLaunchArgument("randomize", default_value="false", description="embedded: domain randomisation"),
             DeclareLaunchArgument("seed", default_value="0", description="embedded: random seed (-1: draw one)"),
             DeclareLaunchArgument("policy", default_value="", description="export dir: start inference_node too"),

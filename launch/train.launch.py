@@ -15,11 +15,12 @@ bridge's timeout naming a silent topic), the launch shuts down and the simulator
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription, OpaqueFunction, Shutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.substitutions import ExecutableInPackage
+
+from launch import LaunchDescription
 
 PACKAGE = "deepracer_rl"
 
@@ -41,10 +42,16 @@ def launch_setup(context):
         }.items(),
     )
     command = [
-        ExecutableInPackage(executable="deepracer-rl", package=PACKAGE), "train", "--backend", "ros",
-        "--track", track,
-        "--steps", LaunchConfiguration("steps").perform(context).strip(),
-        "--out", LaunchConfiguration("out").perform(context).strip(),
+        ExecutableInPackage(executable="deepracer-rl", package=PACKAGE),
+        "train",
+        "--backend",
+        "ros",
+        "--track",
+        track,
+        "--steps",
+        LaunchConfiguration("steps").perform(context).strip(),
+        "--out",
+        LaunchConfiguration("out").perform(context).strip(),
     ]
     reward = LaunchConfiguration("reward").perform(context).strip()
     if reward:
@@ -56,7 +63,10 @@ def launch_setup(context):
     if timeout:
         command += ["--ros-timeout", timeout]
     trainer = ExecuteProcess(
-        cmd=command, name="train", output="screen", on_exit=[Shutdown(reason="training ended")],
+        cmd=command,
+        name="train",
+        output="screen",
+        on_exit=[Shutdown(reason="training ended")],
     )
     return [simulator, trainer]
 
@@ -67,18 +77,26 @@ def generate_launch_description():
     return LaunchDescription(
         [
             DeclareLaunchArgument("simulator", default_value="embedded", description="embedded (sim_node) or gazebo"),
-            DeclareLaunchArgument("track", default_value=TrainConfig.track,
-                                  description="track name (gazebo: a shipped one) or .npy path"),
+            DeclareLaunchArgument(
+                "track", default_value=TrainConfig.track, description="track name (gazebo: a shipped one) or .npy path"
+            ),
             DeclareLaunchArgument("headless", default_value="true", description="gazebo: server only, no GUI"),
-            DeclareLaunchArgument("reward", default_value="",
-                                  description="reward_function.py (empty: follow the centre line)"),
-            DeclareLaunchArgument("metadata", default_value="",
-                                  description="model_metadata.json (empty: the DeepRacer console's action space)"),
+            DeclareLaunchArgument(
+                "reward", default_value="", description="reward_function.py (empty: follow the centre line)"
+            ),
+            DeclareLaunchArgument(
+                "metadata",
+                default_value="",
+                description="model_metadata.json (empty: the DeepRacer console's action space)",
+            ),
             DeclareLaunchArgument("steps", default_value=str(TrainConfig.steps), description="env steps in all"),
             DeclareLaunchArgument("out", default_value="runs/ros", description="run directory"),
-            DeclareLaunchArgument("ros_timeout", default_value="",
-                                  description="seconds to wait for the simulator (empty: the bridge's defaults, "
-                                  "15 s for it to start answering, 5 s per step)"),
+            DeclareLaunchArgument(
+                "ros_timeout",
+                default_value="",
+                description="seconds to wait for the simulator (empty: the bridge's defaults, "
+                "15 s for it to start answering, 5 s per step)",
+            ),
             OpaqueFunction(function=launch_setup),
         ]
     )

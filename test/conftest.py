@@ -8,6 +8,7 @@ import os
 import random
 
 import pytest
+from processes import SimProcess
 
 if "ROS_DOMAIN_ID" not in os.environ:
     # 1..101: valid for every RMW (domain ids above 101 can clash with ephemeral ports).
@@ -20,7 +21,6 @@ def pytest_report_header(config):
         f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} "
         f"ROS_AUTOMATIC_DISCOVERY_RANGE={os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
     )
-
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +41,24 @@ def cloned_policy(tmp_path_factory):
     config = TrainConfig(metadata=str(metadata), n_envs=2, torch_threads=1, simtrace=False)
     clone_baseline(config, root / "run", CloneConfig(), log=lambda _: None)
     return export_run(root / "run", root / "export")
+
+
+@pytest.fixture
+def simulators(tmp_path):
+    """Start simulators; at the end every one still running is interrupted, killed if need be, and reaped."""
+    started: list[SimProcess] = []
+
+    def start(*args: str, cli: bool = False, params: tuple[str, ...] = ()) -> SimProcess:
+        if cli:
+            argv = ["deepracer_rl.cli", "sim", *args]
+        else:
+            argv = ["deepracer_rl.ros.sim_node", "--ros-args"] + [a for p in params for a in ("-p", p)]
+        sim = SimProcess(tmp_path / f"sim{len(started)}.log", argv)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        if not sim.log.closed:
+            sim.interrupt()
+        assert not sim.group_alive(), "a simulator process was left behind"

@@ -160,8 +160,14 @@ def test_randomisation_off_gives_identical_frames(camera, reinvent):
 def test_randomisation_with_a_seed_is_deterministic_and_changes_frames(camera, reinvent):
     poses = along_track(reinvent, [0.0, 0.3, 0.6], offsets=[0.0, 0.1, -0.1])
     rand = DomainRandomization(
-        brightness=0.2, contrast=0.2, color=0.1, noise=3.0, blur=0.5,
-        camera_height=0.01, camera_pitch=0.03, floor_texture=True,
+        brightness=0.2,
+        contrast=0.2,
+        color=0.1,
+        noise=3.0,
+        blur=0.5,
+        camera_height=0.01,
+        camera_pitch=0.03,
+        floor_texture=True,
     )
 
     def frames(seed):

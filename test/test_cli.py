@@ -96,8 +96,7 @@ def test_validate_reward_fails_a_broken_file_with_the_clear_error(tmp_path):
     assert result.returncode != 0
     assert result.stdout == ""
     assert result.stderr.startswith(
-        f"deepracer-rl validate-reward: error: {path}, line 3: reward_function raised "
-        "KeyError: 'distance_from_centre'"
+        f"deepracer-rl validate-reward: error: {path}, line 3: reward_function raised KeyError: 'distance_from_centre'"
     )
     assert "params: all_wheels_on_track=" in result.stderr
     assert "Traceback" not in result.stderr

@@ -28,8 +28,9 @@ def env_args(env_id: str) -> list[str]:
 @pytest.mark.parametrize("env_id", [PORTFOLIO_ID, AUTOSCALING_ID])
 def test_train_evaluate_json_and_plot_round_trip(tmp_path, env_id):
     run_dir = tmp_path / "run"
-    result = run_cli("train", "--env", env_id, "--steps", "300", "--out", str(run_dir), "--seed", "1",
-                     *env_args(env_id))
+    result = run_cli(
+        "train", "--env", env_id, "--steps", "300", "--out", str(run_dir), "--seed", "1", *env_args(env_id)
+    )
     assert result.returncode == 0, result.stderr
     model = next(run_dir.glob("*_ppo.zip"))
     assert str(model) in result.stdout

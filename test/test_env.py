@@ -40,8 +40,9 @@ def continuous() -> ActionSpace:
 def to_action(space: ActionSpace, steer_deg: np.ndarray, speed: np.ndarray) -> np.ndarray:
     """Continuous policy action in [-1, 1]^2 for commands (the inverse of `to_commands`)."""
     (s_lo, s_hi), (v_lo, v_hi) = space.steering_range, space.speed_range
-    return np.array([2 * (steer_deg[0] - s_lo) / (s_hi - s_lo) - 1, 2 * (speed[0] - v_lo) / (v_hi - v_lo) - 1],
-                    dtype=np.float32)
+    return np.array(
+        [2 * (steer_deg[0] - s_lo) / (s_hi - s_lo) - 1, 2 * (speed[0] - v_lo) / (v_hi - v_lo) - 1], dtype=np.float32
+    )
 
 
 # ---- gymnasium API ----------------------------------------------------------------------------

@@ -22,14 +22,14 @@ import shutil
 import subprocess
 import time
 import xml.etree.ElementTree as ET
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
+import setuptools
 import yaml
 
-import setuptools
 from deepracer_rl import gazebo_tags
 from deepracer_rl.camera import DASH_LENGTH, DASH_PERIOD, LINE_WIDTH
 from deepracer_rl.car import (
@@ -89,29 +89,60 @@ HARMONIC_SYSTEMS = {
     "gz-sim-ackermann-steering-system": (
         "gz::sim::systems::AckermannSteering",
         {
-            "steering_only", "use_actuator_msg", "actuator_number", "steer_p_gain", "left_joint",
-            "right_joint", "left_steering_joint", "right_steering_joint", "wheel_separation",
-            "kingpin_width", "wheel_base", "steering_limit", "wheel_radius", "odom_publish_frequency",
-            "min_velocity", "max_velocity", "min_acceleration", "max_acceleration", "min_jerk",
-            "max_jerk", "topic", "sub_topic", "odom_topic", "tf_topic", "frame_id", "child_frame_id",
+            "steering_only",
+            "use_actuator_msg",
+            "actuator_number",
+            "steer_p_gain",
+            "left_joint",
+            "right_joint",
+            "left_steering_joint",
+            "right_steering_joint",
+            "wheel_separation",
+            "kingpin_width",
+            "wheel_base",
+            "steering_limit",
+            "wheel_radius",
+            "odom_publish_frequency",
+            "min_velocity",
+            "max_velocity",
+            "min_acceleration",
+            "max_acceleration",
+            "min_jerk",
+            "max_jerk",
+            "topic",
+            "sub_topic",
+            "odom_topic",
+            "tf_topic",
+            "frame_id",
+            "child_frame_id",
         },
     ),
     "gz-sim-odometry-publisher-system": (
         "gz::sim::systems::OdometryPublisher",
         {
-            "odom_frame", "robot_base_frame", "odom_publish_frequency", "odom_topic",
-            "odom_covariance_topic", "tf_topic", "dimensions", "xyz_offset", "rpy_offset",
+            "odom_frame",
+            "robot_base_frame",
+            "odom_publish_frequency",
+            "odom_topic",
+            "odom_covariance_topic",
+            "tf_topic",
+            "dimensions",
+            "xyz_offset",
+            "rpy_offset",
             "gaussian_noise",
         },
     ),
     "gz-sim-joint-state-publisher-system": ("gz::sim::systems::JointStatePublisher", {"topic", "joint_name"}),
 }
 WORLD_SYSTEMS = {
-    "gz-sim-physics-system", "gz-sim-user-commands-system", "gz-sim-scene-broadcaster-system",
+    "gz-sim-physics-system",
+    "gz-sim-user-commands-system",
+    "gz-sim-scene-broadcaster-system",
     "gz-sim-sensors-system",
 }
 CAR_SYSTEMS = {
-    "gz-sim-ackermann-steering-system", "gz-sim-odometry-publisher-system",
+    "gz-sim-ackermann-steering-system",
+    "gz-sim-odometry-publisher-system",
     "gz-sim-joint-state-publisher-system",
 }
 # Elements Harmonic reads that Debian's older SDFormat spec (12) does not list:
@@ -132,8 +163,15 @@ BRIDGE_PAIRS = {
     ("geometry_msgs/msg/PoseStamped", "gz.msgs.Pose"),
 }
 BRIDGE_KEYS = {
-    "topic_name", "ros_topic_name", "gz_topic_name", "ros_type_name", "gz_type_name", "direction",
-    "publisher_queue", "subscriber_queue", "lazy",
+    "topic_name",
+    "ros_topic_name",
+    "gz_topic_name",
+    "ros_type_name",
+    "gz_type_name",
+    "direction",
+    "publisher_queue",
+    "subscriber_queue",
+    "lazy",
 }
 BRIDGE_DIRECTIONS = {"BIDIRECTIONAL", "GZ_TO_ROS", "ROS_TO_GZ"}
 
@@ -143,18 +181,42 @@ BRIDGE_DIRECTIONS = {"BIDIRECTIONAL", "GZ_TO_ROS", "ROS_TO_GZ"}
 # and src/parameter_bridge.cpp; robot_state_publisher src/robot_state_publisher.cpp.
 # Every rclcpp/rclpy node also has use_sim_time.
 EXTERNAL_EXECUTABLES = {
-    ("ros_gz_sim", "create"): {"world", "file", "string", "topic", "name", "allow_renaming", "x", "y", "z", "R", "P", "Y"},
+    ("ros_gz_sim", "create"): {
+        "world",
+        "file",
+        "string",
+        "topic",
+        "name",
+        "allow_renaming",
+        "x",
+        "y",
+        "z",
+        "R",
+        "P",
+        "Y",
+    },
     ("ros_gz_bridge", "parameter_bridge"): {
-        "config_file", "expand_gz_topic_names", "override_timestamps_with_wall_time",
-        "subscription_heartbeat", "lazy",
+        "config_file",
+        "expand_gz_topic_names",
+        "override_timestamps_with_wall_time",
+        "subscription_heartbeat",
+        "lazy",
     },
     ("robot_state_publisher", "robot_state_publisher"): {
-        "robot_description", "publish_frequency", "ignore_timestamp", "frame_prefix",
+        "robot_description",
+        "publish_frequency",
+        "ignore_timestamp",
+        "frame_prefix",
     },
 }
 EXTERNAL_LAUNCH_FILES = {
     ("ros_gz_sim", "launch/gz_sim.launch.py"): {
-        "gz_args", "gz_version", "ign_args", "ign_version", "debugger", "on_exit_shutdown",
+        "gz_args",
+        "gz_version",
+        "ign_args",
+        "ign_version",
+        "debugger",
+        "on_exit_shutdown",
     },
 }
 COMMON_NODE_PARAMETERS = {"use_sim_time"}
@@ -162,8 +224,15 @@ COMMON_NODE_PARAMETERS = {"use_sim_time"}
 LAUNCH_API = {
     "launch": {"LaunchDescription", "LaunchContext"},
     "launch.actions": {
-        "DeclareLaunchArgument", "IncludeLaunchDescription", "OpaqueFunction", "ExecuteProcess",
-        "GroupAction", "LogInfo", "SetLaunchConfiguration", "Shutdown", "TimerAction",
+        "DeclareLaunchArgument",
+        "IncludeLaunchDescription",
+        "OpaqueFunction",
+        "ExecuteProcess",
+        "GroupAction",
+        "LogInfo",
+        "SetLaunchConfiguration",
+        "Shutdown",
+        "TimerAction",
     },
     "launch.conditions": {"IfCondition", "UnlessCondition", "LaunchConfigurationEquals"},
     "launch.launch_description_sources": {"PythonLaunchDescriptionSource"},
@@ -232,7 +301,7 @@ def triangle_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def sdf_tool() -> tuple[str, ...] | None:
     """The SDFormat command line here: `gz sdf` (Gazebo) or `ign sdf` (Debian's sdformat 12)."""
     for tool in ("gz", "ign"):
@@ -252,7 +321,7 @@ def needs_sdf_tool() -> tuple[str, ...]:
     return tool
 
 
-@lru_cache(maxsize=None)
+@cache
 def sdf_spec() -> ET.Element:
     """The aggregated SDF 1.9 specification of the installed SDFormat (`sdf -d 1.9`)."""
     out = subprocess.run([*needs_sdf_tool(), "-d", "1.9"], capture_output=True, text=True, timeout=60)
@@ -294,7 +363,10 @@ def spec_violations(doc: ET.Element) -> list[str]:
 
 def run_sdf_check(paths: list[Path]) -> list[tuple[Path, subprocess.CompletedProcess]]:
     tool = needs_sdf_tool()
-    procs = [(p, subprocess.Popen([*tool, "-k", str(p)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)) for p in paths]
+    procs = [
+        (p, subprocess.Popen([*tool, "-k", str(p)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        for p in paths
+    ]
     results = []
     for path, proc in procs:
         out, _ = proc.communicate(timeout=120)
@@ -302,7 +374,7 @@ def run_sdf_check(paths: list[Path]) -> list[tuple[Path, subprocess.CompletedPro
     return results
 
 
-@lru_cache(maxsize=None)
+@cache
 def setup_kwargs() -> dict:
     """The keyword arguments setup.py passes to setuptools.setup (data_files, entry points)."""
     captured: dict = {}
@@ -334,8 +406,10 @@ def installed_share_files() -> set[str]:
 
 
 def console_scripts() -> dict[str, str]:
-    entries = setup_kwargs()["entry_points"]["console_scripts"]
-    return dict(tuple(part.strip() for part in e.split("=", 1)) for e in entries)
+    """pyproject.toml's [project.scripts]: console script name -> "module:function"."""
+    import tomllib
+
+    return dict(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"])
 
 
 # ---- worlds ------------------------------------------------------------------------------------
@@ -358,7 +432,7 @@ def test_every_shipped_track_has_a_world_and_its_meshes(tracks):
 
 
 def test_regenerating_every_world_is_byte_identical(tracks, car):
-    for name, track in tracks.items():
+    for _name, track in tracks.items():
         for rel, text in build_world(track, car).items():
             assert (WORLDS / rel).read_bytes() == text.encode("utf-8"), (
                 f"worlds/{rel} is stale: run `deepracer-rl world --all`"
@@ -428,8 +502,10 @@ def test_world_elements_are_all_in_the_sdformat_spec(tracks):
 
 
 def test_the_spec_walk_rejects_a_misspelt_element():
-    doc = ET.fromstring('<sdf version="1.9"><world name="w"><physics name="p" type="dart">'
-                        "<max_step_sise>0.001</max_step_sise></physics></world></sdf>")
+    doc = ET.fromstring(
+        '<sdf version="1.9"><world name="w"><physics name="p" type="dart">'
+        "<max_step_sise>0.001</max_step_sise></physics></world></sdf>"
+    )
     assert spec_violations(doc) == ["sdf/world[w]/physics[p]/max_step_sise: element not in the SDF spec"]
 
 
@@ -448,10 +524,13 @@ def test_road_mesh_covers_exactly_the_road(tracks):
         mesh = parse_obj((WORLDS / mesh_path(name, "road")).read_text())
         pts = np.vstack([track.inner, track.outer])
         points = rng.uniform(pts.min(axis=0) - 0.2, pts.max(axis=0) + 0.2, size=(3000, 2))
-        near_border = np.minimum(
-            distance_to_polyline(points, ring(track, track.inner)),
-            distance_to_polyline(points, ring(track, track.outer)),
-        ) < 0.002
+        near_border = (
+            np.minimum(
+                distance_to_polyline(points, ring(track, track.inner)),
+                distance_to_polyline(points, ring(track, track.outer)),
+            )
+            < 0.002
+        )
         on_mesh = covered(mesh.vertices, mesh.triangles, points)
         on_road = track.contains(points)
         assert on_road.sum() > 300
@@ -506,7 +585,11 @@ def test_start_pose_is_on_the_road_facing_along_it(tracks):
 def test_gz_sim_args_run_free_or_paused_with_or_without_gui():
     assert gz_sim_args("/w/a.sdf", headless=False, lockstep=False).split() == ["-r", "-v", "2", "/w/a.sdf"]
     assert gz_sim_args("/w/a.sdf", headless=True, lockstep=True).split() == [
-        "-s", "--headless-rendering", "-v", "2", "/w/a.sdf",
+        "-s",
+        "--headless-rendering",
+        "-v",
+        "2",
+        "/w/a.sdf",
     ]
 
 
@@ -523,8 +606,11 @@ def test_urdf_gazebo_tags_are_generated_and_up_to_date():
 def test_a_joint_edit_makes_the_tags_stale_until_regenerated(tmp_path, capsys):
     copy = tmp_path / "car.urdf"
     text = URDF.read_text()
-    copy.write_text(text.replace('<origin xyz="0.082311 0.079601 0.011751"', '<origin xyz="0.092311 0.079601 0.011751"')
-                    .replace('<origin xyz="0.082311 -0.079601 0.011751"', '<origin xyz="0.092311 -0.079601 0.011751"'))
+    copy.write_text(
+        text.replace('<origin xyz="0.082311 0.079601 0.011751"', '<origin xyz="0.092311 0.079601 0.011751"').replace(
+            '<origin xyz="0.082311 -0.079601 0.011751"', '<origin xyz="0.092311 -0.079601 0.011751"'
+        )
+    )
     assert gazebo_tags.main(["--check", str(copy)]) == 1
     assert gazebo_tags.update(copy) is True
     assert gazebo_tags.main(["--check", str(copy)]) == 0
@@ -613,7 +699,7 @@ def test_urdf_passes_check_urdf():
 
 def test_urdf_converts_to_valid_sdf_with_the_plugins_and_camera(tmp_path):
     tool = needs_sdf_tool()
-    (path, check), = run_sdf_check([URDF])
+    ((path, check),) = run_sdf_check([URDF])
     assert check.returncode == 0 and "Valid" in check.stdout, check.stdout
     printed = subprocess.run([*tool, "-p", str(URDF)], capture_output=True, text=True, timeout=60)
     assert printed.returncode == 0, printed.stderr
@@ -841,8 +927,10 @@ class LaunchFile:
 
     def calls(self, name: str) -> list[ast.Call]:
         return [
-            n for n in ast.walk(self.tree)
-            if isinstance(n, ast.Call) and (
+            n
+            for n in ast.walk(self.tree)
+            if isinstance(n, ast.Call)
+            and (
                 (isinstance(n.func, ast.Name) and n.func.id == name)
                 or (isinstance(n.func, ast.Attribute) and n.func.attr == name)
             )
@@ -875,14 +963,18 @@ class LaunchFile:
 
     def share_files(self) -> list[tuple[str, list]]:
         """(package, [path parts, None where dynamic]) of every _share(...) call."""
-        return [(self.literal(c.args[0]), [self.literal(a) if not isinstance(a, ast.JoinedStr) else a for a in c.args[1:]])
-                for c in self.calls("_share")]
+        return [
+            (self.literal(c.args[0]), [self.literal(a) if not isinstance(a, ast.JoinedStr) else a for a in c.args[1:]])
+            for c in self.calls("_share")
+        ]
 
     def includes(self) -> list[tuple[tuple[str, str] | None, set[str]]]:
         """((package, relative file) of the included launch file, launch argument names)."""
         found = []
         for call in self.calls("IncludeLaunchDescription"):
-            shares = [n for n in ast.walk(call.args[0]) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_share"]
+            shares = [
+                n for n in ast.walk(call.args[0]) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_share"
+            ]
             target = None
             if shares:
                 parts = [self.literal(a) for a in shares[0].args]
@@ -890,7 +982,9 @@ class LaunchFile:
             args = self.keyword(call, "launch_arguments")
             names = set()
             if args is not None:
-                mapping = args.func.value if isinstance(args, ast.Call) and isinstance(args.func, ast.Attribute) else args
+                mapping = (
+                    args.func.value if isinstance(args, ast.Call) and isinstance(args.func, ast.Attribute) else args
+                )
                 assert isinstance(mapping, ast.Dict), f"{self.path}: write launch_arguments as {{...}}.items()"
                 names = {self.literal(k) for k in mapping.keys}
             found.append((target, names))
@@ -899,8 +993,9 @@ class LaunchFile:
     def include_arguments(self, rel: str) -> dict:
         """name -> literal value (None where dynamic) of the launch arguments given to an included launch file."""
         for call in self.calls("IncludeLaunchDescription"):
-            shares = [n for n in ast.walk(call.args[0])
-                      if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_share"]
+            shares = [
+                n for n in ast.walk(call.args[0]) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "_share"
+            ]
             if shares and "/".join(str(self.literal(a)) for a in shares[0].args[1:]) == rel:
                 mapping = self.keyword(call, "launch_arguments").func.value
                 return {self.literal(k): self.literal(v) for k, v in zip(mapping.keys, mapping.values)}
@@ -920,10 +1015,20 @@ class LaunchFile:
             else:
                 assert isinstance(cmd, ast.Name), f"{self.path.name}: give ExecuteProcess cmd as a list or a name"
                 segments = [
-                    n.value.elts for n in ast.walk(self.tree)
-                    if (isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == cmd.id for t in n.targets)
-                        or isinstance(n, ast.AugAssign) and isinstance(n.target, ast.Name) and n.target.id == cmd.id
-                        and isinstance(n.op, ast.Add))
+                    n.value.elts
+                    for n in ast.walk(self.tree)
+                    if (
+                        (
+                            isinstance(n, ast.Assign)
+                            and any(isinstance(t, ast.Name) and t.id == cmd.id for t in n.targets)
+                        )
+                        or (
+                            isinstance(n, ast.AugAssign)
+                            and isinstance(n.target, ast.Name)
+                            and n.target.id == cmd.id
+                            and isinstance(n.op, ast.Add)
+                        )
+                    )
                 ]
                 assert segments and all(isinstance(seg, list) for seg in segments), (
                     f"{self.path.name}: build the command '{cmd.id}' from list literals (=, +=)"
@@ -951,7 +1056,10 @@ def node_parameters(module: str) -> set[str]:
     tree = ast.parse(path.read_text())
     names = set()
     for n in ast.walk(tree):
-        if isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", None)) in ("declare_parameter", "declare"):
+        if isinstance(n, ast.Call) and getattr(n.func, "attr", getattr(n.func, "id", None)) in (
+            "declare_parameter",
+            "declare",
+        ):
             if n.args and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str):
                 names.add(n.args[0].value)
     return names
@@ -998,7 +1106,15 @@ def test_gazebo_launch_file_exists_and_declares_its_arguments():
 def test_sim_launch_file_starts_the_embedded_simulator_or_includes_gazebo():
     lf = LaunchFile(LAUNCH_DIR / "sim.launch.py")
     assert lf.declared_arguments() == {
-        "simulator", "track", "lockstep", "headless", "encoding", "randomize", "seed", "policy", "max_speed",
+        "simulator",
+        "track",
+        "lockstep",
+        "headless",
+        "encoding",
+        "randomize",
+        "seed",
+        "policy",
+        "max_speed",
     }
     assert {exe for _, exe, _ in lf.nodes()} == {"sim_node", "inference_node"}
     assert [target for target, _ in lf.includes()] == [(PACKAGE, "launch/gazebo.launch.py")]
@@ -1010,7 +1126,14 @@ def test_sim_launch_file_starts_the_embedded_simulator_or_includes_gazebo():
 def test_train_launch_file_runs_the_cli_through_the_bridge_against_a_lockstep_simulator():
     lf = LaunchFile(LAUNCH_DIR / "train.launch.py")
     assert lf.declared_arguments() == {
-        "simulator", "track", "headless", "reward", "metadata", "steps", "out", "ros_timeout",
+        "simulator",
+        "track",
+        "headless",
+        "reward",
+        "metadata",
+        "steps",
+        "out",
+        "ros_timeout",
     }
     assert lf.nodes() == []
     assert [target for target, _ in lf.includes()] == [(PACKAGE, "launch/sim.launch.py")]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import SimProcess
 
 from deepracer_rl.action_space import ActionSpace
 from deepracer_rl.camera import CameraRenderer
@@ -25,13 +26,19 @@ from deepracer_rl.env import ObservationSpec, RaceCore
 from deepracer_rl.episode import EpisodeJudge, EpisodeStatus
 from deepracer_rl.evaluate import policy_driver, run_laps
 from deepracer_rl.export import CHECKSUMS_NAME, METADATA_NAME, ONNX_NAME
-from deepracer_rl.inference import (Command, PolicyRunner, ServoMapping, UnsafeOutput, check_outputs,
-                                    command_from_outputs, twist)
+from deepracer_rl.inference import (
+    Command,
+    PolicyRunner,
+    ServoMapping,
+    UnsafeOutput,
+    check_outputs,
+    command_from_outputs,
+    twist,
+)
 from deepracer_rl.policy import FrameStack, OnnxPolicy, observation_from_image
 from deepracer_rl.ros.bridge import observation_frame
 from deepracer_rl.sim import StartRules
 from deepracer_rl.track import Track
-from test_ros import SimProcess, simulators  # noqa: F401  (the process helpers and fixture of test_ros)
 
 REPO = Path(__file__).resolve().parents[1]
 DISCRETE = ActionSpace.load(REPO / "config" / "model_metadata.json")
@@ -67,8 +74,11 @@ def constant_model(tmp_path: Path, value: float, frame_stack: int = 1) -> Path:
             helper.make_node("Add", ["scores", "value"], ["action"]),
         ],
         "constant_policy",
-        [helper.make_tensor_value_info("observation", TensorProto.FLOAT,
-                                       ["batch", spec.channels, spec.height, spec.width])],
+        [
+            helper.make_tensor_value_info(
+                "observation", TensorProto.FLOAT, ["batch", spec.channels, spec.height, spec.width]
+            )
+        ],
         [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["batch", n])],
         [
             helper.make_tensor("zeros", TensorProto.FLOAT, [size, n], np.zeros(size * n, dtype=np.float32)),
@@ -81,8 +91,12 @@ def constant_model(tmp_path: Path, value: float, frame_stack: int = 1) -> Path:
     out.mkdir()
     onnx.save(model, str(out / ONNX_NAME))
     metadata = DISCRETE.to_metadata()
-    metadata["observation"] = {"width": spec.width, "height": spec.height, "grayscale": True,
-                               "frame_stack": frame_stack}
+    metadata["observation"] = {
+        "width": spec.width,
+        "height": spec.height,
+        "grayscale": True,
+        "frame_stack": frame_stack,
+    }
     (out / METADATA_NAME).write_text(json.dumps(metadata), encoding="utf-8")
     return out
 
@@ -96,8 +110,10 @@ def nodes(tmp_path):
     started: list[SimProcess] = []
 
     def start(*params: str) -> SimProcess:
-        node = SimProcess(tmp_path / f"inference{len(started)}.log",
-                          [INFERENCE_NODE, "--ros-args"] + [a for p in params for a in ("-p", p)])
+        node = SimProcess(
+            tmp_path / f"inference{len(started)}.log",
+            [INFERENCE_NODE, "--ros-args"] + [a for p in params for a in ("-p", p)],
+        )
         started.append(node)
         return node
 
@@ -170,8 +186,9 @@ def ros():
             return condition()
 
         def wait_connected(self, timeout: float = 15.0) -> None:
-            ok = self.wait_for(lambda: self.image_pub.get_subscription_count() > 0
-                               and node.count_publishers("/cmd_vel") > 0, timeout)
+            ok = self.wait_for(
+                lambda: self.image_pub.get_subscription_count() > 0 and node.count_publishers("/cmd_vel") > 0, timeout
+            )
             assert ok, "the inference node did not connect to /camera/image_raw and /cmd_vel"
 
         def call(self, service_type, name: str, request, timeout: float = 10.0):
@@ -201,8 +218,9 @@ def moving(commands) -> list:
 def test_cloned_policy_completes_laps_in_process_at_80x60(cloned_policy):
     policy = OnnxPolicy(cloned_policy)
     assert policy.observation == ObservationSpec(80, 60, True, 1)
-    core = RaceCore(track="reinvent_base", n_cars=1, metadata=policy.actions, observation=policy.observation,
-                    start=StartRules())
+    core = RaceCore(
+        track="reinvent_base", n_cars=1, metadata=policy.actions, observation=policy.observation, start=StartRules()
+    )
     report = run_laps(core, policy_driver(policy), laps=2)
     assert report.completed_laps == 2, report.as_dict()
 
@@ -340,8 +358,11 @@ def test_runner_drives_discrete_and_continuous_exports(cloned_policy, tmp_path):
     from deepracer_rl.train import TrainConfig, build_model, make_env, prepare_run
 
     run = tmp_path / "run"
-    config = prepare_run(TrainConfig(metadata=str(REPO / "config" / "model_metadata_continuous.json"),
-                                     n_envs=1, torch_threads=1), run, resume=False)
+    config = prepare_run(
+        TrainConfig(metadata=str(REPO / "config" / "model_metadata_continuous.json"), n_envs=1, torch_threads=1),
+        run,
+        resume=False,
+    )
     env = make_env(config, run)
     export = export_policy(build_model(config, env, run), config.observation(), CONTINUOUS, tmp_path / "cont")
     command = PolicyRunner(OnnxPolicy(export)).act(camera_frame())
@@ -401,8 +422,7 @@ def test_watchdog_stops_the_car_when_the_camera_stops(cloned_policy, nodes, ros)
 def test_enable_service_gates_driving_and_car_profile_starts_disabled(cloned_policy, nodes, ros):
     from std_srvs.srv import SetBool
 
-    node = nodes(f"model:={cloned_policy}", "profile:=car", "cmd_vel_topic:=/cmd_vel",
-                 "image_topic:=/camera/image_raw")
+    node = nodes(f"model:={cloned_policy}", "profile:=car", "cmd_vel_topic:=/cmd_vel", "image_topic:=/camera/image_raw")
     ros.wait_connected()
     ros.commands.clear()
     ros.spin(1.0, frames=True)
@@ -441,8 +461,10 @@ def test_throttle_scale_and_max_speed_change_at_run_time_for_calibration(cloned_
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
-        node = InferenceNode(context=context, parameter_overrides=[
-            Parameter("model", value=str(cloned_policy)), Parameter("profile", value="car")])
+        node = InferenceNode(
+            context=context,
+            parameter_overrides=[Parameter("model", value=str(cloned_policy)), Parameter("profile", value="car")],
+        )
         try:
             assert node.servo_map.throttle_scale == 0.5 and not node.enabled  # car profile defaults
             results = node.set_parameters([Parameter("throttle_scale", value=0.7), Parameter("max_speed", value=1.5)])
@@ -493,8 +515,10 @@ def test_closed_loop_sim_node_and_inference_node_drive_a_full_lap(lockstep, clon
         seen = len(ros.odometry)
     lap_s = time.monotonic() - started if started else None
     progress = float(judge.best[0] / judge.lap_length[0] * 100.0)
-    print(f"closed loop ({'lockstep' if lockstep else 'real time'}): {status.value}, progress {progress:.1f} %, "
-          f"lap {sim_s:.2f} s of sim time in {lap_s and round(lap_s, 2)} s, {len(ros.commands)} commands")
+    print(
+        f"closed loop ({'lockstep' if lockstep else 'real time'}): {status.value}, progress {progress:.1f} %, "
+        f"lap {sim_s:.2f} s of sim time in {lap_s and round(lap_s, 2)} s, {len(ros.commands)} commands"
+    )
     assert status is EpisodeStatus.LAP_COMPLETE, (status, progress, log_of(driver)[-2000:], log_of(sim)[-2000:])
     # In lockstep the lap can end before this test's subscriber has matched the new node's
     # /cmd_vel publisher, so the speed limit is checked on what the simulator drove too.

@@ -22,7 +22,13 @@ BIN = Path(sys.executable).parent  # the venv's bin: colcon and its extensions l
 # Directories whose untracked files belong to the package (work not yet committed).
 PACKAGE_DIRS = ("deepracer_rl", "urdf", "launch", "worlds", "config", "resource")
 ROS_INTERFACES = {
-    "rclpy", "sensor_msgs", "nav_msgs", "geometry_msgs", "std_msgs", "std_srvs", "rosgraph_msgs",
+    "rclpy",
+    "sensor_msgs",
+    "nav_msgs",
+    "geometry_msgs",
+    "std_msgs",
+    "std_srvs",
+    "rosgraph_msgs",
 }
 
 
@@ -32,7 +38,9 @@ def package_files() -> list[str]:
     tracked = subprocess.run([*git, "ls-files"], capture_output=True, text=True, check=True)
     untracked = subprocess.run(
         [*git, "ls-files", "--others", "--exclude-standard", "--", *PACKAGE_DIRS],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     names = set(tracked.stdout.splitlines()) | set(untracked.stdout.splitlines())
     return sorted(n for n in names if (REPO / n).is_file())  # skip files deleted in the tree
@@ -59,12 +67,25 @@ def colcon_build(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, l
     env.pop("PYTHONPATH", None)
     result = subprocess.run(
         [
-            str(colcon), "--log-base", str(root / "log"),
-            "build", "--base-paths", str(root / "src"),
-            "--build-base", str(root / "build"), "--install-base", str(root / "install"),
-            "--event-handlers", "console_cohesion+", "desktop_notification-",
+            str(colcon),
+            "--log-base",
+            str(root / "log"),
+            "build",
+            "--base-paths",
+            str(root / "src"),
+            "--build-base",
+            str(root / "build"),
+            "--install-base",
+            str(root / "install"),
+            "--event-handlers",
+            "console_cohesion+",
+            "desktop_notification-",
         ],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return result, root / "install" / PACKAGE, files
 
@@ -72,14 +93,17 @@ def colcon_build(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, l
 def test_colcon_finds_an_ament_python_package(tmp_path):
     src = tmp_path / "src" / PACKAGE
     src.mkdir(parents=True)
-    for name in ("package.xml", "setup.py", "setup.cfg"):
+    for name in ("package.xml", "setup.py", "setup.cfg", "pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               COLCON_HOME=str(tmp_path / "colcon_home"))
+    env = dict(
+        os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", COLCON_HOME=str(tmp_path / "colcon_home")
+    )
     result = subprocess.run(
-        [str(BIN / "colcon"), "--log-base", str(tmp_path / "log"), "list",
-         "--base-paths", str(tmp_path / "src")],
-        env=env, capture_output=True, text=True, timeout=120,
+        [str(BIN / "colcon"), "--log-base", str(tmp_path / "log"), "list", "--base-paths", str(tmp_path / "src")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [PACKAGE, str(src), "(ros.ament_python)"]
@@ -115,12 +139,20 @@ def test_the_installed_console_script_runs_from_the_install(colcon_build):
     env = dict(os.environ, PYTHONPATH=str(site))  # ahead of the venv's editable install
     where = subprocess.run(
         [sys.executable, "-c", "import deepracer_rl.track as t; print(t.__file__)"],
-        env=env, cwd=install, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=install,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert Path(where.stdout.strip()).is_relative_to(install), where.stdout + where.stderr
     run = subprocess.run(
         [str(install / "lib" / PACKAGE / "deepracer-rl"), "tracks", "--json"],
-        env=env, cwd=install, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=install,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert run.returncode == 0, run.stderr
     assert [row["name"] for row in json.loads(run.stdout)] == available_tracks()

@@ -30,13 +30,31 @@ DATA = Path(__file__).resolve().parent / "data" / "rewards"
 
 # The params keys of the DeepRacer developer guide, as DESIGN.md lists them.
 DESIGN_KEYS = {
-    "all_wheels_on_track", "x", "y", "heading", "distance_from_center", "is_left_of_center",
-    "is_offtrack", "is_crashed", "is_reversed", "progress", "steps", "speed", "steering_angle",
-    "track_width", "track_length", "waypoints", "closest_waypoints", "projection_distance",
+    "all_wheels_on_track",
+    "x",
+    "y",
+    "heading",
+    "distance_from_center",
+    "is_left_of_center",
+    "is_offtrack",
+    "is_crashed",
+    "is_reversed",
+    "progress",
+    "steps",
+    "speed",
+    "steering_angle",
+    "track_width",
+    "track_length",
+    "waypoints",
+    "closest_waypoints",
+    "projection_distance",
     "sim_time",
 }
 OBJECT_LISTS = {
-    "objects_distance", "objects_heading", "objects_left_of_center", "objects_location",
+    "objects_distance",
+    "objects_heading",
+    "objects_left_of_center",
+    "objects_location",
     "objects_speed",
 }
 
@@ -61,7 +79,10 @@ def write(tmp_path: Path, source: str, name: str = "reward.py") -> Path:
 def test_the_examples_cover_the_developer_guide_styles():
     names = {p.stem for p in REWARD_FILES}
     assert {
-        "follow_centerline", "all_wheels_on_track", "zigzag_penalty", "waypoint_heading",
+        "follow_centerline",
+        "all_wheels_on_track",
+        "zigzag_penalty",
+        "waypoint_heading",
         "progress_per_step",
     } <= names
     assert len(REWARD_FILES) >= 5
@@ -89,10 +110,7 @@ def test_rewards_respond_to_the_params_as_the_guide_intends():
     track = Track.load("reinvent_base")
     params = sample_params(track, count=200, seed=3)
     centred = [p for p in params if p["distance_from_center"] < 0.05 * p["track_width"]]
-    near_edge = [
-        p for p in params
-        if 0.3 * p["track_width"] < p["distance_from_center"] < 0.45 * p["track_width"]
-    ]
+    near_edge = [p for p in params if 0.3 * p["track_width"] < p["distance_from_center"] < 0.45 * p["track_width"]]
     assert centred and near_edge
     follow = RewardFunction(EXAMPLES_DIR / "follow_centerline.py")
     assert {follow(p) for p in centred} == {1.0}
@@ -146,12 +164,21 @@ def test_params_have_every_deepracer_key_with_the_right_types(track_params):
     assert any(p["is_reversed"] for p in params) == track.closed  # loops are driven both ways
     for p in params:
         assert DESIGN_KEYS | OBJECT_LISTS <= set(p) == set(PARAM_KEYS)
-        for key in ("all_wheels_on_track", "is_left_of_center", "is_offtrack", "is_crashed",
-                    "is_reversed"):
+        for key in ("all_wheels_on_track", "is_left_of_center", "is_offtrack", "is_crashed", "is_reversed"):
             assert type(p[key]) is bool, key
-        for key in ("x", "y", "heading", "distance_from_center", "progress", "speed",
-                    "steering_angle", "track_width", "track_length", "projection_distance",
-                    "sim_time"):
+        for key in (
+            "x",
+            "y",
+            "heading",
+            "distance_from_center",
+            "progress",
+            "speed",
+            "steering_angle",
+            "track_width",
+            "track_length",
+            "projection_distance",
+            "sim_time",
+        ):
             assert type(p[key]) is float and math.isfinite(p[key]), key
         assert type(p["steps"]) is int and p["steps"] >= 1
         assert -180.0 <= p["heading"] <= 180.0
@@ -190,8 +217,17 @@ def test_build_params_wraps_the_heading_and_reports_the_pose():
     track = Track.load("reinvent_base")
     x, y = track.waypoints[10]
     params = build_params(
-        track, x=float(x), y=float(y), yaw=3.5, speed=1.5, steering_angle=-12.0, steps=1,
-        progress=0.0, all_wheels_on_track=True, is_offtrack=False, is_reversed=False,
+        track,
+        x=float(x),
+        y=float(y),
+        yaw=3.5,
+        speed=1.5,
+        steering_angle=-12.0,
+        steps=1,
+        progress=0.0,
+        all_wheels_on_track=True,
+        is_offtrack=False,
+        is_reversed=False,
         sim_time=0.0,
     )
     assert params["heading"] == pytest.approx(math.degrees(3.5) - 360.0)
@@ -214,8 +250,7 @@ BROKEN_AT_LOAD = {
         def reward_function():
             return 1.0
         """,
-        ": reward_function must take exactly one argument (params), "
-        "its signature is reward_function()",
+        ": reward_function must take exactly one argument (params), its signature is reward_function()",
     ),
     "two arguments": (
         """

@@ -14,7 +14,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,22 +24,27 @@ from gymnasium.utils.env_checker import check_env
 
 pytest.importorskip("rclpy")
 
-import rclpy  # noqa: E402
-from geometry_msgs.msg import Twist  # noqa: E402
-from nav_msgs.msg import Odometry  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
-from rosgraph_msgs.msg import Clock  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+import rclpy
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from processes import SimProcess
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.serialization import deserialize_message, serialize_message
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
 
-from deepracer_rl.car import CAMERA_OPTICAL_LINK, CarSpec  # noqa: E402
-from deepracer_rl.env import ObservationSpec, RaceEnv  # noqa: E402
-from deepracer_rl.inference import Command, twist  # noqa: E402
-from deepracer_rl.logs import SIMTRACE_COLUMNS  # noqa: E402
-from deepracer_rl.ros import cdr, contract  # noqa: E402
-from deepracer_rl.ros.bridge import RosRaceEnv, SimulatorTimeout  # noqa: E402
-from deepracer_rl.ros.image import (  # noqa: E402
-    ENCODINGS, ImageError, array_to_image, image_to_array, image_to_rgb,
+from deepracer_rl.car import CAMERA_OPTICAL_LINK, CarSpec
+from deepracer_rl.env import ObservationSpec, RaceEnv
+from deepracer_rl.inference import Command, twist
+from deepracer_rl.logs import SIMTRACE_COLUMNS
+from deepracer_rl.ros import cdr, contract
+from deepracer_rl.ros.bridge import RosRaceEnv, SimulatorTimeout
+from deepracer_rl.ros.image import (
+    ENCODINGS,
+    ImageError,
+    array_to_image,
+    image_to_array,
+    image_to_rgb,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +68,13 @@ def test_image_round_trip_for_every_encoding_with_and_without_row_padding(encodi
     pixels = _pixels(encoding, rng)
     row = pixels.shape[1] * (1 if pixels.ndim == 2 else pixels.shape[2])
     msg = array_to_image(pixels, encoding, step=row + padding, frame_id="cam")
-    assert (msg.encoding, msg.width, msg.height, msg.step, msg.header.frame_id) == (encoding, 7, 5, row + padding, "cam")
+    assert (msg.encoding, msg.width, msg.height, msg.step, msg.header.frame_id) == (
+        encoding,
+        7,
+        5,
+        row + padding,
+        "cam",
+    )
     assert len(msg.data) == 5 * (row + padding)
     back = deserialize_message(serialize_message(msg), Image)  # as it arrives over DDS
     np.testing.assert_array_equal(image_to_array(back, "/t"), pixels)
@@ -84,7 +94,9 @@ def test_malformed_images_raise_errors_naming_topic_and_encoding():
         image_to_array(bad, "/camera/image_raw")
     short = deserialize_message(serialize_message(good), Image)
     short.data = short.data[:-5]
-    with pytest.raises(ImageError, match=r"/camera/image_raw.*'mono8'.*19 bytes, expected height \* step = 4 \* 6 = 24"):
+    with pytest.raises(
+        ImageError, match=r"/camera/image_raw.*'mono8'.*19 bytes, expected height \* step = 4 \* 6 = 24"
+    ):
         image_to_array(short, "/camera/image_raw")
     narrow = deserialize_message(serialize_message(good), Image)
     narrow.step = 5
@@ -96,7 +108,7 @@ def test_malformed_images_raise_errors_naming_topic_and_encoding():
 
 def test_cdr_decoding_equals_rclpy_deserialization_for_any_frame_ids():
     rng = np.random.default_rng(2)
-    for i in range(100):
+    for _i in range(100):
         msg = Odometry()
         msg.header.frame_id = "o" * int(rng.integers(0, 14))
         msg.child_frame_id = "b" * int(rng.integers(0, 10))
@@ -128,73 +140,6 @@ def test_cmd_vel_mapping_round_trips_steering_and_gives_none_when_standing():
 
 
 # ---- processes -------------------------------------------------------------------------------
-
-
-class SimProcess:
-    """A process (`python -m ...`: the simulator, a node, the CLI) in its own process group, its output in a file."""
-
-    def __init__(self, log: Path, args: list[str]):
-        self.log_path = log
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", *args], stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=REPO)
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def wait_started(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while "reinvent_base:" not in self.output():
-            assert self.proc.poll() is None, f"the simulator exited: {self.output()}"
-            assert time.monotonic() < deadline, f"the simulator did not start: {self.output()}"
-            time.sleep(0.05)
-
-    def group_alive(self) -> bool:
-        try:
-            os.killpg(self.proc.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def interrupt(self, timeout: float = 10.0) -> int | None:
-        """SIGINT (Ctrl-C) to the group and wait; SIGKILL and reap whatever is left. The exit code (None: hung)."""
-        code = None
-        try:
-            if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGINT)
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            code = self.proc.wait(timeout)
-        finally:
-            if self.group_alive():
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-            self.log.close()
-        return code
-
-
-@pytest.fixture
-def simulators(tmp_path):
-    """Start simulators; at the end every one still running is interrupted, killed if need be, and reaped."""
-    started: list[SimProcess] = []
-
-    def start(*args: str, cli: bool = False, params: tuple[str, ...] = ()) -> SimProcess:
-        if cli:
-            argv = ["deepracer_rl.cli", "sim", *args]
-        else:
-            argv = ["deepracer_rl.ros.sim_node", "--ros-args"] + [a for p in params for a in ("-p", p)]
-        sim = SimProcess(tmp_path / f"sim{len(started)}.log", argv)
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        if not sim.log.closed:
-            sim.interrupt()
-        assert not sim.group_alive(), "a simulator process was left behind"
 
 
 LOCKSTEP_160 = ("--lockstep", "--size", "160x120", "--encoding", "mono8")
@@ -253,7 +198,11 @@ def test_ros_env_over_lockstep_sim_node_equals_the_in_process_env(simulators):
             obs_ros, r_ros, term_ros, trunc_ros, info_ros = ros.step(action)
             obs_ref, r_ref, term_ref, trunc_ref, info_ref = ref.step(action)
             assert r_ros == pytest.approx(r_ref, rel=1e-9, abs=1e-12), i
-            assert (term_ros, trunc_ros, info_ros["episode_status"]) == (term_ref, trunc_ref, info_ref["episode_status"]), i
+            assert (term_ros, trunc_ros, info_ros["episode_status"]) == (
+                term_ref,
+                trunc_ref,
+                info_ref["episode_status"],
+            ), i
             _assert_same_params(info_ros["params"], info_ref["params"])
             assert np.abs(obs_ros.astype(int) - obs_ref).max() <= 1, i
             if term_ref or trunc_ref:
@@ -314,11 +263,15 @@ def test_first_reset_waits_out_connect_timeout_for_a_simulator_whose_endpoints_c
     ros_node.create_publisher(Image, contract.IMAGE, contract.sensor_qos())  # endpoints, no answers
     ros_node.create_publisher(Odometry, contract.ODOM, contract.sensor_qos())
     ros_node.create_subscription(Twist, contract.CMD_VEL, lambda _: None, contract.command_qos())
-    ros_node.create_subscription(PoseWithCovarianceStamped, contract.INITIALPOSE, lambda _: None,
-                                 contract.command_qos())
+    ros_node.create_subscription(
+        PoseWithCovarianceStamped, contract.INITIALPOSE, lambda _: None, contract.command_qos()
+    )
     env = RosRaceEnv(observation=SMALL, timeout=0.3, connect_timeout=1.5)
-    later = threading.Timer(1.0, simulators, kwargs={"params": ("lockstep:=true", "image_width:=160",
-                                                                "image_height:=120", "encoding:=mono8")})
+    later = threading.Timer(
+        1.0,
+        simulators,
+        kwargs={"params": ("lockstep:=true", "image_width:=160", "image_height:=120", "encoding:=mono8")},
+    )
     try:
         start = time.monotonic()
         with pytest.raises(SimulatorTimeout, match=r"/camera/image_raw and /odom within 1.5 s after the reset to"):
@@ -341,8 +294,23 @@ def test_first_reset_waits_out_connect_timeout_for_a_simulator_whose_endpoints_c
 # ---- training through the bridge: `deepracer-rl train --backend ros` ---------------------------------
 
 # Tiny and quick: 40x40 frames, the small CNN, PPO updates every 128 steps (300 steps: 3 rollouts).
-TRAIN_ROS = ("train", "--backend", "ros", "--steps", "300", "--image-size", "40x40", "--network", "small",
-             "--n-envs", "4", "--batch-size", "64", "--episodes-between-updates", "1")
+TRAIN_ROS = (
+    "train",
+    "--backend",
+    "ros",
+    "--steps",
+    "300",
+    "--image-size",
+    "40x40",
+    "--network",
+    "small",
+    "--n-envs",
+    "4",
+    "--batch-size",
+    "64",
+    "--episodes-between-updates",
+    "1",
+)
 
 
 def train_cli(tmp_path: Path, name: str, *args: str, timeout: float) -> tuple[int | None, str]:
@@ -351,8 +319,9 @@ def train_cli(tmp_path: Path, name: str, *args: str, timeout: float) -> tuple[in
     Returns (exit code, output); None when it did not end within `timeout` (then it is interrupted,
     killed if need be, and reaped).
     """
-    trainer = SimProcess(tmp_path / f"{name}.log",
-                         ["deepracer_rl.cli", *TRAIN_ROS, "--out", str(tmp_path / name), *args])
+    trainer = SimProcess(
+        tmp_path / f"{name}.log", ["deepracer_rl.cli", *TRAIN_ROS, "--out", str(tmp_path / name), *args]
+    )
     try:
         code = trainer.proc.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -369,9 +338,11 @@ def test_train_backend_ros_without_a_simulator_fails_naming_the_silent_topics(tm
     code, output = train_cli(tmp_path, "run", "--ros-timeout", "1", timeout=60.0)
     assert code == 2, output  # not hanging: the bridge's connect timeout, reported by the CLI
     assert time.monotonic() - start < 30.0
-    assert ("deepracer-rl train: error: the simulator did not answer (nothing was trained): no simulator on "
-            "the topic contract after 1 s: /camera/image_raw (no publisher), /odom (no publisher), "
-            "/cmd_vel (no subscriber), /initialpose (no subscriber)") in output
+    assert (
+        "deepracer-rl train: error: the simulator did not answer (nothing was trained): no simulator on "
+        "the topic contract after 1 s: /camera/image_raw (no publisher), /odom (no publisher), "
+        "/cmd_vel (no subscriber), /initialpose (no subscriber)"
+    ) in output
     assert "Traceback" not in output
     assert not (tmp_path / "run" / "checkpoints" / "latest.zip").exists()  # a rerun needs no --resume
 
@@ -404,8 +375,10 @@ def test_train_backend_ros_trains_through_the_bridge_against_a_lockstep_sim_node
 def test_train_backend_ros_saves_its_checkpoint_through_a_repeated_ctrl_c(simulators, tmp_path):
     """`ros2 launch train.launch.py` + Ctrl-C: the terminal's SIGINT, then the launch's own, mid-save."""
     simulators(params=("lockstep:=true", "image_width:=160", "image_height:=120", "encoding:=mono8"))
-    trainer = SimProcess(tmp_path / "train.log", ["deepracer_rl.cli", *TRAIN_ROS, "--steps", "100000",
-                                                   "--out", str(tmp_path / "run"), "--ros-timeout", "10"])
+    trainer = SimProcess(
+        tmp_path / "train.log",
+        ["deepracer_rl.cli", *TRAIN_ROS, "--steps", "100000", "--out", str(tmp_path / "run"), "--ros-timeout", "10"],
+    )
     try:
         deadline = time.monotonic() + 60.0
         while "step/s" not in trainer.output():  # the progress bar: training over the bridge has begun
@@ -435,8 +408,9 @@ def test_malformed_images_and_commands_are_rejected_and_both_ends_keep_running(s
         env.reset(seed=0)
         image_pub = ros_node.create_publisher(Image, contract.IMAGE, contract.sensor_qos())
         cmd_pub = ros_node.create_publisher(Twist, contract.CMD_VEL, contract.command_qos())
-        assert ros_node.spin_until(lambda: image_pub.get_subscription_count() >= 1
-                                   and cmd_pub.get_subscription_count() >= 1, 10.0)
+        assert ros_node.spin_until(
+            lambda: image_pub.get_subscription_count() >= 1 and cmd_pub.get_subscription_count() >= 1, 10.0
+        )
         wrong_encoding = array_to_image(np.zeros((120, 160), np.uint8), "mono8")
         wrong_encoding.encoding = "yuv422"
         wrong_size = array_to_image(np.zeros((120, 160), np.uint8), "mono8")
@@ -474,8 +448,7 @@ def test_malformed_images_and_commands_are_rejected_and_both_ends_keep_running(s
 
 
 def test_real_time_sim_publishes_the_contract_at_15_hz_and_stops_on_stale_commands(simulators, ros_node):
-    sim = simulators(params=("image_width:=160", "image_height:=120", "encoding:=mono8",
-                             "stale_command_timeout:=0.3"))
+    sim = simulators(params=("image_width:=160", "image_height:=120", "encoding:=mono8", "stale_command_timeout:=0.3"))
     odom: list[Odometry] = []
     infos: list[CameraInfo] = []
     clocks: list[int] = []

@@ -12,7 +12,14 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID, register_envs
-from deepracer_rl.envs.autoscaling import DELTAS, HOLD_ACTION, AutoScalingEnv, TargetTracking, generate_load, load_trace_csv
+from deepracer_rl.envs.autoscaling import (
+    DELTAS,
+    HOLD_ACTION,
+    AutoScalingEnv,
+    TargetTracking,
+    generate_load,
+    load_trace_csv,
+)
 from deepracer_rl.envs.csvdata import CsvDataError
 from deepracer_rl.envs.portfolio import (
     PeriodicRebalance,
@@ -138,7 +145,9 @@ def test_scaling_reward_pays_for_served_charges_lost_and_machines():
     env = AutoScalingEnv(boot_delay=0, **SMALL_SCALING)
     env.reset(seed=0)
     _, reward, _, _, info = env.step(HOLD_ACTION)
-    expected = ((info["served"] - env.lost_penalty * info["lost"]) / env.capacity - env.machine_cost * info["billed"]) / env.reward_scale
+    expected = (
+        (info["served"] - env.lost_penalty * info["lost"]) / env.capacity - env.machine_cost * info["billed"]
+    ) / env.reward_scale
     assert reward == pytest.approx(expected)
     assert abs(reward) < 10  # O(1) scale
 
@@ -184,7 +193,9 @@ def _price_lines() -> list[str]:
 
 def test_price_csv_loads_and_feeds_the_env(tmp_path):
     data = generate_prices(300, 2, seed=1)
-    lines = ["date,asset,close"] + [f"{d},{a},{float(p)!r}" for t, d in enumerate(data.dates) for a, p in zip(data.assets, data.prices[t])]
+    lines = ["date,asset,close"] + [
+        f"{d},{a},{float(p)!r}" for t, d in enumerate(data.dates) for a, p in zip(data.assets, data.prices[t])
+    ]
     path = _write(tmp_path / "prices.csv", lines)
     loaded = load_prices_csv(path)
     assert loaded.assets == data.assets

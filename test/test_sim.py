@@ -54,7 +54,9 @@ def drive(sim: Simulator, steer_deg: float, speed: float, steps: int, car: int =
 def run(seed: int, steps: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poses, frames and progress of 3 cars with noisy starts and camera randomisation."""
     sim = Simulator(
-        "reinvent_base", n_cars=3, seed=seed,
+        "reinvent_base",
+        n_cars=3,
+        seed=seed,
         start=StartRules(lateral_noise=0.1, heading_noise=0.1),
         randomization=DomainRandomization(brightness=0.2, noise=3.0, camera_pitch=0.02),
     )
@@ -301,11 +303,17 @@ def test_judge_params_equal_build_params_for_random_poses(name, car):
         result = judge.update(poses, steer, speed)
     for i in range(n):
         expected = build_params(
-            judge.direction_track(i), x=poses[i, 0], y=poses[i, 1], yaw=poses[i, 2],
-            speed=float(speed[i]), steering_angle=float(steer[i]), steps=int(judge.steps[i]),
+            judge.direction_track(i),
+            x=poses[i, 0],
+            y=poses[i, 1],
+            yaw=poses[i, 2],
+            speed=float(speed[i]),
+            steering_angle=float(steer[i]),
+            steps=int(judge.steps[i]),
             progress=float(result.progress[i]),
             all_wheels_on_track=bool(result.wheels_on_track[i].all()),
-            is_offtrack=not result.wheels_on_track[i].any(), is_reversed=bool(judge.reverse[i]),
+            is_offtrack=not result.wheels_on_track[i].any(),
+            is_reversed=bool(judge.reverse[i]),
             sim_time=float(judge.steps[i] * judge.dt),
         )
         got = result.params[i]
@@ -319,9 +327,13 @@ def test_build_params_batch_equals_build_params_in_both_directions(reinvent):
         m = 25
         xy = rng.uniform(reinvent.outer.min(axis=0), reinvent.outer.max(axis=0), (m, 2))
         args = dict(
-            yaw=rng.uniform(-7, 7, m), speed=rng.uniform(0.1, 4, m), steering_angle=rng.uniform(-30, 30, m),
-            steps=rng.integers(1, 500, m), progress=rng.uniform(0, 100, m),
-            all_wheels_on_track=rng.random(m) < 0.5, is_offtrack=rng.random(m) < 0.5,
+            yaw=rng.uniform(-7, 7, m),
+            speed=rng.uniform(0.1, 4, m),
+            steering_angle=rng.uniform(-30, 30, m),
+            steps=rng.integers(1, 500, m),
+            progress=rng.uniform(0, 100, m),
+            all_wheels_on_track=rng.random(m) < 0.5,
+            is_offtrack=rng.random(m) < 0.5,
             sim_time=rng.uniform(0, 60, m),
         )
         reversed_ = direction is not reinvent

@@ -292,7 +292,7 @@ def test_closest_waypoints_bracket_the_point(shipped):
 
 def test_left_and_right_of_centre(shipped):
     track, ref = shipped
-    left, right, offsets = [], [], []
+    left, right, _offsets = [], [], []
     for (ax, ay), (bx, by) in zip(ref.line, ref.line[1:]):
         length = math.dist((ax, ay), (bx, by))
         nx, ny = -(by - ay) / length, (bx - ax) / length  # left normal of the driving direction

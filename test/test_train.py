@@ -19,13 +19,28 @@ from deepracer_rl.train import CHECKPOINT, STATE, TrainConfig, TrainingError, tr
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "deepracer_rl.cli"]
-TINY = dict(n_envs=2, image_width=40, image_height=40, network="small", batch_size=64,
-            episodes_between_updates=2, epochs=1, eval_laps=1, torch_threads=1)
+TINY = dict(
+    n_envs=2,
+    image_width=40,
+    image_height=40,
+    network="small",
+    batch_size=64,
+    episodes_between_updates=2,
+    epochs=1,
+    eval_laps=1,
+    torch_threads=1,
+)
 
 
 def tiny_config(**overrides) -> TrainConfig:
-    values = {**TINY, "steps": 512, "checkpoint_every": 256, "eval_every": 256,
-              "metadata": str(REPO / "config" / "model_metadata.json"), **overrides}
+    values = {
+        **TINY,
+        "steps": 512,
+        "checkpoint_every": 256,
+        "eval_every": 256,
+        "metadata": str(REPO / "config" / "model_metadata.json"),
+        **overrides,
+    }
     return TrainConfig(**values)
 
 
@@ -41,8 +56,16 @@ def trained_run(tmp_path_factory) -> Path:
 
 
 def test_run_directory_holds_config_reward_metadata_checkpoint_and_logs(trained_run):
-    for name in ("config.json", "reward_function.py", "model_metadata.json", CHECKPOINT, STATE,
-                 "best_model.zip", "progress.csv", "evaluations.csv"):
+    for name in (
+        "config.json",
+        "reward_function.py",
+        "model_metadata.json",
+        CHECKPOINT,
+        STATE,
+        "best_model.zip",
+        "progress.csv",
+        "evaluations.csv",
+    ):
         assert (trained_run / name).exists(), name
     assert json.loads((trained_run / STATE).read_text())["timesteps"] >= 512
     assert list((trained_run / "tensorboard").rglob("events.out.tfevents.*"))
@@ -110,12 +133,34 @@ def test_resume_with_different_metadata_says_so(trained_run, tmp_path):
 def test_killed_run_resumes_losing_at_most_one_checkpoint_interval(tmp_path):
     out = tmp_path / "run"
     interval = 128
-    args = ["train", "--out", str(out), "--steps", "100000", "--n-envs", "2", "--image-size", "40x40",
-            "--network", "small", "--batch-size", "64", "--episodes-between-updates", "2", "--epochs", "1",
-            "--checkpoint-every", str(interval), "--eval-every", "100000",
-            "--metadata", str(REPO / "config" / "model_metadata.json")]
-    proc = subprocess.Popen(CLI + args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    args = [
+        "train",
+        "--out",
+        str(out),
+        "--steps",
+        "100000",
+        "--n-envs",
+        "2",
+        "--image-size",
+        "40x40",
+        "--network",
+        "small",
+        "--batch-size",
+        "64",
+        "--episodes-between-updates",
+        "2",
+        "--epochs",
+        "1",
+        "--checkpoint-every",
+        str(interval),
+        "--eval-every",
+        "100000",
+        "--metadata",
+        str(REPO / "config" / "model_metadata.json"),
+    ]
+    proc = subprocess.Popen(
+        CLI + args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline:

@@ -50,8 +50,10 @@ class LoadTrace:
         minutes = self.timestamps.astype("datetime64[m]").astype(np.int64)
         day = (minutes % MINUTES_PER_DAY) / MINUTES_PER_DAY
         week = (((minutes // MINUTES_PER_DAY) + 3) % 7 + day) / 7.0  # 1970-01-01 was a Thursday
-        return np.stack([np.sin(2 * np.pi * day), np.cos(2 * np.pi * day),
-                         np.sin(2 * np.pi * week), np.cos(2 * np.pi * week)], axis=1)
+        return np.stack(
+            [np.sin(2 * np.pi * day), np.cos(2 * np.pi * day), np.sin(2 * np.pi * week), np.cos(2 * np.pi * week)],
+            axis=1,
+        )
 
 
 def load_trace_csv(path: str | Path) -> LoadTrace:

@@ -25,10 +25,26 @@ KINDS = {PORTFOLIO_ID: "portfolio", AUTOSCALING_ID: "scaling"}
 PPO_SETTINGS: dict[str, dict[str, Any]] = {
     # Rewards are noisy and nearly independent: large rollouts, short horizon, little action
     # noise (which would otherwise be paid for in transaction costs).
-    PORTFOLIO_ID: dict(n_steps=1024, batch_size=512, n_epochs=10, learning_rate=1e-4, gamma=0.9,
-                       gae_lambda=0.95, ent_coef=0.0, policy_kwargs=dict(net_arch=[64, 64], log_std_init=-2.0)),
-    AUTOSCALING_ID: dict(n_steps=256, batch_size=256, n_epochs=5, learning_rate=1e-3, gamma=0.95,
-                         gae_lambda=0.9, ent_coef=0.005, policy_kwargs=dict(net_arch=[64, 64])),
+    PORTFOLIO_ID: dict(
+        n_steps=1024,
+        batch_size=512,
+        n_epochs=10,
+        learning_rate=1e-4,
+        gamma=0.9,
+        gae_lambda=0.95,
+        ent_coef=0.0,
+        policy_kwargs=dict(net_arch=[64, 64], log_std_init=-2.0),
+    ),
+    AUTOSCALING_ID: dict(
+        n_steps=256,
+        batch_size=256,
+        n_epochs=5,
+        learning_rate=1e-3,
+        gamma=0.95,
+        gae_lambda=0.9,
+        ent_coef=0.005,
+        policy_kwargs=dict(net_arch=[64, 64]),
+    ),
 }
 N_ENVS = 4
 SET_POINTS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # target-tracking grid tuned on the train split
@@ -97,7 +113,9 @@ def train_seed_env(
     env_kwargs = dict(env_kwargs or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vec_env = make_vec_env(env_id, n_envs=N_ENVS, seed=seed, env_kwargs={**env_kwargs, "split": "train", "render_mode": None})
+    vec_env = make_vec_env(
+        env_id, n_envs=N_ENVS, seed=seed, env_kwargs={**env_kwargs, "split": "train", "render_mode": None}
+    )
     settings = PPO_SETTINGS[env_id]
     model = PPO("MlpPolicy", vec_env, seed=seed, verbose=0, device="cpu", **settings)
     started = time.monotonic()
@@ -155,7 +173,10 @@ def _portfolio_result(infos: list[dict[str, Any]], start_date: str) -> dict[str,
 
 
 def _scaling_result(infos: list[dict[str, Any]], step_minutes: int) -> dict[str, Any]:
-    col = {k: np.array([i[k] for i in infos], dtype=float) for k in ("load", "served", "lost", "capacity", "billed", "reward")}
+    col = {
+        k: np.array([i[k] for i in infos], dtype=float)
+        for k in ("load", "served", "lost", "capacity", "billed", "reward")
+    }
     return {
         "metrics": {
             "served": float(col["served"].sum()),
@@ -205,15 +226,23 @@ def evaluate_seed_env(
             lambda obs, info: model.predict(obs, deterministic=True)[0],
             None,
         )
-    results: dict[str, Any] = {"env_id": env_id, "kind": kind, "seed": seed, "split": "test",
-                               "model_path": str(model_path) if model_path else None, "env_kwargs": env_kwargs}
+    results: dict[str, Any] = {
+        "env_id": env_id,
+        "kind": kind,
+        "seed": seed,
+        "split": "test",
+        "model_path": str(model_path) if model_path else None,
+        "env_kwargs": env_kwargs,
+    }
     if kind == "portfolio":
         env = gym.make(env_id, **{**test_kwargs, "action_mode": "weights"}).unwrapped
         hold, monthly = buy_and_hold(env.n_assets), PeriodicRebalance(env.n_assets, 21)
         policies["buy_and_hold"] = (env, hold, hold.reset)
         policies["rebalance_21"] = (env, monthly, monthly.reset)
         start = str(env.data.dates[env.first])
-        results["policies"] = {name: _portfolio_result(_run(e, p, seed, r), start) for name, (e, p, r) in policies.items()}
+        results["policies"] = {
+            name: _portfolio_result(_run(e, p, seed, r), start) for name, (e, p, r) in policies.items()
+        }
     else:
         env = gym.make(env_id, **test_kwargs).unwrapped
         tuned = tune_set_point(env_kwargs, seed)
@@ -250,8 +279,10 @@ def versus_baseline(results: dict[str, Any]) -> dict[str, Any]:
 def format_table(results: dict[str, Any]) -> str:
     """A title line and one row of held-out figures per policy."""
     columns = COLUMNS[results["kind"]]
-    lines = [f"{results['env_id']} (held-out test split, seed {results['seed']})",
-             f"{'policy':<22}" + "".join(f"{c:>18}" for c in columns)]
+    lines = [
+        f"{results['env_id']} (held-out test split, seed {results['seed']})",
+        f"{'policy':<22}" + "".join(f"{c:>18}" for c in columns),
+    ]
     for name, res in results["policies"].items():
         lines.append(f"{name:<22}" + "".join(f"{res['metrics'][c]:>18.4g}" for c in columns))
     return "\n".join(lines)
@@ -262,8 +293,10 @@ def format_verdict(results: dict[str, Any]) -> str:
     v = versus_baseline(results)
     if v["policy"] is None:
         return f"best baseline {v['best_baseline']}: {v['score']} {v['baseline']:.4g} (no policy given)"
-    return (f"{POLICY_NAME} {v['score']} {v['policy']:.4g} vs best baseline {v['best_baseline']} "
-            f"{v['baseline']:.4g}: {v['ahead']} ahead")
+    return (
+        f"{POLICY_NAME} {v['score']} {v['policy']:.4g} vs best baseline {v['best_baseline']} "
+        f"{v['baseline']:.4g}: {v['ahead']} ahead"
+    )
 
 
 def metrics_only(results: dict[str, Any]) -> dict[str, Any]:
@@ -311,8 +344,11 @@ def plot_seed_env(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
         ax.step(times, s["capacity"], where="post", lw=0.8, label="capacity")
         ax.fill_between(times, 0, s["lost"], color="red", alpha=0.6, label="lost")
         m = res["metrics"]
-        ax.set_title(f"{name}: reward {m['total_reward']:.1f}, lost {m['lost_fraction']:.2%}, "
-                     f"{m['machine_hours']:.0f} machine-hours", fontsize=9)
+        ax.set_title(
+            f"{name}: reward {m['total_reward']:.1f}, lost {m['lost_fraction']:.2%}, "
+            f"{m['machine_hours']:.0f} machine-hours",
+            fontsize=9,
+        )
         ax.set_ylabel("transactions / period")
     axes[0, 0].legend(loc="upper right", fontsize=8)
     fig.tight_layout()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -66,5 +66,5 @@ def parse_time(path: str | Path, row: int, column: str, text: str) -> datetime:
     except ValueError:
         raise CsvDataError(path, row, f"bad date/time {text!r} in column '{column}' (want ISO 8601)") from None
     if value.tzinfo is not None:  # compare everything as naive UTC
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value

@@ -57,8 +57,10 @@ def load_prices_csv(path: str | Path, max_gap_days: float | None = None) -> Pric
         if rows and date <= rows[-1][0]:
             what = "duplicate" if date == rows[-1][0] else "unsorted"
             raise CsvDataError(
-                path, row, f"{what} date {values['date']} for asset '{values['asset']}' "
-                f"(previous row {rows[-1][2]} has {rows[-1][0].date()}); rows must increase by date"
+                path,
+                row,
+                f"{what} date {values['date']} for asset '{values['asset']}' "
+                f"(previous row {rows[-1][2]} has {rows[-1][0].date()}); rows must increase by date",
             )
         rows.append((date, close, row))
     if not series:
@@ -71,8 +73,10 @@ def load_prices_csv(path: str | Path, max_gap_days: float | None = None) -> Pric
             first = missing[0]
             after = next((r for d, _, r in rows if d > first), rows[-1][2])
             raise CsvDataError(
-                path, after, f"gap: asset '{asset}' has no close for {first.date()} "
-                f"({len(missing)} missing date(s)) that other assets have"
+                path,
+                after,
+                f"gap: asset '{asset}' has no close for {first.date()} "
+                f"({len(missing)} missing date(s)) that other assets have",
             )
     days = np.array([np.datetime64(d.date(), "D") for d in all_dates])
     if len(days) < 2:
@@ -84,17 +88,17 @@ def load_prices_csv(path: str | Path, max_gap_days: float | None = None) -> Pric
         i = int(jumps[0])
         row = next(r for rows in series.values() for d, _, r in rows if d == all_dates[i + 1])
         raise CsvDataError(
-            path, row, f"gap: {spacing[i]:.0f} days between {days[i]} and {days[i + 1]} "
-            f"(more than {limit:g}; pass max_gap_days to allow)"
+            path,
+            row,
+            f"gap: {spacing[i]:.0f} days between {days[i]} and {days[i + 1]} "
+            f"(more than {limit:g}; pass max_gap_days to allow)",
         )
     assets = tuple(sorted(series))
     prices = np.array([[c for _, c, _ in series[a]] for a in assets], dtype=np.float64).T
     return PriceData(dates=days, assets=assets, prices=prices)
 
 
-def generate_prices(
-    n_periods: int = 2520, n_assets: int = 4, seed: int = 0, start: str = "2010-01-04"
-) -> PriceData:
+def generate_prices(n_periods: int = 2520, n_assets: int = 4, seed: int = 0, start: str = "2010-01-04") -> PriceData:
     """Correlated daily price paths whose drift, volatility and correlation switch regime.
 
     Regimes bull/bear/volatile follow a persistent Markov chain (mean stays of roughly
@@ -198,7 +202,9 @@ class PortfolioEnv(gym.Env):
         render_mode: str | None = None,
     ):
         if data is None:
-            data = load_prices_csv(csv_path) if csv_path is not None else generate_prices(n_periods, n_assets, data_seed)
+            data = (
+                load_prices_csv(csv_path) if csv_path is not None else generate_prices(n_periods, n_assets, data_seed)
+            )
         if render_mode is not None:
             raise ValueError(f"no render modes; got render_mode={render_mode!r}")
         self.render_mode = render_mode

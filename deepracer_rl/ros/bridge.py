@@ -24,10 +24,10 @@ so Ctrl-C stays responsive. `close()` destroys the node and shuts the context do
 from __future__ import annotations
 
 import itertools
-from collections import deque
 import math
 import os
 import time
+from collections import deque
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -140,7 +140,8 @@ class RosRaceEnv(gym.Env):
         rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
         try:
             self.node = Node(
-                node_name or f"race_env_{os.getpid()}_{next(_names)}", context=self.context,
+                node_name or f"race_env_{os.getpid()}_{next(_names)}",
+                context=self.context,
                 start_parameter_services=False,
             )
             command = contract.command_qos()
@@ -222,7 +223,11 @@ class RosRaceEnv(gym.Env):
     def _subscribe(self, msg_type, topic: str, reliability: ReliabilityPolicy):
         # Odometry is taken serialized and decoded by cdr.decode_odometry (~3 us instead of ~50 us).
         return self.node.create_subscription(
-            msg_type, topic, lambda _msg: None, contract.sensor_qos(reliability), raw=msg_type is Odometry,
+            msg_type,
+            topic,
+            lambda _msg: None,
+            contract.sensor_qos(reliability),
+            raw=msg_type is Odometry,
         )
 
     def _make_waiter(self) -> None:
@@ -333,8 +338,16 @@ class RosRaceEnv(gym.Env):
         self._latest_ns = max(self._latest_ns, stamp)
         return frame
 
-    def _wait_for_state(self, after: int, deadline: float, what: str, on_odom=None, odom_ok=None, image_after=None,
-                        window: float | None = None):
+    def _wait_for_state(
+        self,
+        after: int,
+        deadline: float,
+        what: str,
+        on_odom=None,
+        odom_ok=None,
+        image_after=None,
+        window: float | None = None,
+    ):
         """Wait until `deadline` (monotonic) for odometry and an image newer than `after` (stamp ns).
 
         Returns (frame, odom). `on_odom(odom)` runs as soon as the first qualifying odometry
@@ -350,8 +363,14 @@ class RosRaceEnv(gym.Env):
         while odom is None or frame is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise self._timeout_error(what, odom is None, frame is None, seen, self.rejected - rejected_before,
-                                          self.timeout if window is None else window)
+                raise self._timeout_error(
+                    what,
+                    odom is None,
+                    frame is None,
+                    seen,
+                    self.rejected - rejected_before,
+                    self.timeout if window is None else window,
+                )
             for sub in waiter.wait(min(remaining, _WAIT_SLICE)):
                 while (msg := waiter.take(sub)) is not None:
                     if sub is self.odom_sub:
@@ -375,8 +394,9 @@ class RosRaceEnv(gym.Env):
                 pending_frames.clear()
         return frame, odom
 
-    def _timeout_error(self, what: str, no_odom: bool, no_image: bool, seen: dict, rejected: int,
-                       window: float) -> SimulatorTimeout:
+    def _timeout_error(
+        self, what: str, no_odom: bool, no_image: bool, seen: dict, rejected: int, window: float
+    ) -> SimulatorTimeout:
         silent = [t for t, missing in ((contract.IMAGE, no_image), (contract.ODOM, no_odom)) if missing]
         detail = []
         for topic in silent:
@@ -391,8 +411,9 @@ class RosRaceEnv(gym.Env):
             f"({'; '.join(detail)}); is the simulator still running?"
         )
 
-    def _teleport(self, pose: np.ndarray, retry: bool, deadline: float | None = None,
-                  window: float | None = None) -> np.ndarray:
+    def _teleport(
+        self, pose: np.ndarray, retry: bool, deadline: float | None = None, window: float | None = None
+    ) -> np.ndarray:
         """Publish /initialpose and wait for odometry there and a camera frame from that period.
 
         Any stamp is accepted for odometry at the pose (a restarted simulator's clock starts
@@ -424,8 +445,12 @@ class RosRaceEnv(gym.Env):
             until = min(deadline, time.monotonic() + _RESET_RETRY) if retry else deadline
             try:
                 frame, odom = self._wait_for_state(
-                    -1, until, what=f"the reset to x={x:.2f} y={y:.2f} yaw={yaw:.2f}", odom_ok=at_pose,
-                    image_after=lambda o: o.stamp - period_ns, window=window,
+                    -1,
+                    until,
+                    what=f"the reset to x={x:.2f} y={y:.2f} yaw={yaw:.2f}",
+                    odom_ok=at_pose,
+                    image_after=lambda o: o.stamp - period_ns,
+                    window=window,
                 )
                 break
             except SimulatorTimeout:

@@ -30,7 +30,7 @@ _COVARIANCE = 36 * 8
 
 
 class _Layout:
-    __slots__ = ("order", "align8")
+    __slots__ = ("align8", "order")
 
     def __init__(self, raw: bytes):
         kind = _ENCAPSULATION.get(bytes(raw[:2]))

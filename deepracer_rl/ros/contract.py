@@ -19,7 +19,6 @@ import signal
 from pathlib import Path
 
 import rclpy
-
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -44,7 +43,9 @@ MIN_TURNING_SPEED = 1e-3  # m/s: below this /cmd_vel carries no steering (angula
 def sensor_qos(reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE) -> QoSProfile:
     """The sensor-data profile (keep last 5, volatile) with the given reliability (default reliable)."""
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=5, reliability=reliability,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=5,
+        reliability=reliability,
         durability=DurabilityPolicy.VOLATILE,
     )
 
@@ -52,7 +53,9 @@ def sensor_qos(reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE) -> Q
 def command_qos() -> QoSProfile:
     """/cmd_vel and /initialpose: reliable, keep last 10, volatile."""
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=10,
+        reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.VOLATILE,
     )
 

@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import rclpy
 from geometry_msgs.msg import PoseWithCovarianceStamped
-from rclpy.node import Node
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
 
 from ..car import CarSpec
 from ..gazebo_tags import CMD_TOPIC
@@ -169,8 +170,9 @@ class GzControl(Node):
         self._worker.start()
         if self.lockstep:
             self.backend.on_command(self._on_gz_command)
-        self.create_subscription(PoseWithCovarianceStamped, contract.INITIALPOSE, self._on_initialpose,
-                                 contract.command_qos())
+        self.create_subscription(
+            PoseWithCovarianceStamped, contract.INITIALPOSE, self._on_initialpose, contract.command_qos()
+        )
         self.get_logger().info(
             f"world '{self.world}', car '{self.model}', "
             + (f"lockstep: {self.steps_per_control} physics steps per command" if self.lockstep else "free run")

@@ -46,9 +46,7 @@ def check_image(msg: Image, topic: str | None = None) -> int:
     if height <= 0 or width <= 0:
         raise ImageError(f"{_where(topic, encoding)}: empty image {width}x{height}")
     if step < width * channels:
-        raise ImageError(
-            f"{_where(topic, encoding)}: step {step} is less than width * channels = {width} * {channels}"
-        )
+        raise ImageError(f"{_where(topic, encoding)}: step {step} is less than width * channels = {width} * {channels}")
     size = len(msg.data)
     if size != height * step:
         raise ImageError(

@@ -112,8 +112,11 @@ class InferenceNode(Node):
         self.compressed = declare("compressed", False, "subscribe to sensor_msgs/CompressedImage (JPEG/PNG)")
         cmd_vel_topic = declare("cmd_vel_topic", defaults["cmd_vel_topic"], "Twist output ('' = off)")
         servo_topic = declare("servo_topic", defaults["servo_topic"], "DeepRacer ServoCtrlMsg output ('' = off)")
-        throttle_scale = declare("throttle_scale", defaults["throttle_scale"],
-                                 "servo throttle multiplier in (0, 1] (the console's maximum speed); < 0 flips")
+        throttle_scale = declare(
+            "throttle_scale",
+            defaults["throttle_scale"],
+            "servo throttle multiplier in (0, 1] (the console's maximum speed); < 0 flips",
+        )
         max_speed = declare("max_speed", SPEED_MAX, "speed limit, m/s (commands above it are limited)")
         self.watchdog_timeout = declare("watchdog_timeout", 0.5, "seconds without a camera frame before stopping")
         self.enabled = declare("enabled", defaults["enabled"], "drive from the start (else wait for ~/enable)")
@@ -147,8 +150,9 @@ class InferenceNode(Node):
         self.create_subscription(image_type, image_topic, self._on_image, camera_qos)
         self.create_service(SetBool, "~/enable", self._on_enable)
         # The watchdog runs on the steady clock: a stalled simulator stops /clock too.
-        self._watchdog = self.create_timer(self.watchdog_timeout, self._on_watchdog,
-                                           clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._watchdog = self.create_timer(
+            self.watchdog_timeout, self._on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.last_frame = None  # time.monotonic() of the newest frame
         self.stopped = True  # the last command sent was a stop (or none was sent)
@@ -215,8 +219,17 @@ class InferenceNode(Node):
                 if not float(param.value) > 0:
                     return SetParametersResult(successful=False, reason="max_speed must be positive")
                 max_speed = float(param.value)
-            elif param.name in ("profile", "model", "image_topic", "compressed", "cmd_vel_topic",
-                                "servo_topic", "watchdog_timeout", "threads", "enabled"):
+            elif param.name in (
+                "profile",
+                "model",
+                "image_topic",
+                "compressed",
+                "cmd_vel_topic",
+                "servo_topic",
+                "watchdog_timeout",
+                "threads",
+                "enabled",
+            ):
                 return SetParametersResult(successful=False, reason=f"{param.name} is read at start only")
         self.servo_map, self.runner.max_speed = servo_map, max_speed
         return SetParametersResult(successful=True)
@@ -234,8 +247,10 @@ class InferenceNode(Node):
             servo = self.servo_type()
             servo.angle, servo.throttle = angle, throttle
             self.servo_pub.publish(servo)
-        self.get_logger().debug(f"steer {command.steering_deg:.1f} deg, {command.speed:.2f} m/s; "
-                                f"servo angle {angle:.3f} throttle {throttle:.3f}")
+        self.get_logger().debug(
+            f"steer {command.steering_deg:.1f} deg, {command.speed:.2f} m/s; "
+            f"servo angle {angle:.3f} throttle {throttle:.3f}"
+        )
 
     def stop(self) -> None:
         """Publish a stop and give the middleware a moment to deliver it (shutdown)."""

@@ -78,11 +78,16 @@ class SimNode(Node):
         width = declare("image_width", camera.width, "camera image width, pixels (intrinsics scale with it)")
         height = declare("image_height", camera.height, "camera image height, pixels")
         self.encoding = declare("encoding", "rgb8", "image encoding: rgb8 or mono8")
-        self.lockstep = declare("lockstep", False, "one control period per /cmd_vel (else real time at the camera rate)")
+        self.lockstep = declare(
+            "lockstep", False, "one control period per /cmd_vel (else real time at the camera rate)"
+        )
         seed = declare("seed", 0, "random seed of start noise and domain randomisation (-1: draw one)")
-        randomize = declare("randomize", False, "domain randomisation of the camera images (lighting, noise, blur, floor)")
-        self.stale_timeout = declare("stale_command_timeout", 0.5,
-                                     "real time: seconds after the last /cmd_vel before the car is stopped")
+        randomize = declare(
+            "randomize", False, "domain randomisation of the camera images (lighting, noise, blur, floor)"
+        )
+        self.stale_timeout = declare(
+            "stale_command_timeout", 0.5, "real time: seconds after the last /cmd_vel before the car is stopped"
+        )
         if self.encoding not in ENCODINGS:
             raise ValueError(f"parameter 'encoding' must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
         if width <= 0 or height <= 0:
@@ -91,8 +96,13 @@ class SimNode(Node):
             raise ValueError(f"stale_command_timeout must be positive, got {self.stale_timeout}")
 
         self.sim = Simulator(
-            track, n_cars=1, car=car, image_size=(width, height), grayscale=self.encoding == "mono8",
-            randomization=RANDOMIZATION if randomize else None, seed=None if seed < 0 else seed,
+            track,
+            n_cars=1,
+            car=car,
+            image_size=(width, height),
+            grayscale=self.encoding == "mono8",
+            randomization=RANDOMIZATION if randomize else None,
+            seed=None if seed < 0 else seed,
         )
         self.sim.reset()
         self.wheelbase = self.sim.car.wheelbase
@@ -107,7 +117,9 @@ class SimNode(Node):
         self.tf_pub = self.create_publisher(TFMessage, contract.TF, 10) if TFMessage is not None else None
         # /cmd_vel is taken serialized and decoded by cdr.decode_twist; /odom is published serialized.
         self.cmd_sub = self.create_subscription(Twist, contract.CMD_VEL, self._on_cmd_vel, command, raw=True)
-        self.pose_sub = self.create_subscription(PoseWithCovarianceStamped, contract.INITIALPOSE, self._on_initialpose, command)
+        self.pose_sub = self.create_subscription(
+            PoseWithCovarianceStamped, contract.INITIALPOSE, self._on_initialpose, command
+        )
         self._waiter = contract.MessageWaiter(self.context, [self.cmd_sub, self.pose_sub])
         self._handlers = {self.cmd_sub: self._on_cmd_vel, self.pose_sub: self._on_initialpose}
         # Parameter services and the like: served by an executor between steps.
@@ -183,8 +195,9 @@ class SimNode(Node):
             tf.transform.rotation.z, tf.transform.rotation.w = qz, qw
             self.tf_pub.publish(TFMessage(transforms=[tf]))
         frame = self.sim.render()[0]
-        self.image_pub.publish(array_to_image(frame, self.encoding, stamp=stamp, frame_id=contract.CAMERA_FRAME,
-                                              msg=self.image))
+        self.image_pub.publish(
+            array_to_image(frame, self.encoding, stamp=stamp, frame_id=contract.CAMERA_FRAME, msg=self.image)
+        )
         if self.info_pub.get_subscription_count():
             self.camera_info.header.stamp = stamp
             self.info_pub.publish(self.camera_info)
