@@ -62,3 +62,11 @@ def simulators(tmp_path):
         if not sim.log.closed:
             sim.interrupt()
         assert not sim.group_alive(), "a simulator process was left behind"
+
+
+@pytest.fixture(scope="module")
+def car():
+    """The CarSpec read from the shipped URDF (test modules may define their own `car`)."""
+    from deepracer_rl.car import CarSpec
+
+    return CarSpec.from_urdf()
