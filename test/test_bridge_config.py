@@ -1,0 +1,108 @@
+"""The ros_gz_bridge configuration (config/ros_gz_bridge.yaml) is the topic contract.
+
+Its ROS topics are the contract's (all but /initialpose, which gz_control serves), with the
+contract's message types; each entry is a ROS/gz type pair the Jazzy bridge supports, with
+only the keys it reads and the right direction; its gz topics are the ones Gazebo publishes
+or subscribes to. The contract here is also compared with DESIGN.md's when that is found.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+import yaml
+from gazebo_helpers import BRIDGE_YAML, REPO, gz_topic, plugin, urdf_root, value
+
+from deepracer_rl.car import CAMERA_LINK
+
+# The topic contract of DESIGN.md ("Topic contract" table): name -> ROS type.
+CONTRACT = {
+    "/camera/image_raw": "sensor_msgs/msg/Image",
+    "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
+    "/odom": "nav_msgs/msg/Odometry",
+    "/cmd_vel": "geometry_msgs/msg/Twist",
+    "/clock": "rosgraph_msgs/msg/Clock",
+    "/initialpose": "geometry_msgs/msg/PoseWithCovarianceStamped",
+}
+
+# ROS <-> gz message pairs the Jazzy bridge supports (ros_gz_bridge README, jazzy branch),
+# for the types of the contract; and the YAML keys it reads (src/bridge_config.cpp).
+BRIDGE_PAIRS = {
+    ("rosgraph_msgs/msg/Clock", "gz.msgs.Clock"),
+    ("sensor_msgs/msg/Image", "gz.msgs.Image"),
+    ("sensor_msgs/msg/CameraInfo", "gz.msgs.CameraInfo"),
+    ("nav_msgs/msg/Odometry", "gz.msgs.Odometry"),
+    ("nav_msgs/msg/Odometry", "gz.msgs.OdometryWithCovariance"),
+    ("geometry_msgs/msg/Twist", "gz.msgs.Twist"),
+    ("geometry_msgs/msg/TwistStamped", "gz.msgs.Twist"),
+    ("geometry_msgs/msg/PoseStamped", "gz.msgs.Pose"),
+}
+BRIDGE_KEYS = {
+    "topic_name",
+    "ros_topic_name",
+    "gz_topic_name",
+    "ros_type_name",
+    "gz_type_name",
+    "direction",
+    "publisher_queue",
+    "subscriber_queue",
+    "lazy",
+}
+BRIDGE_DIRECTIONS = {"BIDIRECTIONAL", "GZ_TO_ROS", "ROS_TO_GZ"}
+
+
+def design_contract() -> dict[str, str] | None:
+    """The topic table of DESIGN.md when the shared folder sits beside the repository."""
+    for design in (REPO.parent / "shared" / "DESIGN.md", REPO / "DESIGN.md"):
+        if design.is_file():
+            text = design.read_text()
+            section = text.split("## Topic contract", 1)[1].split("\n## ", 1)[0]
+            rows = re.findall(r"^\| `(/[^`]+)` \| ([\w/]+) \|", section, re.M)
+            return {name: kind.replace("/", "/msg/") for name, kind in rows}
+    return None
+
+
+def test_the_contract_here_is_the_design_contract():
+    contract = design_contract()
+    if contract is None:
+        pytest.skip("DESIGN.md is not beside the repository")
+    assert contract == CONTRACT
+
+
+def test_bridge_topics_are_the_contract_except_initialpose():
+    from deepracer_rl.ros.contract import INITIALPOSE
+
+    entries = yaml.safe_load(BRIDGE_YAML.read_text())
+    ros_topics = [e["ros_topic_name"] for e in entries]
+    assert len(ros_topics) == len(set(ros_topics))
+    assert set(ros_topics) | {INITIALPOSE} == set(CONTRACT)
+    assert INITIALPOSE not in ros_topics  # gz_control serves it through set_pose
+
+
+def test_bridge_entries_are_valid_ros_gz_pairs_in_the_right_direction():
+    for e in yaml.safe_load(BRIDGE_YAML.read_text()):
+        assert set(e) <= BRIDGE_KEYS, set(e) - BRIDGE_KEYS
+        assert e["ros_type_name"] == CONTRACT[e["ros_topic_name"]]
+        assert (e["ros_type_name"], e["gz_type_name"]) in BRIDGE_PAIRS
+        assert e["direction"] in BRIDGE_DIRECTIONS
+        expected = "ROS_TO_GZ" if e["ros_topic_name"] == "/cmd_vel" else "GZ_TO_ROS"
+        assert e["direction"] == expected, e
+        package, kind, name = e["ros_type_name"].split("/")
+        assert kind == "msg" and hasattr(importlib.import_module(f"{package}.msg"), name)
+
+
+def test_bridge_gz_topics_are_the_ones_gazebo_publishes():
+    root = urdf_root()
+    sensor = root.find(f"gazebo[@reference='{CAMERA_LINK}']/sensor[@type='camera']")
+    published = {
+        gz_topic(value(sensor, "topic")),
+        gz_topic(value(sensor.find("camera"), "camera_info_topic")),
+        gz_topic(value(plugin(root, "gz-sim-odometry-publisher-system"), "odom_topic")),
+        "/clock",  # gz-sim's SimulationRunner publishes the clock on /clock
+    }
+    subscribed = {gz_topic(value(plugin(root, "gz-sim-ackermann-steering-system"), "topic"))}
+    for e in yaml.safe_load(BRIDGE_YAML.read_text()):
+        pool = subscribed if e["direction"] == "ROS_TO_GZ" else published
+        assert e["gz_topic_name"] in pool, e
