@@ -110,7 +110,7 @@ class CarSpec:
         every movable joint at zero; raises CarModelError on anything missing or invalid.
         """
         path = Path(default_urdf_path() if path is None else path)
-        return _UrdfReader(path).car_spec()
+        return UrdfReader(path).car_spec()
 
 
 def default_urdf_path() -> Path:
@@ -145,8 +145,13 @@ def _transform(xyz: np.ndarray, rpy: np.ndarray) -> np.ndarray:
 # ---- the reader ----------------------------------------------------------------------------
 
 
-class _UrdfReader:
-    """Parses one URDF file; every error message starts with the file path."""
+class UrdfReader:
+    """Reads one URDF file: its links, its joints and the link poses composed from base_link.
+
+    From them it derives the car's figures (wheels, steering limit, mass, camera, chassis
+    extent) that `car_spec()` gathers into a CarSpec; gazebo_tags uses `joint_links` and
+    `link_pose` too. Errors are CarModelError whose message starts with the file path.
+    """
 
     def __init__(self, path: Path):
         self.path = path

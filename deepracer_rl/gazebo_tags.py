@@ -22,7 +22,7 @@ from .car import (
     REAR_WHEEL_JOINTS,
     STEERING_JOINTS,
     CarSpec,
-    _UrdfReader,
+    UrdfReader,
     default_urdf_path,
 )
 from .sim import Dynamics
@@ -70,7 +70,7 @@ def ackermann_params(urdf: str | Path | None = None) -> AckermannParams:
     """
     path = Path(default_urdf_path() if urdf is None else urdf)
     car = CarSpec.from_urdf(path)
-    reader = _UrdfReader(path)
+    reader = UrdfReader(path)
     hinges = [reader.link_pose(reader.joint_links(j)[1])[:3, 3] for j in STEERING_JOINTS]
     if not math.tan(car.max_steer) < 1.0:
         raise ValueError(f"{path}: steering limit {car.max_steer} rad must be below 45 deg for the plugin")
