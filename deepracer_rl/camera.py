@@ -6,7 +6,9 @@ Per camera geometry the renderer precomputes that homography in the car frame, s
 into horizontal bands that sample a mip level (and extra rows) matching the pixel's
 ground footprint, so far rows are anti-aliased; per car and frame it only composes the
 pose and calls `cv2.warpPerspective` per band. Beyond the floor mat, beyond `far` and
-above the horizon the camera sees walls and sky (a gradient by elevation).
+above the horizon the camera sees walls and sky (a gradient by elevation). Upright boxes
+standing on the floor (`Box`: obstacles, other cars) are drawn over that as shaded convex
+polygons, projected with the same camera, farthest first.
 
 Pixel convention: `CameraSpec.intrinsics` give the principal point as the image centre
 (width / 2, height / 2); here that is read with pixel i covering [i, i + 1), so renders at
@@ -275,6 +277,8 @@ class _View:
     background: np.ndarray  # (H, W) or (H, W, 3) uint8
     strips: tuple[_Strip, ...]
     horizon: float  # continuous row of the horizon (pixel i covers [i, i + 1))
+    z: float  # metres, camera height above the ground (episode jitter included)
+    pitch: float  # radians down (episode jitter included); objects are projected with z and pitch
 
     levels: np.ndarray = field(init=False)  # (B,) mip level of every band, in strip order
     homographies: np.ndarray = field(init=False)  # (B, 3, 3) of every band
@@ -358,7 +362,7 @@ def _make_view(
             bg = np.ascontiguousarray(np.repeat(background[v0:v1], k, axis=0)) if k > 1 else None
             strips.append(_Strip(v0, v1, k, tuple(bands), bg))
     horizon = cy - fy * math.tan(pitch)
-    return _View(background, tuple(strips), horizon)
+    return _View(background, tuple(strips), horizon, z, pitch)
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int]]:
@@ -451,6 +455,109 @@ def _random_mat(rng: np.random.Generator, shape: tuple[int, int], resolution: fl
     return base + grain * np.float32(rng.uniform(5, 25))
 
 
+# ---- objects standing on the ground ---------------------------------------------------------
+
+BOX_RGB = (200, 60, 40)  # default colour of a Box
+# Face shading (times the box colour) so that edges show even in grayscale: the top is lit,
+# the ends (across the length) a bit darker, the long sides darker still.
+TOP_SHADE, END_SHADE, SIDE_SHADE = 1.0, 0.8, 0.62
+
+
+@dataclass(frozen=True)
+class Box:
+    """An upright box standing on the ground, seen by the camera (an obstacle, another car).
+
+    x, y: centre of its footprint in metres, track (world) frame; yaw: radians from +x to its
+    length axis (counter-clockwise); length (along yaw), width (across) and height (from the
+    ground up) in metres; colour: RGB 0..255, shaded per face when drawn.
+    """
+
+    x: float
+    y: float
+    yaw: float = 0.0
+    length: float = 0.2
+    width: float = 0.2
+    height: float = 0.2
+    colour: tuple[int, int, int] = BOX_RGB
+
+    def __post_init__(self) -> None:
+        for name in ("x", "y", "yaw", "length", "width", "height"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value) or (name in ("length", "width", "height") and value <= 0):
+                raise ValueError(f"Box.{name} must be finite (and > 0 for sizes), got {value}")
+            object.__setattr__(self, name, value)
+        colour = tuple(int(c) for c in self.colour)
+        if len(colour) != 3 or not all(0 <= c <= 255 for c in colour):
+            raise ValueError(f"Box.colour must be 3 integers in 0..255 (RGB), got {self.colour}")
+        object.__setattr__(self, "colour", colour)
+
+    def corners(self) -> np.ndarray:
+        """(8, 3) corners in the world frame (metres): bottom ring, then top ring (see _FACES)."""
+        return _box_corners(np.array([[self.x, self.y, self.yaw, self.length, self.width, self.height]]))[0]
+
+
+def car_box(pose: Sequence[float], colour: Sequence[int] = BOX_RGB, car: CarSpec | None = None) -> Box:
+    """The box a DeepRacer car fills when its base_link is at `pose` (x, y metres, yaw rad, world).
+
+    Length and width are the URDF's (`CarSpec`, default the package's car); the body is
+    centred half a wheelbase ahead of base_link (the rear axle), as in `render_topdown`.
+    CarSpec has no overall height: the camera sits on top of the car, so the camera's height
+    above the ground stands in for it.
+    """
+    car = _car_spec() if car is None else car
+    x, y, yaw = (float(v) for v in pose)
+    ahead = car.wheelbase / 2
+    return Box(
+        x + ahead * math.cos(yaw),
+        y + ahead * math.sin(yaw),
+        yaw,
+        car.length,
+        car.width,
+        car.camera.z,
+        tuple(colour),
+    )
+
+
+# Corner k of a box: footprint corner k % 4 at (-,-), (+,-), (+,+), (-,+) half length, half
+# width from its centre (box frame), on the ground for k < 4 and at the top for k >= 4.
+_CORNER_SIGNS = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]] * 2, dtype=np.float64) / 2
+# Faces drawn (the bottom lies on the ground) as corner indices: front (+length), back,
+# right (-width), left, top; and their shades.
+_FACES = np.array([[1, 2, 6, 5], [3, 0, 4, 7], [0, 1, 5, 4], [2, 3, 7, 6], [4, 5, 6, 7]])
+_FACE_SHADES = np.array([END_SHADE, END_SHADE, SIDE_SHADE, SIDE_SHADE, TOP_SHADE], dtype=np.float32)
+_MAX_FIXED = 1 << 28  # cv2 drawing coordinates (with _DRAW_SHIFT bits) are kept within int32
+
+
+def _box_corners(params: np.ndarray) -> np.ndarray:
+    """(B, 8, 3) world corners of boxes given as (B, 6) rows x, y, yaw, length, width, height."""
+    c, s = np.cos(params[:, 2:3]), np.sin(params[:, 2:3])
+    along = _CORNER_SIGNS[:, 0] * params[:, 3:4]  # (B, 8)
+    across = _CORNER_SIGNS[:, 1] * params[:, 4:5]
+    corners = np.empty((len(params), 8, 3))
+    corners[..., 0] = params[:, 0:1] + c * along - s * across
+    corners[..., 1] = params[:, 1:2] + s * along + c * across
+    corners[:, :4, 2] = 0.0
+    corners[:, 4:, 2] = params[:, 5:6]
+    return corners
+
+
+def _clip_depth(poly: np.ndarray, near: float, far: float) -> np.ndarray:
+    """Convex polygon (K, 3) in camera (depth, right, down) clipped to near <= depth <= far."""
+    for sign, limit in ((1.0, near), (-1.0, -far)):
+        if len(poly) == 0:
+            break
+        inside = sign * poly[:, 0] - limit  # >= 0 on the kept side of the plane
+        out = []
+        for k in range(len(poly)):
+            p, q, dp, dq = poly[k - 1], poly[k], inside[k - 1], inside[k]
+            if (dp >= 0) != (dq >= 0):
+                out.append(p + (q - p) * (dp / (dp - dq)))
+            if dq >= 0:
+                out.append(q)
+        poly = np.array(out).reshape(-1, 3)
+    return poly
+
+
 @dataclass(frozen=True, eq=False)
 class _Scene:
     """One scene variant: texture mip levels (gray or RGB) and the colour gain they carry."""
@@ -477,7 +584,8 @@ class CameraRenderer:
     Car i (row i of the poses) keeps its own episode randomisation and random stream,
     derived from `seed` and i: for one seed and call sequence the frames are identical.
     The camera's `far` clip removes ground rows further ahead than it; `near` is not
-    modelled (the nearest ground in view is some 0.15 m ahead of the DeepRacer camera).
+    modelled for the ground (the nearest ground in view is some 0.15 m ahead of the
+    DeepRacer camera). Boxes passed to `render` are clipped to near..far depth.
     """
 
     def __init__(
@@ -581,10 +689,15 @@ class CameraRenderer:
         return self._make_view(dz, dpitch, scene.gains), scene
 
     # ---- rendering --------------------------------------------------------------------
-    def render(self, poses: np.ndarray, indices: Sequence[int] | None = None) -> np.ndarray:
+    def render(
+        self, poses: np.ndarray, indices: Sequence[int] | None = None, objects: Sequence[Box] | None = None
+    ) -> np.ndarray:
         """poses (N,3) x, y, yaw -> (N,H,W) uint8 if grayscale else (N,H,W,3) uint8 RGB.
 
         Row i of `poses` is car `indices[i]` (default: car i): its randomisation and stream.
+        `objects`: boxes standing on the track, the same for every car, drawn over ground and
+        background before the per-frame jitter (see `_object_draws`); a box whose footprint
+        holds the camera is that car's own and is skipped. None or empty costs nothing.
         """
         poses = np.asarray(poses, dtype=np.float64)
         if poses.ndim != 2 or poses.shape[1] != 3:
@@ -612,6 +725,7 @@ class CameraRenderer:
             m = self._level_maps[view.levels][None] @ pose[idx][:, None] @ view.homographies[None]
             for i, mi in zip(idx, m):
                 mats[i] = mi
+        draws = self._object_draws(poses, cars, objects) if objects is not None and len(objects) else None
         w = self.width
         for i, car in enumerate(cars):
             frame = out[i]
@@ -631,9 +745,130 @@ class CameraRenderer:
                     )
                 if strip.sub > 1:
                     cv2.resize(buf, (w, strip.v1 - strip.v0), dst=rows, interpolation=cv2.INTER_AREA)
+            if draws is not None:
+                polygons, colours, ends = draws
+                for k in range(ends[i], ends[i + 1]):
+                    if polygons[k] is not None:
+                        cv2.fillConvexPoly(frame, polygons[k], colours[k], cv2.LINE_8, _DRAW_SHIFT)
             if self._per_frame:
                 self._jitter(frame, car.rng)
         return out
+
+    def _object_draws(
+        self, poses: np.ndarray, cars: list[_Car], objects: Sequence[Box]
+    ) -> tuple[list[np.ndarray | None], list, list[int]]:
+        """The faces of `objects` each car sees, in drawing order: polygons, colours, ends.
+
+        Car i fills faces ends[i]..ends[i + 1] - 1: polygons[k] in int32 cv2 coordinates
+        (_DRAW_SHIFT fractional bits; None if clipping left nothing), colours[k] gray or RGB.
+        Each car's camera (its view's height and pitch, the pinhole of the ground code) sees
+        a box's faces that point toward it (back faces culled), farthest box first (painter's
+        order by the distance from the camera to the box centre), each face clipped to the
+        camera's near..far depth. Boxes wholly outside the view frustum, and a box whose
+        footprint holds the camera (the car's own), give nothing. Projection and culling are
+        NumPy over cars x boxes; only the faces to draw are looped over.
+        """
+        n = len(poses)
+        params = np.array([(b.x, b.y, b.yaw, b.length, b.width, b.height) for b in objects], dtype=np.float64)
+        rgb = np.array([b.colour for b in objects], dtype=np.float32)
+        corners = _box_corners(params)  # (B, 8, 3) world
+        fx, fy, cx, cy = self.camera.intrinsics(self.width, self.height)
+        near, far = self.camera.near, self.camera.far
+        z = np.array([car.view.z for car in cars])
+        pitch = np.array([car.view.pitch for car in cars])
+        c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
+        sp, cp = np.sin(pitch), np.cos(pitch)
+        zero = np.zeros(n)
+        cam = np.stack(
+            [
+                poses[:, 0] + c * self.camera.x - s * self.camera.y,
+                poses[:, 1] + s * self.camera.x + c * self.camera.y,
+                z,
+            ],
+            axis=1,
+        )  # (N, 3) optical centre in the world
+        # Rows: unit depth (optical axis), right and down axes of each camera in the world.
+        axes = np.stack(
+            [
+                np.stack([cp * c, cp * s, -sp], axis=1),
+                np.stack([s, -c, zero], axis=1),
+                np.stack([-sp * c, -sp * s, -cp], axis=1),
+            ],
+            axis=1,
+        )  # (N, 3, 3)
+        rel = corners[None] - cam[:, None, None]  # (N, B, 8, 3)
+        q = rel @ axes[:, None].transpose(0, 1, 3, 2)  # (N, B, 8, 3) depth, right, down
+        d, r, dn = q[..., 0], q[..., 1], q[..., 2]
+        # Outside the frustum: all corners beyond one of its planes (image edges, near, far).
+        u, v = fx * r + cx * d, fy * dn + cy * d  # u / d, v / d: continuous pixel coordinates
+        outside = (
+            np.all(d < near, axis=2)
+            | np.all(d > far, axis=2)
+            | np.all(u < 0, axis=2)
+            | np.all(u > self.width * d, axis=2)
+            | np.all(v < 0, axis=2)
+            | np.all(v > self.height * d, axis=2)
+        )  # (N, B)
+        # The camera in each box's frame (forward along its length, left, up) decides which faces
+        # point toward it (back-face culling, in _FACES order) and whether it is inside (own box).
+        bc, bs = np.cos(params[:, 2]), np.sin(params[:, 2])
+        dx, dy = cam[:, None, 0] - params[:, 0], cam[:, None, 1] - params[:, 1]  # (N, B)
+        along, across = bc * dx + bs * dy, bc * dy - bs * dx
+        half_l, half_w = params[:, 3] / 2, params[:, 4] / 2
+        facing = np.stack(
+            [along > half_l, along < -half_l, across < -half_w, across > half_w, cam[:, 2:] > params[:, 5]], axis=2
+        )  # (N, B, 5)
+        own = (np.abs(along) <= half_l) & (np.abs(across) <= half_w)
+        draw = facing & ~(outside | own)[..., None]  # (N, B, 5)
+        order = np.argsort(-np.hypot(dx, dy), axis=1, kind="stable")  # farthest first
+        cars_i, ranks, faces = np.nonzero(draw[np.arange(n)[:, None], order])  # car-major, then by rank
+        ends = [0] + np.cumsum(np.bincount(cars_i, minlength=n)).tolist()
+        if len(cars_i) == 0:
+            return [], [], ends
+        boxes = order[cars_i, ranks]
+        poly = q[cars_i[:, None], boxes[:, None], _FACES[faces]]  # (K, 4, 3)
+        depth = poly[..., 0]
+        clip = np.flatnonzero(np.any((depth < near) | (depth > far), axis=1)).tolist()
+        if clip:  # projected after clipping, below
+            poly[clip, :, 0] = 1.0
+        polygons: list[np.ndarray | None] = list(self._to_fixed(poly, fx, fy, cx, cy))
+        for k in clip:
+            clipped = _clip_depth(q[cars_i[k], boxes[k], _FACES[faces[k]]], near, far)
+            polygons[k] = self._to_fixed(clipped, fx, fy, cx, cy) if len(clipped) >= 3 else None
+        scenes: dict[int, int] = {}
+        gains = []
+        for car in cars:
+            if id(car.scene) not in scenes:
+                scenes[id(car.scene)] = len(gains)
+                gains.append(car.scene.gains)
+        table = self._face_colours(rgb, gains)
+        scene_of = np.array([scenes[id(car.scene)] for car in cars])
+        return polygons, table[scene_of[cars_i], boxes, faces].tolist(), ends
+
+    @staticmethod
+    def _to_fixed(points: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+        """Camera (depth, right, down) points (..., 3) -> int32 cv2 drawing coordinates (..., 2).
+
+        Continuous pixel u = cx + fx right / depth (pixel i covers [i, i + 1)), as the ground
+        homography; cv2 puts pixel centres on integers, so u - 0.5, with _DRAW_SHIFT bits.
+        """
+        depth = points[..., 0]
+        uv = np.stack([cx + fx * points[..., 1] / depth, cy + fy * points[..., 2] / depth], axis=-1)
+        fixed = np.round((uv - 0.5) * (1 << _DRAW_SHIFT))
+        return np.clip(fixed, -_MAX_FIXED, _MAX_FIXED).astype(np.int32)
+
+    def _face_colours(self, rgb: np.ndarray, gains: list[np.ndarray | None]) -> np.ndarray:
+        """Fill colours (S, B, 5) gray or (S, B, 5, 3) RGB uint8 of boxes (B, 3) RGB per scene.
+
+        The box colour shaded per face, times each scene's colour gains (None = 1), rounded,
+        then converted to gray like the ground texture (`_levels`: cv2 RGB2GRAY).
+        """
+        shaded = rgb[None, :, None, :] * _FACE_SHADES[None, None, :, None]  # (1, B, 5, 3)
+        ones = np.ones(3, np.float32)
+        colour = _to_uint8(shaded * np.stack([ones if g is None else g for g in gains])[:, None, None, :])
+        if not self.grayscale:
+            return colour
+        return cv2.cvtColor(colour.reshape(-1, 1, 3), cv2.COLOR_RGB2GRAY).reshape(colour.shape[:3])
 
     def _jitter(self, frame: np.ndarray, rng: np.random.Generator) -> None:
         """Per-frame brightness/contrast (one LUT), blur and noise, in place."""
