@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 
 from deepracer_rl.camera import CameraRenderer  # noqa: E402
 from deepracer_rl.car import CarSpec  # noqa: E402
-from deepracer_rl.policy import OnnxPolicy, observation_from_image  # noqa: E402
+from deepracer_rl.observation import observation_from_image  # noqa: E402
+from deepracer_rl.policy import OnnxPolicy  # noqa: E402
 from deepracer_rl.track import Track  # noqa: E402
 
 TARGET_P99_MS = 10.0
@@ -44,8 +45,10 @@ TARGET_P99_MS = 10.0
 
 def untrained_export(out: Path) -> Path:
     """Export a freshly built PPO policy of the default training config."""
+    from deepracer_rl.algorithms import build_model
+    from deepracer_rl.config import TrainConfig
     from deepracer_rl.export import export_policy
-    from deepracer_rl.train import TrainConfig, build_model, make_env, prepare_run
+    from deepracer_rl.train import make_env, prepare_run
 
     config = prepare_run(TrainConfig(n_envs=1, torch_threads=1), out / "run", resume=False)
     env = make_env(config, out / "run")

@@ -26,7 +26,8 @@ import time
 
 import numpy as np
 
-from deepracer_rl.env import ObservationSpec, RaceEnv
+from deepracer_rl.env import RaceEnv
+from deepracer_rl.observation import ObservationSpec
 
 TARGETS = {"steps_per_s_160": 1000.0, "steps_per_s_640": 100.0}
 SETTINGS = (("steps_per_s_160", 160, 120, "mono8"), ("steps_per_s_640", 640, 480, "rgb8"))

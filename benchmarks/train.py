@@ -16,11 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from deepracer_rl.algorithms import load_model
+from deepracer_rl.config import TrainConfig
 from deepracer_rl.demo import DEMO_REWARD, DEMO_TRACK
-from deepracer_rl.env import RaceCore
-from deepracer_rl.evaluate import baseline_driver, run_laps
+from deepracer_rl.evaluate_runs import evaluate_target
 from deepracer_rl.resources import share_path
-from deepracer_rl.train import BEST, TrainConfig, evaluate_model, load_model, train
+from deepracer_rl.rundir import RunDir
+from deepracer_rl.train import evaluate_model, train
 
 
 def demo_config(seed: int, steps: int, minutes: float, stop_when_lapping: bool) -> TrainConfig:
@@ -46,7 +48,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also train seed 0 for the whole budget")
     args = parser.parse_args()
 
-    baseline = run_laps(RaceCore(track=DEMO_TRACK, n_cars=1, observation=None), baseline_driver(), laps=1)
+    baseline = evaluate_target(None, track=DEMO_TRACK, laps=1, driver="baseline").report
     baseline_lap = baseline.best_lap_s
     print(f"baseline pure-pursuit lap of {DEMO_TRACK}: {baseline_lap:.2f} s")
 
@@ -57,8 +59,8 @@ def main() -> None:
             started = time.time()
             summary = train(demo_config(seed, args.steps, args.minutes, True), out)
             elapsed = (time.time() - started) / 60.0
-            model = load_model(out / BEST)
-            report = evaluate_model(model, TrainConfig.load(out / "config.json"), out, laps=1)
+            run = RunDir(out)
+            report = evaluate_model(load_model(run.model_to_use()), run.load_config(), run, laps=1)
             lapped = report.completed_laps == 1
             rate = summary["timesteps"] / max(1e-9, elapsed * 60.0)
             rates.append(rate)
@@ -73,7 +75,8 @@ def main() -> None:
         if args.full:
             out = Path(tmp) / "full"
             train(demo_config(0, args.steps, args.minutes, False), out)
-            report = evaluate_model(load_model(out / BEST), TrainConfig.load(out / "config.json"), out, laps=3)
+            run = RunDir(out)
+            report = evaluate_model(load_model(run.model_to_use()), run.load_config(), run, laps=3)
             print(f"full budget seed 0: {report.as_dict()}")
             if report.best_lap_s:
                 best_laps.append(report.best_lap_s)

@@ -76,7 +76,7 @@ class ActionSpace:
         extras = {
             "neural_network": str(data.get("neural_network", cls.neural_network)),
             "training_algorithm": str(data.get("training_algorithm", cls.training_algorithm)),
-            "sensor": tuple(data.get("sensor", cls.sensor)),
+            "sensor": _sensor_names(data.get("sensor", list(cls.sensor)), where),
         }
         if kind == "discrete":
             if not isinstance(raw, list) or not raw:
@@ -178,6 +178,16 @@ class ActionSpace:
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(self.to_metadata(), indent=2) + "\n", encoding="utf-8")
+
+
+def _sensor_names(value: Any, where: str) -> tuple[str, ...]:
+    """The "sensor" field: a non-empty list of names (which names are built: `sensors.check_sensor_names`)."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise MetadataError(
+            f"{where}: field 'sensor' must be a non-empty list of sensor names, e.g. [\"FRONT_FACING_CAMERA\"], "
+            f"got {value!r}"
+        )
+    return tuple(value)
 
 
 def _number(entry: dict, key: str, where: str) -> float:

@@ -90,6 +90,11 @@ class CarSpec:
     camera: CameraSpec
     source: str  # path of the URDF it was read from
 
+    @property
+    def control_hz(self) -> float:
+        """Control steps per second of sim time: one per camera frame (the URDF camera's update rate)."""
+        return float(self.camera.rate_hz)
+
     def wheel_contact_points(self) -> np.ndarray:
         """(4, 2) x,y of the tyre contact points in base_link: front-left, front-right, rear-left, rear-right."""
         front, rear = self.front_track / 2.0, self.rear_track / 2.0

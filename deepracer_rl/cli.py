@@ -9,7 +9,11 @@ import os
 import sys
 from pathlib import Path
 
+from .algorithms import ALGORITHMS
+from .backend import available_backends
+from .networks import NETWORKS
 from .reward import RewardFunctionError, validate_reward
+from .rundir import RunError
 from .track import Track, TrackError, available_tracks
 
 
@@ -64,7 +68,7 @@ SEED_ENV_DESTS = frozenset(
     {
         "command",
         "func",
-        "car_defaults",
+        "parser",
         "env_only",
         "env",
         "env_arg",
@@ -89,7 +93,11 @@ def _seed_env(args: argparse.Namespace) -> bool:
     from .envs.compare import env_kind
 
     env_kind(args.env)  # a ValueError listing the known ids
-    given = [dest for dest, default in args.car_defaults.items() if getattr(args, dest) != default]
+    given = [
+        dest
+        for dest, value in vars(args).items()
+        if dest not in SEED_ENV_DESTS and value != args.parser.get_default(dest)
+    ]
     if given:
         options = ", ".join("--" + dest.replace("_", "-") for dest in given)
         raise CliError(f"{options}: for the car only, not with --env {args.env}")
@@ -219,7 +227,6 @@ def cmd_plot_env(args: argparse.Namespace) -> int:
 
 def _add_env_options(p: argparse.ArgumentParser, action: str, *, seed: bool = False, env_arg: bool = False) -> None:
     """--env ID (and friends) on a car subcommand; the car options given with it are refused."""
-    car_defaults = {a.dest: a.default for a in p._actions if a.dest not in SEED_ENV_DESTS | {"help"}}
     group = p.add_argument_group(
         "seed envs",
         "--env ID works on deepracer_rl/Portfolio-v0 or deepracer_rl/AutoScaling-v0 "
@@ -240,24 +247,39 @@ def _add_env_options(p: argparse.ArgumentParser, action: str, *, seed: bool = Fa
             help="env constructor argument, e.g. csv_path=prices.csv (repeatable)",
         )
         env_only.append("env_arg")
-    p.set_defaults(car_defaults=car_defaults, env_only=tuple(env_only))
+    p.set_defaults(parser=p, env_only=tuple(env_only))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if _seed_env(args):
         return cmd_evaluate_env(args)
-    from .evaluate import evaluate_cli
+    from .evaluate_runs import evaluate_target, format_evaluation
 
-    report = evaluate_cli(args)
-    if args.json:
-        print(json.dumps(report))
+    options = {}
+    if args.ros_timeout is not None:
+        if args.backend != "ros":
+            raise CliError("--ros-timeout needs --backend ros")
+        options.update(timeout=args.ros_timeout, connect_timeout=args.ros_timeout)
+    result = evaluate_target(
+        args.model,
+        track=args.track,
+        laps=args.laps,
+        driver=args.driver,
+        backend=args.backend,
+        off_track_penalty=args.off_track_penalty,
+        trajectory_csv=args.trajectory,
+        **options,
+    )
+    print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
     return 0
 
 
 def _config_from_args(args: argparse.Namespace):
-    from .train import TrainConfig
+    from .config import TrainConfig
 
     config = TrainConfig()
+    if args.backend == "ros" and args.n_envs is None:
+        config.n_envs = 1  # one car: the simulator's plain topics
     for field in dataclasses.fields(TrainConfig):
         value = getattr(args, field.name, None)
         if value is not None:
@@ -282,6 +304,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return cmd_train_env(args)
     from .train import TrainingError, train
 
+    if args.steps is not None and args.steps < 1:
+        raise CliError(f"--steps must be at least 1, got {args.steps}")
+    if args.n_envs is not None and not 1 <= args.n_envs <= 256:
+        raise CliError(f"--n-envs must be within 1..256, got {args.n_envs}")
     try:
         summary = train(_config_from_args(args), args.out, resume=args.resume)
     except TrainingError as exc:
@@ -345,8 +371,29 @@ def cmd_sim(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "randomize": args.randomize,
         "stale_command_timeout": args.stale_command_timeout,
+        "cars": args.cars,
     }
     return sim_node.run(args=args.ros_args, overrides=overrides)
+
+
+def _add_backend_options(p: argparse.ArgumentParser, action: str, default: str | None = "inprocess") -> None:
+    """--backend NAME and --ros-timeout SECONDS."""
+    p.add_argument(
+        "--backend",
+        choices=sorted(available_backends()),
+        default=default,
+        help=f"{action} on the in-process simulator (default) or over ROS topics (ros: a simulator behind the "
+        "topic contract, e.g. deepracer-rl sim --lockstep, or Gazebo)",
+    )
+    p.add_argument(
+        "--ros-timeout",
+        dest="ros_timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="--backend ros: stop with an error naming the silent topics when no simulator "
+        "answers within this long (default: 15 s to start answering, then 5 s per step)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -401,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="put the car back on track and add this many seconds instead of ending the lap",
     )
     p.add_argument("--trajectory", default=None, metavar="CSV", help="write the per-step trajectory here")
+    _add_backend_options(p, "drive the laps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", seed=True, env_arg=True)
     p.set_defaults(func=cmd_evaluate)
@@ -416,31 +464,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="model_metadata.json (default: the DeepRacer console's action space)",
     )
-    p.add_argument("--algo", choices=["ppo", "sac"], default=None, help="default: ppo")
+    p.add_argument("--algo", choices=sorted(ALGORITHMS), default=None, help="default: ppo")
     p.add_argument("--steps", type=int, default=None, help="env steps in all (default: 150000)")
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
-    p.add_argument("--n-envs", dest="n_envs", type=int, default=None, help="cars simulated together (default: 8)")
     p.add_argument(
-        "--backend",
-        choices=["inprocess", "ros"],
+        "--n-envs",
+        dest="n_envs",
+        type=int,
         default=None,
-        help="inprocess simulator (default) or ROS topics via the Gym bridge (one car: --n-envs is ignored)",
+        help="cars simulated together (default: 8; 1 with --backend ros, where N > 1 drives the "
+        "simulator's cars /car0../car<N-1>: deepracer-rl sim --cars N)",
     )
-    p.add_argument(
-        "--ros-timeout",
-        dest="ros_timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="--backend ros: stop with an error naming the silent topics when no simulator "
-        "answers within this long (default: 15 s to start answering, then 5 s per step)",
-    )
+    _add_backend_options(p, "train", default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--image-size", default=None, metavar="WxH", help="policy input size (default: 80x60)")
     p.add_argument(
         "--network",
-        choices=["shallow", "deep", "small"],
+        choices=sorted(NETWORKS),
         default=None,
         help="CNN (default: shallow, DeepRacer's three-layer CNN)",
     )
@@ -517,6 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="start noise and domain randomisation seed; -1 draws one")
     p.add_argument("--randomize", action="store_true", help="domain randomisation of the camera images")
     p.add_argument(
+        "--cars",
+        type=int,
+        default=1,
+        help="cars on the track (default: 1); with N > 1 each has the topic contract under /car0../car<N-1>",
+    )
+    p.add_argument(
         "--stale-command-timeout",
         dest="stale_command_timeout",
         type=float,
@@ -547,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CliError, TrackError, RewardFunctionError, ValueError, FileNotFoundError) as exc:
+    except (CliError, TrackError, RewardFunctionError, ValueError, FileNotFoundError, RunError, TimeoutError) as exc:
+        # TimeoutError: a simulator behind a backend that stopped answering (the message names the topics)
         print(f"deepracer-rl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,22 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from .action_space import ActionSpace
+from .algorithms import build_model
 from .baseline import PurePursuitDriver
-from .env import RaceCore
-from .evaluate import LapReport, policy_driver, run_laps
-from .sim import StartRules
-from .train import (
-    BEST,
-    CHECKPOINT,
-    STATE,
-    TrainConfig,
-    _atomic_write_text,
-    build_model,
-    core_kwargs,
-    make_env,
-    prepare_run,
-    save_model_atomic,
-)
+from .config import TrainConfig
+from .episode import StartRules
+from .networks import NETWORKS
+from .race import RaceCore
+from .rundir import RunDir, save_model_atomic, write_atomic
+from .train import evaluate_model, prepare_run, race_kwargs
 
 
 @dataclass
@@ -83,7 +75,7 @@ def _expert(core: RaceCore) -> PurePursuitDriver:
     """The baseline limited to the speeds the action space can command."""
     acts = core.actions
     low = float(acts.actions[:, 1].min()) if acts.kind == "discrete" else acts.speed_range[0]
-    return PurePursuitDriver(core.sim, max_speed=acts.max_speed, min_speed=low)
+    return PurePursuitDriver(core, max_speed=acts.max_speed, min_speed=low)
 
 
 class _Dataset:
@@ -124,12 +116,12 @@ def record(core: RaceCore, config: CloneConfig, rng: np.random.Generator, data: 
         steer = np.where(late, last_steer, steer + offset)
         speed = np.where(late, last_speed, speed)
         last_steer, last_speed = steer, speed
-        result = core.sim.step(steer, speed, render=False)
+        _, statuses, _ = core.drive(steer, speed)
         core.observe(np.arange(n))
-        done = np.flatnonzero([s.done for s in result.status])
+        done = np.flatnonzero([s.done for s in statuses])
         if len(done):
             episodes += len(done)
-            laps += sum(result.status[i].value == "lap_complete" for i in done)
+            laps += sum(statuses[i].value == "lap_complete" for i in done)
             core.reset_cars(done)
     return {"episodes_ended": int(episodes), "laps": int(laps)}
 
@@ -162,28 +154,26 @@ def fit(model, obs: np.ndarray, labels: np.ndarray, config: CloneConfig, rng: np
     return loss_sum
 
 
-def evaluate(model, train_config: TrainConfig, out: Path, laps: int) -> LapReport:
-    core = RaceCore(n_cars=1, start=StartRules(), **core_kwargs(train_config, out))
-    return run_laps(core, policy_driver(model), laps=laps)
-
-
 def clone_baseline(
     train_config: TrainConfig, out: str | Path, config: CloneConfig | None = None, log: Callable[[str], None] = print
 ) -> dict:
     """Clone the baseline into a new run directory `out`; returns a summary with the lap report."""
     import torch
 
+    from .vec_env import RaceVecEnv
+
     config = config or CloneConfig()
-    out = Path(out)
+    run = RunDir(out)
     torch.set_num_threads(train_config.torch_threads)
     torch.manual_seed(config.seed)
-    train_config = prepare_run(train_config, out, resume=False)
-    env = make_env(train_config, out)
-    model = build_model(train_config, env, out)
+    train_config = prepare_run(train_config, run, resume=False)
+    kwargs = race_kwargs(train_config, run)
+    env = RaceVecEnv(n_envs=1, seed=train_config.seed, **kwargs)  # the spaces the policy is built for
+    model = build_model(train_config, env, run.tensorboard)
     env.close()
     rng = np.random.default_rng(config.seed)
     start = StartRules(lateral_noise=0.1, heading_noise=0.2)
-    core = RaceCore(n_cars=config.cars, seed=config.seed, start=start, **core_kwargs(train_config, out))
+    core = RaceCore.create(n_cars=config.cars, seed=config.seed, start=start, **kwargs)
     data = _Dataset()
     started = time.time()
     report = None
@@ -191,20 +181,19 @@ def clone_baseline(
         stats = record(core, config, rng, data, learner=model if round_ else None)
         obs, labels = data.arrays()
         loss = fit(model, obs, labels, config, rng)
-        report = evaluate(model, train_config, out, config.eval_laps)
+        report = evaluate_model(model, train_config, run, laps=config.eval_laps)
         log(
             f"round {round_}: {len(obs)} samples, loss {loss:.3f}, recording {stats}, "
             f"evaluation {report.completed_laps}/{report.laps} laps, progress {report.mean_progress:.1f} % "
             f"({time.time() - started:.0f} s)"
         )
-    save_model_atomic(model, out / BEST)
-    save_model_atomic(model, out / CHECKPOINT)
+    save_model_atomic(model, run.best_model)
+    save_model_atomic(model, run.checkpoint)
     best = [report.mean_progress, report.best_lap_s]
-    state = {"timesteps": 0, "episodes": 0, "iteration": 0, "best": best}
-    _atomic_write_text(out / STATE, json.dumps(state) + "\n")
-    _atomic_write_text(out / "clone.json", json.dumps({"clone": asdict(config), **report.as_dict()}) + "\n")
+    run.save_state({"timesteps": 0, "episodes": 0, "iteration": 0, "best": best})
+    write_atomic(run.path / "clone.json", json.dumps({"clone": asdict(config), **report.as_dict()}) + "\n")
     return {
-        "out": str(out),
+        "out": str(run.path),
         "samples": int(len(data.arrays()[0])),
         "seconds": round(time.time() - started, 1),
         **report.as_dict(),
@@ -223,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="new run directory (the export goes to OUT/export)")
     parser.add_argument("--track", default=TrainConfig.track)
     parser.add_argument("--metadata", help="model_metadata.json (default: the console's action space)")
-    parser.add_argument("--network", default=TrainConfig.network, choices=("shallow", "deep", "small"))
+    parser.add_argument("--network", default=TrainConfig.network, choices=sorted(NETWORKS))
     parser.add_argument("--rounds", type=int, default=CloneConfig.rounds)
     parser.add_argument("--steps", type=int, default=CloneConfig.steps, help="steps per car and round")
     parser.add_argument("--seed", type=int, default=CloneConfig.seed)

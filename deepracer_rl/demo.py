@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 from .resources import share_path
 from .reward import EXAMPLES_DIR
@@ -15,13 +14,16 @@ DEMO_REWARD = EXAMPLES_DIR / "centerline_speed.py"
 
 
 def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 0) -> int:
+    from .algorithms import load_model
+    from .config import TrainConfig
     from .export import export_run
     from .plots import plot_run
-    from .train import BEST, TrainConfig, evaluate_model, load_model, train
+    from .rundir import RunDir
+    from .train import evaluate_model, train
 
-    run = Path(out)
-    if run.exists():
-        shutil.rmtree(run)  # the demo always starts from scratch
+    run = RunDir(out)
+    if run.path.exists():
+        shutil.rmtree(run.path)  # the demo always starts from scratch
     started = time.time()
     config = TrainConfig(
         track=DEMO_TRACK,
@@ -32,17 +34,15 @@ def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 
         max_minutes=minutes,
         stop_when_lapping=False,
     )
-    print(f"[demo] training PPO on {DEMO_TRACK} for up to {minutes:g} min / {steps} steps -> {run}")
-    summary = train(config, run)
+    print(f"[demo] training PPO on {DEMO_TRACK} for up to {minutes:g} min / {steps} steps -> {run.path}")
+    summary = train(config, run.path)
     print(f"[demo] trained {summary['timesteps']} steps, {summary['episodes']} episodes in {summary['minutes']} min")
-    model = load_model(run / BEST)
-    report = evaluate_model(
-        model, TrainConfig.load(run / "config.json"), run, laps=3, trajectory_csv=run / "evaluation" / "trajectory.csv"
-    )
+    model = load_model(run.model_to_use(), algo=config.algo)
+    report = evaluate_model(model, run.load_config(), run, laps=3, trajectory_csv=run.evaluation_trajectory)
     result = report.as_dict()
-    (run / "evaluation" / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
-    export = export_run(run, run / "export")
-    plots = plot_run(run)
+    (run.evaluation_trajectory.parent / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    export = export_run(run.path, run.export_dir)
+    plots = plot_run(run.path)
     print(
         f"[demo] evaluation on {DEMO_TRACK}: {report.completed_laps}/3 laps completed, "
         f"mean progress {report.mean_progress:.1f} %, off track {report.off_track}x"
@@ -51,7 +51,7 @@ def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 
         print(
             f"[demo] lap times s: {', '.join(f'{t:.2f}' for t in report.lap_times_s)} (best {report.best_lap_s:.2f} s)"
         )
-    print(f"[demo] run directory: {run}")
+    print(f"[demo] run directory: {run.path}")
     print(f"[demo] exported policy: {export / 'model.onnx'} + {export / 'model_metadata.json'}")
     for path in plots:
         print(f"[demo] plot: {path}")

@@ -1,8 +1,9 @@
-"""DeepRacer episode rules from poses: progress, wheel contact, params and episode status.
+"""DeepRacer episode rules from poses: where episodes start, progress, wheel contact, params, status.
 
-One `EpisodeJudge` serves N cars. The in-process simulator and the ROS bridge both feed it
-poses (from the simulator state or from /odom), so identical poses give identical params,
-rewards and episode ends whatever simulator is behind them.
+One `EpisodeJudge` serves N cars. `RaceCore` feeds it the poses its simulator backend reports
+(the in-process simulator's state, or /odom over ROS), so identical poses give identical
+params, rewards and episode ends whatever simulator is behind them. `start_pose` is the one
+start schedule. Poses are (x, y, yaw) in the track frame (m, m, rad).
 """
 
 from __future__ import annotations
@@ -44,6 +45,46 @@ class RaceRules:
     max_seconds: float = 180.0  # episode time limit (status time_up)
 
 
+@dataclass(frozen=True)
+class StartRules:
+    """Where episodes start: advancing round the track, optionally alternating direction."""
+
+    advance_fraction: float = 0.05  # each new episode of a car starts this much further on
+    alternate_direction: bool = False  # every other episode drives the track reversed
+    spread_cars: bool = True  # cars start spread evenly round the track
+    lateral_noise: float = 0.0  # m, random offset from the centre line at the start
+    heading_noise: float = 0.0  # rad, random heading offset at the start
+
+
+def start_pose(
+    track: Track,
+    rules: StartRules,
+    episode: int,
+    car: int = 0,
+    n_cars: int = 1,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, bool]:
+    """Start pose (x, y, yaw) of car `car`'s episode number `episode` (from 0) and whether it drives reversed.
+
+    The one start schedule: `RaceCore` resets every backend's cars to these poses. `rng` draws
+    the start noise (if the rules have any).
+    """
+    reverse = bool(rules.alternate_direction and track.closed and episode % 2 == 1)
+    spread = car / n_cars if rules.spread_cars and track.closed else 0.0
+    fraction = (spread + episode * rules.advance_fraction) % 1.0
+    if not track.closed:  # open track: start near the beginning of the route
+        fraction = 0.0
+    direction = track.reversed() if reverse else track
+    (point,), (heading,) = direction.point_at(np.array([fraction * direction.length]))
+    if (rules.lateral_noise or rules.heading_noise) and rng is None:
+        rng = np.random.default_rng()
+    lateral = rng.uniform(-1.0, 1.0) * rules.lateral_noise if rules.lateral_noise else 0.0
+    heading += rng.uniform(-1.0, 1.0) * rules.heading_noise if rules.heading_noise else 0.0
+    normal = np.array([-math.sin(heading), math.cos(heading)])
+    x, y = point + lateral * normal
+    return np.array([x, y, heading]), reverse
+
+
 @dataclass
 class JudgeResult:
     """What the judge says of one step for every car (arrays of shape (N,), params a list)."""
@@ -61,8 +102,8 @@ class EpisodeJudge:
         self,
         track: Track,
         wheel_points: np.ndarray,
-        n_cars: int = 1,
-        control_hz: float = 15.0,
+        n_cars: int,
+        control_hz: float,
         rules: RaceRules | None = None,
     ):
         self.track = track
@@ -198,10 +239,3 @@ def _take(proj: Projection, rows: np.ndarray) -> Projection:
         is_left=proj.is_left[rows],
         arc_length=proj.arc_length[rows],
     )
-
-
-def heading_error(track: Track, poses: np.ndarray) -> np.ndarray:
-    """Signed angle (rad) between each car's yaw and the track direction at its position."""
-    seg = track.project(poses[:, :2]).segment
-    track_yaw = np.radians(track.heading_at(seg))
-    return (poses[:, 2] - track_yaw + math.pi) % (2 * math.pi) - math.pi

@@ -2,13 +2,13 @@
 
 Each lap starts on the start line (waypoint 0). Without an off-track penalty an off-track
 ends the lap; with one (seconds, as in DeepRacer races) the car is put back on the centre
-line where it left and the penalty is added to its lap time.
+line where it left and the penalty is added to its lap time. Laps are driven through
+`RaceCore`, so they work over any backend (in-process, or a simulator behind ROS topics).
 """
 
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .env import RaceCore
 from .episode import EpisodeStatus
+from .race import RaceCore
 
-# A driver maps the race core (its stacked observation; the simulator for scripted
-# drivers) to commands for car 0: (steering degrees, speed m/s), each shape (1,).
+# A driver maps the race core (its stacked observations; the poses for scripted
+# drivers) to commands for its cars: (steering degrees, speed m/s), each shape (1,).
 Driver = Callable[[RaceCore], tuple[np.ndarray, np.ndarray]]
 
 TRAJECTORY_COLUMNS = (
@@ -68,10 +68,6 @@ class LapReport:
             "statuses": self.statuses,
         }
 
-    def rank_key(self) -> tuple[float, float]:
-        """Better runs sort first: more completion, then a faster best lap."""
-        return (-self.mean_progress, self.best_lap_s or math.inf)
-
 
 def policy_driver(model, deterministic: bool = True) -> Driver:
     """A driver from anything with SB3's `predict(obs, deterministic)`."""
@@ -89,7 +85,9 @@ def baseline_driver() -> Driver:
     drivers: dict[int, PurePursuitDriver] = {}
 
     def drive(core: RaceCore) -> tuple[np.ndarray, np.ndarray]:
-        driver = drivers.setdefault(id(core.sim), PurePursuitDriver(core.sim))
+        driver = drivers.get(id(core))
+        if driver is None or driver.core is not core:
+            driver = drivers[id(core)] = PurePursuitDriver(core)
         return driver.act()
 
     return drive
@@ -107,7 +105,7 @@ def run_laps(
     if core.n != 1:
         raise ValueError("evaluation drives one car")
     report = LapReport(laps=laps)
-    sim = core.sim
+    judge = core.judge
     writer = None
     handle = None
     if trajectory_csv is not None:
@@ -119,14 +117,13 @@ def run_laps(
         for lap in range(laps):
             (point,), (heading,) = core.track.point_at(np.array([0.0]))
             core.reset_cars(np.array([0]), pose=np.array([point[0], point[1], heading]), reverse=False)
+            started = core.backend.states().sim_time
             penalty = 0.0
             status = EpisodeStatus.IN_PROGRESS
-            for _ in range(int(max_seconds * sim.control_hz)):
+            for _ in range(int(max_seconds * core.control_hz)):
                 steer, speed = driver(core)
-                result = sim.step(steer, speed, render=False)
-                params = result.judge.params[0]
-                status = result.status[0]
-                reward = core.reward_fn(params)
+                rewards, statuses, all_params = core.drive(steer, speed)
+                params, status, reward = all_params[0], statuses[0], float(rewards[0])
                 if writer is not None:
                     writer.writerow(
                         [
@@ -148,59 +145,19 @@ def run_laps(
                     report.off_track += 1
                     if off_track_penalty is not None:
                         penalty += off_track_penalty
-                        _put_back_on_track(core)
+                        core.put_back_on_track(0)
                         status = EpisodeStatus.IN_PROGRESS
                 if status.done:
                     break
                 core.observe(np.array([0]))
-            progress = float(min(100.0, sim.judge.best[0] / sim.judge.lap_length[0] * 100.0))
+            progress = float(min(100.0, judge.best[0] / judge.lap_length[0] * 100.0))
             report.progress.append(progress)
             report.statuses.append(status.value)
             if status is EpisodeStatus.LAP_COMPLETE:
                 report.completed_laps += 1
-                report.lap_times_s.append(float(sim.judge.steps[0] * sim.dt + penalty))
+                # Sim time, not steps x period: a real-time simulator over ROS may tick between steps.
+                report.lap_times_s.append(float(core.backend.states().sim_time - started + penalty))
     finally:
         if handle is not None:
             handle.close()
     return report
-
-
-def _put_back_on_track(core: RaceCore) -> None:
-    """Place car 0 on the centre line where it left the track, facing along it, stopped."""
-    sim = core.sim
-    direction = sim.judge.direction_track(0)
-    arc = direction.project(sim.state.pose[:1, :2]).arc_length
-    (point,), (heading,) = direction.point_at(arc)
-    sim.state.pose[0] = (point[0], point[1], heading)
-    sim.state.speed[0] = 0.0
-    sim.state.steer[0] = 0.0
-    sim.judge.last_arc[0] = core.track.project(point[None]).arc_length[0]
-
-
-def evaluate_cli(args) -> dict:
-    """`deepracer-rl evaluate`: the baseline driver now; trained models via `load_driver`."""
-    track = args.track or "reinvent_base"
-    if args.driver == "baseline":
-        core = RaceCore(track=track, n_cars=1, observation=None)
-        core.sim.renderer = None  # the scripted driver reads the pose, not the camera
-        driver = baseline_driver()
-        label = "baseline"
-    else:
-        if not args.model:
-            raise ValueError("give RUN_OR_MODEL (a run directory, model .zip or export dir), or --driver baseline")
-        from .policy import load_for_evaluation
-
-        core, driver, label = load_for_evaluation(args.model, args.track)
-    report = run_laps(core, driver, args.laps, args.off_track_penalty, trajectory_csv=args.trajectory)
-    result = report.as_dict()
-    if not args.json:
-        print(
-            f"{label} on {core.track.name}: {report.completed_laps}/{report.laps} laps completed, "
-            f"mean progress {report.mean_progress:.1f} %, off track {report.off_track}x"
-        )
-        for i, (status, progress) in enumerate(zip(report.statuses, report.progress)):
-            print(f"  lap {i + 1}: {status:<13} progress {progress:6.1f} %")
-        if report.lap_times_s:
-            times = ", ".join(f"{t:.2f}" for t in report.lap_times_s)
-            print(f"  lap times s: {times} (best {report.best_lap_s:.2f})")
-    return result

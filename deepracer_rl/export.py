@@ -3,14 +3,13 @@
 The ONNX graph takes float32 frames (N, C, H, W) with values 0..255, exactly the env's
 observation, and outputs `action`: per-action probabilities for a discrete space, or the
 deterministic (steering, speed) in [-1, 1] for a continuous one. The preprocessing that
-makes those frames from a camera image is `policy.observation_from_image`, described in
+makes those frames from a camera image is `observation.observation_from_image`, described in
 the metadata's `observation` field, so the inference node feeds the network what it saw in
 training.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
@@ -19,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from .action_space import ActionSpace
-from .env import ObservationSpec
-
-ONNX_NAME = "model.onnx"
-METADATA_NAME = "model_metadata.json"
-CHECKSUMS_NAME = "SHA256SUMS"
+from .algorithms import load_model
+from .networks import DEEPRACER_NETWORK_NAMES
+from .observation import ObservationSpec
+from .policy import CHECKSUMS_NAME, METADATA_NAME, ONNX_NAME, sha256
+from .rundir import find_run
+from .sensors import sensors_for
 
 
 def policy_module(model):
@@ -52,10 +52,17 @@ def policy_module(model):
     return ExportedPolicy().eval()
 
 
-def export_policy(model, observation: ObservationSpec, actions: ActionSpace, out_dir: str | os.PathLike) -> Path:
-    """Write model.onnx, model_metadata.json and SHA256SUMS into out_dir."""
+def export_policy(
+    model, observation: ObservationSpec, actions: ActionSpace, out_dir: str | os.PathLike, network: str | None = None
+) -> Path:
+    """Write model.onnx, model_metadata.json and SHA256SUMS into out_dir.
+
+    The ONNX input is named after the sensor (`sensors.Sensor.input_name`); `network` (a name
+    of `networks.NETWORKS`) sets the metadata's DeepRacer `neural_network`.
+    """
     import torch
 
+    (sensor,) = sensors_for(actions.sensor)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     module = policy_module(model)
@@ -67,42 +74,28 @@ def export_policy(model, observation: ObservationSpec, actions: ActionSpace, out
             module,
             (dummy,),
             str(tmp),
-            input_names=["observation"],
+            input_names=[sensor.input_name],
             output_names=["action"],
-            dynamic_axes={"observation": {0: "batch"}, "action": {0: "batch"}},
+            dynamic_axes={sensor.input_name: {0: "batch"}, "action": {0: "batch"}},
             opset_version=17,
             dynamo=False,
         )
     os.replace(tmp, out / ONNX_NAME)
     metadata = actions.to_metadata()
+    if network is not None:
+        metadata["neural_network"] = DEEPRACER_NETWORK_NAMES[network]
     metadata["observation"] = {
         "width": observation.width,
         "height": observation.height,
         "grayscale": observation.grayscale,
         "frame_stack": observation.frame_stack,
-        "input": "float32 NCHW, 0..255, from policy.observation_from_image",
+        "input": "float32 NCHW, 0..255, from observation.observation_from_image",
         "output": "probabilities per action" if actions.kind == "discrete" else "steering, speed in [-1, 1]",
     }
     (out / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    sums = "".join(f"{_sha256(out / name)}  {name}\n" for name in (ONNX_NAME, METADATA_NAME))
+    sums = "".join(f"{sha256(out / name)}  {name}\n" for name in (ONNX_NAME, METADATA_NAME))
     (out / CHECKSUMS_NAME).write_text(sums, encoding="utf-8")
     return out
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def verify_checksums(export_dir: str | os.PathLike) -> None:
-    """Raise ValueError naming the file whose content does not match SHA256SUMS."""
-    root = Path(export_dir)
-    sums = root / CHECKSUMS_NAME
-    if not sums.exists():
-        return
-    for line in sums.read_text(encoding="utf-8").splitlines():
-        digest, name = line.split(None, 1)
-        if _sha256(root / name.strip()) != digest:
-            raise ValueError(f"{root / name.strip()}: checksum mismatch with {sums} (file changed or corrupt)")
 
 
 def torch_outputs(model, frames: np.ndarray) -> np.ndarray:
@@ -121,17 +114,9 @@ def torch_outputs(model, frames: np.ndarray) -> np.ndarray:
 
 
 def export_run(run_or_model: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
-    """Export a run's best model (or a given model .zip of a run) to out_dir (RUN/export)."""
-    from .train import BEST, CHECKPOINT, TrainConfig, load_model
-
-    path = Path(run_or_model)
-    run = path if path.is_dir() else path.parent
-    if not (run / "config.json").exists():
-        raise FileNotFoundError(f"{run}: no config.json (expected a run directory of deepracer-rl train)")
-    if path.is_dir():
-        path = run / BEST if (run / BEST).exists() else run / CHECKPOINT
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no model to export (has the run saved a checkpoint?)")
-    config = TrainConfig.load(run / "config.json")
-    actions = ActionSpace.load(run / METADATA_NAME)
-    return export_policy(load_model(path), config.observation(), actions, out_dir or run / "export")
+    """Export a run's best model (or a given model .zip of a run) to out_dir (default RUN/export)."""
+    run, path = find_run(run_or_model)
+    config = run.load_config()
+    actions = ActionSpace.load(run.metadata_path)
+    model = load_model(path, algo=config.algo)
+    return export_policy(model, config.observation(), actions, out_dir or run.export_dir, network=config.network)

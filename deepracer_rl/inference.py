@@ -1,7 +1,7 @@
 """Driving with an exported policy: camera image -> checked command -> the car's conventions.
 
 No ROS here: `ros/inference_node.py` wires this to topics, and the tests and benchmarks
-use it directly. The preprocessing is `policy.observation_from_image` + `policy.FrameStack`,
+use it directly. The preprocessing is `observation.observation_from_image` + `observation.FrameStack`,
 the functions the ROS bridge uses in training, so the network sees what it saw there.
 
 Two output conventions:
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .action_space import ActionSpace
-from .policy import FrameStack, OnnxPolicy, observation_from_image
+from .observation import FrameStack, observation_from_image
+from .policy import OnnxPolicy
 
 # DeepRacer navigation node: speeds v_max and v_max / 2 map to throttle 1.0 and 0.8.
 SERVO_SPEED_POINTS = (1.0, 0.8)

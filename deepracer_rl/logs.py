@@ -99,17 +99,19 @@ def rescore_run(run: str | os.PathLike, reward_file: str | os.PathLike, out: str
     """
     import numpy as np
 
+    from .car import CarSpec
     from .reward import RewardFunction, build_params
+    from .rundir import RunDir
     from .track import Track
-    from .train import TrainConfig
 
-    run = Path(run)
-    simtrace = run / "simtrace" / "training-simtrace.csv"
+    run_dir = RunDir(run).require()
+    simtrace = run_dir.simtrace_csv
     if not simtrace.exists():
         raise FileNotFoundError(f"{simtrace}: no simtrace to rescore")
-    track = Track.load(TrainConfig.load(run / "config.json").track)
+    track = Track.load(run_dir.load_config().track)
+    control_hz = CarSpec.from_urdf().control_hz
     function = RewardFunction(reward_file)
-    out_path = Path(out) if out else run / f"rescore-{Path(reward_file).stem}.csv"
+    out_path = Path(out) if out else run_dir.path / f"rescore-{Path(reward_file).stem}.csv"
     old_totals: dict[str, float] = {}
     new_totals: dict[str, float] = {}
     rows = 0
@@ -129,7 +131,7 @@ def rescore_run(run: str | os.PathLike, reward_file: str | os.PathLike, out: str
                 all_wheels_on_track=row["all_wheels_on_track"] == "True",
                 is_offtrack=row["episode_status"] == "off_track",
                 is_reversed=False,
-                sim_time=float(row["steps"]) / 15.0,
+                sim_time=float(row["steps"]) / control_hz,
             )
             new = function(params)
             episode = row["episode"]

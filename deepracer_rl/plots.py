@@ -83,7 +83,7 @@ def plot_lap(track: Track, trajectory_csv: Path, out: Path) -> Path:
         fig.colorbar(points, ax=ax, label="speed (m/s)")
         ax.set_title(
             f"Best evaluation lap {best + 1} on {track.name}: "
-            f"{np.count_nonzero(sel) / 15.0:.2f} s, {data['progress'][sel].max():.0f} %"
+            f"{data['time_s'][sel].max():.2f} s, {data['progress'][sel].max():.0f} %"
         )
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -154,25 +154,21 @@ def _read_csv_columns(
 def plot_run(run: str | os.PathLike) -> list[Path]:
     """All plots of a run directory into RUN/plots/."""
     from .action_space import ActionSpace
-    from .train import TrainConfig
+    from .rundir import RunDir
 
-    run = Path(run)
-    if not (run / "config.json").exists():
-        raise FileNotFoundError(f"{run}: no config.json (expected a run directory of deepracer-rl train)")
-    config = TrainConfig.load(run / "config.json")
-    track = Track.load(config.track)
-    plots = run / "plots"
+    run_dir = RunDir(run).require()
+    track = Track.load(run_dir.load_config().track)
+    plots = run_dir.plots_dir
     plots.mkdir(exist_ok=True)
     written = []
-    if (run / "progress.csv").exists():
-        written.append(plot_training(run / "progress.csv", plots / "training_progress.png"))
-    trajectory = run / "evaluation" / "trajectory.csv"
-    if trajectory.exists():
-        written.append(plot_lap(track, trajectory, plots / "best_lap.png"))
-    simtrace = run / "simtrace" / "training-simtrace.csv"
+    if run_dir.progress_csv.exists():
+        written.append(plot_training(run_dir.progress_csv, plots / "training_progress.png"))
+    if run_dir.evaluation_trajectory.exists():
+        written.append(plot_lap(track, run_dir.evaluation_trajectory, plots / "best_lap.png"))
+    simtrace = run_dir.simtrace_csv
     if simtrace.exists():
         written.append(plot_reward_heatmap(track, simtrace, plots / "reward_heatmap.png"))
-        space = ActionSpace.load(run / "model_metadata.json")
+        space = ActionSpace.load(run_dir.metadata_path)
         n = len(space.actions) if space.kind == "discrete" else None
         written.append(plot_actions(simtrace, n, plots / "action_histogram.png"))
     return written

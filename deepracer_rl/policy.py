@@ -1,11 +1,12 @@
-"""Running a trained policy: the shared camera preprocessing and the exported ONNX policy.
+"""An exported policy: its files (model.onnx, model_metadata.json, SHA256SUMS) and running it.
 
-`observation_from_image` is the one function that turns a camera image into the policy's
-input frame; the env (via the renderer at the same size) and the inference node both match it.
+`deepracer-rl export` writes these files; `OnnxPolicy` loads and checks them and runs the
+network with onnxruntime on observations made by `observation.observation_from_image`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -13,49 +14,31 @@ from pathlib import Path
 import numpy as np
 
 from .action_space import ActionSpace, MetadataError
-from .camera import to_observation
-from .env import ObservationSpec, RaceCore
-from .evaluate import Driver, policy_driver
-from .export import METADATA_NAME, ONNX_NAME, verify_checksums
+from .observation import ObservationSpec
+
+ONNX_NAME = "model.onnx"
+METADATA_NAME = "model_metadata.json"
+CHECKSUMS_NAME = "SHA256SUMS"
 
 
 class PolicyLoadError(ValueError):
     """An exported model or its metadata is missing or malformed."""
 
 
-def observation_from_image(image: np.ndarray, spec: ObservationSpec) -> np.ndarray:
-    """One camera image (H, W, 3) RGB or (H, W) gray uint8 -> one frame (C, h, w) uint8."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise ValueError(f"expected an (H, W, 3) RGB or (H, W) gray uint8 image, got {image.dtype} {image.shape}")
-    if image.ndim == 2:
-        if not spec.grayscale:
-            raise ValueError("the policy needs RGB frames but the camera image is gray")
-        import cv2
-
-        frame = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
-        return frame[None]
-    frame = to_observation(image, spec.width, spec.height, spec.grayscale)
-    return frame[None] if frame.ndim == 2 else np.transpose(frame, (2, 0, 1))
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class FrameStack:
-    """Keeps the last k frames as the policy input (C*k, h, w), like the env's frame stack."""
-
-    def __init__(self, spec: ObservationSpec):
-        self.spec = spec
-        self.stack: np.ndarray | None = None
-
-    def push(self, frame: np.ndarray) -> np.ndarray:
-        if self.stack is None:
-            self.stack = np.concatenate([frame] * self.spec.frame_stack, axis=0)
-        else:
-            per = frame.shape[0]
-            self.stack = np.concatenate([self.stack[per:], frame], axis=0)
-        return self.stack
-
-    def clear(self) -> None:
-        self.stack = None
+def verify_checksums(export_dir: str | os.PathLike) -> None:
+    """Raise ValueError naming the file whose content does not match SHA256SUMS."""
+    root = Path(export_dir)
+    sums = root / CHECKSUMS_NAME
+    if not sums.exists():
+        return
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, name = line.split(None, 1)
+        if sha256(root / name.strip()) != digest:
+            raise ValueError(f"{root / name.strip()}: checksum mismatch with {sums} (file changed or corrupt)")
 
 
 def observation_spec_from_metadata(metadata: dict, where: str) -> ObservationSpec:
@@ -129,28 +112,3 @@ class OnnxPolicy:
         if self.actions.kind == "discrete":
             return np.argmax(out, axis=-1), None
         return out, None
-
-
-def load_for_evaluation(model_arg: str, track: str | None) -> tuple[RaceCore, Driver, str]:
-    """A race core and driver for `deepracer-rl evaluate RUN_OR_MODEL`."""
-    path = Path(model_arg)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such run directory, model .zip or export dir")
-    if (path / ONNX_NAME).exists() or path.suffix == ".onnx":
-        policy = OnnxPolicy(path)
-        core = RaceCore(
-            track=track or "reinvent_base", n_cars=1, metadata=policy.actions, observation=policy.observation
-        )
-        return core, policy_driver(policy), f"{policy.root} (onnx)"
-    from .train import BEST, CHECKPOINT, TrainConfig, core_kwargs, load_model
-
-    run = path if path.is_dir() else path.parent
-    if not (run / "config.json").exists():
-        raise FileNotFoundError(f"{run}: no config.json (expected a run directory of deepracer-rl train)")
-    config = TrainConfig.load(run / "config.json")
-    if path.is_dir():
-        path = run / BEST if (run / BEST).exists() else run / CHECKPOINT
-    model = load_model(path)
-    kwargs = core_kwargs(config, run)
-    kwargs["track"] = track or config.track
-    return RaceCore(n_cars=1, **kwargs), policy_driver(model), str(path)

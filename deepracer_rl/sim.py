@@ -1,10 +1,12 @@
-"""The embedded simulator: N cars stepped together with NumPy, no ROS.
+"""The embedded simulator: the physics and cameras of N cars stepped together with NumPy, no ROS.
 
 Kinematic bicycle model about the rear axle (base_link) with first-order steering and
 speed lag, steering-rate and acceleration limits and a grip limit on lateral
 acceleration (the car understeers instead of turning tighter than its tyres allow).
-Control runs at the camera rate from the URDF (15 Hz) with physics substeps. DeepRacer
-episode rules come from `EpisodeJudge`; camera frames from `CameraRenderer`.
+Control runs at the camera rate from the URDF (15 Hz) with physics substeps; camera
+frames come from `CameraRenderer`. Poses are (x, y, yaw) of base_link in the track frame.
+The race (episodes, judging, rewards) is `RaceCore`'s, over this simulator through
+`backends.InProcessBackend` or over any other backend.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .camera import OBSERVATION_HEIGHT, OBSERVATION_WIDTH
 from .car import CarSpec
-from .episode import EpisodeJudge, EpisodeStatus, JudgeResult, RaceRules
 from .track import Track
 
 GRAVITY = 9.81
@@ -32,58 +34,6 @@ class Dynamics:
     max_brake: float = 6.0  # m/s^2
     grip: float = 1.0  # tyre friction coefficient: lateral acceleration <= grip * g
     substeps: int = 4  # physics steps per control period
-
-
-@dataclass(frozen=True)
-class StartRules:
-    """Where episodes start: advancing round the track, optionally alternating direction."""
-
-    advance_fraction: float = 0.05  # each new episode of a car starts this much further on
-    alternate_direction: bool = False  # every other episode drives the track reversed
-    spread_cars: bool = True  # cars start spread evenly round the track
-    lateral_noise: float = 0.0  # m, random offset from the centre line at the start
-    heading_noise: float = 0.0  # rad, random heading offset at the start
-
-
-def start_pose(
-    track: Track,
-    rules: StartRules,
-    episode: int,
-    car: int = 0,
-    n_cars: int = 1,
-    rng: np.random.Generator | None = None,
-) -> tuple[np.ndarray, bool]:
-    """Start pose (x, y, yaw) of car `car`'s episode number `episode` (from 0) and whether it drives reversed.
-
-    The one start schedule: the Simulator uses it, and the ROS bridge resets any simulator
-    to these poses through /initialpose. `rng` draws the start noise (if the rules have any).
-    """
-    reverse = bool(rules.alternate_direction and track.closed and episode % 2 == 1)
-    spread = car / n_cars if rules.spread_cars and track.closed else 0.0
-    fraction = (spread + episode * rules.advance_fraction) % 1.0
-    if not track.closed:  # open track: start near the beginning of the route
-        fraction = 0.0
-    direction = track.reversed() if reverse else track
-    (point,), (heading,) = direction.point_at(np.array([fraction * direction.length]))
-    if (rules.lateral_noise or rules.heading_noise) and rng is None:
-        rng = np.random.default_rng()
-    lateral = rng.uniform(-1.0, 1.0) * rules.lateral_noise if rules.lateral_noise else 0.0
-    heading += rng.uniform(-1.0, 1.0) * rules.heading_noise if rules.heading_noise else 0.0
-    normal = np.array([-math.sin(heading), math.cos(heading)])
-    x, y = point + lateral * normal
-    return np.array([x, y, heading]), reverse
-
-
-@dataclass
-class StepResult:
-    """One control step of all cars."""
-
-    observations: np.ndarray | None
-    judge: JudgeResult
-    status: list[EpisodeStatus]
-    progress: np.ndarray
-    steering_deg: np.ndarray
-    speed_cmd: np.ndarray
 
 
 @dataclass
@@ -105,9 +55,7 @@ class Simulator:
         n_cars: int = 1,
         car: CarSpec | None = None,
         dynamics: Dynamics | None = None,
-        start: StartRules | None = None,
-        rules: RaceRules | None = None,
-        image_size: tuple[int, int] | None = (160, 120),
+        image_size: tuple[int, int] | None = (OBSERVATION_WIDTH, OBSERVATION_HEIGHT),
         grayscale: bool = True,
         randomization=None,
         seed: int | None = None,
@@ -115,22 +63,18 @@ class Simulator:
         self.track = track if isinstance(track, Track) else Track.load(track)
         self.car = car or CarSpec.from_urdf()
         self.dynamics = dynamics or Dynamics()
-        self.start_rules = start or StartRules()
         self.n = int(n_cars)
         if self.n < 1:
             raise ValueError(f"n_cars must be at least 1, got {n_cars}")
-        self.control_hz = float(self.car.camera.rate_hz)
+        self.control_hz = self.car.control_hz
         self.dt = 1.0 / self.control_hz
-        self.rng = np.random.default_rng(seed)
-        self.judge = EpisodeJudge(self.track, self.car.wheel_contact_points(), self.n, self.control_hz, rules)
         self.state = CarState(
             pose=np.zeros((self.n, 3)),
             speed=np.zeros(self.n),
             steer=np.zeros(self.n),
             yaw_rate=np.zeros(self.n),
         )
-        self.episodes = np.zeros(self.n, dtype=np.int64)  # episodes started per car
-        self.sim_time = 0.0
+        self.sim_time = 0.0  # s since the simulator was made
         self.renderer = None
         if image_size is not None:
             from .camera import CameraRenderer
@@ -146,30 +90,15 @@ class Simulator:
                 seed=None if seed is None else seed + 1,
             )
 
-    # ---- episodes ---------------------------------------------------------------------
-    def start_pose(self, i: int) -> tuple[np.ndarray, bool]:
-        """The start pose of car i's next episode and whether it drives reversed."""
-        return start_pose(self.track, self.start_rules, int(self.episodes[i]), i, self.n, self.rng)
-
-    def reset_car(self, i: int, pose: np.ndarray | None = None, reverse: bool | None = None) -> None:
-        """Start car i's next episode (at its next start position, or at `pose`)."""
-        start, start_reverse = self.start_pose(i)
-        if pose is None:
-            pose = start
-        self.episodes[i] += 1
+    # ---- cars -------------------------------------------------------------------------
+    def place_car(self, i: int, pose: np.ndarray, new_episode: bool = True) -> None:
+        """Put car i at `pose` (x, y, yaw), standing still; a new episode redraws its camera randomisation."""
         self.state.pose[i] = pose
         self.state.speed[i] = 0.0
         self.state.steer[i] = 0.0
         self.state.yaw_rate[i] = 0.0
-        self.judge.start(i, np.asarray(pose, dtype=np.float64), start_reverse if reverse is None else reverse)
-        if self.renderer is not None and hasattr(self.renderer, "new_episode"):
+        if new_episode and self.renderer is not None:
             self.renderer.new_episode(i)
-
-    def reset(self) -> np.ndarray | None:
-        """Start a new episode for every car; returns their observations."""
-        for i in range(self.n):
-            self.reset_car(i)
-        return self.render()
 
     def render(self, rows: np.ndarray | None = None) -> np.ndarray | None:
         """Camera frames of every car, or of the cars in `rows` (in that order); None without a camera."""
@@ -211,14 +140,8 @@ class Simulator:
         s.steer[active] = steer[active]
         s.yaw_rate[active] = yaw_rate[active]
 
-    def step(
-        self,
-        steering_deg: np.ndarray,
-        speed_cmd: np.ndarray,
-        active: np.ndarray | None = None,
-        render: bool = True,
-    ) -> StepResult:
-        """Advance every (active) car one control period under its command and judge it."""
+    def step(self, steering_deg: np.ndarray, speed_cmd: np.ndarray, active: np.ndarray | None = None) -> None:
+        """Advance every (active) car one control period under its command (degrees, + = left; m/s)."""
         steering_deg = np.asarray(steering_deg, dtype=np.float64).reshape(self.n)
         speed_cmd = np.asarray(speed_cmd, dtype=np.float64).reshape(self.n)
         if not (np.all(np.isfinite(steering_deg)) and np.all(np.isfinite(speed_cmd))):
@@ -226,13 +149,3 @@ class Simulator:
         active = np.ones(self.n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
         self.advance(np.radians(steering_deg), speed_cmd, active)
         self.sim_time += self.dt
-        judged = self.judge.update(self.state.pose, steering_deg, speed_cmd, active)
-        observations = self.render() if render else None
-        return StepResult(
-            observations=observations,
-            judge=judged,
-            status=judged.status,
-            progress=judged.progress,
-            steering_deg=steering_deg,
-            speed_cmd=speed_cmd,
-        )

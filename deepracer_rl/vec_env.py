@@ -1,6 +1,6 @@
-"""`RaceVecEnv`: N cars of the embedded simulator as one stable-baselines3 VecEnv.
+"""`RaceVecEnv`: N cars of one simulator backend as one stable-baselines3 VecEnv.
 
-All cars step in one Simulator call; a car whose episode ends is reset at once and its
+All cars step in one backend call; a car whose episode ends is reset at once and its
 last observation is kept in `info["terminal_observation"]`, as SB3 expects.
 """
 
@@ -12,21 +12,24 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
-from .env import RaceCore
+from .env import step_result
 from .episode import EpisodeStatus
+from .race import RaceCore
+from .sensors import observation_space
 
 
 class RaceVecEnv(VecEnv):
-    """N DeepRacer cars stepped together (same track, reward and action space)."""
+    """N DeepRacer cars stepped together (same track, reward and action space) on one backend."""
 
     def __init__(self, n_envs: int = 8, seed: int | None = None, **core_kwargs: Any):
-        self.core = RaceCore(n_cars=n_envs, seed=seed, **core_kwargs)
-        super().__init__(n_envs, self.core.obs_spec.space(), self.core.actions.gym_space())
+        self.core = RaceCore.create(n_cars=n_envs, seed=seed, **core_kwargs)
+        space = observation_space(self.core.backend.sensors, self.core.obs_spec)
+        super().__init__(n_envs, space, self.core.actions.gym_space())
         self._actions: np.ndarray | None = None
 
     @property
-    def sim(self):
-        return self.core.sim
+    def backend(self):
+        return self.core.backend
 
     def reset(self) -> VecEnvObs:
         if self._seeds and self._seeds[0] is not None:
@@ -45,7 +48,7 @@ class RaceVecEnv(VecEnv):
         self.core.observe(everyone)
         infos: list[dict[str, Any]] = []
         for i in everyone:
-            info = {"params": params[i], "episode_status": status[i].value, "progress": params[i]["progress"]}
+            _, _, info = step_result(status[i], params[i])
             if done[i]:
                 info["terminal_observation"] = self.core.stack[i].copy()
                 info["TimeLimit.truncated"] = status[i] is EpisodeStatus.TIME_UP
@@ -55,7 +58,7 @@ class RaceVecEnv(VecEnv):
         return self.core.stack.copy(), rewards.astype(np.float32), done, infos
 
     def close(self) -> None:
-        pass
+        self.core.close()
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
         if attr_name == "render_mode":  # SB3 asks each sub-env; the cars have no render mode

@@ -33,8 +33,8 @@ def cloned_policy(tmp_path_factory):
     from pathlib import Path
 
     from deepracer_rl.clone import CloneConfig, clone_baseline
+    from deepracer_rl.config import TrainConfig
     from deepracer_rl.export import export_run
-    from deepracer_rl.train import TrainConfig
 
     root = tmp_path_factory.mktemp("cloned_policy")
     metadata = Path(__file__).resolve().parents[1] / "config" / "model_metadata.json"

@@ -14,9 +14,9 @@ import deepracer_rl  # noqa: F401  (registers deepracer_rl/Race-v0)
 from deepracer_rl.action_space import ActionError, ActionSpace
 from deepracer_rl.baseline import PurePursuitDriver
 from deepracer_rl.camera import DomainRandomization
-from deepracer_rl.env import ENV_ID, ObservationSpec, RaceEnv
-from deepracer_rl.episode import RaceRules
-from deepracer_rl.sim import StartRules
+from deepracer_rl.env import ENV_ID, RaceEnv
+from deepracer_rl.episode import RaceRules, StartRules
+from deepracer_rl.observation import ObservationSpec
 from deepracer_rl.track import Track, TrackError, available_tracks
 from deepracer_rl.vec_env import RaceVecEnv
 
@@ -70,7 +70,7 @@ def test_check_env_passes(kwargs, reinvent, tmp_path):
     obs, _ = env.reset(seed=0)
     assert obs in env.observation_space and obs.dtype == np.uint8
     frame = env.render()
-    camera = env.sim.car.camera
+    camera = env.core.car.camera
     assert frame.shape == (camera.height, camera.width, 3) and frame.dtype == np.uint8
 
 
@@ -120,7 +120,7 @@ def rollout(seed: int, steps: int = 25) -> tuple[np.ndarray, list[float], np.nda
         obs, reward, terminated, truncated, _ = env.step(int(action))
         frames.append(obs)
         rewards.append(reward)
-        poses.append(env.sim.state.pose[0].copy())
+        poses.append(env.core.poses()[0].copy())
         if terminated or truncated:
             obs, _ = env.reset()
     return np.array(frames), rewards, np.array(poses)
@@ -147,10 +147,10 @@ def test_baseline_laps_every_closed_track_both_directions(name, continuous):
     env = RaceEnv(name, model_metadata=continuous, start=StartRules(alternate_direction=True))
     for reversed_ in (False, True):
         env.reset(seed=0) if not reversed_ else env.reset()
-        assert bool(env.sim.judge.reverse[0]) is reversed_
-        driver = PurePursuitDriver(env.sim)
+        assert bool(env.core.judge.reverse[0]) is reversed_
+        driver = PurePursuitDriver(env.core)
         total = 0.0
-        for _ in range(int(120 * env.sim.control_hz)):
+        for _ in range(int(120 * env.core.control_hz)):
             obs, reward, terminated, truncated, info = env.step(to_action(continuous, *driver.act()))
             total += reward
             if terminated or truncated:
@@ -240,14 +240,14 @@ def test_centre_line_is_at_the_image_centre_when_on_it_facing_along():
     env = RaceEnv("Straight_track", observation=ObservationSpec(grayscale=False))
     env.reset(seed=0)  # open track: the car starts on the centre line at its start, facing along
     track = env.core.track
-    assert track.project(env.sim.state.pose[:, :2]).distance[0] < 1e-9
+    assert track.project(env.core.poses()[:, :2]).distance[0] < 1e-9
     assert centre_dash_column(env.core.stack[0]) == pytest.approx(80.0, abs=1.0)
-    start = env.sim.state.pose[0].copy()
+    start = env.core.poses()[0].copy()
 
     def view(offset: float = 0.0, turn: float = 0.0) -> np.ndarray:
         """The env's next observation with the car moved `offset` m left / turned `turn` rad."""
         x, y, yaw = start
-        env.sim.state.pose[0] = (x - offset * math.sin(yaw), y + offset * math.cos(yaw), yaw + turn)
+        env.core.backend.reset_cars([0], [(x - offset * math.sin(yaw), y + offset * math.cos(yaw), yaw + turn)], False)
         env.core.observe(np.array([0]))
         return env.core.stack[0]
 
@@ -277,7 +277,7 @@ def test_vec_env_auto_resets_with_the_terminal_observation(reinvent):
     terminal = infos[i]["terminal_observation"]
     assert terminal.shape == (1, 120, 160) and infos[i]["TimeLimit.truncated"] is False
     assert not np.array_equal(terminal, obs[i])  # obs[i] is already the next episode's first frame
-    assert env.sim.judge.steps[i] == 0 and env.sim.episodes[i] == 2
+    assert env.core.judge.steps[i] == 0 and env.core.episodes[i] == 2
     for j in np.flatnonzero(~dones):
         assert "terminal_observation" not in infos[j]
 

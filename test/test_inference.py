@@ -22,10 +22,8 @@ from processes import SimProcess
 from deepracer_rl.action_space import ActionSpace
 from deepracer_rl.camera import CameraRenderer
 from deepracer_rl.car import CarSpec
-from deepracer_rl.env import ObservationSpec, RaceCore
-from deepracer_rl.episode import EpisodeJudge, EpisodeStatus
+from deepracer_rl.episode import EpisodeJudge, EpisodeStatus, StartRules
 from deepracer_rl.evaluate import policy_driver, run_laps
-from deepracer_rl.export import CHECKSUMS_NAME, METADATA_NAME, ONNX_NAME
 from deepracer_rl.inference import (
     Command,
     PolicyRunner,
@@ -35,9 +33,10 @@ from deepracer_rl.inference import (
     command_from_outputs,
     twist,
 )
-from deepracer_rl.policy import FrameStack, OnnxPolicy, observation_from_image
+from deepracer_rl.observation import FrameStack, ObservationSpec, observation_from_image
+from deepracer_rl.policy import CHECKSUMS_NAME, METADATA_NAME, ONNX_NAME, OnnxPolicy
+from deepracer_rl.race import RaceCore
 from deepracer_rl.ros.bridge import observation_frame
-from deepracer_rl.sim import StartRules
 from deepracer_rl.track import Track
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,7 +217,7 @@ def moving(commands) -> list:
 def test_cloned_policy_completes_laps_in_process_at_80x60(cloned_policy):
     policy = OnnxPolicy(cloned_policy)
     assert policy.observation == ObservationSpec(80, 60, True, 1)
-    core = RaceCore(
+    core = RaceCore.create(
         track="reinvent_base", n_cars=1, metadata=policy.actions, observation=policy.observation, start=StartRules()
     )
     report = run_laps(core, policy_driver(policy), laps=2)
@@ -276,9 +275,9 @@ def test_node_and_env_make_the_same_input_tensor_from_the_same_frame(frame_stack
         np.testing.assert_array_equal(tensor, want)
         np.testing.assert_array_equal(tensor, direct.push(observation_from_image(frame, spec)))
     # The in-process env renders straight at 80x60: the same picture to about a gray level.
-    core = RaceCore(track="reinvent_base", n_cars=1, observation=ObservationSpec(80, 60, True, 1))
+    core = RaceCore.create(track="reinvent_base", n_cars=1, observation=ObservationSpec(80, 60, True, 1))
     (point,), (heading,) = TRACK.point_at(np.array([1.5]))
-    core.sim.reset_car(0, pose=np.array([point[0], point[1], heading]))
+    core.reset_cars([0], pose=np.array([point[0], point[1], heading]))
     core.observe(np.array([0]))
     diff = np.abs(core.stack[0].astype(int) - got[-1][-1:].astype(int))
     assert diff.mean() < 2.0, diff.mean()
@@ -354,8 +353,10 @@ def test_runner_drives_discrete_and_continuous_exports(cloned_policy, tmp_path):
     command = runner.act(camera_frame())
     assert command.speed <= 1.5 and abs(command.steering_deg) <= 30.0
     # A continuous export of an (untrained) PPO policy runs through the same code.
+    from deepracer_rl.algorithms import build_model
+    from deepracer_rl.config import TrainConfig
     from deepracer_rl.export import export_policy
-    from deepracer_rl.train import TrainConfig, build_model, make_env, prepare_run
+    from deepracer_rl.train import make_env, prepare_run
 
     run = tmp_path / "run"
     config = prepare_run(

@@ -34,9 +34,10 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
 from deepracer_rl.car import CAMERA_OPTICAL_LINK, CarSpec
-from deepracer_rl.env import ObservationSpec, RaceEnv
+from deepracer_rl.env import RaceEnv
 from deepracer_rl.inference import Command, twist
 from deepracer_rl.logs import SIMTRACE_COLUMNS
+from deepracer_rl.observation import ObservationSpec
 from deepracer_rl.ros import cdr, contract
 from deepracer_rl.ros.bridge import RosRaceEnv, SimulatorTimeout
 from deepracer_rl.ros.image import (
@@ -304,8 +305,6 @@ TRAIN_ROS = (
     "40x40",
     "--network",
     "small",
-    "--n-envs",
-    "4",
     "--batch-size",
     "64",
     "--episodes-between-updates",
@@ -354,7 +353,7 @@ def test_train_backend_ros_trains_through_the_bridge_against_a_lockstep_sim_node
     assert "trained 384 steps" in output  # 3 rollouts of 128 steps
     run = tmp_path / "run"
     config = json.loads((run / "config.json").read_text())
-    assert (config["backend"], config["n_envs"], config["ros_timeout"]) == ("ros", 1, 10.0)  # one car: --n-envs ignored
+    assert (config["backend"], config["n_envs"], config["ros_timeout"]) == ("ros", 1, 10.0)  # one car by default
     assert (config["image_width"], config["image_height"], config["network"]) == (40, 40, "small")
     assert (run / "checkpoints" / "latest.zip").is_file() and (run / "best_model.zip").is_file()
     state = json.loads((run / "checkpoints" / "state.json").read_text())

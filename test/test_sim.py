@@ -1,4 +1,6 @@
-"""Embedded simulator: determinism, episode statuses, start positions, dynamics, URDF edits, params."""
+"""The embedded simulator and the race over it: determinism, episode statuses, start positions,
+dynamics, URDF edits, params. Episodes are `RaceCore`'s (over the in-process backend); the
+physics and camera are `Simulator`'s."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import pytest
 
 from deepracer_rl.camera import DomainRandomization
 from deepracer_rl.car import CarSpec, default_urdf_path
-from deepracer_rl.episode import EpisodeJudge, EpisodeStatus, RaceRules
+from deepracer_rl.episode import EpisodeJudge, EpisodeStatus, RaceRules, StartRules, start_pose
+from deepracer_rl.race import RaceCore
 from deepracer_rl.reward import build_params, build_params_batch
-from deepracer_rl.sim import GRAVITY, Dynamics, Simulator, StartRules
+from deepracer_rl.sim import GRAVITY, Dynamics, Simulator
 from deepracer_rl.track import Track, TrackError, available_tracks
 
 CLOSED_TRACKS = [name for name in available_tracks() if Track.load(name).closed]
@@ -37,11 +40,16 @@ def pose_on_track(track: Track, fraction: float, offset: float = 0.0, turn: floa
     return np.array([x, y, heading + turn])
 
 
-def drive(sim: Simulator, steer_deg: float, speed: float, steps: int, car: int = 0) -> list[EpisodeStatus]:
+def race(track, n_cars: int = 1, camera: bool = False, seed: int | None = None, **kwargs) -> RaceCore:
+    """A race over the in-process simulator (without a camera unless asked)."""
+    return RaceCore.create(track, n_cars, sensors=camera, seed=seed, **kwargs)
+
+
+def drive(core: RaceCore, steer_deg: float, speed: float, steps: int, car: int = 0) -> list[EpisodeStatus]:
     """Constant command for `steps` control periods (all cars); car `car`'s statuses until its end."""
     statuses = []
     for _ in range(steps):
-        status = sim.step(np.full(sim.n, steer_deg), np.full(sim.n, speed), render=False).status[car]
+        status = core.drive(np.full(core.n, steer_deg), np.full(core.n, speed))[1][car]
         statuses.append(status)
         if status.done:
             break
@@ -53,21 +61,24 @@ def drive(sim: Simulator, steer_deg: float, speed: float, steps: int, car: int =
 
 def run(seed: int, steps: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poses, frames and progress of 3 cars with noisy starts and camera randomisation."""
-    sim = Simulator(
+    core = race(
         "reinvent_base",
         n_cars=3,
+        camera=True,
         seed=seed,
         start=StartRules(lateral_noise=0.1, heading_noise=0.1),
         randomization=DomainRandomization(brightness=0.2, noise=3.0, camera_pitch=0.02),
     )
-    frames = [sim.reset()]
-    poses, progress = [sim.state.pose.copy()], []
+    core.reset_cars(np.arange(3))
+    frames = [core.stack.copy()]
+    poses, progress = [core.poses().copy()], []
     commands = np.random.default_rng(0).uniform([-20, 0.5], [20, 2.0], (steps, 3, 2))
     for command in commands:
-        result = sim.step(command[:, 0], command[:, 1])
-        frames.append(result.observations)
-        poses.append(sim.state.pose.copy())
-        progress.append(result.progress)
+        _, _, params = core.drive(command[:, 0], command[:, 1])
+        core.observe(np.arange(3))
+        frames.append(core.stack.copy())
+        poses.append(core.poses().copy())
+        progress.append([p["progress"] for p in params])
     return np.array(poses), np.array(frames), np.array(progress)
 
 
@@ -85,7 +96,6 @@ def test_different_seeds_give_different_starts_and_frames():
 
 def test_non_finite_commands_are_rejected(reinvent):
     sim = Simulator(reinvent, image_size=None)
-    sim.reset()
     for steer, speed in ((math.nan, 1.0), (0.0, math.inf), (-math.inf, 1.0)):
         with pytest.raises(ValueError, match="non-finite command"):
             sim.step([steer], [speed])
@@ -102,63 +112,69 @@ def test_unknown_track_lists_the_shipped_tracks():
 
 
 def test_driving_straight_off_the_road_is_off_track(reinvent):
-    sim = Simulator(reinvent, image_size=None)
-    sim.reset_car(0, pose=pose_on_track(reinvent, 0.05, turn=math.pi / 2))  # facing across the road
-    statuses = drive(sim, 0.0, 1.0, 60)
+    core = race(reinvent)
+    core.reset_cars([0], pose=pose_on_track(reinvent, 0.05, turn=math.pi / 2))  # facing across the road
+    statuses = drive(core, 0.0, 1.0, 60)
     assert statuses[-1] is EpisodeStatus.OFF_TRACK
     assert len(statuses) > 3  # it starts on the road ...
-    wheels = sim.judge.wheel_positions(sim.state.pose)[0]
+    wheels = core.judge.wheel_positions(core.poses())[0]
     assert not reinvent.contains(wheels).any()  # ... and ends with all four wheels off it
 
 
 def test_driving_the_wrong_way_is_reversed(reinvent):
-    sim = Simulator(reinvent, image_size=None)
-    sim.reset_car(0, pose=pose_on_track(reinvent, 0.05, turn=math.pi), reverse=False)  # turned around
-    statuses = drive(sim, 0.0, 1.0, 60)
+    core = race(reinvent)
+    core.reset_cars([0], pose=pose_on_track(reinvent, 0.05, turn=math.pi), reverse=False)  # turned around
+    statuses = drive(core, 0.0, 1.0, 60)
     assert statuses[-1] is EpisodeStatus.REVERSED
     assert EpisodeStatus.OFF_TRACK not in statuses
 
 
 def test_driving_the_reversed_track_backwards_is_reversed_too(reinvent):
-    sim = Simulator(reinvent, image_size=None)
-    sim.reset_car(0, pose=pose_on_track(reinvent, 0.05), reverse=True)  # forward = wrong way here
-    assert drive(sim, 0.0, 1.0, 60)[-1] is EpisodeStatus.REVERSED
+    core = race(reinvent)
+    core.reset_cars([0], pose=pose_on_track(reinvent, 0.05), reverse=True)  # forward = wrong way here
+    assert drive(core, 0.0, 1.0, 60)[-1] is EpisodeStatus.REVERSED
 
 
 def test_standing_still_is_immobilised_after_the_window(reinvent):
     rules = RaceRules()
-    sim = Simulator(reinvent, image_size=None, rules=rules)
-    sim.reset()
-    statuses = drive(sim, 0.0, 0.0, 100)
+    core = race(reinvent, rules=rules)
+    core.reset_cars([0])
+    statuses = drive(core, 0.0, 0.0, 100)
     assert statuses[-1] is EpisodeStatus.IMMOBILIZED
-    assert len(statuses) == round(rules.immobilized_seconds * sim.control_hz)
+    assert len(statuses) == round(rules.immobilized_seconds * core.control_hz)
 
 
 def test_time_limit_is_time_up(reinvent):
-    sim = Simulator(reinvent, image_size=None, rules=RaceRules(max_seconds=1.0))
-    sim.reset()
-    statuses = drive(sim, 0.0, 0.5, 100)
+    core = race(reinvent, rules=RaceRules(max_seconds=1.0))
+    core.reset_cars([0])
+    statuses = drive(core, 0.0, 0.5, 100)
     assert statuses[-1] is EpisodeStatus.TIME_UP
-    assert len(statuses) == round(sim.control_hz)
+    assert len(statuses) == round(core.control_hz)
 
 
 def test_crossing_the_start_line_completes_a_lap_on_an_open_track():
-    sim = Simulator("Straight_track", image_size=None)
-    sim.reset()
-    statuses = drive(sim, 0.0, 2.0, 200)
+    core = race("Straight_track")
+    core.reset_cars([0])
+    statuses = drive(core, 0.0, 2.0, 200)
     assert statuses[-1] is EpisodeStatus.LAP_COMPLETE
-    assert sim.judge.driven[0] >= sim.judge.lap_length[0]
+    assert core.judge.driven[0] >= core.judge.lap_length[0]
 
 
-def test_inactive_cars_do_not_move_or_get_judged(reinvent):
+def test_inactive_cars_do_not_move_or_get_judged(reinvent, car):
     sim = Simulator(reinvent, n_cars=2, image_size=None)
-    sim.reset()
+    for i in range(2):
+        sim.place_car(i, start_pose(reinvent, StartRules(), 0, i, 2)[0])
+    judge = EpisodeJudge(reinvent, car.wheel_contact_points(), 2, car.control_hz)
+    for i in range(2):
+        judge.start(i, sim.state.pose[i])
     before = sim.state.pose.copy()
-    result = sim.step([0.0, 0.0], [1.0, 1.0], active=np.array([True, False]), render=False)
+    active = np.array([True, False])
+    sim.step([0.0, 0.0], [1.0, 1.0], active=active)
+    result = judge.update(sim.state.pose, [0.0, 0.0], [1.0, 1.0], active=active)
     assert not np.array_equal(sim.state.pose[0], before[0])
     np.testing.assert_array_equal(sim.state.pose[1], before[1])
-    assert result.judge.params[1] == {} and result.status[1] is EpisodeStatus.IN_PROGRESS
-    assert sim.judge.steps.tolist() == [1, 0]
+    assert result.params[1] == {} and result.status[1] is EpisodeStatus.IN_PROGRESS
+    assert judge.steps.tolist() == [1, 0]
 
 
 # ---- start positions ------------------------------------------------------------------------
@@ -169,31 +185,31 @@ def start_arcs(track: Track, poses: np.ndarray) -> np.ndarray:
 
 
 def test_start_positions_advance_between_episodes(reinvent):
-    sim = Simulator(reinvent, image_size=None, start=StartRules(advance_fraction=0.1))
+    core = race(reinvent, start=StartRules(advance_fraction=0.1))
     starts = []
     for _ in range(4):
-        sim.reset_car(0)
-        starts.append(sim.state.pose[0].copy())
+        core.reset_cars([0])
+        starts.append(core.poses()[0].copy())
     arcs = start_arcs(reinvent, np.array(starts))
     np.testing.assert_allclose(np.diff(arcs), 0.1 * reinvent.length, atol=1e-6)
-    assert not sim.judge.reverse[0]
+    assert not core.judge.reverse[0]
 
 
 def test_cars_start_spread_round_the_track(reinvent):
-    sim = Simulator(reinvent, n_cars=4, image_size=None)
-    sim.reset()
-    arcs = start_arcs(reinvent, sim.state.pose)
+    core = race(reinvent, n_cars=4)
+    core.reset_cars(np.arange(4))
+    arcs = start_arcs(reinvent, core.poses())
     np.testing.assert_allclose(arcs, reinvent.length * np.arange(4) / 4, atol=1e-6)
 
 
 def test_direction_alternates_between_episodes_when_enabled(reinvent):
-    sim = Simulator(reinvent, image_size=None, start=StartRules(alternate_direction=True))
+    core = race(reinvent, start=StartRules(alternate_direction=True))
     directions, errors = [], []
     for _ in range(4):
-        sim.reset_car(0)
-        directions.append(bool(sim.judge.reverse[0]))
-        heading = sim.judge.direction_track(0).heading(sim.state.pose[:, :2])[0]
-        errors.append(abs((math.degrees(sim.state.pose[0, 2]) - heading + 180) % 360 - 180))
+        core.reset_cars([0])
+        directions.append(bool(core.judge.reverse[0]))
+        heading = core.judge.direction_track(0).heading(core.poses()[:, :2])[0]
+        errors.append(abs((math.degrees(core.poses()[0, 2]) - heading + 180) % 360 - 180))
     assert directions == [False, True, False, True]
     assert max(errors) < 1.0  # every start faces along its driving direction
 
@@ -204,9 +220,9 @@ def test_direction_alternates_between_episodes_when_enabled(reinvent):
 def steady_turn(car: CarSpec, speed: float, grip: float = 1.0, seconds: float = 3.0) -> tuple[float, float]:
     """Radius (m) and lateral acceleration (m/s^2) of a full-left steady turn at `speed`."""
     sim = Simulator("reinvent_base", car=car, image_size=None, dynamics=Dynamics(grip=grip))
-    sim.reset()
-    for _ in range(int(seconds * sim.control_hz)):  # statuses do not stop the physics
-        sim.step([math.degrees(car.max_steer)], [speed], render=False)
+    sim.place_car(0, start_pose(sim.track, StartRules(), 0)[0])
+    for _ in range(int(seconds * sim.control_hz)):  # no race: nothing stops the physics
+        sim.step([math.degrees(car.max_steer)], [speed])
     v, yaw_rate = float(sim.state.speed[0]), float(sim.state.yaw_rate[0])
     return v / yaw_rate, v * yaw_rate
 
@@ -252,7 +268,7 @@ def test_longer_wheelbase_in_the_urdf_widens_the_turning_circle(tmp_path, car):
     radius, _ = steady_turn(longer, 0.5)
     assert radius == pytest.approx(longer.wheelbase / math.tan(longer.max_steer), rel=1e-3)
     assert radius > steady_turn(car, 0.5)[0] + 0.05
-    judge = Simulator("reinvent_base", car=longer, image_size=None).judge
+    judge = race("reinvent_base", car=longer).judge
     assert judge.wheel_points[0, 0] == pytest.approx(longer.wheelbase)  # wheel contact points follow
 
 
@@ -265,7 +281,7 @@ def test_camera_pitch_in_the_urdf_changes_the_frame(tmp_path, car, reinvent):
     frames = {}
     for name, spec in (("shipped", car), ("pitched", pitched)):
         sim = Simulator(reinvent, car=spec, seed=0)
-        sim.reset_car(0, pose=pose_on_track(reinvent, 0.0))
+        sim.place_car(0, pose_on_track(reinvent, 0.0))
         frames[name] = sim.render()[0]
         horizon = sim.renderer.horizon_row()
         fx, fy, cx, cy = spec.camera.intrinsics(160, 120)
@@ -295,7 +311,7 @@ def test_judge_params_equal_build_params_for_random_poses(name, car):
     points, headings = track.point_at(rng.uniform(0, track.length, n))
     poses = np.column_stack([points + rng.normal(0, 0.4, (n, 2)), headings + rng.normal(0, 1.0, n)])
     poses[:3, :2] = track.waypoints[:3]  # exactly on waypoints: ties between segments
-    judge = EpisodeJudge(track, car.wheel_contact_points(), n)
+    judge = EpisodeJudge(track, car.wheel_contact_points(), n, car.control_hz)
     for i in range(n):
         judge.start(i, poses[i], reverse=track.closed and i % 2 == 1)
     steer, speed = rng.uniform(-30, 30, n), rng.uniform(0.1, 4, n)

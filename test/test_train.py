@@ -14,8 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepracer_rl.config import TrainConfig
 from deepracer_rl.logs import SIMTRACE_COLUMNS
-from deepracer_rl.train import CHECKPOINT, STATE, TrainConfig, TrainingError, train
+from deepracer_rl.rundir import RunDir
+from deepracer_rl.train import TrainingError, train
+
+CHECKPOINT = str(RunDir("").checkpoint)  # run-relative paths of the run directory's layout
+STATE = str(RunDir("").state_path)
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "deepracer_rl.cli"]
@@ -180,7 +185,7 @@ def test_killed_run_resumes_losing_at_most_one_checkpoint_interval(tmp_path):
     with open(out / "progress.csv", newline="") as handle:
         logged = max(int(r["timesteps"]) for r in csv.DictReader(handle))
     assert logged - saved <= interval  # what the run had done beyond its checkpoint
-    from deepracer_rl.train import load_model
+    from deepracer_rl.algorithms import load_model
 
     load_model(out / CHECKPOINT)  # whole, never half written
     summary = train(tiny_config(steps=saved + 256), out, resume=True)
@@ -189,7 +194,8 @@ def test_killed_run_resumes_losing_at_most_one_checkpoint_interval(tmp_path):
 
 
 def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(trained_run, tmp_path):
-    from deepracer_rl.train import load_model, save_model_atomic
+    from deepracer_rl.algorithms import load_model
+    from deepracer_rl.rundir import save_model_atomic
 
     model = load_model(trained_run / CHECKPOINT)
     target = tmp_path / "latest.zip"
@@ -203,9 +209,10 @@ def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(trained_run, tm
 
 @pytest.mark.parametrize("metadata", ["model_metadata.json", "model_metadata_continuous.json"])
 def test_exported_onnx_matches_the_torch_policy(tmp_path, metadata):
+    from deepracer_rl.algorithms import build_model
     from deepracer_rl.export import export_policy, torch_outputs
     from deepracer_rl.policy import OnnxPolicy
-    from deepracer_rl.train import build_model, make_env, prepare_run
+    from deepracer_rl.train import make_env, prepare_run
 
     config = tiny_config(metadata=str(REPO / "config" / metadata))
     out = tmp_path / "run"
@@ -270,7 +277,7 @@ def test_sac_trains_a_continuous_policy_and_refuses_a_discrete_space(tmp_path):
     continuous = str(REPO / "config" / "model_metadata_continuous.json")
     summary = train(tiny_config(algo="sac", metadata=continuous, steps=300, batch_size=32), tmp_path / "sac")
     assert summary["timesteps"] >= 300
-    from deepracer_rl.train import load_model
+    from deepracer_rl.algorithms import load_model
 
     assert type(load_model(tmp_path / "sac" / CHECKPOINT)).__name__ == "SAC"
     with pytest.raises(TrainingError, match="continuous action space"):

@@ -19,6 +19,7 @@ import signal
 from pathlib import Path
 
 import rclpy
+from builtin_interfaces.msg import Time
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -36,6 +37,27 @@ TF = "/tf"
 ODOM_FRAME = "odom"  # REP 105; the embedded simulator's odom frame is the track's frame
 BASE_FRAME = BASE_LINK
 CAMERA_FRAME = CAMERA_OPTICAL_LINK
+
+# The topics every car has; a simulator with several cars puts each car's under its namespace.
+CAR_TOPICS = (IMAGE, CAMERA_INFO, ODOM, CMD_VEL, INITIALPOSE)
+# The DeepRacer sensors of `sensors.SENSORS` -> the topic each is published on.
+SENSOR_TOPICS = {"FRONT_FACING_CAMERA": IMAGE}
+
+
+def car_namespace(index: int, n_cars: int) -> str:
+    """The namespace of car `index` of a simulator with `n_cars` cars: none for one car, else /car<index>."""
+    return "" if n_cars == 1 else f"/car{index}"
+
+
+def car_topic(namespace: str, topic: str) -> str:
+    """A car's topic: `topic` (one of CAR_TOPICS) under its namespace ("" = the plain contract)."""
+    return f"{namespace.rstrip('/')}{topic}" if namespace else topic
+
+
+def car_frame(namespace: str, frame: str) -> str:
+    """A car's TF frame (base_link, camera_optical_link) under its namespace: car0/base_link; plain for one car."""
+    return f"{namespace.strip('/')}/{frame}" if namespace else frame
+
 
 MIN_TURNING_SPEED = 1e-3  # m/s: below this /cmd_vel carries no steering (angular.z = v tan(steer) / L)
 
@@ -88,6 +110,11 @@ def quaternion_from_yaw(yaw: float) -> tuple[float, float, float, float]:
 def stamp_ns(stamp) -> int:
     """builtin_interfaces/Time -> integer nanoseconds."""
     return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def time_msg(ns: int) -> Time:
+    """Integer nanoseconds -> builtin_interfaces/Time."""
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 # ---- waiting without an executor -------------------------------------------------------------

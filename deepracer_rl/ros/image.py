@@ -72,7 +72,7 @@ def image_to_array(msg: Image, topic: str | None = None) -> np.ndarray:
 
 
 def image_to_rgb(msg: Image, topic: str | None = None) -> np.ndarray:
-    """Image -> (H, W, 3) RGB, or (H, W) gray for mono8 (the inputs `policy.observation_from_image` takes)."""
+    """Image -> (H, W, 3) RGB, or (H, W) gray for mono8 (the inputs `observation.observation_from_image` takes)."""
     pixels = image_to_array(msg, topic)
     encoding = msg.encoding
     if encoding in ("rgb8", "mono8"):

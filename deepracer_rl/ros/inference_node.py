@@ -2,7 +2,7 @@
 
 Subscribes to the camera (sensor_msgs/Image, or sensor_msgs/CompressedImage with
 compressed:=true), preprocesses every frame exactly as in training
-(`inference.PolicyRunner`: `policy.observation_from_image` + `FrameStack`), runs the ONNX
+(`inference.PolicyRunner`: `observation.observation_from_image` + `FrameStack`), runs the ONNX
 policy and publishes
 
 * `/cmd_vel` (geometry_msgs/Twist): linear.x = speed, angular.z = speed * tan(steer) / wheelbase

@@ -1,4 +1,8 @@
-"""sim_node: the embedded simulator (one car) behind the topic contract; no Gazebo needed.
+"""sim_node: the embedded simulator behind the topic contract; no Gazebo needed.
+
+With `cars:=N` (N > 1) it simulates N cars on one track, each with the whole contract under
+its namespace (`contract.car_namespace`: /car0/camera/image_raw, /car0/odom, /car0/cmd_vel,
+...; /clock is shared), so `RosBackend` can drive N cars as the in-process backend does.
 
 Publishes `/camera/image_raw` (sensor_msgs/Image, rgb8 640x480 by default, mono8 option),
 `/camera/camera_info` (the URDF camera), `/odom` (nav_msgs/Odometry, frame odom, child
@@ -10,7 +14,8 @@ car there, standing still; a new episode for domain randomisation).
 * Real time (default): a 15 Hz steady-clock tick steps the simulator with the newest
   command; with no command for `stale_command_timeout` seconds the car is told to stop.
 * `lockstep:=true`: exactly one control period (1/15 s of sim time) per /cmd_vel message,
-  then the image and odometry of the new state, stamped with sim time.
+  then the image and odometry of the new state, stamped with sim time. With N cars, one
+  period once every car has sent a command since the last period.
 
 A reset takes one control period of sim time too, so the image and odometry at the new pose
 carry a stamp newer than anything before the request (clients wait for that).
@@ -21,6 +26,7 @@ carry a stamp newer than anything before the request (clients wait for that).
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import sys
@@ -28,7 +34,6 @@ import time
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
@@ -40,6 +45,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ..camera import STANDARD_RANDOMIZATION
 from ..car import CarSpec
+from ..episode import StartRules, start_pose
 from ..sim import Simulator
 from ..track import TrackError
 from . import contract
@@ -56,15 +62,11 @@ NODE_NAME = "sim_node"
 ENCODINGS = ("rgb8", "mono8")
 # Domain randomisation of `randomize:=true` (per frame and per episode, see DomainRandomization).
 RANDOMIZATION = STANDARD_RANDOMIZATION
-_ONE = np.ones(1, dtype=bool)
-
-
-def _stamp(ns: int) -> Time:
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+MAX_CARS = 16
 
 
 class SimNode(Node):
-    """One simulated DeepRacer publishing the topic contract, in real time or in lockstep."""
+    """Simulated DeepRacers publishing the topic contract (one namespace per car), in real time or in lockstep."""
 
     def __init__(self, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)  # node_kwargs: e.g. parameter_overrides, context
@@ -88,56 +90,80 @@ class SimNode(Node):
         self.stale_timeout = declare(
             "stale_command_timeout", 0.5, "real time: seconds after the last /cmd_vel before the car is stopped"
         )
+        n_cars = declare(
+            "cars", 1, f"cars on the track (1..{MAX_CARS}); with more than one, car i's topics are under /car<i>"
+        )
         if self.encoding not in ENCODINGS:
             raise ValueError(f"parameter 'encoding' must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
         if width <= 0 or height <= 0:
             raise ValueError(f"image size must be positive, got {width}x{height}")
         if not self.stale_timeout > 0:
             raise ValueError(f"stale_command_timeout must be positive, got {self.stale_timeout}")
+        if not 1 <= n_cars <= MAX_CARS:
+            raise ValueError(f"parameter 'cars' must be within 1..{MAX_CARS}, got {n_cars}")
 
         self.sim = Simulator(
             track,
-            n_cars=1,
+            n_cars=n_cars,
             car=car,
             image_size=(width, height),
             grayscale=self.encoding == "mono8",
             randomization=RANDOMIZATION if randomize else None,
             seed=None if seed < 0 else seed,
         )
-        self.sim.reset()
+        self.n = n_cars
+        for i in range(n_cars):  # spread round the track, as the in-process cars start
+            pose, _ = start_pose(self.sim.track, StartRules(), 0, i, n_cars)
+            self.sim.place_car(i, pose)
         self.wheelbase = self.sim.car.wheelbase
         self.period_ns = 1e9 / self.sim.control_hz
         self.ticks = 0  # control periods of sim time so far
+        self.namespaces = [contract.car_namespace(i, n_cars) for i in range(n_cars)]
 
         sensor, command = contract.sensor_qos(), contract.command_qos()
-        self.image_pub = self.create_publisher(Image, contract.IMAGE, sensor)
-        self.info_pub = self.create_publisher(CameraInfo, contract.CAMERA_INFO, sensor)
-        self.odom_pub = self.create_publisher(Odometry, contract.ODOM, sensor)
         self.clock_pub = self.create_publisher(Clock, contract.CLOCK, contract.clock_qos())
         self.tf_pub = self.create_publisher(TFMessage, contract.TF, 10) if TFMessage is not None else None
-        # /cmd_vel is taken serialized and decoded by cdr.decode_twist; /odom is published serialized.
-        self.cmd_sub = self.create_subscription(Twist, contract.CMD_VEL, self._on_cmd_vel, command, raw=True)
-        self.pose_sub = self.create_subscription(
-            PoseWithCovarianceStamped, contract.INITIALPOSE, self._on_initialpose, command
-        )
-        self._waiter = contract.MessageWaiter(self.context, [self.cmd_sub, self.pose_sub])
-        self._handlers = {self.cmd_sub: self._on_cmd_vel, self.pose_sub: self._on_initialpose}
+        self.image_pubs, self.info_pubs, self.odom_pubs = [], [], []
+        self._handlers = {}
+        for i, ns in enumerate(self.namespaces):
+            topic = functools.partial(contract.car_topic, ns)
+            self.image_pubs.append(self.create_publisher(Image, topic(contract.IMAGE), sensor))
+            self.info_pubs.append(self.create_publisher(CameraInfo, topic(contract.CAMERA_INFO), sensor))
+            self.odom_pubs.append(self.create_publisher(Odometry, topic(contract.ODOM), sensor))
+            # /cmd_vel is taken serialized and decoded by cdr.decode_twist; /odom is published serialized.
+            cmd_sub = self.create_subscription(
+                Twist, topic(contract.CMD_VEL), functools.partial(self._on_cmd_vel, i), command, raw=True
+            )
+            pose_sub = self.create_subscription(
+                PoseWithCovarianceStamped,
+                topic(contract.INITIALPOSE),
+                functools.partial(self._on_initialpose, i),
+                command,
+            )
+            self._handlers[cmd_sub] = functools.partial(self._on_cmd_vel, i)
+            self._handlers[pose_sub] = functools.partial(self._on_initialpose, i)
+        self._waiter = contract.MessageWaiter(self.context, list(self._handlers))
         # Parameter services and the like: served by an executor between steps.
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self)
         self._housekeeping_at = 0.0
 
         self.camera_info = self._camera_info(camera, width, height)
-        self.odom = OdometryEncoder(contract.ODOM_FRAME, contract.BASE_FRAME)
+        self.odoms = [
+            OdometryEncoder(contract.ODOM_FRAME, contract.car_frame(ns, contract.BASE_FRAME)) for ns in self.namespaces
+        ]
+        self.camera_frames = [contract.car_frame(ns, contract.CAMERA_FRAME) for ns in self.namespaces]
         self.image = Image()  # reused: only stamp and data change
-        self.command = (0.0, 0.0)  # steer (rad), speed (m/s) held in real time
-        self.command_time: float | None = None
+        self.commands = np.zeros((n_cars, 2))  # steer (rad), speed (m/s) held per car
+        self.command_times: list[float | None] = [None] * n_cars
+        self.pending = np.zeros(n_cars, dtype=bool)  # lockstep: a command arrived since the last period
         self.next_tick = time.monotonic()
         self._last_error_log = -math.inf
-        self.publish_state()
+        self.publish_state(range(n_cars))
         self.get_logger().info(
             f"{self.sim.track.name}: {width}x{height} {self.encoding}, "
             f"{'lockstep (one period per /cmd_vel)' if self.lockstep else f'real time at {self.sim.control_hz:g} Hz'}"
+            f"{f', {n_cars} cars under {self.namespaces[0]}..{self.namespaces[-1]}' if n_cars > 1 else ''}"
             f"{', domain randomisation' if randomize else ''}"
             f"{'' if self.tf_pub else '; no /tf (tf2_msgs is not importable)'}"
         )
@@ -160,78 +186,93 @@ class SimNode(Node):
     def stamp_ns(self) -> int:
         return round(self.ticks * self.period_ns)
 
-    def step(self, steer: float, speed: float) -> None:
-        """Advance one control period under (steer rad, speed m/s) and publish the new state."""
-        self.sim.advance(np.array([steer]), np.array([speed]), _ONE)
+    def step(self, steer: np.ndarray, speed: np.ndarray) -> None:
+        """Advance one control period under (steer rad, speed m/s) per car and publish every car's new state."""
+        self.sim.advance(
+            np.asarray(steer, dtype=np.float64), np.asarray(speed, dtype=np.float64), np.ones(self.n, bool)
+        )
         self.ticks += 1
         self.sim.sim_time = self.ticks / self.sim.control_hz
-        self.publish_state()
+        self.publish_state(range(self.n))
 
-    def teleport(self, x: float, y: float, yaw: float) -> None:
-        """Start a new episode at (x, y, yaw), standing still; takes one control period."""
-        self.sim.reset_car(0, np.array([x, y, yaw]))
-        self.command, self.command_time = (0.0, 0.0), None
+    def teleport(self, i: int, x: float, y: float, yaw: float) -> None:
+        """Start car i's new episode at (x, y, yaw), standing still; takes one control period."""
+        self.sim.place_car(i, np.array([x, y, yaw]))
+        self.commands[i] = 0.0
+        self.command_times[i] = None
         self.ticks += 1
         self.sim.sim_time = self.ticks / self.sim.control_hz
-        self.publish_state()
+        self.publish_state([i])
 
-    def publish_state(self) -> None:
-        """/clock, /odom (and /tf), then the camera: odometry first, so a client can start on it.
+    def publish_state(self, cars) -> None:
+        """/clock, then per car /odom (and /tf), then its camera: odometry first, so a client can start on it.
 
         /clock, /camera/camera_info and /tf are published only while something subscribes to
         them (a publish costs tens of microseconds, a lockstep step about a millisecond).
         """
-        stamp = _stamp(self.stamp_ns)
+        stamp = contract.time_msg(self.stamp_ns)
         if self.clock_pub.get_subscription_count():
             self.clock_pub.publish(Clock(clock=stamp))
+        cars = list(cars)
         s = self.sim.state
-        x, y, yaw = (float(v) for v in s.pose[0])
-        _, _, qz, qw = contract.quaternion_from_yaw(yaw)
-        self.odom_pub.publish(self.odom.encode(self.stamp_ns, x, y, qz, qw, float(s.speed[0]), float(s.yaw_rate[0])))
-        if self.tf_pub is not None and self.tf_pub.get_subscription_count():
-            tf = TransformStamped()
-            tf.header.stamp, tf.header.frame_id, tf.child_frame_id = stamp, contract.ODOM_FRAME, contract.BASE_FRAME
-            tf.transform.translation.x, tf.transform.translation.y = x, y
-            tf.transform.rotation.z, tf.transform.rotation.w = qz, qw
-            self.tf_pub.publish(TFMessage(transforms=[tf]))
-        frame = self.sim.render()[0]
-        self.image_pub.publish(
-            array_to_image(frame, self.encoding, stamp=stamp, frame_id=contract.CAMERA_FRAME, msg=self.image)
-        )
-        if self.info_pub.get_subscription_count():
-            self.camera_info.header.stamp = stamp
-            self.info_pub.publish(self.camera_info)
+        frames = self.sim.render(np.array(cars, dtype=np.intp))
+        for frame, i in zip(frames, cars):
+            x, y, yaw = (float(v) for v in s.pose[i])
+            _, _, qz, qw = contract.quaternion_from_yaw(yaw)
+            self.odom_pubs[i].publish(
+                self.odoms[i].encode(self.stamp_ns, x, y, qz, qw, float(s.speed[i]), float(s.yaw_rate[i]))
+            )
+            if self.tf_pub is not None and self.tf_pub.get_subscription_count():
+                tf = TransformStamped()
+                tf.header.stamp, tf.header.frame_id = stamp, contract.ODOM_FRAME
+                tf.child_frame_id = contract.car_frame(self.namespaces[i], contract.BASE_FRAME)
+                tf.transform.translation.x, tf.transform.translation.y = x, y
+                tf.transform.rotation.z, tf.transform.rotation.w = qz, qw
+                self.tf_pub.publish(TFMessage(transforms=[tf]))
+            self.image_pubs[i].publish(
+                array_to_image(frame, self.encoding, stamp=stamp, frame_id=self.camera_frames[i], msg=self.image)
+            )
+            if self.info_pubs[i].get_subscription_count():
+                self.camera_info.header.stamp = stamp
+                self.camera_info.header.frame_id = self.camera_frames[i]
+                self.info_pubs[i].publish(self.camera_info)
 
     # -- inputs ----------------------------------------------------------------------------
-    def _on_cmd_vel(self, raw: bytes) -> None:
+    def _on_cmd_vel(self, i: int, raw: bytes) -> None:
+        topic = contract.car_topic(self.namespaces[i], contract.CMD_VEL)
         try:
             v, w = decode_twist(raw)
         except ValueError as exc:
-            self._error(f"ignoring an undecodable /cmd_vel: {exc}")
+            self._error(f"ignoring an undecodable {topic}: {exc}")
             return
         if not (math.isfinite(v) and math.isfinite(w)):
-            self._error(f"ignoring a non-finite /cmd_vel (linear.x {v}, angular.z {w})")
+            self._error(f"ignoring a non-finite {topic} (linear.x {v}, angular.z {w})")
             return
-        steer = contract.steer_from_twist(v, w, self.wheelbase)
+        self.commands[i] = (contract.steer_from_twist(v, w, self.wheelbase), v)
         if self.lockstep:
-            self.step(steer, v)
+            self.pending[i] = True
+            if self.pending.all():
+                self.pending[:] = False
+                self.step(self.commands[:, 0], self.commands[:, 1])
         else:
-            self.command, self.command_time = (steer, v), time.monotonic()
+            self.command_times[i] = time.monotonic()
 
-    def _on_initialpose(self, msg: PoseWithCovarianceStamped) -> None:
+    def _on_initialpose(self, i: int, msg: PoseWithCovarianceStamped) -> None:
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
         yaw = contract.yaw_from_quaternion(q.x, q.y, q.z, q.w)
         if not all(math.isfinite(v) for v in (p.x, p.y, yaw)):
-            self._error(f"ignoring a non-finite /initialpose (x {p.x}, y {p.y}, yaw {yaw})")
+            topic = contract.car_topic(self.namespaces[i], contract.INITIALPOSE)
+            self._error(f"ignoring a non-finite {topic} (x {p.x}, y {p.y}, yaw {yaw})")
             return
-        self.teleport(p.x, p.y, yaw)
+        self.pending[i] = False
+        self.teleport(i, p.x, p.y, yaw)
 
     def _tick(self) -> None:
-        """Real time: one period with the held command (a stop once it is stale)."""
-        steer, speed = self.command
-        if self.command_time is None or time.monotonic() - self.command_time > self.stale_timeout:
-            steer, speed = 0.0, 0.0
-        self.step(steer, speed)
+        """Real time: one period with the held commands (a stop for a car whose command is stale)."""
+        now = time.monotonic()
+        stale = np.array([t is None or now - t > self.stale_timeout for t in self.command_times])
+        commands = np.where(stale[:, None], 0.0, self.commands)
+        self.step(commands[:, 0], commands[:, 1])
 
     def _error(self, text: str) -> None:
         now = time.monotonic()

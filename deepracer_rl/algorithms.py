@@ -1,0 +1,113 @@
+"""The training algorithms by name: how each builds its stable-baselines3 model from a `TrainConfig`.
+
+Adding an algorithm means one `Algorithm` entry in `ALGORITHMS`; `--algo` choices, config
+checks and model loading all come from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig
+
+
+class AlgorithmError(ValueError):
+    """An algorithm that is unknown or cannot train this action space; the message says what to use."""
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One algorithm: its SB3 class name and how it is built."""
+
+    name: str
+    sb3_class: str  # attribute of stable_baselines3
+    build: Callable[[TrainConfig, Any, dict[str, Any]], Any]  # (config, env, common kwargs) -> model
+    description: str
+
+
+def _policy_kwargs(config: TrainConfig) -> dict[str, Any]:
+    from .cnn import DeepRacerCNN
+
+    return dict(features_extractor_class=DeepRacerCNN, features_extractor_kwargs=dict(network=config.network))
+
+
+def _build_ppo(config: TrainConfig, env: Any, common: dict[str, Any]) -> Any:
+    from stable_baselines3 import PPO
+
+    return PPO(
+        "CnnPolicy",
+        env,
+        n_steps=config.rollout_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.epochs,
+        ent_coef=config.entropy,
+        policy_kwargs=_policy_kwargs(config),
+        **common,
+    )
+
+
+def _build_sac(config: TrainConfig, env: Any, common: dict[str, Any]) -> Any:
+    from gymnasium import spaces
+    from stable_baselines3 import SAC
+
+    if not isinstance(env.action_space, spaces.Box):
+        raise AlgorithmError(
+            "SAC needs a continuous action space: give a model_metadata.json with "
+            '"action_space_type": "continuous", or use --algo ppo'
+        )
+    return SAC(
+        "CnnPolicy",
+        env,
+        batch_size=config.batch_size,
+        buffer_size=50_000,
+        ent_coef="auto" if config.entropy <= 0 else config.entropy,
+        gradient_steps=max(1, config.epochs // 3),
+        learning_starts=1_000,
+        policy_kwargs=_policy_kwargs(config),
+        **common,
+    )
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("ppo", "PPO", _build_ppo, "PPO (DeepRacer's clipped PPO), discrete or continuous actions"),
+        Algorithm("sac", "SAC", _build_sac, "SAC, continuous actions only"),
+    )
+}
+
+
+def algorithm(name: str) -> Algorithm:
+    if name not in ALGORITHMS:
+        raise AlgorithmError(f"unknown algorithm {name!r}; choose one of {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]
+
+
+def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None = None) -> Any:
+    """A new model of the config's algorithm on `env`."""
+    common = dict(
+        learning_rate=config.learning_rate,
+        gamma=config.discount,
+        seed=config.seed,
+        tensorboard_log=None if tensorboard_dir is None else str(tensorboard_dir),
+        verbose=0,
+    )
+    return algorithm(config.algo).build(config, env, common)
+
+
+def load_model(path: Path, env: Any = None, algo: str | None = None) -> Any:
+    """A saved model (`algo` when known, else whichever registered algorithm reads the file)."""
+    import stable_baselines3
+
+    names = [algo] if algo is not None else list(ALGORITHMS)
+    errors = []
+    for name in names:
+        cls = getattr(stable_baselines3, algorithm(name).sb3_class)
+        try:
+            return cls.load(path, env=env, device="cpu")
+        except Exception as exc:
+            errors.append(f"{cls.__name__}: {exc}")
+    raise AlgorithmError(f"{path}: not a {' or '.join(n.upper() for n in names)} model ({'; '.join(errors)})")

@@ -1,0 +1,128 @@
+"""The simulator backend interface that `RaceCore` races over, and the registry of backends by name.
+
+A backend is a simulator holding `n_cars` cars on one track: it puts cars at poses, takes
+one command per car, advances one control period (1 / control_hz s of sim time) and reports
+poses, speeds, sim time and sensor data. It knows nothing of episodes, rewards or judging:
+that is `RaceCore`'s, identically for every backend. Poses are (x, y, yaw) of base_link in
+the track frame (m, m, rad); steering in degrees (+ = left), speed in m/s.
+
+Built in: "inprocess" (`deepracer_rl.inprocess`, the embedded NumPy simulator) and "ros"
+(`deepracer_rl.ros.backend`, any simulator behind the topic contract: the embedded
+`sim_node` or Gazebo). They are found by name with importlib, so nothing below the
+interfaces imports ROS. Other packages add backends through the entry-point group
+`deepracer_rl.backends` (name = "module:Class").
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from .car import CarSpec
+from .observation import ObservationSpec
+from .sensors import Sensor
+from .track import Track
+
+BUILTIN_BACKENDS = {
+    "inprocess": "deepracer_rl.inprocess:InProcessBackend",
+    "ros": "deepracer_rl.ros.backend:RosBackend",
+}
+ENTRY_POINT_GROUP = "deepracer_rl.backends"
+
+
+class BackendError(RuntimeError):
+    """The simulator behind a backend failed or stopped answering; the message says which and why."""
+
+
+@dataclass
+class CarStates:
+    """What a backend reports of its cars after a tick: arrays over the N cars."""
+
+    poses: np.ndarray  # (N, 3) x, y, yaw of base_link in the track frame (m, m, rad)
+    speeds: np.ndarray  # (N,) m/s along the heading
+    sim_time: float  # s of simulation time
+
+
+class SimulatorBackend(ABC):
+    """N cars of one simulator on one track, driven one control tick at a time."""
+
+    track: Track
+    car: CarSpec
+    n_cars: int
+    control_hz: float  # control ticks per second of sim time (the URDF camera rate)
+    observation: ObservationSpec  # the size and colour `sensor_data` delivers frames at
+    sensors: tuple[Sensor, ...]  # what `sensor_data` delivers (empty: no sensor data, e.g. scripted drivers)
+    errors: tuple[type[BaseException], ...] = ()  # what it raises when its simulator is gone
+
+    @abstractmethod
+    def reset_cars(self, rows: np.ndarray, poses: np.ndarray, new_episode: bool = True) -> None:
+        """Put cars `rows` at `poses` (k, 3), standing still, and wait until their state is there.
+
+        `new_episode` lets a simulator redraw per-episode randomisation; False is a put-back
+        within an episode (evaluation's off-track penalty).
+        """
+
+    @abstractmethod
+    def step(self, steering_deg: np.ndarray, speed: np.ndarray) -> None:
+        """Apply one command per car (N,) and advance one control tick; returns when the new state is in."""
+
+    @abstractmethod
+    def states(self) -> CarStates:
+        """Poses, speeds and sim time after the last tick or reset."""
+
+    @abstractmethod
+    def sensor_data(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Per sensor name, the latest frames (k, C, h, w) of cars `rows` at `observation`'s size."""
+
+    def reseed(self, seed: int | None) -> None:  # noqa: B027  (optional: backends without randomness)
+        """Restart the simulator's own random streams (camera randomisation), where it has any."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release the simulator (processes, ROS contexts); safe to call twice."""
+
+    def __enter__(self) -> SimulatorBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def available_backends() -> dict[str, str]:
+    """Backend name -> "module:Class": the built-in ones and those of installed entry points."""
+    found = dict(BUILTIN_BACKENDS)
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, entry.value)
+    return found
+
+
+def backend_class(name: str) -> type[SimulatorBackend]:
+    """The backend class registered under `name` (imported only now)."""
+    backends = available_backends()
+    if name not in backends:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(backends)}")
+    module_name, _, attr = backends[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"backend {name!r} is not usable here: {exc}") from exc
+    return getattr(module, attr)
+
+
+def make_backend(
+    name: str,
+    track: Track,
+    n_cars: int,
+    observation: ObservationSpec,
+    sensors: tuple[Sensor, ...],
+    seed: int | None = None,
+    **options: Any,
+) -> SimulatorBackend:
+    """A backend by name; `options` are the backend's own (e.g. randomization, timeout)."""
+    return backend_class(name)(
+        track=track, n_cars=n_cars, observation=observation, sensors=sensors, seed=seed, **options
+    )

@@ -1,0 +1,314 @@
+"""Training as composition: small stable-baselines3 callbacks around one shared `TrainingProgress`.
+
+`run_callbacks` puts them in a `CallbackList`, in this order (each reads what the earlier
+ones of the same step wrote):
+
+1. `SimtraceCallback`      every step of every car as a simtrace row
+2. `EpisodeStatsCallback`  episodes, per-update figures (progress.csv, TensorBoard)
+3. `EvaluationCallback`    evaluation laps every `eval_every` steps; keeps best_model.zip
+4. `CheckpointCallback`    latest.zip + state.json every `checkpoint_every` steps
+5. `ProgressBarCallback`   the tqdm bar: steps/s, episodes, mean progress, best lap
+6. `StopCallback`          time budget, Ctrl-C (a flag set by the SIGINT handler), lapping
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+from .config import TrainConfig
+from .episode import EpisodeStatus
+from .evaluate import LapReport
+from .logs import SimtraceWriter, simtrace_row
+from .rundir import RunDir, is_better, save_model_atomic
+
+
+@dataclass
+class TrainingProgress:
+    """What the callbacks share, and what a checkpoint's state.json keeps of it."""
+
+    timesteps: int = 0
+    episodes: int = 0
+    iteration: int = 0
+    best: list | None = None  # [mean progress %, best lap s or None] of the best evaluation
+    lapping: bool = False  # the last evaluation completed every lap
+    stop_requested: bool = False  # Ctrl-C
+    stop_reason: str | None = None
+    recent_progress: list[float] = field(default_factory=list)  # of the last 100 episodes
+    episode_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per car
+    started: float = field(default_factory=time.time)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], n_cars: int) -> TrainingProgress:
+        progress = cls(
+            timesteps=int(state.get("timesteps", 0)),
+            episodes=int(state.get("episodes", 0)),
+            iteration=int(state.get("iteration", 0)),
+            best=state.get("best"),
+        )
+        progress.episode_ids = np.arange(n_cars, dtype=np.int64) + progress.episodes
+        return progress
+
+    def state(self, timesteps: int) -> dict[str, Any]:
+        return {"timesteps": int(timesteps), "episodes": self.episodes, "iteration": self.iteration, "best": self.best}
+
+    def best_text(self) -> str:
+        if not self.best:
+            return "-"
+        progress, lap = self.best
+        return f"{lap:.2f}s" if lap is not None else f"{progress:.0f}%"
+
+
+class _RunCallback(BaseCallback):
+    def __init__(self, progress: TrainingProgress):
+        super().__init__()
+        self.progress = progress
+
+
+class SimtraceCallback(_RunCallback):
+    """Writes every step of every car to the run's simtrace CSV (flushed every update)."""
+
+    def __init__(self, progress: TrainingProgress, run: RunDir):
+        super().__init__(progress)
+        self.run = run
+        self.writer: SimtraceWriter | None = None
+
+    def _on_training_start(self) -> None:
+        self.writer = SimtraceWriter(self.run.simtrace_csv)
+
+    def _on_step(self) -> bool:
+        infos, rewards, dones = self.locals["infos"], self.locals["rewards"], self.locals["dones"]
+        actions = self.locals.get("actions")
+        for i, info in enumerate(infos):
+            params = info.get("params")
+            if not params:
+                continue
+            action = actions[i] if actions is not None else ""
+            action = int(action) if np.ndim(action) == 0 else [round(float(a), 4) for a in action]
+            row = simtrace_row(
+                int(self.progress.episode_ids[i]),
+                params,
+                action,
+                float(rewards[i]),
+                bool(dones[i]),
+                info["episode_status"],
+                time.time() - self.progress.started,
+            )
+            self.writer.write(row)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def _on_training_end(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class EpisodeStatsCallback(_RunCallback):
+    """Counts episodes; per policy update writes mean reward, progress and completion (progress.csv, TensorBoard)."""
+
+    def __init__(self, progress: TrainingProgress, run: RunDir, n_cars: int):
+        super().__init__(progress)
+        self.run = run
+        self.episode_reward = np.zeros(n_cars)
+        self.rewards: list[float] = []
+        self.progresses: list[float] = []
+        self.completed: list[bool] = []
+
+    def _on_step(self) -> bool:
+        infos, rewards, dones = self.locals["infos"], self.locals["rewards"], self.locals["dones"]
+        self.episode_reward += rewards
+        p = self.progress
+        for i in np.flatnonzero(dones):
+            info = infos[i]
+            p.episodes += 1
+            self.rewards.append(float(self.episode_reward[i]))
+            self.progresses.append(float(info["progress"]))
+            self.completed.append(info["episode_status"] == EpisodeStatus.LAP_COMPLETE.value)
+            p.recent_progress = [*p.recent_progress, float(info["progress"])][-100:]
+            self.episode_reward[i] = 0.0
+            p.episode_ids[i] = p.episodes + len(self.episode_reward) - 1
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.progress.iteration += 1
+        if not self.rewards:
+            return
+        row = {
+            "iteration": self.progress.iteration,
+            "timesteps": self.num_timesteps,
+            "episodes": self.progress.episodes,
+            "mean_reward": float(np.mean(self.rewards)),
+            "mean_progress": float(np.mean(self.progresses)),
+            "completion_rate": float(np.mean(self.completed)),
+            "wall_s": round(time.time() - self.progress.started, 2),
+        }
+        self.run.append_csv(self.run.progress_csv, row)
+        self.logger.record("deepracer/mean_progress", row["mean_progress"])
+        self.logger.record("deepracer/completion_rate", row["completion_rate"])
+        self.logger.record("deepracer/episode_reward", row["mean_reward"])
+        self.rewards, self.progresses, self.completed = [], [], []
+
+
+class EvaluationCallback(_RunCallback):
+    """Evaluation laps every `every` steps; the best model by `rundir.is_better` is saved as best_model.zip."""
+
+    def __init__(
+        self, progress: TrainingProgress, run: RunDir, every: int, evaluate: Callable[[Any], LapReport], start: int
+    ):
+        super().__init__(progress)
+        self.run = run
+        self.every = every
+        self.evaluate_model = evaluate
+        self.next_at = start + every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_at:
+            self.next_at += self.every
+            self.evaluate_now()
+        return True
+
+    def evaluate_now(self) -> LapReport:
+        report = self.evaluate_model(self.model)
+        row = {"timesteps": self.num_timesteps, **report.as_dict()}
+        row["lap_times_s"] = " ".join(str(t) for t in row["lap_times_s"])
+        row["statuses"] = " ".join(row["statuses"])
+        self.run.append_csv(self.run.evaluations_csv, row)
+        key = [report.mean_progress, report.best_lap_s]
+        if is_better(key, self.progress.best):
+            self.progress.best = key
+            save_model_atomic(self.model, self.run.best_model)
+        self.progress.lapping = report.completed_laps == report.laps
+        self.logger.record("deepracer/eval_progress", report.mean_progress)
+        return report
+
+
+class CheckpointCallback(_RunCallback):
+    """latest.zip and state.json every `every` steps (and on demand: `save`)."""
+
+    def __init__(
+        self, progress: TrainingProgress, run: RunDir, every: int, start: int, simtrace: SimtraceCallback | None
+    ):
+        super().__init__(progress)
+        self.run = run
+        self.every = every
+        self.next_at = start + every
+        self.simtrace = simtrace
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_at:
+            self.next_at += self.every
+            self.save()
+        return True
+
+    def save(self, model: Any = None) -> None:
+        """Checkpoint `model` (default: the model being trained)."""
+        model = self.model if model is None else model
+        save_model_atomic(model, self.run.checkpoint)
+        if self.simtrace is not None:
+            self.simtrace.flush()
+        self.run.save_state(self.progress.state(model.num_timesteps))
+
+
+class ProgressBarCallback(_RunCallback):
+    """A tqdm bar on stderr: steps, steps/s, episodes, mean progress of the last 100 episodes, best lap."""
+
+    def __init__(self, progress: TrainingProgress, total: int, start: int, n_cars: int):
+        super().__init__(progress)
+        self.total, self.start, self.n_cars = total, start, n_cars
+        self.bar = None
+
+    def _on_training_start(self) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.start,
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            smoothing=0.05,
+        )
+
+    def _on_step(self) -> bool:
+        steps = self.num_timesteps
+        self.bar.update(steps - self.bar.n)
+        if steps % (self.n_cars * 32) < self.n_cars:
+            p = self.progress
+            mean = np.mean(p.recent_progress) if p.recent_progress else 0.0
+            self.bar.set_postfix(episodes=p.episodes, progress=f"{mean:.1f}%", best=p.best_text(), refresh=False)
+        return True
+
+    def say(self, text: str) -> None:
+        (self.bar.write if self.bar is not None else print)(text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _on_training_end(self) -> None:
+        self.close()
+
+
+class StopCallback(_RunCallback):
+    """Stops training (False from `_on_step`) on the time budget, a Ctrl-C, or lapping when asked."""
+
+    def __init__(self, progress: TrainingProgress, config: TrainConfig, say: Callable[[str], None]):
+        super().__init__(progress)
+        self.config = config
+        self.say = say
+
+    def _on_step(self) -> bool:
+        p, config, steps = self.progress, self.config, self.num_timesteps
+        reason = None
+        if config.max_minutes is not None and time.time() - p.started > config.max_minutes * 60:
+            reason = f"time budget of {config.max_minutes:g} min reached at {steps} steps"
+        elif p.stop_requested:
+            reason = f"Ctrl-C: stopping at {steps} steps with a checkpoint"
+        elif config.stop_when_lapping and p.lapping:
+            reason = f"evaluation completed every lap at {steps} steps: stopping early"
+        if reason is None:
+            return True
+        p.stop_reason = reason
+        self.say(reason)
+        return False
+
+
+@dataclass
+class RunCallbacks:
+    """The callbacks of a run, by role, and the CallbackList SB3 runs."""
+
+    progress: TrainingProgress
+    simtrace: SimtraceCallback | None
+    evaluation: EvaluationCallback
+    checkpoint: CheckpointCallback
+    bar: ProgressBarCallback
+    callbacks: CallbackList
+
+
+def run_callbacks(
+    config: TrainConfig, run: RunDir, progress: TrainingProgress, evaluate: Callable[[Any], LapReport]
+) -> RunCallbacks:
+    """The callbacks of a training run (see the module docstring for what each does, in order)."""
+    start = progress.timesteps
+    simtrace = SimtraceCallback(progress, run) if config.simtrace else None
+    stats = EpisodeStatsCallback(progress, run, config.n_envs)
+    evaluation = EvaluationCallback(progress, run, config.eval_every, evaluate, start)
+    checkpoint = CheckpointCallback(progress, run, config.checkpoint_every, start, simtrace)
+    bar = ProgressBarCallback(progress, config.steps, start, config.n_envs)
+    stop = StopCallback(progress, config, bar.say)
+    chain = [c for c in (simtrace, stats, evaluation, checkpoint, bar, stop) if c is not None]
+    return RunCallbacks(progress, simtrace, evaluation, checkpoint, bar, CallbackList(chain))

@@ -1,0 +1,95 @@
+"""`deepracer-rl evaluate`: laps of a run, a model .zip, an export or the baseline, over any backend.
+
+What is driven is chosen here (a run's best model, an SB3 .zip of a run, an exported ONNX
+policy, or the scripted pure-pursuit baseline); the laps themselves are `evaluate.run_laps`
+over a `RaceCore` of the chosen backend (the in-process simulator, or a simulator behind
+the ROS topic contract: `deepracer-rl sim` or Gazebo).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .algorithms import load_model
+from .evaluate import Driver, LapReport, baseline_driver, policy_driver, run_laps
+from .observation import ObservationSpec
+from .policy import ONNX_NAME, OnnxPolicy
+from .race import RaceCore
+from .rundir import find_run
+from .train import race_kwargs
+
+
+@dataclass
+class Evaluation:
+    """What was driven where, and its laps."""
+
+    label: str
+    track: str
+    backend: str
+    report: LapReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"driver": self.label, "track": self.track, "backend": self.backend, **self.report.as_dict()}
+
+
+def _race_and_driver(target: str | os.PathLike | None, driver: str, track: str | None) -> tuple[dict, Driver, str]:
+    """RaceCore.create arguments, the driver and its label."""
+    if driver == "baseline":
+        return dict(track=track or "reinvent_base", sensors=False), baseline_driver(), "baseline"
+    if driver != "policy":
+        raise ValueError(f"unknown driver {driver!r}; choose policy or baseline")
+    if not target:
+        raise ValueError("give RUN_OR_MODEL (a run directory, model .zip or export dir), or --driver baseline")
+    path = Path(target)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such run directory, model .zip or export dir")
+    if (path / ONNX_NAME).exists() or path.suffix == ".onnx":
+        policy = OnnxPolicy(path)
+        kwargs = dict(track=track or "reinvent_base", metadata=policy.actions, observation=policy.observation)
+        return kwargs, policy_driver(policy), f"{policy.root} (onnx)"
+    run, model_path = find_run(path)
+    config = run.load_config()
+    kwargs = race_kwargs(config, run)
+    kwargs["track"] = track or config.track
+    return kwargs, policy_driver(load_model(model_path, algo=config.algo)), str(model_path)
+
+
+def evaluate_target(
+    target: str | os.PathLike | None,
+    track: str | None = None,
+    laps: int = 3,
+    driver: str = "policy",
+    backend: str = "inprocess",
+    off_track_penalty: float | None = None,
+    trajectory_csv: str | os.PathLike | None = None,
+    **backend_options: Any,
+) -> Evaluation:
+    """Drive `laps` evaluation laps from the start line and report (see the module docstring)."""
+    if laps < 1:
+        raise ValueError(f"--laps must be at least 1, got {laps}")
+    kwargs, drive, label = _race_and_driver(target, driver, track)
+    kwargs.setdefault("observation", ObservationSpec())
+    core = RaceCore.create(n_cars=1, backend=backend, **kwargs, **backend_options)
+    try:
+        report = run_laps(core, drive, laps, off_track_penalty, trajectory_csv=trajectory_csv)
+    finally:
+        core.close()
+    return Evaluation(label, core.track.name, backend, report)
+
+
+def format_evaluation(result: Evaluation) -> str:
+    """The human-readable report of `deepracer-rl evaluate`."""
+    report = result.report
+    lines = [
+        f"{result.label} on {result.track} ({result.backend}): {report.completed_laps}/{report.laps} laps completed, "
+        f"mean progress {report.mean_progress:.1f} %, off track {report.off_track}x"
+    ]
+    for i, (status, progress) in enumerate(zip(report.statuses, report.progress)):
+        lines.append(f"  lap {i + 1}: {status:<13} progress {progress:6.1f} %")
+    if report.lap_times_s:
+        times = ", ".join(f"{t:.2f}" for t in report.lap_times_s)
+        lines.append(f"  lap times s: {times} (best {report.best_lap_s:.2f})")
+    return "\n".join(lines)

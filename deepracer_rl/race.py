@@ -1,0 +1,174 @@
+"""`RaceCore`: the one race over any simulator backend: starts, judging, reward params, rewards, frames.
+
+Every env (`RaceEnv`, `RaceVecEnv`), evaluation (policies and the scripted baseline), the
+trainer and behaviour cloning race through it, over the in-process simulator or over ROS
+topics alike: the backend only moves cars and reports their poses and sensor data.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .action_space import ActionError, ActionSpace
+from .backend import SimulatorBackend, make_backend
+from .car import CarSpec
+from .episode import EpisodeJudge, EpisodeStatus, RaceRules, StartRules, start_pose
+from .observation import FrameStacks, ObservationSpec
+from .reward import RewardFunction
+from .sensors import sensors_for
+from .track import Track
+
+
+def load_race_inputs(
+    track: Track | str,
+    metadata: ActionSpace | str | os.PathLike | None,
+    reward: RewardFunction | str | os.PathLike | None,
+) -> tuple[Track, ActionSpace, RewardFunction]:
+    """The track, action space and reward function of a race, from objects or files (None:
+    the console's default action space, the default reward)."""
+    return (
+        track if isinstance(track, Track) else Track.load(track),
+        metadata if isinstance(metadata, ActionSpace) else ActionSpace.load(metadata),
+        reward if isinstance(reward, RewardFunction) else RewardFunction(reward),
+    )
+
+
+class RaceCore:
+    """N cars racing on a backend: their episodes, statuses, params, rewards and stacked observations."""
+
+    def __init__(
+        self,
+        backend: SimulatorBackend,
+        actions: ActionSpace,
+        reward_fn: RewardFunction,
+        start: StartRules | None = None,
+        rules: RaceRules | None = None,
+        seed: int | None = None,
+    ):
+        self.backend = backend
+        self.track = backend.track
+        self.actions = actions
+        self.reward_fn = reward_fn
+        self.n = backend.n_cars
+        self.obs_spec = backend.observation
+        self.start_rules = start or StartRules()
+        self.judge = EpisodeJudge(self.track, backend.car.wheel_contact_points(), self.n, backend.control_hz, rules)
+        self.rng = np.random.default_rng(seed)
+        self.episodes = np.zeros(self.n, dtype=np.int64)  # episodes started per car
+        self.frames = FrameStacks(self.obs_spec, self.n)
+
+    @classmethod
+    def create(
+        cls,
+        track: Track | str = "reinvent_base",
+        n_cars: int = 1,
+        metadata: ActionSpace | str | os.PathLike | None = None,
+        reward: RewardFunction | str | os.PathLike | None = None,
+        observation: ObservationSpec | None = None,
+        backend: str = "inprocess",
+        start: StartRules | None = None,
+        rules: RaceRules | None = None,
+        seed: int | None = None,
+        sensors: bool = True,
+        **backend_options: Any,
+    ) -> RaceCore:
+        """A race from names and files: the backend by name, the metadata's sensors (none when
+        `sensors` is False: scripted drivers read poses only)."""
+        if int(n_cars) < 1:
+            raise ValueError(f"the number of cars must be at least 1, got {n_cars}")
+        track, actions, reward_fn = load_race_inputs(track, metadata, reward)
+        spec = observation or ObservationSpec()
+        chosen = sensors_for(actions.sensor) if sensors else ()
+        sim = make_backend(backend, track, int(n_cars), spec, chosen, seed=seed, **backend_options)
+        return cls(sim, actions, reward_fn, start=start, rules=rules, seed=seed)
+
+    # ---- what the race is over ------------------------------------------------------------
+    @property
+    def car(self) -> CarSpec:
+        return self.backend.car
+
+    @property
+    def control_hz(self) -> float:
+        return self.backend.control_hz
+
+    @property
+    def dt(self) -> float:
+        """Seconds of sim time per control step."""
+        return 1.0 / self.backend.control_hz
+
+    @property
+    def stack(self) -> np.ndarray:
+        """(N, C, h, w) the cars' current observations (stacked frames, newest last)."""
+        return self.frames.stack
+
+    def poses(self) -> np.ndarray:
+        """(N, 3) the cars' poses now (x, y, yaw in the track frame)."""
+        return self.backend.states().poses
+
+    # ---- episodes -------------------------------------------------------------------------
+    def reseed(self, seed: int | None) -> None:
+        """The start schedule and the simulator's random streams start over from `seed`."""
+        self.rng = np.random.default_rng(seed)
+        self.episodes[:] = 0
+        self.backend.reseed(seed)
+
+    def start_pose(self, i: int) -> tuple[np.ndarray, bool]:
+        """The start pose of car i's next episode and whether it drives the track reversed."""
+        return start_pose(self.track, self.start_rules, int(self.episodes[i]), i, self.n, self.rng)
+
+    def reset_cars(self, rows: np.ndarray, pose: np.ndarray | None = None, reverse: bool | None = None) -> None:
+        """Start the next episode of cars `rows` (at their next start, or all at `pose`)."""
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        poses, directions = [], []
+        for i in rows:
+            start, start_reverse = self.start_pose(int(i))
+            self.episodes[i] += 1
+            poses.append(start if pose is None else np.asarray(pose, dtype=np.float64))
+            directions.append(start_reverse if reverse is None else reverse)
+        self.backend.reset_cars(rows, np.array(poses).reshape(-1, 3))
+        for i, p, direction in zip(rows, poses, directions):
+            self.judge.start(int(i), p, direction)
+        self._store(rows, fresh=True)
+
+    def put_back_on_track(self, i: int) -> None:
+        """Car i onto the centre line where it left the track, facing along it, stopped (same episode)."""
+        direction = self.judge.direction_track(i)
+        arc = direction.project(self.poses()[i : i + 1, :2]).arc_length
+        (point,), (heading,) = direction.point_at(arc)
+        self.backend.reset_cars(np.array([i]), np.array([[point[0], point[1], heading]]), new_episode=False)
+        self.judge.last_arc[i] = self.track.project(point[None]).arc_length[0]
+
+    # ---- stepping -------------------------------------------------------------------------
+    def step(self, actions: Any) -> tuple[np.ndarray, list[EpisodeStatus], list[dict[str, Any]]]:
+        """One control step of every car under policy actions: (rewards, statuses, params)."""
+        steer, speed = self.actions.to_commands(actions)
+        if len(steer) != self.n:
+            raise ActionError(f"expected {self.n} actions (one per car), got {len(steer)}")
+        return self.drive(steer, speed)
+
+    def drive(
+        self, steering_deg: np.ndarray, speed: np.ndarray
+    ) -> tuple[np.ndarray, list[EpisodeStatus], list[dict[str, Any]]]:
+        """One control step under commands (degrees, + = left; m/s), judged and rewarded."""
+        steering_deg = np.asarray(steering_deg, dtype=np.float64).reshape(self.n)
+        speed = np.asarray(speed, dtype=np.float64).reshape(self.n)
+        self.backend.step(steering_deg, speed)
+        judged = self.judge.update(self.backend.states().poses, steering_deg, speed)
+        rewards = np.array([self.reward_fn(p) for p in judged.params], dtype=np.float64)
+        return rewards, judged.status, judged.params
+
+    def observe(self, rows: np.ndarray) -> None:
+        """Push the newest sensor frames of cars `rows` onto their stacks (nothing without sensors)."""
+        self._store(np.asarray(rows, dtype=np.intp).reshape(-1), fresh=False)
+
+    def _store(self, rows: np.ndarray, fresh: bool) -> None:
+        if not self.backend.sensors or len(rows) == 0:
+            return
+        data = self.backend.sensor_data(rows)
+        self.frames.push(rows, data[self.backend.sensors[0].name], fresh=fresh)
+
+    def close(self) -> None:
+        self.backend.close()

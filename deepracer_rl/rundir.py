@@ -1,0 +1,223 @@
+"""`RunDir`: the one place that knows a run directory's layout, its lock and the best-model rule.
+
+    config.json                 TrainConfig (every setting, plus the observation)
+    reward_function.py          copy of the reward the run trains with
+    model_metadata.json         copy of the action space
+    checkpoints/latest.zip      the model, written atomically every checkpoint interval
+    checkpoints/state.json      counters of the checkpoint (steps, episodes, best evaluation)
+    best_model.zip              the best evaluated model (`is_better`: completion, then lap time)
+    progress.csv                per policy update: mean reward, progress, completion
+    evaluations.csv             per evaluation: laps, lap times, statuses
+    simtrace/training-simtrace.csv   DeepRacer's simtrace columns, every step
+    evaluation/trajectory.csv   per-step trajectory of the demo's evaluation laps
+    tensorboard/                TensorBoard event files
+    export/                     model.onnx + model_metadata.json + SHA256SUMS
+    plots/                      PNG plots
+    run.lock                    held by the process training into the run
+
+Every command (train, evaluate, export, plot, rescore, clone, demo) goes through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import fcntl
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, TrainConfig
+
+
+class RunError(RuntimeError):
+    """A run directory cannot be used as asked; the message says why and what to do."""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` so that `path` is always either the old or the new file, whole (fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_model_atomic(model: Any, path: Path) -> None:
+    """Save an SB3 model so that `path` is always either the old or the new file, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.zip")
+    model.save(tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def is_better(candidate: list, best: list | None) -> bool:
+    """The best-model rule on [mean progress %, best lap s or None]: completion first, then lap time."""
+    if best is None:
+        return True
+    (progress, lap), (best_progress, best_lap) = candidate, best
+    if progress != best_progress:
+        return progress > best_progress
+    return (lap if lap is not None else math.inf) < (best_lap if best_lap is not None else math.inf)
+
+
+class RunDir:
+    """A training run's directory (see the module docstring for the layout)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ---- the layout ----------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def reward_path(self) -> Path:
+        return self.path / "reward_function.py"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.path / "model_metadata.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "latest.zip"
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / "checkpoints" / "state.json"
+
+    @property
+    def best_model(self) -> Path:
+        return self.path / "best_model.zip"
+
+    @property
+    def progress_csv(self) -> Path:
+        return self.path / "progress.csv"
+
+    @property
+    def evaluations_csv(self) -> Path:
+        return self.path / "evaluations.csv"
+
+    @property
+    def simtrace_csv(self) -> Path:
+        return self.path / "simtrace" / "training-simtrace.csv"
+
+    @property
+    def evaluation_trajectory(self) -> Path:
+        """The per-step trajectory of the last `deepracer-rl demo` evaluation (plotted as the best lap)."""
+        return self.path / "evaluation" / "trajectory.csv"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.path / "export"
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / "run.lock"
+
+    # ---- what is in it -------------------------------------------------------------------
+    def is_run(self) -> bool:
+        return self.config_path.is_file()
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint.is_file()
+
+    def require(self) -> RunDir:
+        """This run, or a clear error when the directory is not one."""
+        if not self.is_run():
+            raise FileNotFoundError(f"{self.path}: no config.json (expected a run directory of deepracer-rl train)")
+        return self
+
+    def load_config(self) -> TrainConfig:
+        self.require()
+        try:
+            return TrainConfig.from_json(self.config_path.read_text(encoding="utf-8"), self.config_path)
+        except ConfigError as exc:
+            raise RunError(str(exc)) from None
+
+    def save_config(self, config: TrainConfig) -> None:
+        write_atomic(self.config_path, config.to_json())
+
+    def load_state(self) -> dict[str, Any]:
+        """The checkpoint's counters ({} before the first checkpoint)."""
+        if not self.state_path.exists():
+            return {}
+        try:
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{self.state_path}: not valid JSON ({exc}); the checkpoint's counters are lost") from None
+        if not isinstance(state, dict):
+            raise RunError(f"{self.state_path}: expected a JSON object of counters")
+        return state
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        write_atomic(self.state_path, json.dumps(state) + "\n")
+
+    def model_to_use(self) -> Path:
+        """The model a command should use: the best evaluated one, else the latest checkpoint."""
+        for path in (self.best_model, self.checkpoint):
+            if path.is_file():
+                return path
+        raise FileNotFoundError(f"{self.path}: no model yet (neither best_model.zip nor {self.checkpoint.name})")
+
+    def append_csv(self, path: Path, row: dict[str, Any]) -> None:
+        """Append one row to a CSV of the run (header when the file is new)."""
+        new = not path.exists() or path.stat().st_size == 0
+        with open(path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's lock (an advisory flock on run.lock) while training writes into it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_path, "a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise RunError(
+                        f"{self.path}: another process is training into this run (it holds {self.lock_path.name}); "
+                        f"wait for it or choose another --out"
+                    ) from None
+                raise
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.close()  # closing releases the flock
+
+
+def find_run(model_arg: str | os.PathLike) -> tuple[RunDir, Path]:
+    """A run and the model to use from RUN (its best model) or RUN/some_model.zip."""
+    path = Path(model_arg)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such run directory or model .zip")
+    run = RunDir(path if path.is_dir() else path.parent).require()
+    return run, run.model_to_use() if path.is_dir() else path

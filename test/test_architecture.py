@@ -1,0 +1,302 @@
+"""The architecture of docs/architecture.md holds: layers import downward only, no import circles,
+no ROS below the interfaces; the backend, sensor and algorithm registries and the run directory
+behave as documented."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "deepracer_rl"
+ARCHITECTURE = REPO / "docs" / "architecture.md"
+
+
+# ---- the static import graph ---------------------------------------------------------------------
+
+
+def module_files() -> dict[str, Path]:
+    """deepracer_rl module name (without the package prefix; "deepracer_rl" for the package) -> file."""
+    mods = {}
+    for f in PACKAGE.rglob("*.py"):
+        parts = f.relative_to(PACKAGE).with_suffix("").parts
+        if parts[0] == "rewards":  # example reward_function files: data, not modules of the package
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts) or "deepracer_rl"] = f
+    return mods
+
+
+def imports_of(name: str, path: Path) -> set[str]:
+    """Every import statement's target (module level and inside functions; not under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for b in node.body for n in ast.walk(b))
+    is_package = path.name == "__init__.py"
+    own = [] if name == "deepracer_rl" else name.split(".")
+    base = own if is_package else own[:-1]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                stem = base[: len(base) - (node.level - 1)]
+                module = ".".join(["deepracer_rl", *stem, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{a.name}" for a in node.names)
+    return found
+
+
+def package_edges() -> dict[str, set[str]]:
+    """Module -> the deepracer_rl modules it imports (names as in module_files)."""
+    mods = module_files()
+    edges = {}
+    for name, path in mods.items():
+        out = set()
+        for target in imports_of(name, path):
+            if target != "deepracer_rl" and not target.startswith("deepracer_rl."):
+                continue
+            short = target.removeprefix("deepracer_rl").lstrip(".") or "deepracer_rl"
+            while short not in mods and "." in short:
+                short = short.rpartition(".")[0]
+            if short in mods and short != name:
+                out.add(short)
+        edges[name] = out
+    return edges
+
+
+def documented_layers() -> dict[str, int]:
+    """Module -> layer number, from the layer table of docs/architecture.md."""
+    layers = {}
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\|\s*(\d+)\s*\|\s*[a-z ]+\|(.*)\|\s*$", line)
+        if match:
+            for module in re.findall(r"`([a-z_.]+)`", match.group(2)):
+                layers[module] = int(match.group(1))
+    return layers
+
+
+def test_every_module_has_a_documented_layer_and_the_table_names_only_real_modules():
+    layers, mods = documented_layers(), module_files()
+    assert len(set(layers.values())) == 6, layers
+    assert set(mods) - set(layers) == set(), "modules missing from docs/architecture.md's layer table"
+    assert set(layers) - set(mods) == set(), "docs/architecture.md names modules that do not exist"
+
+
+def test_layers_import_downward_only():
+    layers = documented_layers()
+    upward = [
+        f"{name} (layer {layers[name]}) imports {target} (layer {layers[target]})"
+        for name, targets in package_edges().items()
+        for target in targets
+        if layers[target] > layers[name]
+    ]
+    assert upward == []
+
+
+def test_no_import_circles():
+    edges = package_edges()
+    state: dict[str, int] = {}
+    circles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                circles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for start in sorted(edges):
+        if start not in state:
+            visit(start, [start])
+    assert circles == []
+
+
+def test_nothing_below_the_interfaces_imports_ros():
+    leaks = []
+    for name, path in module_files().items():
+        if name == "cli" or name == "ros" or name.startswith("ros."):
+            continue
+        for target in imports_of(name, path):
+            if target.split(".")[0] == "rclpy" or target.startswith("deepracer_rl.ros"):
+                leaks.append(f"{name} -> {target}")
+    assert leaks == []
+
+
+def test_importing_the_core_and_training_loads_no_rclpy():
+    code = (
+        "import sys; import deepracer_rl.train, deepracer_rl.evaluate_runs, deepracer_rl.export, "
+        "deepracer_rl.vec_env; print('rclpy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+# ---- registries ------------------------------------------------------------------------------------
+
+
+def test_backends_are_found_by_name_and_an_unknown_one_is_refused():
+    from deepracer_rl.backend import available_backends, backend_class
+    from deepracer_rl.inprocess import InProcessBackend
+
+    assert {"inprocess", "ros"} <= set(available_backends())
+    assert backend_class("inprocess") is InProcessBackend
+    with pytest.raises(ValueError, match="unknown backend 'gazebo9'; choose one of"):
+        backend_class("gazebo9")
+
+
+def test_the_ros_backend_class_comes_from_the_ros_package():
+    pytest.importorskip("rclpy")
+    from deepracer_rl.backend import backend_class
+
+    cls = backend_class("ros")
+    assert cls.__module__ == "deepracer_rl.ros.backend" and cls.errors
+
+
+def test_sensor_registry_derives_the_observation_and_refuses_what_is_not_built():
+    from deepracer_rl.observation import ObservationSpec
+    from deepracer_rl.sensors import SENSORS, SensorError, check_sensor_names, observation_space, sensors_for
+
+    (camera,) = sensors_for(["FRONT_FACING_CAMERA"])
+    assert camera is SENSORS["FRONT_FACING_CAMERA"] and camera.input_name == "observation"
+    assert observation_space([camera], ObservationSpec(80, 60)).shape == (1, 60, 80)
+    with pytest.raises(SensorError, match="'LIDAR' is not supported yet"):
+        check_sensor_names(["FRONT_FACING_CAMERA", "LIDAR"])
+    with pytest.raises(SensorError, match="unknown sensor 'SONAR'"):
+        check_sensor_names(["SONAR"])
+    with pytest.raises(SensorError, match="must be a list"):
+        check_sensor_names("FRONT_FACING_CAMERA")
+
+
+def test_metadata_with_a_sensor_string_or_an_unbuilt_sensor_is_refused(tmp_path):
+    from deepracer_rl.action_space import ActionSpace, MetadataError
+    from deepracer_rl.race import RaceCore
+    from deepracer_rl.sensors import SensorError
+
+    base = ActionSpace.default().to_metadata()
+    path = tmp_path / "model_metadata.json"
+    path.write_text(json.dumps({**base, "sensor": "FRONT_FACING_CAMERA"}))
+    with pytest.raises(MetadataError, match="field 'sensor' must be a non-empty list"):
+        ActionSpace.load(path)
+    path.write_text(json.dumps({**base, "sensor": ["STEREO_CAMERAS"]}))
+    with pytest.raises(SensorError, match="'STEREO_CAMERAS' is not supported yet"):
+        RaceCore.create(metadata=path)
+
+
+def test_algorithm_registry_builds_by_name_and_refuses_unknown_names():
+    from deepracer_rl.algorithms import ALGORITHMS, AlgorithmError, algorithm
+
+    assert set(ALGORITHMS) == {"ppo", "sac"}
+    with pytest.raises(AlgorithmError, match="unknown algorithm 'dqn'; choose one of ppo, sac"):
+        algorithm("dqn")
+
+
+# ---- the run directory -------------------------------------------------------------------------------
+
+
+def test_best_model_rule_is_completion_then_lap_time():
+    from deepracer_rl.rundir import is_better
+
+    assert is_better([50.0, None], None)
+    assert is_better([100.0, 9.0], [80.0, None])
+    assert is_better([100.0, 8.0], [100.0, 9.0])
+    assert not is_better([100.0, 9.5], [100.0, 9.0])
+    assert not is_better([90.0, None], [100.0, 12.0])
+
+
+def test_a_run_directory_is_locked_while_training_writes_into_it(tmp_path):
+    from deepracer_rl.rundir import RunDir, RunError
+
+    run = RunDir(tmp_path / "run")
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from deepracer_rl.rundir import RunDir\n"
+            f"with RunDir({str(run.path)!r}).lock():\n    print('locked', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert other.stdout.readline().strip() == "locked"
+        with pytest.raises(RunError, match="another process is training into this run"):
+            with run.lock():
+                pass
+    finally:
+        other.kill()
+        other.wait(10)
+    with run.lock():  # released when its holder is gone
+        assert run.lock_path.read_text().strip() == str(__import__("os").getpid())
+
+
+def test_train_refuses_a_second_training_into_the_same_run(tmp_path):
+    from deepracer_rl.config import TrainConfig
+    from deepracer_rl.rundir import RunDir
+    from deepracer_rl.train import TrainingError, train
+
+    run = RunDir(tmp_path / "run")
+    with run.lock():
+        with pytest.raises(TrainingError, match="another process is training into this run"):
+            train(TrainConfig(steps=10), run.path)
+    assert not run.config_path.exists()  # nothing was written
+
+
+def test_a_malformed_config_or_state_names_the_file(tmp_path):
+    from deepracer_rl.rundir import RunDir, RunError
+
+    run = RunDir(tmp_path)
+    run.config_path.write_text("{not json")
+    with pytest.raises(RunError, match=r"config.json: not valid JSON"):
+        run.load_config()
+    run.state_path.parent.mkdir()
+    run.state_path.write_text("[1, 2]")
+    with pytest.raises(RunError, match=r"state.json: expected a JSON object"):
+        run.load_state()
+
+
+# ---- one race core over the in-process backend ------------------------------------------------------
+
+
+def test_the_race_core_is_the_same_over_a_backend_made_by_name_or_by_hand():
+    from deepracer_rl.action_space import ActionSpace
+    from deepracer_rl.inprocess import InProcessBackend
+    from deepracer_rl.observation import ObservationSpec
+    from deepracer_rl.race import RaceCore
+    from deepracer_rl.reward import RewardFunction
+    from deepracer_rl.sensors import sensors_for
+    from deepracer_rl.track import Track
+
+    track, actions = Track.load("reinvent_base"), ActionSpace.default()
+    by_name = RaceCore.create(track, 2, actions, seed=3)
+    backend = InProcessBackend(track, 2, ObservationSpec(), sensors_for(actions.sensor), seed=3)
+    by_hand = RaceCore(backend, actions, RewardFunction(), seed=3)
+    rng = np.random.default_rng(0)
+    for core in (by_name, by_hand):
+        core.reset_cars(np.arange(2))
+    for _ in range(40):
+        action = rng.integers(0, len(actions.actions), 2)
+        a, b = by_name.step(action), by_hand.step(action)
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[2] == b[2]
+        by_name.observe(np.arange(2))
+        by_hand.observe(np.arange(2))
+        np.testing.assert_array_equal(by_name.stack, by_hand.stack)
