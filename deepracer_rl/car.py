@@ -24,6 +24,7 @@ URDF_NAME = "deepracer.urdf"
 
 # Names in the URDF that the project relies on (frames of the topic contract, joints of
 # the Gazebo plugins); renaming one in the URDF is a CarModelError, not a silent change.
+ODOM_FRAME = "odom"  # REP 105 frame the car's odometry is given in: for the simulators, the track frame
 BASE_LINK = "base_link"
 CHASSIS_LINK = "chassis"
 CAMERA_LINK = "camera_link"

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +94,7 @@ class _Dataset:
         return np.concatenate(self.obs), np.concatenate(self.labels)
 
 
-def record(core: RaceCore, config: CloneConfig, rng: np.random.Generator, data: _Dataset, learner=None) -> dict:
+def record(core: RaceCore, config: CloneConfig, rng: np.random.Generator, data: _Dataset, learner: Any = None) -> dict:
     """Drive every car `config.steps` steps, recording (observation, baseline action) pairs."""
     expert = _expert(core)
     n = core.n
@@ -126,7 +127,7 @@ def record(core: RaceCore, config: CloneConfig, rng: np.random.Generator, data: 
     return {"episodes_ended": int(episodes), "laps": int(laps)}
 
 
-def fit(model, obs: np.ndarray, labels: np.ndarray, config: CloneConfig, rng: np.random.Generator) -> float:
+def fit(model: Any, obs: np.ndarray, labels: np.ndarray, config: CloneConfig, rng: np.random.Generator) -> float:
     """Maximum-likelihood fit of the policy's action distribution; returns the last epoch's loss."""
     import torch
 

@@ -18,6 +18,8 @@ import gymnasium as gym
 import numpy as np
 
 from .action_space import ActionSpace
+from .backend import SimulatorBackend
+from .camera import DomainRandomization
 from .episode import EpisodeStatus, RaceRules, StartRules
 from .observation import ObservationSpec
 from .race import RaceCore
@@ -50,7 +52,7 @@ class RaceEnv(gym.Env):
         start: StartRules | None = None,
         rules: RaceRules | None = None,
         dynamics: Dynamics | None = None,
-        randomization=None,
+        randomization: DomainRandomization | None = None,
         render_mode: str | None = None,
         backend: str = "inprocess",
         **backend_options: Any,
@@ -68,23 +70,23 @@ class RaceEnv(gym.Env):
         self._viewer = None
 
     @property
-    def backend(self):
+    def backend(self) -> SimulatorBackend:
         return self.core.backend
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self.core.reseed(seed)
         self.core.reset_cars(np.array([0]))
         return self.core.stack[0].copy(), {"episode_status": EpisodeStatus.IN_PROGRESS.value}
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         rewards, status, params = self.core.step(np.asarray(action)[None])
         self.core.observe(np.array([0]))
         terminated, truncated, info = step_result(status[0], params[0])
         return self.core.stack[0].copy(), float(rewards[0]), terminated, truncated, info
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         """The car's camera view at full camera resolution (RGB), drawn by the embedded renderer at its pose."""
         if self.render_mode != "rgb_array":
             return None

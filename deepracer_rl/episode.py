@@ -85,6 +85,15 @@ def start_pose(
     return np.array([x, y, heading]), reverse
 
 
+def start_line_pose(track: Track) -> np.ndarray:
+    """x, y, yaw of the start line: waypoint 0 of the centre line, facing along the track.
+
+    Evaluation laps start here, and Gazebo spawns the car here.
+    """
+    (point,), (heading,) = track.point_at(np.array([0.0]))
+    return np.array([point[0], point[1], heading])
+
+
 @dataclass
 class JudgeResult:
     """What the judge says of one step for every car (arrays of shape (N,), params a list)."""

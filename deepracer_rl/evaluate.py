@@ -13,10 +13,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .episode import EpisodeStatus
+from .episode import EpisodeStatus, start_line_pose
 from .race import RaceCore
 
 # A driver maps the race core (its stacked observations; the poses for scripted
@@ -69,7 +70,7 @@ class LapReport:
         }
 
 
-def policy_driver(model, deterministic: bool = True) -> Driver:
+def policy_driver(model: Any, deterministic: bool = True) -> Driver:
     """A driver from anything with SB3's `predict(obs, deterministic)`."""
 
     def drive(core: RaceCore) -> tuple[np.ndarray, np.ndarray]:
@@ -115,8 +116,7 @@ def run_laps(
         writer.writerow(TRAJECTORY_COLUMNS)
     try:
         for lap in range(laps):
-            (point,), (heading,) = core.track.point_at(np.array([0.0]))
-            core.reset_cars(np.array([0]), pose=np.array([point[0], point[1], heading]), reverse=False)
+            core.reset_cars(np.array([0]), pose=start_line_pose(core.track), reverse=False)
             started = core.backend.states().sim_time
             penalty = 0.0
             status = EpisodeStatus.IN_PROGRESS

@@ -14,6 +14,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from .rundir import find_run
 from .sensors import sensors_for
 
 
-def policy_module(model):
+def policy_module(model: Any) -> Any:
     """A torch module: frames (N, C, H, W) float 0..255 -> action probabilities or actions."""
     import torch
     from gymnasium import spaces
@@ -53,7 +54,11 @@ def policy_module(model):
 
 
 def export_policy(
-    model, observation: ObservationSpec, actions: ActionSpace, out_dir: str | os.PathLike, network: str | None = None
+    model: Any,
+    observation: ObservationSpec,
+    actions: ActionSpace,
+    out_dir: str | os.PathLike,
+    network: str | None = None,
 ) -> Path:
     """Write model.onnx, model_metadata.json and SHA256SUMS into out_dir.
 
@@ -98,7 +103,7 @@ def export_policy(
     return out
 
 
-def torch_outputs(model, frames: np.ndarray) -> np.ndarray:
+def torch_outputs(model: Any, frames: np.ndarray) -> np.ndarray:
     """What the exported graph should output, from SB3's own policy API (for parity checks)."""
     import torch
     from gymnasium import spaces

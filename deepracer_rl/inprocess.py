@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import CarStates, SimulatorBackend
+from .camera import DomainRandomization
 from .car import CarSpec
 from .observation import ObservationSpec
 from .sensors import Sensor
@@ -24,7 +25,7 @@ class InProcessBackend(SimulatorBackend):
         seed: int | None = None,
         car: CarSpec | None = None,
         dynamics: Dynamics | None = None,
-        randomization=None,
+        randomization: DomainRandomization | None = None,
     ):
         self.track = track
         self.n_cars = int(n_cars)

@@ -82,7 +82,7 @@ class SimtraceWriter:
     def __enter__(self) -> SimtraceWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -106,7 +106,7 @@ class OnnxPolicy:
             frames = frames[None]
         return self.session.run(None, {self.input_name: frames})[0]
 
-    def predict(self, observations: np.ndarray, deterministic: bool = True):
+    def predict(self, observations: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
         """SB3-style: action indices (discrete) or (N, 2) actions in [-1, 1]."""
         out = self.outputs(observations)
         if self.actions.kind == "discrete":

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .camera import OBSERVATION_HEIGHT, OBSERVATION_WIDTH
+from .camera import OBSERVATION_HEIGHT, OBSERVATION_WIDTH, DomainRandomization
 from .car import CarSpec
 from .track import Track
 
@@ -57,7 +57,7 @@ class Simulator:
         dynamics: Dynamics | None = None,
         image_size: tuple[int, int] | None = (OBSERVATION_WIDTH, OBSERVATION_HEIGHT),
         grayscale: bool = True,
-        randomization=None,
+        randomization: DomainRandomization | None = None,
         seed: int | None = None,
     ):
         self.track = track if isinstance(track, Track) else Track.load(track)

@@ -33,6 +33,7 @@ from .race import RaceCore
 from .reward import RewardFunction, RewardFunctionError
 from .rundir import RunDir, RunError, is_better, save_model_atomic
 from .sensors import SensorError, check_sensor_names
+from .vec_env import RaceVecEnv
 
 
 class TrainingError(RuntimeError):
@@ -136,10 +137,8 @@ def backend_options(config: TrainConfig, training: bool = True) -> dict[str, Any
     return options
 
 
-def make_env(config: TrainConfig, run: RunDir | str | os.PathLike):
+def make_env(config: TrainConfig, run: RunDir | str | os.PathLike) -> RaceVecEnv:
     """The training VecEnv: `n_envs` cars of the chosen backend."""
-    from .vec_env import RaceVecEnv
-
     run = as_run(run)
     return RaceVecEnv(
         n_envs=config.n_envs,
@@ -211,7 +210,7 @@ def _sigint_stops(progress: TrainingProgress) -> Iterator[None]:
         yield
         return
 
-    def request_stop(signum, frame):
+    def request_stop(signum: int, frame: object) -> None:
         progress.stop_requested = True
 
     previous = signal.signal(signal.SIGINT, request_stop)

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from .backend import SimulatorBackend
 from .env import step_result
 from .episode import EpisodeStatus
 from .race import RaceCore
@@ -28,7 +29,7 @@ class RaceVecEnv(VecEnv):
         self._actions: np.ndarray | None = None
 
     @property
-    def backend(self):
+    def backend(self) -> SimulatorBackend:
         return self.core.backend
 
     def reset(self) -> VecEnvObs:
@@ -60,22 +61,24 @@ class RaceVecEnv(VecEnv):
     def close(self) -> None:
         self.core.close()
 
-    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         if attr_name == "render_mode":  # SB3 asks each sub-env; the cars have no render mode
             return [None] * len(self._indices(indices))
         return [getattr(self.core, attr_name)] * len(self._indices(indices))
 
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         setattr(self.core, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         method = getattr(self.core, method_name)
         return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
 
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
         return [False] * len(self._indices(indices))
 
-    def _indices(self, indices) -> Sequence[int]:
+    def _indices(self, indices: VecEnvIndices) -> Sequence[int]:
         if indices is None:
             return range(self.num_envs)
         return [indices] if isinstance(indices, int) else list(indices)

@@ -29,6 +29,7 @@ from .camera import (
     SKY_RGB,
 )
 from .car import CarSpec
+from .episode import start_line_pose
 from .sim import GRAVITY
 from .track import Track
 
@@ -273,8 +274,8 @@ def mesh_path(track_name: str, part: str) -> str:
 
 def start_pose(track: Track) -> tuple[float, float, float]:
     """x, y, yaw of the car at waypoint 0 facing along the track (where the launch file spawns it)."""
-    xy, yaw = track.point_at(np.array([0.0]))
-    return float(xy[0, 0]), float(xy[0, 1]), float(yaw[0])
+    x, y, yaw = start_line_pose(track)
+    return float(x), float(y), float(yaw)
 
 
 def _material(rgb: tuple[int, int, int], indent: str) -> str:

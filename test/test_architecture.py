@@ -140,6 +140,23 @@ def test_nothing_below_the_interfaces_imports_ros():
     assert leaks == []
 
 
+def test_every_public_function_has_type_hints():
+    """Arguments and return of every public function and method (and __init__'s arguments)."""
+    missing = []
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            if node.name.startswith("_") and node.name != "__init__":
+                continue
+            args = [a for a in [*node.args.args, *node.args.kwonlyargs] if a.arg not in ("self", "cls")]
+            args += [a for a in (node.args.vararg, node.args.kwarg) if a is not None]
+            bare = [a.arg for a in args if a.annotation is None]
+            if bare or (node.returns is None and node.name != "__init__"):
+                missing.append(f"{name}.{node.name} (line {node.lineno}): {bare or 'return'}")
+    assert missing == []
+
+
 def test_importing_the_core_and_training_loads_no_rclpy():
     code = (
         "import sys; import deepracer_rl.train, deepracer_rl.evaluate_runs, deepracer_rl.export, "

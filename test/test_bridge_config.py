@@ -3,7 +3,7 @@
 Its ROS topics are the contract's (all but /initialpose, which gz_control serves), with the
 contract's message types; each entry is a ROS/gz type pair the Jazzy bridge supports, with
 only the keys it reads and the right direction; its gz topics are the ones Gazebo publishes
-or subscribes to. The contract here is also compared with DESIGN.md's when that is found.
+or subscribes to. The contract here is also compared with the table of docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib
 import re
 
-import pytest
 import yaml
 from gazebo_helpers import BRIDGE_YAML, REPO, gz_topic, plugin, urdf_root, value
 
 from deepracer_rl.car import CAMERA_LINK
 
-# The topic contract of DESIGN.md ("Topic contract" table): name -> ROS type.
+# The topic contract (docs/architecture.md, "Topic contract" table, without /tf): name -> ROS type.
 CONTRACT = {
     "/camera/image_raw": "sensor_msgs/msg/Image",
     "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
@@ -53,22 +52,20 @@ BRIDGE_KEYS = {
 BRIDGE_DIRECTIONS = {"BIDIRECTIONAL", "GZ_TO_ROS", "ROS_TO_GZ"}
 
 
-def design_contract() -> dict[str, str] | None:
-    """The topic table of DESIGN.md when the shared folder sits beside the repository."""
-    for design in (REPO.parent / "shared" / "DESIGN.md", REPO / "DESIGN.md"):
-        if design.is_file():
-            text = design.read_text()
-            section = text.split("## Topic contract", 1)[1].split("\n## ", 1)[0]
-            rows = re.findall(r"^\| `(/[^`]+)` \| ([\w/]+) \|", section, re.M)
-            return {name: kind.replace("/", "/msg/") for name, kind in rows}
-    return None
+def documented_contract() -> dict[str, str]:
+    """The topic table of docs/architecture.md: name -> ROS type."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    section = text.split("## Topic contract", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(/[^`]+)` \| ([\w/]+) \|", section, re.M)
+    return {name: kind.replace("/", "/msg/") for name, kind in rows}
 
 
-def test_the_contract_here_is_the_design_contract():
-    contract = design_contract()
-    if contract is None:
-        pytest.skip("DESIGN.md is not beside the repository")
-    assert contract == CONTRACT
+def test_the_contract_here_is_the_documented_contract():
+    from deepracer_rl.ros.contract import TF
+
+    documented = documented_contract()
+    assert documented.pop(TF) == "tf2_msgs/msg/TFMessage"  # published only where tf2_msgs exists
+    assert documented == CONTRACT
 
 
 def test_bridge_topics_are_the_contract_except_initialpose():

@@ -28,7 +28,7 @@ from deepracer_rl.track import Track, available_tracks
 
 DATA = Path(__file__).resolve().parent / "data" / "rewards"
 
-# The params keys of the DeepRacer developer guide, as DESIGN.md lists them.
+# The params keys of the DeepRacer developer guide (reward functions, "Input parameters").
 DESIGN_KEYS = {
     "all_wheels_on_track",
     "x",

@@ -221,7 +221,9 @@ class AutoScalingEnv(gym.Env):
             "period": self._t,
         }
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start at a random period of the split (``options={"start": i}`` fixes the offset
         ``i``) with enough machines for the last load at 75 % utilisation, none booting."""
         super().reset(seed=seed)
@@ -252,7 +254,7 @@ class AutoScalingEnv(gym.Env):
             remove -= cancel
         self._active -= remove
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._scale(DELTAS[int(action)])
         billed = self._active + int(self._booting.sum())
         load = float(self._load[self._t])

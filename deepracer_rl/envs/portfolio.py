@@ -254,7 +254,9 @@ class PortfolioEnv(gym.Env):
             "period": self._t,
         }
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start all in cash at a random period of the split (``options={"start": i}`` fixes
         the offset ``i`` into the split)."""
         super().reset(seed=seed)
@@ -284,7 +286,7 @@ class PortfolioEnv(gym.Env):
         w[0] = max(0.0, w[0] - buys.sum())
         return w / w.sum()
 
-    def step(self, action):
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         target = self.target_weights(action)
         turnover = float(np.abs(target[1:] - self._weights[1:]).sum())
         paid = self.cost * turnover

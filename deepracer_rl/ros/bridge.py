@@ -9,6 +9,7 @@ the bridge's keyword arguments and its counters of rejected messages.
 from __future__ import annotations
 
 import os
+from collections import deque
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class RosRaceEnv(RaceEnv):
         return self.ros.rejected
 
     @property
-    def rejections(self):
+    def rejections(self) -> deque[str]:
         return self.ros.rejections
 
     @property
@@ -90,7 +91,7 @@ class RosRaceEnv(RaceEnv):
     def connect_timeout(self, value: float) -> None:
         self.ros.connect_timeout = float(value)
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         """The simulator's last camera image (RGB), as received."""
         if self.render_mode != "rgb_array" or self.ros.last_images[0] is None:
             return None

@@ -1,4 +1,4 @@
-"""The topic contract of DESIGN.md in one place: names, frames, QoS, the /cmd_vel mapping.
+"""The topic contract (docs/architecture.md) in one place: names, frames, QoS, the /cmd_vel mapping.
 
 Both ends of the contract import it: `sim_node` (the embedded simulator) publishes with
 these profiles, `bridge.RosRaceEnv` subscribes with them. Also here: `MessageWaiter`, the
@@ -17,6 +17,7 @@ import math
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import rclpy
 from builtin_interfaces.msg import Time
@@ -25,6 +26,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from ..car import BASE_LINK, CAMERA_OPTICAL_LINK
+from ..car import ODOM_FRAME as CAR_ODOM_FRAME
 
 IMAGE = "/camera/image_raw"
 CAMERA_INFO = "/camera/camera_info"
@@ -34,7 +36,7 @@ CLOCK = "/clock"
 INITIALPOSE = "/initialpose"
 TF = "/tf"
 
-ODOM_FRAME = "odom"  # REP 105; the embedded simulator's odom frame is the track's frame
+ODOM_FRAME = CAR_ODOM_FRAME  # REP 105; the embedded simulator's odom frame is the track's frame
 BASE_FRAME = BASE_LINK
 CAMERA_FRAME = CAMERA_OPTICAL_LINK
 
@@ -107,7 +109,7 @@ def quaternion_from_yaw(yaw: float) -> tuple[float, float, float, float]:
     return 0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)
 
 
-def stamp_ns(stamp) -> int:
+def stamp_ns(stamp: Time) -> int:
     """builtin_interfaces/Time -> integer nanoseconds."""
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
@@ -129,7 +131,7 @@ class MessageWaiter:
     The subscriptions' own callbacks are never called by it.
     """
 
-    def __init__(self, context, subscriptions):
+    def __init__(self, context: rclpy.context.Context, subscriptions: list) -> None:
         self.subscriptions = list(subscriptions)
         self._context = context
         with context.handle:
@@ -148,7 +150,7 @@ class MessageWaiter:
         return [sub for sub in self.subscriptions if sub.handle.pointer in ready]
 
     @staticmethod
-    def take(subscription):
+    def take(subscription: Any) -> Any:
         """The next message of a subscription, or None."""
         taken = subscription.handle.take_message(subscription.msg_type, subscription.raw)
         return None if taken is None else taken[0]

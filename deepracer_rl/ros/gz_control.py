@@ -37,7 +37,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import rclpy
 from geometry_msgs.msg import PoseWithCovarianceStamped
@@ -129,7 +129,7 @@ class GzTransportBackend:
         self._cmd_pub.publish(self._types["Twist"]())
 
     def on_command(self, callback: Callable[[float, float], None]) -> None:
-        def relay(msg) -> None:
+        def relay(msg: Any) -> None:
             callback(float(msg.linear.x), float(msg.angular.z))
 
         if not self._node.subscribe(self._types["Twist"], self._cmd_topic, relay):
@@ -144,10 +144,12 @@ def pose_from_initialpose(msg: PoseWithCovarianceStamped) -> CarPose:
 class GzControl(Node):
     """Turns /initialpose into set_pose and, in lockstep, steps the world once per command."""
 
-    def __init__(self, backend_factory: Callable[[str, str, int], GzBackend] = GzTransportBackend, **node_kwargs):
+    def __init__(
+        self, backend_factory: Callable[[str, str, int], GzBackend] = GzTransportBackend, **node_kwargs: Any
+    ) -> None:
         super().__init__("gz_control", **node_kwargs)  # node_kwargs: e.g. context, parameter_overrides
 
-        def declare(name, default, description):
+        def declare(name: str, default: Any, description: str) -> Any:
             return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
         self.world = declare("world", "", "Gazebo world name (the track name of worlds/<track>.sdf)")

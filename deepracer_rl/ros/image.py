@@ -13,6 +13,7 @@ with `frombytes`); assigning `bytes` or a list makes rclpy copy or check byte by
 from __future__ import annotations
 
 import array
+from typing import Any
 
 import numpy as np
 from sensor_msgs.msg import Image
@@ -86,7 +87,7 @@ def array_to_image(
     pixels: np.ndarray,
     encoding: str,
     *,
-    stamp=None,
+    stamp: Any = None,
     frame_id: str = "",
     step: int | None = None,
     topic: str | None = None,

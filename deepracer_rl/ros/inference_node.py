@@ -31,6 +31,7 @@ import math
 import signal
 import sys
 import time
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -55,7 +56,7 @@ NODE_NAME = "inference_node"
 PROFILES = {
     # parameter defaults per profile; every one can still be set on its own
     "sim": {
-        "image_topic": contract.IMAGE,
+        "image_topic": contract.SENSOR_TOPICS["FRONT_FACING_CAMERA"],
         "cmd_vel_topic": contract.CMD_VEL,
         "servo_topic": "",
         "throttle_scale": 1.0,
@@ -97,10 +98,10 @@ def _servo_message_type():
 class InferenceNode(Node):
     """Camera frames -> ONNX policy -> /cmd_vel and/or the DeepRacer servo message."""
 
-    def __init__(self, **node_kwargs):
+    def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)  # node_kwargs: e.g. parameter_overrides, context
 
-        def declare(name, default, description):
+        def declare(name: str, default: Any, description: str) -> Any:
             return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
         profile = declare("profile", "sim", "sim | car: sets the defaults of the parameters below")
@@ -127,6 +128,12 @@ class InferenceNode(Node):
             raise ValueError("max_speed and watchdog_timeout must be positive")
 
         self.policy = OnnxPolicy(model, threads=int(threads))  # PolicyLoadError names the bad file
+        unsubscribable = [name for name in self.policy.actions.sensor if name not in contract.SENSOR_TOPICS]
+        if unsubscribable:
+            raise ValueError(
+                f"{model}: the policy reads sensor(s) {', '.join(unsubscribable)}, which the topic contract "
+                f"does not carry (it has {', '.join(contract.SENSOR_TOPICS)})"
+            )
         self.runner = PolicyRunner(self.policy, max_speed=float(max_speed))
         self.wheelbase = CarSpec.from_urdf().wheelbase
         self.servo_map = ServoMapping.for_actions(self.policy.actions, float(throttle_scale))

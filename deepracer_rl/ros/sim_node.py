@@ -31,6 +31,8 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -68,12 +70,12 @@ MAX_CARS = 16
 class SimNode(Node):
     """Simulated DeepRacers publishing the topic contract (one namespace per car), in real time or in lockstep."""
 
-    def __init__(self, **node_kwargs):
+    def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)  # node_kwargs: e.g. parameter_overrides, context
         car = CarSpec.from_urdf()
         camera = car.camera
 
-        def declare(name, default, description):
+        def declare(name: str, default: Any, description: str) -> Any:
             return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
         track = declare("track", "reinvent_base", "track name or path of a .npy route")
@@ -127,7 +129,8 @@ class SimNode(Node):
         self._handlers = {}
         for i, ns in enumerate(self.namespaces):
             topic = functools.partial(contract.car_topic, ns)
-            self.image_pubs.append(self.create_publisher(Image, topic(contract.IMAGE), sensor))
+            camera_topic = topic(contract.SENSOR_TOPICS["FRONT_FACING_CAMERA"])
+            self.image_pubs.append(self.create_publisher(Image, camera_topic, sensor))
             self.info_pubs.append(self.create_publisher(CameraInfo, topic(contract.CAMERA_INFO), sensor))
             self.odom_pubs.append(self.create_publisher(Odometry, topic(contract.ODOM), sensor))
             # /cmd_vel is taken serialized and decoded by cdr.decode_twist; /odom is published serialized.
@@ -204,7 +207,7 @@ class SimNode(Node):
         self.sim.sim_time = self.ticks / self.sim.control_hz
         self.publish_state([i])
 
-    def publish_state(self, cars) -> None:
+    def publish_state(self, cars: Iterable[int]) -> None:
         """/clock, then per car /odom (and /tf), then its camera: odometry first, so a client can start on it.
 
         /clock, /camera/camera_info and /tf are published only while something subscribes to
