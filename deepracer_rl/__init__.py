@@ -1,7 +1,8 @@
 """deepracer_rl: DeepRacer-style reinforcement learning on ROS 2, fast on a laptop.
 
-The core (track, car, camera, sim, reward, action_space, env) never imports rclpy;
-everything that talks ROS lives in `deepracer_rl.ros`.
+Six layers that import downward only (docs/architecture.md): data, simulation, race,
+learning, runs, interfaces. Nothing but the interfaces (`deepracer_rl.ros`, the CLI) imports
+rclpy; the ROS simulator backend is found by name.
 """
 
 __version__ = "0.1.0"

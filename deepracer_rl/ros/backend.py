@@ -100,6 +100,7 @@ class _CarLink:
     odom: Odom | None = None
     frame: np.ndarray | None = None
     latest_ns: int = -1  # newest stamp of a valid image or odometry of this car
+    frame_after: int = -1  # the frame awaited since the last command is stamped after this
     topics: dict[str, str] = field(default_factory=dict)
 
     def topic(self, name: str) -> str:
@@ -150,6 +151,7 @@ class RosBackend(SimulatorBackend):
         self._connected = False
         self._last_warning = -math.inf
         self._sim_time = 0.0
+        self._deadline = 0.0  # monotonic: when the frames of the last step are overdue
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
@@ -196,6 +198,8 @@ class RosBackend(SimulatorBackend):
                 self._teleport(i, pose, retry=False)
 
     def step(self, steering_deg: np.ndarray, speed: np.ndarray) -> None:
+        """Publish every car's command and wait for its odometry; its camera frame is waited for in
+        `sensor_data`, so the race core judges the new poses while the simulator still renders."""
         if not self._connected:
             raise RuntimeError("a step before a reset (or after a timeout): call reset() first")
         after = self._drain()
@@ -203,8 +207,11 @@ class RosBackend(SimulatorBackend):
             linear, angular = twist(Command(float(steering_deg[i]), float(speed[i])), self.car.wheelbase)
             msg = Twist()
             msg.linear.x, msg.angular.z = linear, angular
+            link.frame = None  # until this command's frame has come
+            link.frame_after = after[i]
             link.cmd_pub.publish(msg)
-        self._wait_for_state({i: after[i] for i in range(self.n_cars)}, time.monotonic() + self.timeout, "the command")
+        self._deadline = time.monotonic() + self.timeout
+        self._wait_for_state({i: after[i] for i in range(self.n_cars)}, self._deadline, "the command", frames=False)
 
     def states(self) -> CarStates:
         poses = np.zeros((self.n_cars, 3))
@@ -217,10 +224,14 @@ class RosBackend(SimulatorBackend):
 
     def sensor_data(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         rows = [int(i) for i in np.asarray(rows).reshape(-1)]
-        data = {}
-        for sensor in self.sensors:  # the camera is the one sensor of the contract so far
-            data[sensor.name] = np.stack([self.cars[i].frame for i in rows])
-        return data
+        if not self.sensors:
+            return {}
+        missing = {i: self.cars[i].frame_after for i in rows if self.cars[i].frame is None}
+        if missing:
+            deadline = max(self._deadline, time.monotonic() + _WAIT_SLICE)
+            self._wait_for_state(missing, deadline, "the command", odometry=False)
+        frames = np.stack([self.cars[i].frame for i in rows])
+        return {sensor.name: frames for sensor in self.sensors}  # the camera: the contract's one sensor
 
     def close(self) -> None:
         """Destroy the node and shut the backend's rclpy context down (safe to call twice)."""
@@ -373,26 +384,37 @@ class RosBackend(SimulatorBackend):
         odom_ok: Callable[[int, Odom], bool] | None = None,
         image_after: Callable[[int, Odom], int] | None = None,
         window: float | None = None,
+        odometry: bool = True,
+        frames: bool | None = None,
     ) -> None:
-        """Wait until `deadline` (monotonic) for odometry and an image of each car i in `after`, newer than after[i].
+        """Wait until `deadline` (monotonic) for the odometry and camera frame of each car i in `after`.
 
-        Keeps them as the car's state. The odometry must pass `odom_ok(i, odom)` (default any);
-        the image must be stamped after `image_after(i, odom)` (default after[i]). Raises
-        SimulatorTimeout naming what stayed silent (and `window`, the seconds waited in all,
-        default `timeout`).
+        Both must be stamped after after[i]; the odometry must also pass `odom_ok(i, odom)`
+        (default any), and with `image_after` the frame must be stamped after
+        `image_after(i, odom)` instead (a reset: the frame of the odometry's period). What
+        arrives is kept as the car's state (`odom`, `frame`). `odometry` / `frames` (default:
+        when the backend has sensors) say what to wait for; frames that come while waiting for
+        odometry only are kept too. Raises SimulatorTimeout naming what stayed silent (and
+        `window`, the seconds waited in all, default `timeout`).
         """
         waiter = self._waiter
+        want_frames = bool(self.sensors) if frames is None else frames
         odoms: dict[int, Odom] = {}
-        frames: dict[int, np.ndarray] = {}
+        got_frames: dict[int, np.ndarray] = {}
         pending: dict[int, list[tuple[int, np.ndarray]]] = {i: [] for i in after}
         seen = {(i, kind): 0 for i in after for kind in (contract.IMAGE, contract.ODOM)}
         rejected_before = self.rejected
-        want_frames = bool(self.sensors)  # without sensors (scripted drivers) only odometry answers
-        while len(odoms) < len(after) or (want_frames and len(frames) < len(after)):
+        while (odometry and len(odoms) < len(after)) or (want_frames and len(got_frames) < len(after)):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._timeout_error(
-                    what, after, odoms, frames, seen, self.rejected - rejected_before, window or self.timeout
+                    what,
+                    after,
+                    odoms if odometry else after,
+                    got_frames,
+                    seen,
+                    self.rejected - rejected_before,
+                    window or self.timeout,
                 )
             for sub in waiter.wait(min(remaining, _WAIT_SLICE)):
                 i, kind = self._owner[id(sub)]
@@ -407,29 +429,33 @@ class RosBackend(SimulatorBackend):
                     if kind == contract.ODOM:
                         got = self._accept_odometry(i, msg)
                         if (
-                            i not in odoms
+                            odometry
+                            and i not in odoms
                             and got is not None
                             and got.stamp > after[i]
                             and (odom_ok is None or odom_ok(i, got))
                         ):
                             odoms[i] = got
+                            self.cars[i].odom = got
+                            self._sim_time = max(self._sim_time, got.stamp / 1e9)
                     else:
                         got = self._accept_image(i, msg, after[i])
-                        if got is not None:
+                        if got is None or i in got_frames:
+                            continue
+                        if image_after is None:
+                            got_frames[i] = self.cars[i].frame = got
+                        else:
                             pending[i].append((contract.stamp_ns(msg.header.stamp), got))
-            for i in after:
-                if i in frames or i not in odoms or not pending[i]:
-                    continue
-                floor = after[i] if image_after is None else image_after(i, odoms[i])
-                for stamp, got in pending[i]:
-                    if stamp > floor:
-                        frames[i] = got
-                        break
-                pending[i].clear()
-        for i in after:
-            link = self.cars[i]
-            link.odom, link.frame = odoms[i], frames.get(i)
-            self._sim_time = max(self._sim_time, odoms[i].stamp / 1e9)
+            if image_after is not None:
+                for i in after:
+                    if i in got_frames or i not in odoms or not pending[i]:
+                        continue
+                    floor = image_after(i, odoms[i])
+                    for stamp, got in pending[i]:
+                        if stamp > floor:
+                            got_frames[i] = self.cars[i].frame = got
+                            break
+                    pending[i].clear()
 
     def _timeout_error(
         self,

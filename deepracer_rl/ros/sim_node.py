@@ -208,7 +208,8 @@ class SimNode(Node):
         self.publish_state([i])
 
     def publish_state(self, cars: Iterable[int]) -> None:
-        """/clock, then per car /odom (and /tf), then its camera: odometry first, so a client can start on it.
+        """/clock, every car's /odom (and /tf), then the cameras: odometry first, so a client can
+        judge the new poses while the images are rendered.
 
         /clock, /camera/camera_info and /tf are published only while something subscribes to
         them (a publish costs tens of microseconds, a lockstep step about a millisecond).
@@ -218,8 +219,7 @@ class SimNode(Node):
             self.clock_pub.publish(Clock(clock=stamp))
         cars = list(cars)
         s = self.sim.state
-        frames = self.sim.render(np.array(cars, dtype=np.intp))
-        for frame, i in zip(frames, cars):
+        for i in cars:
             x, y, yaw = (float(v) for v in s.pose[i])
             _, _, qz, qw = contract.quaternion_from_yaw(yaw)
             self.odom_pubs[i].publish(
@@ -232,6 +232,8 @@ class SimNode(Node):
                 tf.transform.translation.x, tf.transform.translation.y = x, y
                 tf.transform.rotation.z, tf.transform.rotation.w = qz, qw
                 self.tf_pub.publish(TFMessage(transforms=[tf]))
+        frames = self.sim.render(np.array(cars, dtype=np.intp))
+        for frame, i in zip(frames, cars):
             self.image_pubs[i].publish(
                 array_to_image(frame, self.encoding, stamp=stamp, frame_id=self.camera_frames[i], msg=self.image)
             )
