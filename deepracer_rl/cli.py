@@ -7,18 +7,14 @@ import dataclasses
 import json
 import os
 import sys
-from pathlib import Path
 
 from .algorithms import ALGORITHMS
 from .backend import available_backends
+from .cli_envs import CliError, add_env_options, cmd_evaluate_env, cmd_plot_env, cmd_train_env, seed_env
 from .networks import NETWORKS
 from .reward import RewardFunctionError, validate_reward
 from .rundir import RunError
 from .track import Track, TrackError, available_tracks
-
-
-class CliError(Exception):
-    """A user error the CLI reports in one line and exits non-zero for."""
 
 
 def cmd_tracks(args: argparse.Namespace) -> int:
@@ -62,196 +58,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-# Seed envs (`--env ID`): the portfolio and auto-scaling envs of deepracer_rl.envs, trained
-# and compared with their baselines by deepracer_rl.envs.compare.
-SEED_ENV_DESTS = frozenset(
-    {
-        "command",
-        "func",
-        "parser",
-        "env_only",
-        "env",
-        "env_arg",
-        "steps",
-        "out",
-        "seed",
-        "max_minutes",
-        "model",
-        "run",
-        "json",
-    }
-)
-
-
-def _seed_env(args: argparse.Namespace) -> bool:
-    """True with --env ID (after refusing car-only options); False for the car, as before."""
-    if args.env is None:
-        given = [dest for dest in args.env_only if getattr(args, dest) is not None]
-        if given:
-            raise CliError(f"{', '.join('--' + dest.replace('_', '-') for dest in given)} needs --env ID")
-        return False
-    from .envs.compare import env_kind
-
-    env_kind(args.env)  # a ValueError listing the known ids
-    given = [
-        dest
-        for dest, value in vars(args).items()
-        if dest not in SEED_ENV_DESTS and value != args.parser.get_default(dest)
-    ]
-    if given:
-        options = ", ".join("--" + dest.replace("_", "-") for dest in given)
-        raise CliError(f"{options}: for the car only, not with --env {args.env}")
-    return True
-
-
-def _env_kwargs(env_id: str, pairs: list[str] | None) -> dict:
-    """--env-arg KEY=VALUE pairs; VALUE is read as JSON when it parses (numbers, true, null)."""
-    import inspect
-
-    import gymnasium as gym
-    from gymnasium.envs.registration import load_env_creator
-
-    known = inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
-    kwargs = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise CliError(f"--env-arg {pair!r}: expected KEY=VALUE, e.g. csv_path=prices.csv")
-        if key not in known:
-            raise CliError(f"--env-arg {key}: not an argument of {env_id} (it takes {', '.join(known)})")
-        try:
-            kwargs[key] = json.loads(text)
-        except json.JSONDecodeError:
-            kwargs[key] = text
-    return kwargs
-
-
-def _seed_model(env_id: str, path: str | None) -> Path | None:
-    """The model zip for ``env_id`` given as a file or a `train --env` run directory."""
-    from .envs.compare import config_path, model_file
-
-    if path is None:
-        return None
-    given = Path(path)
-    if given.is_dir():
-        model = model_file(env_id, given)
-        if not model.is_file():
-            raise CliError(
-                f"{given}: no {model.name}; train one with `deepracer-rl train --env {env_id} --steps N --out {given}`"
-            )
-        return model
-    if not given.is_file():
-        raise CliError(f"{given}: no such model .zip or run directory")
-    if config_path(given).is_file():
-        trained_on = json.loads(config_path(given).read_text()).get("env_id")
-        if trained_on not in (None, env_id):
-            raise CliError(f"{given} was trained on {trained_on}, not {env_id}")
-    return given
-
-
-def _evaluate_seed_env(env_id: str, model, seed: int, env_kwargs: dict | None = None) -> tuple[dict, Path | None]:
-    """Held-out results; saved (with their per-step series) beside the model when there is one."""
-    from .envs.compare import evaluate_seed_env, evaluation_path
-
-    results = evaluate_seed_env(env_id, model, seed=seed, env_kwargs=env_kwargs)
-    if model is None:
-        return results, None
-    saved = evaluation_path(env_id, model.parent)
-    saved.write_text(json.dumps(results) + "\n")
-    return results, saved
-
-
-def cmd_train_env(args: argparse.Namespace) -> int:
-    from .envs.compare import config_path, train_seed_env
-
-    if args.steps is None or args.steps <= 0:
-        raise CliError("--steps N (a positive number of env steps) is required with --env")
-    max_seconds = None if args.max_minutes is None else 60.0 * args.max_minutes
-    model = train_seed_env(
-        args.env,
-        args.steps,
-        args.out,
-        seed=args.seed or 0,
-        max_seconds=max_seconds,
-        env_kwargs=_env_kwargs(args.env, args.env_arg),
-    )
-    trained = json.loads(config_path(model).read_text())
-    print(
-        f"trained {args.env}: {trained['steps_done']} steps in {trained['train_seconds']:.0f} s "
-        f"-> {model} (config {config_path(model)})"
-    )
-    return 0
-
-
-def cmd_evaluate_env(args: argparse.Namespace) -> int:
-    from .envs.compare import format_table, format_verdict, metrics_only
-
-    model = _seed_model(args.env, args.model)
-    results, saved = _evaluate_seed_env(args.env, model, args.seed or 0, _env_kwargs(args.env, args.env_arg))
-    if args.json:
-        print(json.dumps({**metrics_only(results), "evaluation_json": str(saved) if saved else None}))
-        return 0
-    print(format_table(results))
-    print(format_verdict(results))
-    if "tuned_set_point" in results:
-        print(f"target-tracking set point tuned on the train split: {results['tuned_set_point']:g}")
-    if saved:
-        print(f"saved the full results (per-step series) to {saved}")
-    return 0
-
-
-def cmd_plot_env(args: argparse.Namespace) -> int:
-    from .envs.compare import evaluation_path, plot_seed_env
-
-    run = Path(args.run)
-    if not run.is_dir():
-        raise CliError(f"{run}: not a run directory (`deepracer-rl train --env {args.env} --out DIR`)")
-    model = _seed_model(args.env, args.run)
-    saved = evaluation_path(args.env, run)
-    results = json.loads(saved.read_text()) if saved.is_file() else None
-    fresh = (
-        results is not None
-        and Path(results.get("model_path") or "").resolve() == model.resolve()
-        and (args.seed is None or results.get("seed") == args.seed)
-        and saved.stat().st_mtime >= model.stat().st_mtime
-    )
-    if fresh:
-        print(f"reusing {saved}")
-    else:
-        results, saved = _evaluate_seed_env(args.env, model, args.seed or 0)
-        print(f"evaluated on the held-out split -> {saved}")
-    for path in plot_seed_env(results, run / "plots"):
-        print(f"wrote {path}")
-    return 0
-
-
-def _add_env_options(p: argparse.ArgumentParser, action: str, *, seed: bool = False, env_arg: bool = False) -> None:
-    """--env ID (and friends) on a car subcommand; the car options given with it are refused."""
-    group = p.add_argument_group(
-        "seed envs",
-        "--env ID works on deepracer_rl/Portfolio-v0 or deepracer_rl/AutoScaling-v0 "
-        "instead of the car (held-out data, beside the baselines)",
-    )
-    group.add_argument("--env", default=None, metavar="ID", help=f"{action} this seed env")
-    env_only = []
-    if seed:
-        group.add_argument("--seed", type=int, default=None, help="with --env (default: 0)")
-        env_only.append("seed")
-    if env_arg:
-        group.add_argument(
-            "--env-arg",
-            dest="env_arg",
-            action="append",
-            default=None,
-            metavar="KEY=VALUE",
-            help="env constructor argument, e.g. csv_path=prices.csv (repeatable)",
-        )
-        env_only.append("env_arg")
-    p.set_defaults(parser=p, env_only=tuple(env_only))
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    if _seed_env(args):
+    if seed_env(args):
         return cmd_evaluate_env(args)
     from .evaluate_runs import evaluate_target, format_evaluation
 
@@ -300,7 +108,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if _seed_env(args):
+    if seed_env(args):
         return cmd_train_env(args)
     from .train import TrainingError, train
 
@@ -328,7 +136,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    if _seed_env(args):
+    if seed_env(args):
         return cmd_plot_env(args)
     from .plots import plot_run
 
@@ -450,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trajectory", default=None, metavar="CSV", help="write the per-step trajectory here")
     _add_backend_options(p, "drive the laps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    _add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", seed=True, env_arg=True)
+    add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", seed=True, env_arg=True)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("train", help="train a policy (PPO or SAC) on camera frames")
@@ -527,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="stop (with a checkpoint) after this much wall time",
     )
-    _add_env_options(p, "train PPO on", env_arg=True)
+    add_env_options(p, "train PPO on", env_arg=True)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="write model.onnx + model_metadata.json of a run")
@@ -537,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="write PNG plots of a run into RUN/plots")
     p.add_argument("run", metavar="RUN")
-    _add_env_options(p, "plot equity curves or load vs capacity of RUN's policy and the baselines on", seed=True)
+    add_env_options(p, "plot equity curves or load vs capacity of RUN's policy and the baselines on", seed=True)
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("rescore", help="recompute a run's logged rewards with another reward function")
