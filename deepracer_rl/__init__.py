@@ -15,7 +15,11 @@ def _register_envs() -> None:
     except ImportError:  # the geometry core works without gymnasium
         return
     if "deepracer_rl/Race-v0" not in gymnasium.registry:
-        gymnasium.register(id="deepracer_rl/Race-v0", entry_point="deepracer_rl.env:RaceEnv")
+        gymnasium.register(
+            id="deepracer_rl/Race-v0",
+            entry_point="deepracer_rl.env:RaceEnv",
+            vector_entry_point="deepracer_rl.gym_vector:RaceVectorEnv",
+        )
 
 
 _register_envs()

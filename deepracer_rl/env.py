@@ -31,10 +31,15 @@ from .track import Track
 ENV_ID = "deepracer_rl/Race-v0"
 
 
+# Ends that cut an episode short without it reaching a terminal state (Gymnasium's "truncated",
+# as for time limits): the time limit, and standing still (as the `deepracer` gym wrapper has it).
+TRUNCATING = frozenset({EpisodeStatus.TIME_UP, EpisodeStatus.IMMOBILIZED})
+
+
 def step_result(status: EpisodeStatus, params: dict[str, Any]) -> tuple[bool, bool, dict[str, Any]]:
-    """(terminated, truncated, info) of a step: the time limit truncates, every other end terminates."""
+    """(terminated, truncated, info) of a step: the time limit and immobilisation truncate, other ends terminate."""
     info = {"params": params, "episode_status": status.value, "progress": params["progress"]}
-    truncated = status is EpisodeStatus.TIME_UP
+    truncated = status in TRUNCATING
     return status.done and not truncated, truncated, info
 
 

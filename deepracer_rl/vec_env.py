@@ -14,7 +14,6 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from .backend import SimulatorBackend
 from .env import step_result
-from .episode import EpisodeStatus
 from .race import RaceCore
 from .sensors import observation_space
 
@@ -49,10 +48,10 @@ class RaceVecEnv(VecEnv):
         self.core.observe(everyone)
         infos: list[dict[str, Any]] = []
         for i in everyone:
-            _, _, info = step_result(status[i], params[i])
+            _, truncated, info = step_result(status[i], params[i])
             if done[i]:
                 info["terminal_observation"] = self.core.stack[i].copy()
-                info["TimeLimit.truncated"] = status[i] is EpisodeStatus.TIME_UP
+                info["TimeLimit.truncated"] = truncated
             infos.append(info)
         if done.any():
             self.core.reset_cars(np.flatnonzero(done))
