@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .action_space import SPEED_MAX
 from .camera import OBSERVATION_HEIGHT, OBSERVATION_WIDTH, DomainRandomization
 from .car import CarSpec
 from .track import Track
@@ -34,6 +35,7 @@ class Dynamics:
     max_brake: float = 6.0  # m/s^2
     grip: float = 1.0  # tyre friction coefficient: lateral acceleration <= grip * g
     substeps: int = 4  # physics steps per control period
+    max_speed: float = SPEED_MAX  # m/s, the fastest the car is commanded (DeepRacer's action-space limit)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Simulator:
             yaw_rate=np.zeros(self.n),
         )
         self.sim_time = 0.0  # s since the simulator was made
+        self.clamped_commands = 0  # commands beyond the car's limits, clamped to them (see `step`)
         self.renderer = None
         if image_size is not None:
             from .camera import CameraRenderer
@@ -140,12 +143,30 @@ class Simulator:
         s.steer[active] = steer[active]
         s.yaw_rate[active] = yaw_rate[active]
 
-    def step(self, steering_deg: np.ndarray, speed_cmd: np.ndarray, active: np.ndarray | None = None) -> None:
-        """Advance every (active) car one control period under its command (degrees, + = left; m/s)."""
+    def step(self, steering_deg: np.ndarray, speed_cmd: np.ndarray, active: np.ndarray | None = None) -> int:
+        """Advance every (active) car one control period under its command (degrees, + = left; m/s).
+
+        Commands beyond the car's limits (|steering| above the URDF's, |speed| above
+        `Dynamics.max_speed`) are clamped to them; returns how many were (also counted in
+        `clamped_commands`). Non-finite commands raise ValueError.
+        """
         steering_deg = np.asarray(steering_deg, dtype=np.float64).reshape(self.n)
         speed_cmd = np.asarray(speed_cmd, dtype=np.float64).reshape(self.n)
         if not (np.all(np.isfinite(steering_deg)) and np.all(np.isfinite(speed_cmd))):
             raise ValueError(f"non-finite command: steering {steering_deg}, speed {speed_cmd}")
         active = np.ones(self.n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
-        self.advance(np.radians(steering_deg), speed_cmd, active)
+        steer, speed, clamped = self.clamp(np.radians(steering_deg), speed_cmd)
+        self.advance(steer, speed, active)
         self.sim_time += self.dt
+        return clamped
+
+    def clamp(self, steer: np.ndarray, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """Commands (rad, m/s) within the car's limits, and how many were beyond them."""
+        max_steer, max_speed = self.car.max_steer, self.dynamics.max_speed
+        over = (np.abs(steer) > max_steer + 1e-9) | (np.abs(speed) > max_speed + 1e-9)
+        clamped = int(np.count_nonzero(over))
+        if clamped:
+            steer = np.clip(steer, -max_steer, max_steer)
+            speed = np.clip(speed, -max_speed, max_speed)
+            self.clamped_commands += clamped
+        return steer, speed, clamped

@@ -70,3 +70,32 @@ def car():
     from deepracer_rl.car import CarSpec
 
     return CarSpec.from_urdf()
+
+
+@pytest.fixture
+def ros_node():
+    """A test node in its own rclpy context, with an executor to spin it (`node.spin_until(condition, timeout)`)."""
+    import time
+
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("ros_test", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+
+    def spin_until(condition, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() >= deadline:
+                return False
+            executor.spin_once(timeout_sec=0.02)
+        return True
+
+    node.spin_until = spin_until
+    yield node
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)

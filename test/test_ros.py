@@ -24,11 +24,9 @@ from gymnasium.utils.env_checker import check_env
 
 pytest.importorskip("rclpy")
 
-import rclpy
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from processes import SimProcess
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.serialization import deserialize_message, serialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
@@ -144,30 +142,6 @@ def test_cmd_vel_mapping_round_trips_steering_and_gives_none_when_standing():
 
 
 LOCKSTEP_160 = ("--lockstep", "--size", "160x120", "--encoding", "mono8")
-
-
-@pytest.fixture
-def ros_node():
-    """A test node in its own context, with an executor to spin it."""
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("ros_test", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-
-    def spin_until(condition, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() >= deadline:
-                return False
-            executor.spin_once(timeout_sec=0.02)
-        return True
-
-    node.spin_until = spin_until
-    yield node
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
 
 
 def _assert_same_params(ros: dict, ref: dict) -> None:

@@ -65,6 +65,7 @@ ENCODINGS = ("rgb8", "mono8")
 # Domain randomisation of `randomize:=true` (per frame and per episode, see DomainRandomization).
 RANDOMIZATION = STANDARD_RANDOMIZATION
 MAX_CARS = 16
+MAX_OFF_TRACK = 1.0  # m beyond the road's edge (half the track width from the centre line) an /initialpose may be
 
 
 class SimNode(Node):
@@ -161,7 +162,7 @@ class SimNode(Node):
         self.command_times: list[float | None] = [None] * n_cars
         self.pending = np.zeros(n_cars, dtype=bool)  # lockstep: a command arrived since the last period
         self.next_tick = time.monotonic()
-        self._last_error_log = -math.inf
+        self._last_error_log: dict[str, float] = {}  # kind of error -> when it was last logged
         self.publish_state(range(n_cars))
         self.get_logger().info(
             f"{self.sim.track.name}: {width}x{height} {self.encoding}, "
@@ -190,10 +191,18 @@ class SimNode(Node):
         return round(self.ticks * self.period_ns)
 
     def step(self, steer: np.ndarray, speed: np.ndarray) -> None:
-        """Advance one control period under (steer rad, speed m/s) per car and publish every car's new state."""
-        self.sim.advance(
-            np.asarray(steer, dtype=np.float64), np.asarray(speed, dtype=np.float64), np.ones(self.n, bool)
-        )
+        """Advance one control period under (steer rad, speed m/s) per car and publish every car's new state.
+
+        Commands beyond the car's limits are clamped to them, with a log line saying so.
+        """
+        steer, speed, clamped = self.sim.clamp(np.asarray(steer, dtype=np.float64), np.asarray(speed, dtype=np.float64))
+        if clamped:
+            self._error(
+                kind="clamp",
+                text=f"clamped {clamped} command(s) to the car's limits: steering within "
+                f"±{math.degrees(self.sim.car.max_steer):.0f} deg, speed within ±{self.sim.dynamics.max_speed:g} m/s",
+            )
+        self.sim.advance(steer, speed, np.ones(self.n, bool))
         self.ticks += 1
         self.sim.sim_time = self.ticks / self.sim.control_hz
         self.publish_state(range(self.n))
@@ -248,10 +257,10 @@ class SimNode(Node):
         try:
             v, w = decode_twist(raw)
         except ValueError as exc:
-            self._error(f"ignoring an undecodable {topic}: {exc}")
+            self._error(f"ignoring an undecodable {topic}: {exc}", "cmd_vel")
             return
         if not (math.isfinite(v) and math.isfinite(w)):
-            self._error(f"ignoring a non-finite {topic} (linear.x {v}, angular.z {w})")
+            self._error(f"ignoring a non-finite {topic} (linear.x {v}, angular.z {w})", "cmd_vel")
             return
         self.commands[i] = (contract.steer_from_twist(v, w, self.wheelbase), v)
         if self.lockstep:
@@ -265,9 +274,24 @@ class SimNode(Node):
     def _on_initialpose(self, i: int, msg: PoseWithCovarianceStamped) -> None:
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
         yaw = contract.yaw_from_quaternion(q.x, q.y, q.z, q.w)
+        topic = contract.car_topic(self.namespaces[i], contract.INITIALPOSE)
         if not all(math.isfinite(v) for v in (p.x, p.y, yaw)):
-            topic = contract.car_topic(self.namespaces[i], contract.INITIALPOSE)
-            self._error(f"ignoring a non-finite {topic} (x {p.x}, y {p.y}, yaw {yaw})")
+            self._error(f"ignoring a non-finite {topic} (x {p.x}, y {p.y}, yaw {yaw})", "initialpose")
+            return
+        frame = msg.header.frame_id
+        if frame not in ("", contract.ODOM_FRAME):
+            self._error(
+                f"ignoring {topic} in frame {frame!r}: poses are taken in {contract.ODOM_FRAME!r} (the track frame)",
+                "initialpose_frame",
+            )
+            return
+        off = float(self.sim.track.project(np.array([[p.x, p.y]])).distance[0]) - self.sim.track.width / 2
+        if off > MAX_OFF_TRACK:
+            self._error(
+                f"ignoring {topic} at x {p.x:.2f}, y {p.y:.2f}: {off:.2f} m beyond the road's edge "
+                f"(at most {MAX_OFF_TRACK:g} m is accepted)",
+                "initialpose_off_track",
+            )
             return
         self.pending[i] = False
         self.teleport(i, p.x, p.y, yaw)
@@ -279,11 +303,12 @@ class SimNode(Node):
         commands = np.where(stale[:, None], 0.0, self.commands)
         self.step(commands[:, 0], commands[:, 1])
 
-    def _error(self, text: str) -> None:
+    def _error(self, text: str, kind: str = "") -> None:
+        """Log an error, at most one line a second of each kind (a flood of bad input stays readable)."""
         now = time.monotonic()
-        if now - self._last_error_log >= 1.0:
+        if now - self._last_error_log.get(kind, -math.inf) >= 1.0:
             self.get_logger().error(text)
-            self._last_error_log = now
+            self._last_error_log[kind] = now
 
     # -- the loop --------------------------------------------------------------------------
     def spin_once(self, timeout_sec: float = 0.1) -> None:
