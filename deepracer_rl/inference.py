@@ -37,6 +37,44 @@ class UnsafeOutput(ValueError):
     """The network produced NaN/inf or values outside its documented range."""
 
 
+class DegenerateFrame(ValueError):
+    """A camera frame no policy should drive on (tiny, uniform, saturated or noise); the message says which."""
+
+
+@dataclass(frozen=True)
+class FrameCheck:
+    """Cheap statistics that tell a camera frame from a broken one, so the car stops instead of guessing.
+
+    Computed on every second pixel of one channel (gray levels 0..255): a covered, black,
+    white, blown-out or pure-noise frame fails; rendered and real track views pass (their
+    neighbouring pixels differ by a few gray levels, those of random noise by ~85).
+    """
+
+    min_side: int = 16  # pixels: smaller frames are not a camera view
+    min_std: float = 2.0  # gray levels: below, the frame is (nearly) uniform
+    max_saturated: float = 0.9  # fraction of pixels at 0..2 or 253..255
+    max_roughness: float = 40.0  # mean |difference| of horizontal neighbours: above, noise rather than a scene
+
+    def __call__(self, image: np.ndarray) -> None:
+        """Raise DegenerateFrame unless `image` ((H, W) or (H, W, 3) uint8) looks like a camera view."""
+        image = np.asarray(image)
+        height, width = image.shape[:2]
+        if min(height, width) < self.min_side:
+            raise DegenerateFrame(f"frame of {width}x{height} pixels (at least {self.min_side} each way expected)")
+        plane = (image[::2, ::2, 1] if image.ndim == 3 else image[::2, ::2]).astype(np.int16)
+        std = float(plane.std())
+        if std < self.min_std:
+            raise DegenerateFrame(f"uniform frame (gray level {plane.mean():.0f}, spread {std:.1f})")
+        saturated = float(np.mean((plane <= 2) | (plane >= 253)))
+        if saturated > self.max_saturated:
+            raise DegenerateFrame(f"saturated frame ({100 * saturated:.0f} % of pixels black or white)")
+        roughness = float(np.abs(np.diff(plane, axis=1)).mean())
+        if roughness > self.max_roughness:
+            raise DegenerateFrame(
+                f"noise, not a scene (neighbouring pixels differ by {roughness:.0f} gray levels on average)"
+            )
+
+
 @dataclass(frozen=True)
 class Command:
     """What the car should do now: steering (degrees, + = left) and speed (m/s)."""
@@ -79,11 +117,12 @@ def command_from_outputs(outputs: np.ndarray, actions: ActionSpace, max_speed: f
 class PolicyRunner:
     """An exported policy with its frame stack: images in, checked commands out."""
 
-    def __init__(self, policy: OnnxPolicy, max_speed: float = math.inf):
+    def __init__(self, policy: OnnxPolicy, max_speed: float = math.inf, frame_check: FrameCheck | None = FrameCheck()):
         self.policy = policy
         self.actions = policy.actions
         self.stack = FrameStack(policy.observation)
         self.max_speed = max_speed
+        self.frame_check = frame_check  # None: drive on any frame
 
     def observe(self, image: np.ndarray) -> np.ndarray:
         """The network input (C, h, w) uint8 after this camera image (also pushed on the stack)."""
@@ -96,6 +135,9 @@ class PolicyRunner:
         return command_from_outputs(self.outputs(observation), self.actions, self.max_speed)
 
     def act(self, image: np.ndarray) -> Command:
+        """The command for a camera image; DegenerateFrame (a ValueError) for a frame not to drive on."""
+        if self.frame_check is not None:
+            self.frame_check(image)
         return self.decide(self.observe(image))
 
     def reset(self) -> None:
