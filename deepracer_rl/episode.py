@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .reward import build_params_batch
+from .reward import build_params, build_params_batch
 from .track import Projection, Track
 
 
@@ -128,6 +128,7 @@ class EpisodeJudge:
         self.last_arc = np.zeros(n_cars)
         self.history = np.zeros((n_cars, self.window, 2))
         self.lap_length = np.full(n_cars, track.length)
+        self.start_poses = np.zeros((n_cars, 3))
 
     def direction_track(self, i: int) -> Track:
         return self.track.reversed() if self.reverse[i] else self.track
@@ -135,6 +136,7 @@ class EpisodeJudge:
     def start(self, i: int, pose: np.ndarray, reverse: bool = False) -> None:
         """Begin car i's episode at `pose` (x, y, yaw), driving the track reversed or not."""
         self.reverse[i] = reverse
+        self.start_poses[i] = np.asarray(pose, dtype=np.float64)[:3]
         self.steps[i] = 0
         self.driven[i] = 0.0
         self.best[i] = 0.0
@@ -146,6 +148,25 @@ class EpisodeJudge:
         else:  # an open track: the lap ends at the far end of the route
             remaining = arc if reverse else self.track.length - arc
             self.lap_length[i] = max(remaining, 1e-6)
+
+    def start_params(self, i: int) -> dict[str, Any]:
+        """The params of car i on its episode's start pose: steps 0, progress 0, standing still."""
+        x, y, yaw = self.start_poses[i]
+        wheels = self.track.contains(self.wheel_positions(self.start_poses[i : i + 1])[0])
+        return build_params(
+            self.direction_track(i),
+            x=float(x),
+            y=float(y),
+            yaw=float(yaw),
+            speed=0.0,
+            steering_angle=0.0,
+            steps=0,
+            progress=0.0,
+            all_wheels_on_track=bool(wheels.all()),
+            is_offtrack=not bool(wheels.any()),
+            is_reversed=bool(self.reverse[i]),
+            sim_time=0.0,
+        )
 
     def wheel_positions(self, poses: np.ndarray) -> np.ndarray:
         """(N, 4, 2) world positions of the tyre contact points."""

@@ -4,6 +4,8 @@ Each lap starts on the start line (waypoint 0). Without an off-track penalty an 
 ends the lap; with one (seconds, as in DeepRacer races) the car is put back on the centre
 line where it left and the penalty is added to its lap time. Laps are driven through
 `RaceCore`, so they work over any backend (in-process, or a simulator behind ROS topics).
+Besides the report, the laps can be written as a per-step trajectory CSV and as DeepRacer's
+evaluation simtrace (`simtrace.py`: one episode per lap, each opening with a `prepare` row).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from .episode import EpisodeStatus, start_line_pose
 from .race import RaceCore
+from .simtrace import SimtraceWriter, action_index, prepare_row, simtrace_row
 
 # A driver maps the race core (its stacked observations; the poses for scripted
 # drivers) to commands for its cars: (steering degrees, speed m/s), each shape (1,).
@@ -50,6 +53,8 @@ class LapReport:
     progress: list[float] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     off_track: int = 0
+    seconds: list[float] = field(default_factory=list)  # per lap: sim s driven, penalties included
+    rewards: list[float] = field(default_factory=list)  # per lap: the summed reward
 
     @property
     def mean_progress(self) -> float:
@@ -101,14 +106,18 @@ def run_laps(
     off_track_penalty: float | None = None,
     max_seconds: float = 120.0,
     trajectory_csv: str | os.PathLike | None = None,
+    simtrace_csv: str | os.PathLike | None = None,
 ) -> LapReport:
-    """Drive `laps` laps from the start line with `driver` and report."""
+    """Drive `laps` laps from the start line with `driver` and report; optionally write the
+    trajectory CSV and DeepRacer's evaluation simtrace (episode = lap, tstamp = sim clock in s
+    plus the penalties so far, so its lap times are the report's)."""
     if core.n != 1:
         raise ValueError("evaluation drives one car")
     report = LapReport(laps=laps)
     judge = core.judge
     writer = None
     handle = None
+    simtrace = SimtraceWriter(simtrace_csv, append=False) if simtrace_csv is not None else None
     if trajectory_csv is not None:
         Path(trajectory_csv).parent.mkdir(parents=True, exist_ok=True)
         handle = open(trajectory_csv, "w", newline="", encoding="utf-8")
@@ -117,13 +126,19 @@ def run_laps(
     try:
         for lap in range(laps):
             core.reset_cars(np.array([0]), pose=start_line_pose(core.track), reverse=False)
+            start = judge.start_params(0)
             started = core.backend.states().sim_time
             penalty = 0.0
+            total_reward = 0.0
             status = EpisodeStatus.IN_PROGRESS
             for _ in range(int(max_seconds * core.control_hz)):
                 steer, speed = driver(core)
                 rewards, statuses, all_params = core.drive(steer, speed)
                 params, status, reward = all_params[0], statuses[0], float(rewards[0])
+                total_reward += reward
+                # Sim time, not steps x period: a real-time simulator over ROS may tick between steps.
+                tstamp = core.backend.states().sim_time + penalty
+                logged = status
                 if writer is not None:
                     writer.writerow(
                         [
@@ -147,17 +162,27 @@ def run_laps(
                         penalty += off_track_penalty
                         core.put_back_on_track(0)
                         status = EpisodeStatus.IN_PROGRESS
+                if simtrace is not None:
+                    action = action_index(core.actions, float(steer[0]), float(speed[0]))
+                    if params["steps"] == 1:
+                        simtrace.write(prepare_row(lap, start, params, action, started))
+                    row = simtrace_row(lap, params, action, reward, status.done, logged.value, tstamp, penalty)
+                    simtrace.write(row)
                 if status.done:
                     break
                 core.observe(np.array([0]))
             progress = float(min(100.0, judge.best[0] / judge.lap_length[0] * 100.0))
+            seconds = float(core.backend.states().sim_time - started + penalty)
             report.progress.append(progress)
             report.statuses.append(status.value)
+            report.seconds.append(seconds)
+            report.rewards.append(total_reward)
             if status is EpisodeStatus.LAP_COMPLETE:
                 report.completed_laps += 1
-                # Sim time, not steps x period: a real-time simulator over ROS may tick between steps.
-                report.lap_times_s.append(float(core.backend.states().sim_time - started + penalty))
+                report.lap_times_s.append(seconds)
     finally:
         if handle is not None:
             handle.close()
+        if simtrace is not None:
+            simtrace.close()
     return report
