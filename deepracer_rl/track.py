@@ -16,6 +16,10 @@ import numpy as np
 TRACKS_DIR = Path(__file__).resolve().parent / "tracks"
 _NPY_MAGIC = b"\x93NUMPY"
 _CHUNK = 512  # points per block in the (points x segments) queries: bounded memory, cache-sized
+# Bounds of a route: DeepRacer tracks are tens of metres across, 100-300 rows, about 1 m wide.
+MAX_ROWS = 20_000
+MAX_COORDINATE = 1_000.0  # m from the origin
+MAX_WIDTH = 20.0  # m between the borders
 
 
 class TrackError(ValueError):
@@ -107,11 +111,20 @@ class Track:
             raise TrackError(f"{where}: expected a float array of shape (N, 6), got dtype {kind}")
         if data.ndim != 2 or data.shape[1] != 6:
             raise TrackError(f"{where}: expected shape (N, 6) (centre x,y, inner x,y, outer x,y), got {data.shape}")
+        if len(data) > MAX_ROWS:
+            raise TrackError(f"{where}: {len(data)} rows; a route has at most {MAX_ROWS} (DeepRacer's have 100-300)")
         data = data.astype(np.float64)
         bad = ~np.isfinite(data)
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
             raise TrackError(f"{where}: row {row} holds NaN or inf; every coordinate must be finite")
+        far = np.abs(data) > MAX_COORDINATE
+        if far.any():
+            row = int(np.argwhere(far)[0][0])
+            raise TrackError(
+                f"{where}: row {row} has a coordinate of {data[row][far[row]][0]:g} m; coordinates are metres "
+                f"within ±{MAX_COORDINATE:g} of the origin (a DeepRacer track is tens of metres across)"
+            )
         closed = len(data) > 1 and bool(np.allclose(data[0], data[-1]))
         file_rows = np.arange(len(data) - 1 if closed else len(data))  # row numbers in the file
         rows = data[file_rows]
@@ -128,6 +141,16 @@ class Track:
         if widths.min() <= 1e-6:
             row = int(file_rows[np.argmin(widths)])
             raise TrackError(f"{where}: zero track width at row {row} (inner and outer border coincide)")
+        if widths.max() > MAX_WIDTH:
+            row = int(file_rows[np.argmax(widths)])
+            raise TrackError(f"{where}: the track is {widths.max():.1f} m wide at row {row}; at most {MAX_WIDTH:g} m")
+        crossing = _first_crossing(rows[:, 0:2], closed)
+        if crossing is not None:
+            i, j = (int(file_rows[k]) for k in crossing)
+            raise TrackError(
+                f"{where}: the centre line crosses itself (the segment from row {i} crosses the one from row {j}); "
+                "a route must not intersect itself"
+            )
         centre, inner, outer = rows[:, 0:2].copy(), rows[:, 2:4].copy(), rows[:, 4:6].copy()
         for array in (centre, inner, outer):
             array.flags.writeable = False
@@ -293,3 +316,30 @@ class Track:
             "width_m": round(self.width, 3),
             "closed": self.closed,
         }
+
+
+def _first_crossing(points: np.ndarray, closed: bool) -> tuple[int, int] | None:
+    """(i, j) of the first pair of non-adjacent centre-line segments that properly cross, or None."""
+    line = np.vstack([points, points[:1]]) if closed else points
+    a, b = line[:-1], line[1:]
+    count = len(a)
+
+    def side(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return np.sign(
+            (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
+        )
+
+    for start in range(0, count, _CHUNK):
+        a1, b1 = a[start : start + _CHUNK, None], b[start : start + _CHUNK, None]
+        hit = (side(a1, b1, a[None]) * side(a1, b1, b[None]) < 0) & (
+            side(a[None], b[None], a1) * side(a[None], b[None], b1) < 0
+        )
+        rows = np.arange(start, start + len(a1))[:, None]
+        cols = np.arange(count)[None]
+        adjacent = np.abs(rows - cols) <= 1
+        if closed:
+            adjacent |= (rows == 0) & (cols == count - 1) | (rows == count - 1) & (cols == 0)
+        i, j = np.nonzero(hit & ~adjacent)
+        if len(i):
+            return int(i[0] + start), int(j[0])
+    return None

@@ -457,6 +457,26 @@ def _make_empty(path):
     return path
 
 
+def _make_self_intersecting(path):
+    rows = _good_rows().copy()
+    rows[[10, 40]] = rows[[40, 10]]  # two rows swapped: the centre line crosses itself
+    return _save(path, rows)
+
+
+def _make_huge(path):
+    return _save(path, _good_rows() * 1e12)
+
+
+def _make_too_wide(path):
+    rows = _good_rows().copy()
+    rows[5, 4:6] = rows[5, 0:2] + 30.0
+    return _save(path, rows)
+
+
+def _make_too_many_rows(path):
+    return _save(path, np.repeat(_good_rows(), 200, axis=0))
+
+
 MALFORMED = {
     "wrong shape": (_make_wrong_shape, "shape (N, 6)"),
     "one-dimensional": (_make_one_dimensional, "shape (N, 6)"),
@@ -473,6 +493,10 @@ MALFORMED = {
     "corrupt bytes": (_make_corrupt, "not a .npy file"),
     "truncated": (_make_truncated, "not a readable .npy array"),
     "empty file": (_make_empty, "not a .npy file"),
+    "self-intersecting": (_make_self_intersecting, "the centre line crosses itself"),
+    "coordinates of 1e12": (_make_huge, "coordinates are metres within ±1000 of the origin"),
+    "30 m wide": (_make_too_wide, "m wide at row 5; at most 20 m"),
+    "too many rows": (_make_too_many_rows, "rows; a route has at most 20000"),
 }
 
 
