@@ -22,6 +22,13 @@ from gymnasium import spaces
 
 STEERING_LIMIT_DEG = 30.0
 SPEED_MIN, SPEED_MAX = 0.1, 4.0
+# DeepRacer's values of model_metadata.json's "neural_network" and "training_algorithm".
+NEURAL_NETWORKS = (
+    "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
+    "DEEP_CONVOLUTIONAL_NETWORK",
+    "DEEP_CONVOLUTIONAL_NETWORK_DEEP",
+)
+TRAINING_ALGORITHMS = ("clipped_ppo", "sac")
 
 
 class MetadataError(ValueError):
@@ -74,8 +81,10 @@ class ActionSpace:
         raw = data["action_space"]
         kind = str(data.get("action_space_type", "continuous" if isinstance(raw, dict) else "discrete"))
         extras = {
-            "neural_network": str(data.get("neural_network", cls.neural_network)),
-            "training_algorithm": str(data.get("training_algorithm", cls.training_algorithm)),
+            "neural_network": _choice(data, "neural_network", cls.neural_network, NEURAL_NETWORKS, where),
+            "training_algorithm": _choice(
+                data, "training_algorithm", cls.training_algorithm, TRAINING_ALGORITHMS, where
+            ),
             "sensor": _sensor_names(data.get("sensor", list(cls.sensor)), where),
         }
         if kind == "discrete":
@@ -178,6 +187,14 @@ class ActionSpace:
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(self.to_metadata(), indent=2) + "\n", encoding="utf-8")
+
+
+def _choice(data: dict, key: str, default: str, allowed: tuple[str, ...], where: str) -> str:
+    """A field that must be one of DeepRacer's values (absent: the default)."""
+    value = data.get(key, default)
+    if value not in allowed:
+        raise MetadataError(f"{where}: field {key!r} is {value!r}; DeepRacer's values are {', '.join(allowed)}")
+    return value
 
 
 def _sensor_names(value: Any, where: str) -> tuple[str, ...]:

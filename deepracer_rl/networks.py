@@ -16,7 +16,8 @@ NETWORKS: dict[str, tuple[tuple[tuple[int, int, int], ...], int]] = {
     "small": (((16, 8, 4), (32, 4, 2), (32, 3, 1)), 256),
 }
 
-# name -> DeepRacer's `neural_network` in model_metadata.json (the export writes it).
+# name -> DeepRacer's `neural_network` in model_metadata.json (the export writes it; one of
+# `action_space.NEURAL_NETWORKS`).
 DEEPRACER_NETWORK_NAMES = {
     "shallow": "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
     "deep": "DEEP_CONVOLUTIONAL_NETWORK",

@@ -217,6 +217,31 @@ def test_metadata_with_a_sensor_string_or_an_unbuilt_sensor_is_refused(tmp_path)
         RaceCore.create(metadata=path)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("neural_network", "DEEP_RESNET", "field 'neural_network' is 'DEEP_RESNET'; DeepRacer's values are"),
+        ("training_algorithm", "dqn", "field 'training_algorithm' is 'dqn'; DeepRacer's values are clipped_ppo, sac"),
+    ],
+)
+def test_metadata_names_outside_deepracers_schema_are_refused_naming_the_field(field, value, message, tmp_path):
+    from deepracer_rl.action_space import ActionSpace, MetadataError
+
+    path = tmp_path / "model_metadata.json"
+    path.write_text(json.dumps({**ActionSpace.default().to_metadata(), field: value}))
+    with pytest.raises(MetadataError, match=message):
+        ActionSpace.load(path)
+
+
+def test_the_export_names_every_network_as_deepracer_does():
+    from deepracer_rl.action_space import NEURAL_NETWORKS
+    from deepracer_rl.networks import DEEPRACER_NETWORK_NAMES, NETWORKS
+
+    assert set(DEEPRACER_NETWORK_NAMES) == set(NETWORKS)
+    assert set(DEEPRACER_NETWORK_NAMES.values()) <= set(NEURAL_NETWORKS)
+    assert DEEPRACER_NETWORK_NAMES["deep"] != DEEPRACER_NETWORK_NAMES["shallow"]
+
+
 def test_algorithm_registry_builds_by_name_and_refuses_unknown_names():
     from deepracer_rl.algorithms import ALGORITHMS, AlgorithmError, algorithm
 
