@@ -102,8 +102,6 @@ def _parse_size(text: str) -> tuple[int, int]:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise CliError(f"--image-size {text!r}: expected WIDTHxHEIGHT, e.g. 80x60") from None
-    if width < 36 or height < 36:
-        raise CliError(f"--image-size {text!r}: the CNN needs at least 36x36 pixels")
     return width, height
 
 
@@ -112,12 +110,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return cmd_train_env(args)
     from .train import TrainingError, train
 
-    if args.steps is not None and args.steps < 1:
-        raise CliError(f"--steps must be at least 1, got {args.steps}")
-    if args.n_envs is not None and not 1 <= args.n_envs <= 256:
-        raise CliError(f"--n-envs must be within 1..256, got {args.n_envs}")
+    config = _config_from_args(args)
+    config.validate()  # before anything is loaded or written: a ConfigError names the option
     try:
-        summary = train(_config_from_args(args), args.out, resume=args.resume)
+        summary = train(config, args.out, resume=args.resume)
     except TrainingError as exc:
         raise CliError(str(exc)) from None
     print(

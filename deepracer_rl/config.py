@@ -5,12 +5,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .observation import TRAINING_IMAGE_SIZE, ObservationSpec
 from .sensors import DEFAULT_SENSORS
+
+MAX_CARS = 256  # cars of one run (--n-envs)
+MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 36, 1280  # pixels: the CNNs need 36; DeepRacer's camera is 640x480
+
+
+def _memory_bytes() -> int | None:
+    """Physical memory of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 class ConfigError(ValueError):
@@ -58,6 +70,48 @@ class TrainConfig:
         """Env steps per car between PPO updates."""
         total = math.ceil(self.episodes_between_updates * 100 / self.batch_size) * self.batch_size
         return max(32, math.ceil(total / self.n_envs))
+
+    def rollout_bytes(self) -> int:
+        """Memory of the rollout buffer's observations (float32), the largest array a run allocates."""
+        frames = self.rollout_steps * self.n_envs if self.algo == "ppo" else 50_000
+        return frames * self.observation().channels * self.image_width * self.image_height * 4
+
+    def validate(self, memory_limit: int | None = None) -> None:
+        """Refuse values no run can use, naming the option (as the CLI spells it) and the range."""
+        ranges = (
+            ("steps", self.steps, 1, 10**10),
+            ("n_envs", self.n_envs, 1, MAX_CARS),
+            ("frame_stack", self.frame_stack, 1, 16),
+            ("batch_size", self.batch_size, 1, 2**20),
+            ("learning_rate", self.learning_rate, 1e-9, 1.0),
+            ("entropy", self.entropy, 0.0, 1.0),
+            ("discount", self.discount, 1e-6, 1.0),
+            ("epochs", self.epochs, 1, 1000),
+            ("episodes_between_updates", self.episodes_between_updates, 1, 10**5),
+            ("checkpoint_every", self.checkpoint_every, 1, 10**10),
+            ("eval_every", self.eval_every, 1, 10**10),
+            ("eval_laps", self.eval_laps, 1, 100),
+            ("torch_threads", self.torch_threads, 1, 256),
+        )
+        for name, value, low, high in ranges:
+            if not (isinstance(value, (int, float)) and low <= value <= high):
+                raise ConfigError(f"--{name.replace('_', '-')} {value}: expected a number within {low:g}..{high:g}")
+        sides = (self.image_width, self.image_height)
+        if not all(isinstance(v, int) and MIN_IMAGE_SIDE <= v <= MAX_IMAGE_SIDE for v in sides):
+            raise ConfigError(
+                f"--image-size {self.image_width}x{self.image_height}: each side must be within "
+                f"{MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} pixels (the CNN needs {MIN_IMAGE_SIDE})"
+            )
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"--max-minutes {self.max_minutes}: expected a positive number of minutes")
+        limit = memory_limit if memory_limit is not None else _memory_bytes()
+        need = self.rollout_bytes()
+        if limit and need > limit // 2:
+            raise ConfigError(
+                f"--image-size {self.image_width}x{self.image_height} with --n-envs {self.n_envs}: the rollout "
+                f"buffer alone needs {need / 2**30:.1f} GiB, more than half of this machine's "
+                f"{limit / 2**30:.1f} GiB; use a smaller image or fewer cars"
+            )
 
     def observation(self) -> ObservationSpec:
         return ObservationSpec(self.image_width, self.image_height, self.grayscale, self.frame_stack)

@@ -1,0 +1,46 @@
+"""Numbers the CLI takes are range-checked before any work starts: one clear line, exit code 2,
+nothing written (issue 18: `--steps -5`, `--n-envs 10000`, `--image-size 10000x10000`, `--laps 0`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from deepracer_rl.cli import main
+from deepracer_rl.config import ConfigError, TrainConfig
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--steps", "-5"], "--steps -5: expected a number within 1..1e+10"),
+        (["--steps", "0"], "--steps 0: expected a number within"),
+        (["--n-envs", "10000"], "--n-envs 10000: expected a number within 1..256"),
+        (["--image-size", "10000x10000"], "--image-size 10000x10000: each side must be within 36..1280 pixels"),
+        (["--image-size", "20x20"], "--image-size 20x20: each side must be within 36..1280 pixels"),
+        (["--image-size", "big"], "--image-size 'big': expected WIDTHxHEIGHT"),
+        (["--discount", "2"], "--discount 2.0: expected a number within"),
+        (["--learning-rate", "0"], "--learning-rate 0.0: expected a number within"),
+        (["--max-minutes", "-1"], "--max-minutes -1.0: expected a positive number of minutes"),
+        (["--batch-size", "0"], "--batch-size 0: expected a number within"),
+    ],
+)
+def test_train_refuses_numbers_out_of_range_before_writing_anything(args, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepracer-rl train: error: ") and message in err, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("laps", ["0", "-3"])
+def test_evaluate_refuses_laps_below_one(laps, capsys):
+    assert main(["evaluate", "--driver", "baseline", "--laps", laps]) == 2
+    assert f"--laps must be at least 1, got {laps}" in capsys.readouterr().err
+
+
+def test_a_rollout_buffer_larger_than_half_the_memory_is_refused_with_the_figure():
+    config = TrainConfig(n_envs=64, image_width=1280, image_height=960)
+    with pytest.raises(ConfigError, match=r"the rollout buffer alone needs [\d.]+ GiB, more than half of this machine"):
+        config.validate(memory_limit=8 * 2**30)
+    TrainConfig().validate(memory_limit=8 * 2**30)  # the defaults need a few tens of MB
