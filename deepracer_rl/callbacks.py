@@ -3,7 +3,7 @@
 `run_callbacks` puts them in a `CallbackList`, in this order (each reads what the earlier
 ones of the same step wrote):
 
-1. `SimtraceCallback`      every step of every car as a simtrace row
+1. `SimtraceCallback`      every step of every car into DeepRacer's training simtrace; episode metrics
 2. `EpisodeStatsCallback`  episodes, per-update figures (progress.csv, TensorBoard)
 3. `EvaluationCallback`    evaluation laps every `eval_every` steps; keeps best_model.zip
 4. `CheckpointCallback`    latest.zip + state.json every `checkpoint_every` steps
@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+from .car import CarSpec
 from .config import TrainConfig
 from .episode import EpisodeStatus
 from .evaluate import LapReport
-from .logs import SimtraceWriter, simtrace_row
+from .logs import MetricsLog, TrainingSimtrace
 from .rundir import RunDir, is_better, save_model_atomic
 
 
@@ -43,6 +44,7 @@ class TrainingProgress:
     recent_progress: list[float] = field(default_factory=list)  # of the last 100 episodes
     episode_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per car
     started: float = field(default_factory=time.time)
+    metrics: MetricsLog = field(default_factory=MetricsLog)  # metrics/TrainingMetrics.json
 
     @classmethod
     def from_state(cls, state: dict[str, Any], n_cars: int) -> TrainingProgress:
@@ -52,11 +54,20 @@ class TrainingProgress:
             iteration=int(state.get("iteration", 0)),
             best=state.get("best"),
         )
-        progress.episode_ids = np.arange(n_cars, dtype=np.int64) + progress.episodes
+        # Episode ids go on after every id the checkpointed run handed out (open episodes included).
+        first_id = int(state.get("next_episode", progress.episodes))
+        progress.episode_ids = np.arange(n_cars, dtype=np.int64) + first_id
         return progress
 
     def state(self, timesteps: int) -> dict[str, Any]:
-        return {"timesteps": int(timesteps), "episodes": self.episodes, "iteration": self.iteration, "best": self.best}
+        next_episode = int(self.episode_ids.max()) + 1 if len(self.episode_ids) else self.episodes
+        return {
+            "timesteps": int(timesteps),
+            "episodes": self.episodes,
+            "iteration": self.iteration,
+            "best": self.best,
+            "next_episode": next_episode,
+        }
 
     def best_text(self) -> str:
         if not self.best:
@@ -72,48 +83,27 @@ class _RunCallback(BaseCallback):
 
 
 class SimtraceCallback(_RunCallback):
-    """Writes every step of every car to the run's simtrace CSV (flushed every update)."""
+    """Every step of every car into the run's training simtrace (`logs.TrainingSimtrace`: an
+    episode is written whole when it ends); each finished episode into the metrics log."""
 
-    def __init__(self, progress: TrainingProgress, run: RunDir):
+    def __init__(self, progress: TrainingProgress, run: RunDir, n_cars: int, clock_s: float = 0.0):
         super().__init__(progress)
-        self.run = run
-        self.writer: SimtraceWriter | None = None
-
-    def _on_training_start(self) -> None:
-        self.writer = SimtraceWriter(self.run.simtrace_csv)
+        self.log = TrainingSimtrace(run, n_cars, clock_s)
 
     def _on_step(self) -> bool:
         infos, rewards, dones = self.locals["infos"], self.locals["rewards"], self.locals["dones"]
         actions = self.locals.get("actions")
+        p = self.progress
         for i, info in enumerate(infos):
-            params = info.get("params")
-            if not params:
+            if not info.get("params"):
                 continue
             action = actions[i] if actions is not None else ""
             action = int(action) if np.ndim(action) == 0 else [round(float(a), 4) for a in action]
-            row = simtrace_row(
-                int(self.progress.episode_ids[i]),
-                params,
-                action,
-                float(rewards[i]),
-                bool(dones[i]),
-                info["episode_status"],
-                time.time() - self.progress.started,
-            )
-            self.writer.write(row)
+            episode = int(p.episode_ids[i])
+            finished = self.log.step(i, episode, p.iteration, info, action, float(rewards[i]), bool(dones[i]))
+            if finished is not None:
+                p.metrics.add_training(finished)
         return True
-
-    def _on_rollout_end(self) -> None:
-        self.flush()
-
-    def flush(self) -> None:
-        if self.writer is not None:
-            self.writer.flush()
-
-    def _on_training_end(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
 
 
 class EpisodeStatsCallback(_RunCallback):
@@ -139,7 +129,7 @@ class EpisodeStatsCallback(_RunCallback):
             self.completed.append(info["episode_status"] == EpisodeStatus.LAP_COMPLETE.value)
             p.recent_progress = [*p.recent_progress, float(info["progress"])][-100:]
             self.episode_reward[i] = 0.0
-            p.episode_ids[i] = p.episodes + len(self.episode_reward) - 1
+            p.episode_ids[i] = p.episode_ids.max() + 1  # ids are handed out in order, never twice
         return True
 
     def _on_rollout_end(self) -> None:
@@ -186,6 +176,7 @@ class EvaluationCallback(_RunCallback):
         row["lap_times_s"] = " ".join(str(t) for t in row["lap_times_s"])
         row["statuses"] = " ".join(row["statuses"])
         self.run.append_csv(self.run.evaluations_csv, row)
+        self.progress.metrics.add_evaluation(report, self.progress.episodes, self.progress.iteration)
         key = [report.mean_progress, report.best_lap_s]
         if is_better(key, self.progress.best):
             self.progress.best = key
@@ -214,12 +205,15 @@ class CheckpointCallback(_RunCallback):
         return True
 
     def save(self, model: Any = None) -> None:
-        """Checkpoint `model` (default: the model being trained)."""
+        """Checkpoint `model` (default: the model being trained): the model, the metrics log, then
+        state.json (last: what a resumed run continues from, including where the simtrace ends)."""
         model = self.model if model is None else model
         save_model_atomic(model, self.run.checkpoint)
+        state = self.progress.state(model.num_timesteps)
         if self.simtrace is not None:
-            self.simtrace.flush()
-        self.run.save_state(self.progress.state(model.num_timesteps))
+            state["simtrace"] = self.simtrace.log.checkpoint(self.progress.iteration)
+        self.progress.metrics.save(self.run.training_metrics_path)
+        self.run.save_state(state)
 
 
 class ProgressBarCallback(_RunCallback):
@@ -304,7 +298,10 @@ def run_callbacks(
 ) -> RunCallbacks:
     """The callbacks of a training run (see the module docstring for what each does, in order)."""
     start = progress.timesteps
-    simtrace = SimtraceCallback(progress, run) if config.simtrace else None
+    simtrace = None
+    if config.simtrace:  # the cars' sim clocks go on from the checkpoint's (all cars tick together)
+        clock_s = start / config.n_envs / CarSpec.from_urdf().control_hz
+        simtrace = SimtraceCallback(progress, run, config.n_envs, clock_s)
     stats = EpisodeStatsCallback(progress, run, config.n_envs)
     evaluation = EvaluationCallback(progress, run, config.eval_every, evaluate, start)
     checkpoint = CheckpointCallback(progress, run, config.checkpoint_every, start, simtrace)

@@ -38,7 +38,14 @@ def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 
     summary = train(config, run.path)
     print(f"[demo] trained {summary['timesteps']} steps, {summary['episodes']} episodes in {summary['minutes']} min")
     model = load_model(run.model_to_use(), algo=config.algo)
-    report = evaluate_model(model, run.load_config(), run, laps=3, trajectory_csv=run.evaluation_trajectory)
+    report = evaluate_model(
+        model,
+        run.load_config(),
+        run,
+        laps=3,
+        trajectory_csv=run.evaluation_trajectory,
+        simtrace_csv=run.new_evaluation_simtrace(),
+    )
     result = report.as_dict()
     (run.evaluation_trajectory.parent / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
     export = export_run(run.path, run.export_dir)

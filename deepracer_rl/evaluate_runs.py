@@ -3,7 +3,9 @@
 What is driven is chosen here (a run's best model, an SB3 .zip of a run, an exported ONNX
 policy, or the scripted pure-pursuit baseline); the laps themselves are `evaluate.run_laps`
 over a `RaceCore` of the chosen backend (the in-process simulator, or a simulator behind
-the ROS topic contract: `deepracer-rl sim` or Gazebo).
+the ROS topic contract: `deepracer-rl sim` or Gazebo). Laps of a run's model are also written
+into the run as DeepRacer's evaluation simtrace (`RunDir.new_evaluation_simtrace`), where
+deepracer-utils' `DeepRacerLog(RUN).load_evaluation_trace()` finds them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from .evaluate import Driver, LapReport, baseline_driver, policy_driver, run_lap
 from .observation import ObservationSpec
 from .policy import ONNX_NAME, OnnxPolicy
 from .race import RaceCore
-from .rundir import find_run
+from .rundir import RunDir, find_run
 from .train import race_kwargs
 
 
@@ -30,15 +32,19 @@ class Evaluation:
     track: str
     backend: str
     report: LapReport
+    simtrace: Path | None = None  # the evaluation simtrace written into the run
 
     def as_dict(self) -> dict[str, Any]:
-        return {"driver": self.label, "track": self.track, "backend": self.backend, **self.report.as_dict()}
+        extra = {"simtrace": str(self.simtrace)} if self.simtrace is not None else {}
+        return {"driver": self.label, "track": self.track, "backend": self.backend, **self.report.as_dict(), **extra}
 
 
-def _race_and_driver(target: str | os.PathLike | None, driver: str, track: str | None) -> tuple[dict, Driver, str]:
-    """RaceCore.create arguments, the driver and its label."""
+def _race_and_driver(
+    target: str | os.PathLike | None, driver: str, track: str | None
+) -> tuple[dict, Driver, str, RunDir | None]:
+    """RaceCore.create arguments, the driver, its label and the run it comes from (if any)."""
     if driver == "baseline":
-        return dict(track=track or "reinvent_base", sensors=False), baseline_driver(), "baseline"
+        return dict(track=track or "reinvent_base", sensors=False), baseline_driver(), "baseline", None
     if driver != "policy":
         raise ValueError(f"unknown driver {driver!r}; choose policy or baseline")
     if not target:
@@ -49,12 +55,12 @@ def _race_and_driver(target: str | os.PathLike | None, driver: str, track: str |
     if (path / ONNX_NAME).exists() or path.suffix == ".onnx":
         policy = OnnxPolicy(path)
         kwargs = dict(track=track or "reinvent_base", metadata=policy.actions, observation=policy.observation)
-        return kwargs, policy_driver(policy), f"{policy.root} (onnx)"
+        return kwargs, policy_driver(policy), f"{policy.root} (onnx)", None
     run, model_path = find_run(path)
     config = run.load_config()
     kwargs = race_kwargs(config, run)
     kwargs["track"] = track or config.track
-    return kwargs, policy_driver(load_model(model_path, algo=config.algo)), str(model_path)
+    return kwargs, policy_driver(load_model(model_path, algo=config.algo)), str(model_path), run
 
 
 def evaluate_target(
@@ -65,19 +71,24 @@ def evaluate_target(
     backend: str = "inprocess",
     off_track_penalty: float | None = None,
     trajectory_csv: str | os.PathLike | None = None,
+    simtrace: bool = True,
     **backend_options: Any,
 ) -> Evaluation:
-    """Drive `laps` evaluation laps from the start line and report (see the module docstring)."""
+    """Drive `laps` evaluation laps from the start line and report (see the module docstring);
+    `simtrace`: write the laps of a run's model into the run as an evaluation simtrace."""
     if laps < 1:
         raise ValueError(f"--laps must be at least 1, got {laps}")
-    kwargs, drive, label = _race_and_driver(target, driver, track)
+    kwargs, drive, label, run = _race_and_driver(target, driver, track)
     kwargs.setdefault("observation", ObservationSpec())
     core = RaceCore.create(n_cars=1, backend=backend, **kwargs, **backend_options)
+    simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None else None
     try:
-        report = run_laps(core, drive, laps, off_track_penalty, trajectory_csv=trajectory_csv)
+        report = run_laps(
+            core, drive, laps, off_track_penalty, trajectory_csv=trajectory_csv, simtrace_csv=simtrace_csv
+        )
     finally:
         core.close()
-    return Evaluation(label, core.track.name, backend, report)
+    return Evaluation(label, core.track.name, backend, report, simtrace_csv)
 
 
 def format_evaluation(result: Evaluation) -> str:
@@ -92,4 +103,6 @@ def format_evaluation(result: Evaluation) -> str:
     if report.lap_times_s:
         times = ", ".join(f"{t:.2f}" for t in report.lap_times_s)
         lines.append(f"  lap times s: {times} (best {report.best_lap_s:.2f})")
+    if result.simtrace is not None:
+        lines.append(f"  evaluation simtrace: {result.simtrace}")
     return "\n".join(lines)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .logs import read_simtrace
+from .simtrace import PREPARE
 from .track import Track
 
 
@@ -91,9 +93,10 @@ def plot_lap(track: Track, trajectory_csv: Path, out: Path) -> Path:
     return out
 
 
-def plot_reward_heatmap(track: Track, simtrace_csv: Path, out: Path, max_rows: int = 400_000) -> Path:
+def plot_reward_heatmap(track: Track, simtraces: list[Path], out: Path, max_rows: int = 400_000) -> Path:
+    """Mean reward per step over the track, from the training simtrace files (in iteration order)."""
     plt = _pyplot()
-    data = _read_csv_columns(simtrace_csv, ("X", "Y", "reward"), max_rows)
+    data = _read_csv_columns(simtraces, ("X", "Y", "reward"), max_rows)
     fig, ax = plt.subplots(figsize=(9, 6))
     _draw_track(ax, track)
     if len(data["X"]):
@@ -106,17 +109,18 @@ def plot_reward_heatmap(track: Track, simtrace_csv: Path, out: Path, max_rows: i
             mean = np.where(count > 0, total / count, np.nan)
         mesh = ax.pcolormesh(xe, ye, mean.T, cmap="magma", shading="auto")
         fig.colorbar(mesh, ax=ax, label="mean reward per step")
-    ax.set_title(f"Reward over the track ({simtrace_csv.name})")
+    ax.set_title(f"Reward over the track (last {len(data['X'])} training steps)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
 
-def plot_actions(simtrace_csv: Path, n_actions: int | None, out: Path, max_rows: int = 400_000) -> Path:
+def plot_actions(simtraces: list[Path], n_actions: int | None, out: Path, max_rows: int = 400_000) -> Path:
+    """How often each action (or steering angle) was taken, from the training simtrace files."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    data = _read_csv_columns(simtrace_csv, ("steer", "throttle", "action"), max_rows, numeric=False)
+    data = _read_csv_columns(simtraces, ("steer", "throttle", "action"), max_rows, numeric=False)
     actions = data["action"]
     if n_actions and len(actions) and all(a.lstrip("-").isdigit() for a in actions[:100]):
         counts = np.bincount(actions.astype(int), minlength=n_actions)
@@ -135,15 +139,16 @@ def plot_actions(simtrace_csv: Path, n_actions: int | None, out: Path, max_rows:
 
 
 def _read_csv_columns(
-    path: Path, columns: tuple[str, ...], max_rows: int, numeric: bool = True
+    paths: list[Path], columns: tuple[str, ...], max_rows: int, numeric: bool = True
 ) -> dict[str, np.ndarray]:
-    """Read some columns of a big CSV, keeping the last `max_rows` rows (the trained policy)."""
+    """Some columns of simtrace files' steps (not their `prepare` rows), keeping the last
+    `max_rows` rows (the trained policy)."""
     values: dict[str, list] = {c: [] for c in columns}
-    if path.exists():
-        with open(path, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                for c in columns:
-                    values[c].append(row[c])
+    for row in read_simtrace(paths):
+        if row["episode_status"] == PREPARE:
+            continue
+        for c in columns:
+            values[c].append(row[c])
     out = {}
     for c in columns:
         kept = values[c][-max_rows:]
@@ -165,10 +170,10 @@ def plot_run(run: str | os.PathLike) -> list[Path]:
         written.append(plot_training(run_dir.progress_csv, plots / "training_progress.png"))
     if run_dir.evaluation_trajectory.exists():
         written.append(plot_lap(track, run_dir.evaluation_trajectory, plots / "best_lap.png"))
-    simtrace = run_dir.simtrace_csv
-    if simtrace.exists():
-        written.append(plot_reward_heatmap(track, simtrace, plots / "reward_heatmap.png"))
+    simtraces = [path for _, path in run_dir.training_simtraces()]
+    if simtraces:
+        written.append(plot_reward_heatmap(track, simtraces, plots / "reward_heatmap.png"))
         space = ActionSpace.load(run_dir.metadata_path)
         n = len(space.actions) if space.kind == "discrete" else None
-        written.append(plot_actions(simtrace, n, plots / "action_histogram.png"))
+        written.append(plot_actions(simtraces, n, plots / "action_histogram.png"))
     return written

@@ -8,12 +8,20 @@
     best_model.zip              the best evaluated model (`is_better`: completion, then lap time)
     progress.csv                per policy update: mean reward, progress, completion
     evaluations.csv             per evaluation: laps, lap times, statuses
-    simtrace/training-simtrace.csv   DeepRacer's simtrace columns, every step
     evaluation/trajectory.csv   per-step trajectory of the demo's evaluation laps
     tensorboard/                TensorBoard event files
     export/                     model.onnx + model_metadata.json + SHA256SUMS
     plots/                      PNG plots
     run.lock                    held by the process training into the run
+
+and, so that DeepRacer's log tools (deepracer-utils: `DeepRacerLog(RUN)`) read a run as the
+model folder of a local DeepRacer training (DRfC's single-worker layout):
+
+    training-simtrace/<N>-iteration.csv   the simtrace of iteration (policy update) N
+    evaluation-<YYYYmmddHHMMSS>/evaluation-simtrace/0-iteration.csv   one per `evaluate RUN` / demo
+    model/model_metadata.json   copy of the action space, where DeepRacer keeps it
+    ip/hyperparameters.json     the hyperparameters under DeepRacer's names
+    metrics/TrainingMetrics.json   per episode: reward, completion, status, time (DeepRacer's JSON)
 
 Every command (train, evaluate, export, plot, rescore, clone, demo) goes through it.
 """
@@ -27,11 +35,16 @@ import fcntl
 import json
 import math
 import os
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, TrainConfig
+
+_ITERATION_FILE = re.compile(r"(\d+)-iteration\.csv")
+_EVALUATION_PREFIX = "evaluation-"
 
 
 class RunError(RuntimeError):
@@ -112,8 +125,61 @@ class RunDir:
         return self.path / "evaluations.csv"
 
     @property
-    def simtrace_csv(self) -> Path:
+    def training_simtrace_dir(self) -> Path:
+        return self.path / "training-simtrace"
+
+    def training_simtrace(self, iteration: int) -> Path:
+        """The training simtrace of iteration (policy update) `iteration`."""
+        return self.training_simtrace_dir / f"{int(iteration)}-iteration.csv"
+
+    def training_simtraces(self, include_legacy: bool = True) -> list[tuple[int, Path]]:
+        """(iteration, file) of every training simtrace, in iteration order. A run written before
+        the per-iteration files kept one `simtrace/training-simtrace.csv`: it is given as iteration 0
+        (unless `include_legacy` is False)."""
+        found = []
+        if self.training_simtrace_dir.is_dir():
+            for path in self.training_simtrace_dir.iterdir():
+                match = _ITERATION_FILE.fullmatch(path.name)
+                if match:
+                    found.append((int(match.group(1)), path))
+        if not found and include_legacy and self.legacy_simtrace_csv.is_file():
+            found.append((0, self.legacy_simtrace_csv))
+        return sorted(found)
+
+    @property
+    def legacy_simtrace_csv(self) -> Path:
         return self.path / "simtrace" / "training-simtrace.csv"
+
+    def evaluation_simtraces(self) -> list[Path]:
+        """The evaluation simtraces of the run, oldest first."""
+        return sorted(self.path.glob(f"{_EVALUATION_PREFIX}*/evaluation-simtrace/0-iteration.csv"))
+
+    def new_evaluation_simtrace(self, when: float | None = None) -> Path:
+        """The simtrace file of a new evaluation: `evaluation-<UTC YYYYmmddHHMMSS>/evaluation-simtrace/
+        0-iteration.csv`, the folder made now (a later second when that one is taken)."""
+        stamp = int(time.time() if when is None else when)
+        self.path.mkdir(parents=True, exist_ok=True)
+        while True:
+            folder = self.path / (_EVALUATION_PREFIX + time.strftime("%Y%m%d%H%M%S", time.gmtime(stamp)))
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                stamp += 1
+                continue
+            return folder / "evaluation-simtrace" / "0-iteration.csv"
+
+    @property
+    def deepracer_metadata_path(self) -> Path:
+        """model_metadata.json where DeepRacer's model folder has it (a copy of `metadata_path`)."""
+        return self.path / "model" / "model_metadata.json"
+
+    @property
+    def hyperparameters_path(self) -> Path:
+        return self.path / "ip" / "hyperparameters.json"
+
+    @property
+    def training_metrics_path(self) -> Path:
+        return self.path / "metrics" / "TrainingMetrics.json"
 
     @property
     def evaluation_trajectory(self) -> Path:

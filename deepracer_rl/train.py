@@ -28,6 +28,7 @@ from .callbacks import TrainingProgress, run_callbacks
 from .config import TrainConfig
 from .episode import StartRules
 from .evaluate import Driver, LapReport, policy_driver, run_laps
+from .logs import MetricsLog, restore_training_logs, write_deepracer_files
 from .networks import NETWORKS
 from .race import RaceCore
 from .reward import RewardFunction, RewardFunctionError
@@ -80,6 +81,7 @@ def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bo
         saved.max_minutes = config.max_minutes
         if config.ros_timeout is not None:
             saved.ros_timeout = config.ros_timeout
+        write_deepracer_files(run, saved)
         return saved
     if run.has_checkpoint():
         raise TrainingError(f"{run.path} already holds a run; use --resume to continue it or choose another --out")
@@ -89,6 +91,7 @@ def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bo
     actions.save(run.metadata_path)
     config.sensors = list(actions.sensor)
     run.save_config(config)
+    write_deepracer_files(run, config)
     return config
 
 
@@ -171,10 +174,19 @@ def evaluate_model(
     track: str | None = None,
     trajectory_csv: Path | None = None,
     off_track_penalty: float | None = None,
+    simtrace_csv: Path | None = None,
 ) -> LapReport:
     """Evaluation laps of a model from the start line, on the plain camera (as DeepRacer evaluates)."""
     return evaluate_driver(
-        policy_driver(model), config, run, laps, track, trajectory_csv, off_track_penalty, backend="inprocess"
+        policy_driver(model),
+        config,
+        run,
+        laps,
+        track,
+        trajectory_csv,
+        off_track_penalty,
+        backend="inprocess",
+        simtrace_csv=simtrace_csv,
     )
 
 
@@ -187,15 +199,24 @@ def evaluate_driver(
     trajectory_csv: Path | None = None,
     off_track_penalty: float | None = None,
     backend: str = "inprocess",
+    simtrace_csv: Path | None = None,
     **options: Any,
 ) -> LapReport:
-    """Evaluation laps of a driver on a run's race (its track unless `track`), over `backend`."""
+    """Evaluation laps of a driver on a run's race (its track unless `track`), over `backend`;
+    `simtrace_csv`: where to write DeepRacer's evaluation simtrace of the laps."""
     kwargs = race_kwargs(config, run)
     if track is not None:
         kwargs["track"] = track
     core = RaceCore.create(n_cars=1, start=StartRules(), backend=backend, **kwargs, **options)
     try:
-        return run_laps(core, driver, laps=laps, off_track_penalty=off_track_penalty, trajectory_csv=trajectory_csv)
+        return run_laps(
+            core,
+            driver,
+            laps=laps,
+            off_track_penalty=off_track_penalty,
+            trajectory_csv=trajectory_csv,
+            simtrace_csv=simtrace_csv,
+        )
     finally:
         core.close()
 
@@ -252,9 +273,13 @@ def _train(config: TrainConfig, run: RunDir, resume: bool) -> dict[str, Any]:
             dry_run(config, race_kwargs(config, run))
     except SensorError as exc:
         raise TrainingError(str(exc)) from None
+    state = run.load_state() if resume else {}
+    progress = TrainingProgress.from_state(state, config.n_envs)
+    if resume:  # the DeepRacer logs go on from the checkpoint, without what a killed run wrote after it
+        restore_training_logs(run, state)
+        progress.metrics = MetricsLog.load(run.training_metrics_path, state.get("next_episode"))
     env = make_env(config, run)
     simulator_gone = backend_class(config.backend).errors
-    progress = TrainingProgress.from_state(run.load_state() if resume else {}, config.n_envs)
     try:
         if resume:
             model = load_model(run.checkpoint, env=env, algo=config.algo)

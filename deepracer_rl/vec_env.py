@@ -1,7 +1,9 @@
 """`RaceVecEnv`: N cars of one simulator backend as one stable-baselines3 VecEnv.
 
 All cars step in one backend call; a car whose episode ends is reset at once and its
-last observation is kept in `info["terminal_observation"]`, as SB3 expects.
+last observation is kept in `info["terminal_observation"]`, as SB3 expects. The first step of
+an episode also carries `info["start_params"]`: the params on its start pose (steps 0), which
+the training simtrace writes as the episode's `prepare` row.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class RaceVecEnv(VecEnv):
         infos: list[dict[str, Any]] = []
         for i in everyone:
             _, truncated, info = step_result(status[i], params[i])
+            if params[i]["steps"] == 1:
+                info["start_params"] = self.core.judge.start_params(int(i))
             if done[i]:
                 info["terminal_observation"] = self.core.stack[i].copy()
                 info["TimeLimit.truncated"] = truncated

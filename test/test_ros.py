@@ -34,7 +34,6 @@ from sensor_msgs.msg import CameraInfo, Image
 from deepracer_rl.car import CAMERA_OPTICAL_LINK, CarSpec
 from deepracer_rl.env import RaceEnv
 from deepracer_rl.inference import Command, twist
-from deepracer_rl.logs import SIMTRACE_COLUMNS
 from deepracer_rl.observation import ObservationSpec
 from deepracer_rl.ros import cdr, contract
 from deepracer_rl.ros.bridge import RosRaceEnv, SimulatorTimeout
@@ -45,6 +44,8 @@ from deepracer_rl.ros.image import (
     image_to_array,
     image_to_rgb,
 )
+from deepracer_rl.rundir import RunDir
+from deepracer_rl.simtrace import SIMTRACE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ObservationSpec(160, 120, grayscale=True)
@@ -332,15 +333,18 @@ def test_train_backend_ros_trains_through_the_bridge_against_a_lockstep_sim_node
     assert (run / "checkpoints" / "latest.zip").is_file() and (run / "best_model.zip").is_file()
     state = json.loads((run / "checkpoints" / "state.json").read_text())
     assert state["timesteps"] == 384 and state["episodes"] >= 2
-    with open(run / "simtrace" / "training-simtrace.csv", newline="") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-    assert tuple(reader.fieldnames) == SIMTRACE_COLUMNS
-    assert len(rows) == 384  # every step, from the simulator's odometry
-    assert [int(r["steps"]) for r in rows[:3]] == [1, 2, 3]
-    assert len({r["episode"] for r in rows}) >= 2
+    rows = []
+    for _, path in RunDir(run).training_simtraces():  # one file per policy update
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows += list(reader)
+        assert tuple(reader.fieldnames) == SIMTRACE_COLUMNS
+    steps = [r for r in rows if r["episode_status"] != "prepare"]
+    assert 192 <= len(steps) <= 384  # the steps of every finished episode, from the simulator's odometry
+    assert [(int(r["steps"]), r["episode_status"]) for r in rows[:2]] == [(0, "prepare"), (1, "in_progress")]
+    assert len({r["episode"] for r in rows}) == state["episodes"] >= 2
     assert any(r["done"] == "True" for r in rows)
-    assert len({(r["X"], r["Y"]) for r in rows}) > 300  # the car moved
+    assert len({(r["X"], r["Y"]) for r in steps}) > 150  # the car moved
     assert sim.proc.poll() is None, sim.output()
     assert sim.interrupt() in (0, -signal.SIGINT)
 

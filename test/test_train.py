@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from deepracer_rl.config import TrainConfig
-from deepracer_rl.logs import SIMTRACE_COLUMNS
 from deepracer_rl.rundir import RunDir
+from deepracer_rl.simtrace import SIMTRACE_COLUMNS
 from deepracer_rl.train import TrainingError, train
 
 CHECKPOINT = str(RunDir("").checkpoint)  # run-relative paths of the run directory's layout
@@ -76,16 +76,41 @@ def test_run_directory_holds_config_reward_metadata_checkpoint_and_logs(trained_
     assert list((trained_run / "tensorboard").rglob("events.out.tfevents.*"))
 
 
-def test_simtrace_csv_has_the_deepracer_columns(trained_run):
-    with open(trained_run / "simtrace" / "training-simtrace.csv", newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-    assert tuple(reader.fieldnames) == SIMTRACE_COLUMNS
-    assert len(rows) >= 512
+def read_training_simtrace(run: Path) -> dict[int, list[dict[str, str]]]:
+    """The rows of each iteration's training simtrace file, checking DeepRacer's header."""
+    files = {}
+    for iteration, path in RunDir(run).training_simtraces():
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            files[iteration] = list(reader)
+        assert tuple(reader.fieldnames) == SIMTRACE_COLUMNS, path
+    return files
+
+
+def test_training_simtrace_is_deepracers_one_file_per_iteration_each_episode_whole(trained_run):
+    files = read_training_simtrace(trained_run)
+    state = json.loads((trained_run / STATE).read_text())
+    assert sorted(files) == list(range(len(files))) and len(files) >= 2  # 0-iteration.csv, 1-iteration.csv...
+    rows = [r for iteration in sorted(files) for r in files[iteration]]
     statuses = {r["episode_status"] for r in rows}
-    assert statuses <= {"in_progress", "off_track", "lap_complete", "reversed", "immobilized", "time_up"}
-    assert any(r["done"] == "True" for r in rows)
+    assert statuses <= {"prepare", "in_progress", "off_track", "lap_complete", "reversed", "immobilized", "time_up"}
     assert all(0.0 <= float(r["progress"]) <= 100.0 for r in rows)
+    episodes: dict[str, list[dict[str, str]]] = {}
+    for iteration, file_rows in files.items():
+        for r in file_rows:
+            assert r["episode"] not in episodes or episodes[r["episode"]][0]["iteration"] == iteration
+            episodes.setdefault(r["episode"], []).append({**r, "iteration": iteration})
+    assert len(episodes) == state["episodes"]  # every finished episode, each in one file
+    steps = 0
+    for rows in episodes.values():
+        first, last = rows[0], rows[-1]
+        assert (first["episode_status"], first["steps"], first["reward"]) == ("prepare", "0", "0.0")
+        assert [int(r["steps"]) for r in rows] == list(range(len(rows)))
+        assert [r["done"] for r in rows] == ["False"] * (len(rows) - 1) + ["True"]
+        # tstamp: the car's sim clock in s, 1/15 s a step from the prepare row on
+        assert float(last["tstamp"]) - float(first["tstamp"]) == pytest.approx((len(rows) - 1) / 15, abs=2e-4)
+        steps += len(rows) - 1
+    assert 0.5 * state["timesteps"] < steps <= state["timesteps"]  # open episodes at the end are not written
 
 
 def test_broken_reward_fails_before_training_with_the_file_and_line(tmp_path):
@@ -188,9 +213,17 @@ def test_killed_run_resumes_losing_at_most_one_checkpoint_interval(tmp_path):
     from deepracer_rl.algorithms import load_model
 
     load_model(out / CHECKPOINT)  # whole, never half written
+    checkpoint_iteration = json.loads((out / STATE).read_text())["iteration"]
     summary = train(tiny_config(steps=saved + 256), out, resume=True)
     assert summary["timesteps"] >= saved + 256
-    assert json.loads((out / STATE).read_text())["timesteps"] >= saved + 256
+    state = json.loads((out / STATE).read_text())
+    assert state["timesteps"] >= saved + 256
+    # The simtrace goes on from the checkpoint: what the killed run wrote after it is cut, not repeated.
+    files = read_training_simtrace(out)
+    assert sorted(files) == list(range(len(files))) and max(files) >= checkpoint_iteration  # numbering goes on
+    pairs = [(r["episode"], r["steps"]) for rows in files.values() for r in rows]
+    assert len(pairs) == len(set(pairs))
+    assert len({episode for episode, _ in pairs}) == state["episodes"]
 
 
 def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(trained_run, tmp_path):
