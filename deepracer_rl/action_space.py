@@ -10,6 +10,7 @@ indices that are not integers in 0..n-1 raise `ActionError`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -164,6 +165,12 @@ class ActionSpace:
         steer = s_lo + (a[:, 0] + 1.0) * 0.5 * (s_hi - s_lo)
         speed = v_lo + (a[:, 1] + 1.0) * 0.5 * (v_hi - v_lo)
         return steer, speed
+
+    def digest(self) -> str:
+        """SHA-256 of the actions in their order (type, the list or the ranges): what a policy's outputs index."""
+        data = self.to_metadata()
+        text = json.dumps([data["action_space_type"], data["action_space"]], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def to_metadata(self) -> dict[str, Any]:
         """The DeepRacer model_metadata.json content for this space."""

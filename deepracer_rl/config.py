@@ -49,6 +49,7 @@ class TrainConfig:
     randomize: bool = False  # domain randomisation of the camera (camera.STANDARD_RANDOMIZATION)
     network: str = "shallow"  # a name of `networks.NETWORKS`
     sensors: list[str] = field(default_factory=lambda: list(DEFAULT_SENSORS))  # from the metadata's "sensor"
+    action_space_sha256: str | None = None  # ActionSpace.digest() of the actions the policy was built for
     # Hyperparameters, named as in the DeepRacer console.
     batch_size: int = 256
     learning_rate: float = 3e-4

@@ -87,6 +87,7 @@ def export_policy(
         )
     os.replace(tmp, out / ONNX_NAME)
     metadata = actions.to_metadata()
+    metadata["action_space_sha256"] = actions.digest()  # the inference side refuses a list edited after export
     if network is not None:
         metadata["neural_network"] = DEEPRACER_NETWORK_NAMES[network]
     metadata["observation"] = {
@@ -122,6 +123,6 @@ def export_run(run_or_model: str | os.PathLike, out_dir: str | os.PathLike | Non
     """Export a run's best model (or a given model .zip of a run) to out_dir (default RUN/export)."""
     run, path = find_run(run_or_model)
     config = run.load_config()
-    actions = ActionSpace.load(run.metadata_path)
+    actions = run.load_actions(config)  # refuses an action list reordered or edited after training
     model = load_model(path, algo=config.algo)
     return export_policy(model, config.observation(), actions, out_dir or run.export_dir, network=config.network)

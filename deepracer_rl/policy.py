@@ -73,6 +73,12 @@ class OnnxPolicy:
             self.actions = ActionSpace.from_metadata(metadata, str(meta_path))
         except MetadataError as exc:
             raise PolicyLoadError(str(exc)) from None
+        recorded = metadata.get("action_space_sha256")
+        if recorded is not None and recorded != self.actions.digest():
+            raise PolicyLoadError(
+                f"{meta_path}: the action space was edited after export (reordered or changed); the network's "
+                "outputs would drive the wrong actions: export the run again"
+            )
         self.observation = observation_spec_from_metadata(metadata, str(meta_path))
         try:
             verify_checksums(root)

@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .action_space import ActionSpace
 from .config import ConfigError, TrainConfig
 
 _ITERATION_FILE = re.compile(r"(\d+)-iteration\.csv")
@@ -224,6 +225,22 @@ class RunDir:
 
     def save_config(self, config: TrainConfig) -> None:
         write_atomic(self.config_path, config.to_json())
+
+    def load_actions(self, config: TrainConfig) -> ActionSpace:
+        """The run's model_metadata.json, checked against the actions the policy was built for.
+
+        A reordered or edited action list would make the network's outputs drive the wrong
+        actions (output i is action i); refused with RunError naming the file.
+        """
+        actions = ActionSpace.load(self.metadata_path)
+        recorded = config.action_space_sha256
+        if recorded is not None and actions.digest() != recorded:
+            raise RunError(
+                f"{self.metadata_path}: its action space is not the one the policy was trained with (reordered or "
+                f"edited after training); the network's outputs would drive the wrong actions. Restore it from "
+                f"{self.deepracer_metadata_path} or the original file"
+            )
+        return actions
 
     def load_state(self) -> dict[str, Any]:
         """The checkpoint's counters ({} before the first checkpoint)."""

@@ -45,6 +45,10 @@ class TrainingError(RuntimeError):
 def check_config(config: TrainConfig) -> None:
     """Refuse settings no run can use, naming the option and what is expected."""
     try:
+        config.validate()
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    try:
         algorithm(config.algo)
     except AlgorithmError as exc:
         raise TrainingError(str(exc)) from None
@@ -90,6 +94,7 @@ def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bo
     actions = ActionSpace.load(config.metadata)
     actions.save(run.metadata_path)
     config.sensors = list(actions.sensor)
+    config.action_space_sha256 = actions.digest()
     run.save_config(config)
     write_deepracer_files(run, config)
     return config
@@ -99,6 +104,10 @@ def _check_same_run(saved: TrainConfig, given: TrainConfig, run: RunDir) -> None
     """Resuming with another track, reward or action space would silently mix two runs."""
     if given.track != saved.track and given.track != TrainConfig.track:
         raise TrainingError(f"{run.path}: the run trained on track {saved.track!r}, not {given.track!r}")
+    try:
+        run.load_actions(saved)  # the run's own copy, edited since training started
+    except RunError as exc:
+        raise TrainingError(str(exc)) from None
     if given.metadata is not None:
         run_space = ActionSpace.load(run.metadata_path).to_metadata()
         if ActionSpace.load(given.metadata).to_metadata() != run_space:
