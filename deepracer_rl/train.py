@@ -69,9 +69,24 @@ def as_run(run: RunDir | str | os.PathLike) -> RunDir:
     return run if isinstance(run, RunDir) else RunDir(run)
 
 
+def refuse_foreign_directory(run: RunDir) -> None:
+    """--out must be new, empty or a run: training would otherwise write among (and over) the user's files."""
+    if not run.path.is_dir() or run.is_run():
+        return
+    others = sorted(p.name for p in run.path.iterdir() if p != run.lock_path)
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise TrainingError(
+            f"{run.path} is not a run directory and not empty ({shown}); choose a new or empty --out "
+            "(nothing was written)"
+        )
+
+
 def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bool) -> TrainConfig:
     """Create (or check, when resuming) the run directory; returns the config to use."""
     run = as_run(run)
+    if not resume:
+        refuse_foreign_directory(run)
     run.path.mkdir(parents=True, exist_ok=True)
     if resume:
         if not run.is_run() or not run.has_checkpoint():
@@ -254,6 +269,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> 
     """Train (or resume) a run; returns a summary. Raises TrainingError with what was kept."""
     run = as_run(out)
     check_config(config)
+    if not resume:
+        refuse_foreign_directory(run)  # before the lock file is made in it
     try:
         with run.lock():
             return _train(config, run, resume)

@@ -44,3 +44,14 @@ def test_a_rollout_buffer_larger_than_half_the_memory_is_refused_with_the_figure
     with pytest.raises(ConfigError, match=r"the rollout buffer alone needs [\d.]+ GiB, more than half of this machine"):
         config.validate(memory_limit=8 * 2**30)
     TrainConfig().validate(memory_limit=8 * 2**30)  # the defaults need a few tens of MB
+
+
+def test_train_refuses_an_out_directory_holding_other_files(tmp_path, capsys):
+    out = tmp_path / "my_documents"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    assert main(["train", "--out", str(out), "--steps", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a run directory and not empty (thesis.tex)" in err and "nothing was written" in err
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+    assert (out / "thesis.tex").read_text() == "precious"
