@@ -217,7 +217,13 @@ class CheckpointCallback(_RunCallback):
 
 
 class ProgressBarCallback(_RunCallback):
-    """A tqdm bar on stderr: steps, steps/s, episodes, mean progress of the last 100 episodes, best lap."""
+    """A tqdm bar on stderr: steps, steps/s, episodes, mean progress of the last 100 episodes, best lap.
+
+    When stderr is not a terminal (a log file, CI, `ros2 launch`), a plain line every
+    `LOG_INTERVAL` seconds instead of a redraw many times a second.
+    """
+
+    LOG_INTERVAL = 30.0  # s between progress lines in a log
 
     def __init__(self, progress: TrainingProgress, total: int, start: int, n_cars: int):
         super().__init__(progress)
@@ -227,13 +233,16 @@ class ProgressBarCallback(_RunCallback):
     def _on_training_start(self) -> None:
         from tqdm import tqdm
 
+        terminal = sys.stderr.isatty()
         self.bar = tqdm(
             total=self.total,
             initial=self.start,
             unit="step",
-            dynamic_ncols=True,
+            dynamic_ncols=terminal,
             file=sys.stderr,
             smoothing=0.05,
+            mininterval=0.1 if terminal else self.LOG_INTERVAL,
+            ascii=not terminal,
         )
 
     def _on_step(self) -> bool:

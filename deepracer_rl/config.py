@@ -92,7 +92,7 @@ class TrainConfig:
             ("checkpoint_every", self.checkpoint_every, 1, 10**10),
             ("eval_every", self.eval_every, 1, 10**10),
             ("eval_laps", self.eval_laps, 1, 100),
-            ("torch_threads", self.torch_threads, 1, 256),
+            ("threads", self.torch_threads, 1, 256),
         )
         for name, value, low, high in ranges:
             if not (isinstance(value, (int, float)) and low <= value <= high):

@@ -55,3 +55,22 @@ def test_train_refuses_an_out_directory_holding_other_files(tmp_path, capsys):
     assert "is not a run directory and not empty (thesis.tex)" in err and "nothing was written" in err
     assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
     assert (out / "thesis.tex").read_text() == "precious"
+
+
+def test_training_into_a_log_writes_a_few_plain_progress_lines_and_takes_threads(tmp_path):
+    """stderr that is not a terminal (a log, CI, ros2 launch) gets plain lines, not a redraw 10 times a second."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--steps", "600", "--image-size", "40x40", "--network", "small"]
+    args += ["--n-envs", "2", "--batch-size", "64", "--episodes-between-updates", "2", "--threads", "1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "deepracer_rl.cli", *args], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    redraws = result.stderr.count("\r")
+    assert redraws <= 4, result.stderr  # the first and last state, not one per update
+    assert "step" in result.stderr
+    assert json.loads((out / "config.json").read_text())["torch_threads"] == 1
