@@ -71,6 +71,10 @@ class ActionSpace:
             raise MetadataError(f"{where}: no such metadata file") from None
         except json.JSONDecodeError as exc:
             raise MetadataError(f"{where}: not valid JSON ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise MetadataError(f"{where}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 JSON") from None
+        except OSError as exc:
+            raise MetadataError(f"{where}: cannot read the metadata file ({exc.strerror or exc})") from None
         return cls.from_metadata(data, where)
 
     @classmethod

@@ -74,3 +74,17 @@ def test_training_into_a_log_writes_a_few_plain_progress_lines_and_takes_threads
     assert redraws <= 4, result.stderr  # the first and last state, not one per update
     assert "step" in result.stderr
     assert json.loads((out / "config.json").read_text())["torch_threads"] == 1
+
+
+def test_non_utf8_metadata_and_csv_files_are_named_in_the_error(tmp_path, capsys):
+    from deepracer_rl.envs.csvdata import CsvDataError, read_rows
+
+    metadata = tmp_path / "model_metadata.json"
+    metadata.write_bytes(b'{"action_space": [{"steering_angle": 0, "speed": 1, "name": "\xe9t\xe9"}]}')
+    assert main(["train", "--out", str(tmp_path / "run"), "--metadata", str(metadata), "--steps", "10"]) == 2
+    err = capsys.readouterr().err
+    assert f"{metadata}: not UTF-8 text (byte" in err and "Traceback" not in err
+    prices = tmp_path / "prices.csv"
+    prices.write_bytes(b"date,close\n2020-01-01,1\xff0\n")
+    with pytest.raises(CsvDataError, match=r"prices.csv: not UTF-8 text \(byte"):
+        list(read_rows(prices, ["date", "close"]))

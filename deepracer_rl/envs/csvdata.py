@@ -28,7 +28,14 @@ def read_rows(path: str | Path, columns: Sequence[str]) -> Iterator[tuple[int, d
     path = Path(path)
     if not path.is_file():
         raise CsvDataError(path, None, "no such file")
-    with path.open(newline="") as f:
+    try:
+        yield from _read_rows(path, columns)
+    except UnicodeDecodeError as exc:
+        raise CsvDataError(path, None, f"not UTF-8 text (byte {exc.start}); save the CSV as UTF-8") from None
+
+
+def _read_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in columns if c not in header]
