@@ -77,7 +77,7 @@ class Simulator:
             yaw_rate=np.zeros(self.n),
         )
         self.sim_time = 0.0  # s since the simulator was made
-        self.clamped_commands = 0  # commands beyond the car's limits, clamped to them (see `step`)
+        self.clamped_commands = 0  # commands beyond the car's limits, clamped to them (see `advance`)
         self.renderer = None
         if image_size is not None:
             from .camera import CameraRenderer
@@ -113,13 +113,23 @@ class Simulator:
         return self.renderer.render(self.state.pose[rows], rows)
 
     # ---- physics ----------------------------------------------------------------------
-    def advance(self, steer_cmd: np.ndarray, speed_cmd: np.ndarray, active: np.ndarray) -> None:
-        """Integrate one control period for the active cars."""
+    def advance(self, steer_cmd: np.ndarray, speed_cmd: np.ndarray, active: np.ndarray) -> int:
+        """Integrate one control period for the active cars under commands (rad, m/s).
+
+        Commands beyond the car's limits (|steering| above the URDF's, |speed| above
+        `Dynamics.max_speed`) are clamped to them; returns how many were (also counted in
+        `clamped_commands`).
+        """
         d = self.dynamics
         h = self.dt / d.substeps
         s = self.state
+        max_steer = self.car.max_steer
+        over = (np.abs(steer_cmd) > max_steer + 1e-9) | (np.abs(speed_cmd) > d.max_speed + 1e-9)
+        clamped = int(np.count_nonzero(over))
+        self.clamped_commands += clamped
         # np.minimum/np.maximum rather than np.clip: the same values, less call overhead.
-        steer_cmd = np.minimum(np.maximum(steer_cmd, -self.car.max_steer), self.car.max_steer)
+        steer_cmd = np.minimum(np.maximum(steer_cmd, -max_steer), max_steer)
+        speed_cmd = np.minimum(np.maximum(speed_cmd, -d.max_speed), d.max_speed)
         steer_gain = 1.0 - math.exp(-h / d.steer_time_constant)
         speed_gain = 1.0 - math.exp(-h / d.speed_time_constant)
         max_grip = d.grip * GRAVITY
@@ -142,31 +152,19 @@ class Simulator:
         s.speed[active] = speed[active]
         s.steer[active] = steer[active]
         s.yaw_rate[active] = yaw_rate[active]
+        return clamped
 
     def step(self, steering_deg: np.ndarray, speed_cmd: np.ndarray, active: np.ndarray | None = None) -> int:
         """Advance every (active) car one control period under its command (degrees, + = left; m/s).
 
-        Commands beyond the car's limits (|steering| above the URDF's, |speed| above
-        `Dynamics.max_speed`) are clamped to them; returns how many were (also counted in
-        `clamped_commands`). Non-finite commands raise ValueError.
+        Commands beyond the car's limits are clamped to them (see `advance`); returns how many
+        were. Non-finite commands raise ValueError.
         """
         steering_deg = np.asarray(steering_deg, dtype=np.float64).reshape(self.n)
         speed_cmd = np.asarray(speed_cmd, dtype=np.float64).reshape(self.n)
         if not (np.all(np.isfinite(steering_deg)) and np.all(np.isfinite(speed_cmd))):
             raise ValueError(f"non-finite command: steering {steering_deg}, speed {speed_cmd}")
         active = np.ones(self.n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
-        steer, speed, clamped = self.clamp(np.radians(steering_deg), speed_cmd)
-        self.advance(steer, speed, active)
+        clamped = self.advance(np.radians(steering_deg), speed_cmd, active)
         self.sim_time += self.dt
         return clamped
-
-    def clamp(self, steer: np.ndarray, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        """Commands (rad, m/s) within the car's limits, and how many were beyond them."""
-        max_steer, max_speed = self.car.max_steer, self.dynamics.max_speed
-        over = (np.abs(steer) > max_steer + 1e-9) | (np.abs(speed) > max_speed + 1e-9)
-        clamped = int(np.count_nonzero(over))
-        if clamped:
-            steer = np.clip(steer, -max_steer, max_steer)
-            speed = np.clip(speed, -max_speed, max_speed)
-            self.clamped_commands += clamped
-        return steer, speed, clamped

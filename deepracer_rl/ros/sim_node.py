@@ -195,14 +195,15 @@ class SimNode(Node):
 
         Commands beyond the car's limits are clamped to them, with a log line saying so.
         """
-        steer, speed, clamped = self.sim.clamp(np.asarray(steer, dtype=np.float64), np.asarray(speed, dtype=np.float64))
+        clamped = self.sim.advance(
+            np.asarray(steer, dtype=np.float64), np.asarray(speed, dtype=np.float64), np.ones(self.n, bool)
+        )
         if clamped:
             self._error(
                 kind="clamp",
                 text=f"clamped {clamped} command(s) to the car's limits: steering within "
                 f"±{math.degrees(self.sim.car.max_steer):.0f} deg, speed within ±{self.sim.dynamics.max_speed:g} m/s",
             )
-        self.sim.advance(steer, speed, np.ones(self.n, bool))
         self.ticks += 1
         self.sim.sim_time = self.ticks / self.sim.control_hz
         self.publish_state(range(self.n))
