@@ -35,10 +35,6 @@ BUILTIN_BACKENDS = {
 ENTRY_POINT_GROUP = "deepracer_rl.backends"
 
 
-class BackendError(RuntimeError):
-    """The simulator behind a backend failed or stopped answering; the message says which and why."""
-
-
 @dataclass
 class CarStates:
     """What a backend reports of its cars after a tick: arrays over the N cars."""

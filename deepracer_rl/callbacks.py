@@ -40,7 +40,6 @@ class TrainingProgress:
     best: list | None = None  # [mean progress %, best lap s or None] of the best evaluation
     lapping: bool = False  # the last evaluation completed every lap
     stop_requested: bool = False  # Ctrl-C
-    stop_reason: str | None = None
     recent_progress: list[float] = field(default_factory=list)  # of the last 100 episodes
     episode_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per car
     started: float = field(default_factory=time.time)
@@ -285,7 +284,6 @@ class StopCallback(_RunCallback):
             reason = f"evaluation completed every lap at {steps} steps: stopping early"
         if reason is None:
             return True
-        p.stop_reason = reason
         self.say(reason)
         return False
 
@@ -296,7 +294,6 @@ class RunCallbacks:
 
     progress: TrainingProgress
     simtrace: SimtraceCallback | None
-    evaluation: EvaluationCallback
     checkpoint: CheckpointCallback
     bar: ProgressBarCallback
     callbacks: CallbackList
@@ -317,4 +314,4 @@ def run_callbacks(
     bar = ProgressBarCallback(progress, config.steps, start, config.n_envs)
     stop = StopCallback(progress, config, bar.say)
     chain = [c for c in (simtrace, stats, evaluation, checkpoint, bar, stop) if c is not None]
-    return RunCallbacks(progress, simtrace, evaluation, checkpoint, bar, CallbackList(chain))
+    return RunCallbacks(progress, simtrace, checkpoint, bar, CallbackList(chain))

@@ -110,10 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return cmd_train_env(args)
     from .train import TrainingError, train
 
-    config = _config_from_args(args)
-    config.validate()  # before anything is loaded or written: a ConfigError names the option
-    try:
-        summary = train(config, args.out, resume=args.resume)
+    try:  # train() checks every setting before anything is loaded or written
+        summary = train(_config_from_args(args), args.out, resume=args.resume)
     except TrainingError as exc:
         raise CliError(str(exc)) from None
     print(

@@ -95,11 +95,6 @@ class RaceCore:
         return self.backend.control_hz
 
     @property
-    def dt(self) -> float:
-        """Seconds of sim time per control step."""
-        return 1.0 / self.backend.control_hz
-
-    @property
     def stack(self) -> np.ndarray:
         """(N, C, h, w) the cars' current observations (stacked frames, newest last)."""
         return self.frames.stack
