@@ -57,3 +57,20 @@ class SimProcess:
             self.proc.wait(5)
             self.log.close()
         return code
+
+    def run_to_end(self, timeout: float) -> tuple[int | None, str]:
+        """Wait for the process to end; (exit code, output). None when it did not end within
+        `timeout` (then it is interrupted, killed if need be, and reaped)."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            self.interrupt()
+        assert not self.group_alive()
+        return code, self.log_path.read_text()
+
+
+def run_cli(log: Path, *args: str, timeout: float) -> tuple[int | None, str]:
+    """`deepracer-rl ARGS` in its own process group, run to its end: (exit code, output), see `run_to_end`."""
+    return SimProcess(log, ["deepracer_rl.cli", *args]).run_to_end(timeout)

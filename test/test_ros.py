@@ -13,7 +13,6 @@ import json
 import math
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ pytest.importorskip("rclpy")
 
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from processes import SimProcess
+from processes import SimProcess, run_cli
 from rclpy.serialization import deserialize_message, serialize_message
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
@@ -293,17 +292,7 @@ def train_cli(tmp_path: Path, name: str, *args: str, timeout: float) -> tuple[in
     Returns (exit code, output); None when it did not end within `timeout` (then it is interrupted,
     killed if need be, and reaped).
     """
-    trainer = SimProcess(
-        tmp_path / f"{name}.log", ["deepracer_rl.cli", *TRAIN_ROS, "--out", str(tmp_path / name), *args]
-    )
-    try:
-        code = trainer.proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        code = None
-    finally:
-        trainer.interrupt()
-    assert not trainer.group_alive()
-    return code, trainer.log_path.read_text()
+    return run_cli(tmp_path / f"{name}.log", *TRAIN_ROS, "--out", str(tmp_path / name), *args, timeout=timeout)
 
 
 def test_train_backend_ros_without_a_simulator_fails_naming_the_silent_topics(tmp_path):

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 
 import numpy as np
 import pytest
-from processes import SimProcess
+from processes import run_cli
 
 pytest.importorskip("rclpy")
 
@@ -26,15 +25,7 @@ SMALL = ObservationSpec(160, 120, grayscale=True)
 
 def cli(tmp_path, name: str, *args: str, timeout: float) -> tuple[int | None, str]:
     """`deepracer-rl ARGS` in its own process group, run to its end (or interrupted after `timeout`)."""
-    proc = SimProcess(tmp_path / f"{name}.log", ["deepracer_rl.cli", *args])
-    try:
-        code = proc.proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        code = None
-    finally:
-        proc.interrupt()
-    assert not proc.group_alive()
-    return code, proc.log_path.read_text()
+    return run_cli(tmp_path / f"{name}.log", *args, timeout=timeout)
 
 
 def test_cli_evaluates_the_baseline_over_a_real_time_sim_within_5_percent_of_in_process(simulators, tmp_path):
