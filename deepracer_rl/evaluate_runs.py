@@ -17,7 +17,6 @@ from typing import Any
 
 from .algorithms import load_model
 from .evaluate import Driver, LapReport, baseline_driver, policy_driver, run_laps
-from .observation import ObservationSpec
 from .policy import ONNX_NAME, OnnxPolicy
 from .race import RaceCore
 from .rundir import RunDir, find_run
@@ -79,7 +78,6 @@ def evaluate_target(
     if laps < 1:
         raise ValueError(f"--laps must be at least 1, got {laps}")
     kwargs, drive, label, run = _race_and_driver(target, driver, track)
-    kwargs.setdefault("observation", ObservationSpec())
     core = RaceCore.create(n_cars=1, backend=backend, **kwargs, **backend_options)
     simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None else None
     try:
