@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .observation import TRAINING_IMAGE_SIZE, ObservationSpec
+from .reward_process import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, MIN_MEMORY_MB, RewardIsolation
 from .sensors import DEFAULT_SENSORS
 
 MAX_CARS = 256  # cars of one run (--n-envs)
@@ -50,6 +51,7 @@ class TrainConfig:
     network: str = "shallow"  # a name of `networks.NETWORKS`
     sensors: list[str] = field(default_factory=lambda: list(DEFAULT_SENSORS))  # from the metadata's "sensor"
     action_space_sha256: str | None = None  # ActionSpace.digest() of the actions the policy was built for
+    input_sha256: dict[str, str] | None = None  # sha256 of the reward, track and metadata files (resume.py)
     # Hyperparameters, named as in the DeepRacer console.
     batch_size: int = 256
     learning_rate: float = 3e-4
@@ -65,6 +67,9 @@ class TrainConfig:
     stop_when_lapping: bool = False  # stop once an evaluation completes every lap
     simtrace: bool = True
     torch_threads: int = 2
+    reward_isolation: bool = True  # the reward function runs in a child process (reward_process)
+    reward_timeout: float = DEFAULT_TIMEOUT_S  # s one reward_function call may take (isolated only)
+    reward_memory_mb: int = DEFAULT_MEMORY_MB  # MiB of address space for the reward process
 
     @property
     def rollout_steps(self) -> int:
@@ -93,6 +98,8 @@ class TrainConfig:
             ("eval_every", self.eval_every, 1, 10**10),
             ("eval_laps", self.eval_laps, 1, 100),
             ("threads", self.torch_threads, 1, 256),
+            ("reward_timeout", self.reward_timeout, 1e-3, 3600.0),
+            ("reward_memory_mb", self.reward_memory_mb, MIN_MEMORY_MB, 2**24),
         )
         for name, value, low, high in ranges:
             if not (isinstance(value, (int, float)) and low <= value <= high):
@@ -113,6 +120,12 @@ class TrainConfig:
                 f"buffer alone needs {need / 2**30:.1f} GiB, more than half of this machine's "
                 f"{limit / 2**30:.1f} GiB; use a smaller image or fewer cars"
             )
+
+    def isolation(self) -> RewardIsolation | None:
+        """How the reward function runs: in a child process with these limits, or None (in process)."""
+        if not self.reward_isolation:
+            return None
+        return RewardIsolation(float(self.reward_timeout), int(self.reward_memory_mb))
 
     def observation(self) -> ObservationSpec:
         return ObservationSpec(self.image_width, self.image_height, self.grayscale, self.frame_stack)

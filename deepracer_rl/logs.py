@@ -29,6 +29,7 @@ from typing import Any
 from .action_space import ActionSpace
 from .config import TrainConfig
 from .evaluate import LapReport
+from .reward_process import RewardIsolation, make_reward
 from .rundir import RunDir, RunError, write_atomic
 from .simtrace import PREPARE, SimtraceWriter, prepare_row, simtrace_row
 
@@ -260,17 +261,20 @@ def read_simtrace(paths: list[Path] | Path) -> Iterator[dict[str, str]]:
             yield from csv.DictReader(handle)
 
 
-def rescore_run(run: str | os.PathLike, reward_file: str | os.PathLike, out: str | os.PathLike | None = None) -> dict:
-    """Recompute a run's training rewards with another reward function, step by step.
+def rescore_run(
+    run: str | os.PathLike,
+    reward_file: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    isolation: RewardIsolation | None = RewardIsolation(),
+) -> dict:
+    """Recompute a run's training rewards with another reward function, step by step
+    (in a child process with `isolation`'s limits; None: in this process).
 
     Params are rebuilt from each simtrace row (pose, action, progress, wheels, status), as
     deepracer-utils does; the result CSV has the old and the new reward of every step
     (`prepare` rows are no steps: they are skipped).
     """
-    import numpy as np
-
     from .car import CarSpec
-    from .reward import RewardFunction, build_params
     from .track import Track
 
     run_dir = RunDir(run).require()
@@ -279,8 +283,19 @@ def rescore_run(run: str | os.PathLike, reward_file: str | os.PathLike, out: str
         raise FileNotFoundError(f"{run_dir.training_simtrace_dir}: no simtrace to rescore")
     track = Track.load(run_dir.load_config().track)
     control_hz = CarSpec.from_urdf().control_hz
-    function = RewardFunction(reward_file)
     out_path = Path(out) if out else run_dir.path / f"rescore-{Path(reward_file).stem}.csv"
+    function = make_reward(reward_file, isolation)
+    try:
+        return _rescore(files, track, control_hz, function, out_path)
+    finally:
+        function.close()
+
+
+def _rescore(files: list[Path], track: Any, control_hz: float, function: Any, out_path: Path) -> dict:
+    import numpy as np
+
+    from .reward import build_params
+
     old_totals: dict[str, float] = {}
     new_totals: dict[str, float] = {}
     rows = 0

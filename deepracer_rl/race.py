@@ -18,6 +18,7 @@ from .car import CarSpec
 from .episode import EpisodeJudge, EpisodeStatus, RaceRules, StartRules, start_pose
 from .observation import FrameStacks, ObservationSpec
 from .reward import RewardFunction
+from .reward_process import IsolatedReward, RewardIsolation, make_reward
 from .sensors import sensors_for
 from .track import Track
 
@@ -25,15 +26,17 @@ from .track import Track
 def load_race_inputs(
     track: Track | str,
     metadata: ActionSpace | str | os.PathLike | None,
-    reward: RewardFunction | str | os.PathLike | None,
-) -> tuple[Track, ActionSpace, RewardFunction]:
+    reward: RewardFunction | IsolatedReward | str | os.PathLike | None,
+    reward_isolation: RewardIsolation | None = None,
+) -> tuple[Track, ActionSpace, RewardFunction | IsolatedReward]:
     """The track, action space and reward function of a race, from objects or files (None:
-    the console's default action space, the default reward)."""
-    return (
-        track if isinstance(track, Track) else Track.load(track),
-        metadata if isinstance(metadata, ActionSpace) else ActionSpace.load(metadata),
-        reward if isinstance(reward, RewardFunction) else RewardFunction(reward),
-    )
+    the console's default action space, the default reward). A reward file runs in a child
+    process when `reward_isolation` is given; the file is loaded last, after the cheap checks."""
+    track = track if isinstance(track, Track) else Track.load(track)
+    actions = metadata if isinstance(metadata, ActionSpace) else ActionSpace.load(metadata)
+    if isinstance(reward, (RewardFunction, IsolatedReward)):
+        return track, actions, reward
+    return track, actions, make_reward(reward, reward_isolation)
 
 
 class RaceCore:
@@ -43,7 +46,7 @@ class RaceCore:
         self,
         backend: SimulatorBackend,
         actions: ActionSpace,
-        reward_fn: RewardFunction,
+        reward_fn: RewardFunction | IsolatedReward,
         start: StartRules | None = None,
         rules: RaceRules | None = None,
         seed: int | None = None,
@@ -59,6 +62,7 @@ class RaceCore:
         self.rng = np.random.default_rng(seed)
         self.episodes = np.zeros(self.n, dtype=np.int64)  # episodes started per car
         self.frames = FrameStacks(self.obs_spec, self.n)
+        self.owns_reward = False  # whether close() closes reward_fn (create() sets it for what it loaded)
 
     @classmethod
     def create(
@@ -66,24 +70,33 @@ class RaceCore:
         track: Track | str = "reinvent_base",
         n_cars: int = 1,
         metadata: ActionSpace | str | os.PathLike | None = None,
-        reward: RewardFunction | str | os.PathLike | None = None,
+        reward: RewardFunction | IsolatedReward | str | os.PathLike | None = None,
         observation: ObservationSpec | None = None,
         backend: str = "inprocess",
         start: StartRules | None = None,
         rules: RaceRules | None = None,
         seed: int | None = None,
         sensors: bool = True,
+        reward_isolation: RewardIsolation | None = None,
         **backend_options: Any,
     ) -> RaceCore:
         """A race from names and files: the backend by name, the metadata's sensors (none when
-        `sensors` is False: scripted drivers read poses only)."""
+        `sensors` is False: scripted drivers read poses only), the reward file in a child process
+        when `reward_isolation` is given. The race closes what it made (backend, reward process)."""
         if int(n_cars) < 1:
             raise ValueError(f"the number of cars must be at least 1, got {n_cars}")
-        track, actions, reward_fn = load_race_inputs(track, metadata, reward)
+        track, actions, reward_fn = load_race_inputs(track, metadata, reward, reward_isolation)
         spec = observation or ObservationSpec()
         chosen = sensors_for(actions.sensor) if sensors else ()
-        sim = make_backend(backend, track, int(n_cars), spec, chosen, seed=seed, **backend_options)
-        return cls(sim, actions, reward_fn, start=start, rules=rules, seed=seed)
+        try:
+            sim = make_backend(backend, track, int(n_cars), spec, chosen, seed=seed, **backend_options)
+        except BaseException:
+            if reward_fn is not reward:
+                reward_fn.close()
+            raise
+        core = cls(sim, actions, reward_fn, start=start, rules=rules, seed=seed)
+        core.owns_reward = reward_fn is not reward
+        return core
 
     # ---- what the race is over ------------------------------------------------------------
     @property
@@ -152,7 +165,7 @@ class RaceCore:
         speed = np.asarray(speed, dtype=np.float64).reshape(self.n)
         self.backend.step(steering_deg, speed)
         judged = self.judge.update(self.backend.states().poses, steering_deg, speed)
-        rewards = np.array([self.reward_fn(p) for p in judged.params], dtype=np.float64)
+        rewards = self.reward_fn.batch(judged.params)
         return rewards, judged.status, judged.params
 
     def observe(self, rows: np.ndarray) -> None:
@@ -166,4 +179,9 @@ class RaceCore:
         self.frames.push(rows, data[self.backend.sensors[0].name], fresh=fresh)
 
     def close(self) -> None:
-        self.backend.close()
+        """Close the backend, and the reward function when the race loaded it."""
+        try:
+            self.backend.close()
+        finally:
+            if self.owns_reward:
+                self.reward_fn.close()

@@ -202,13 +202,37 @@ def build_params_batch(
     return out
 
 
-def _describe(params: dict[str, Any]) -> str:
+def describe_params(params: dict[str, Any]) -> str:
+    """The params of a call, for an error message (without the long waypoint list)."""
     shown = {k: v for k, v in params.items() if k != "waypoints"}
     return ", ".join(f"{k}={v!r}" for k, v in shown.items())
 
 
+def fresh_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `params` that a reward function may change freely: its lists are copied too
+    (the waypoint list is shared by every car and call; the caller logs the original)."""
+    return {key: list(value) if isinstance(value, list) else value for key, value in params.items()}
+
+
+def checked_reward(where: str, value: Any, params: dict[str, Any]) -> float:
+    """A reward function's return value as a float, or RewardFunctionError saying what is wrong with it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise RewardFunctionError(
+            f"{where}: reward_function returned {value!r} ({type(value).__name__}); "
+            f"expected a finite number\n  params: {describe_params(params)}"
+        )
+    reward = float(value)
+    if not math.isfinite(reward) or abs(reward) > REWARD_LIMIT:
+        raise RewardFunctionError(
+            f"{where}: reward_function returned {reward!r}; expected a finite number within "
+            f"±{REWARD_LIMIT:g}\n  params: {describe_params(params)}"
+        )
+    return reward
+
+
 class RewardFunction:
-    """A user's `reward_function(params)` loaded from a `.py` file, checked on every call."""
+    """A user's `reward_function(params)` loaded from a `.py` file and run in this process,
+    checked on every call; each call gets its own copy of the params."""
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path is not None else DEFAULT_REWARD
@@ -231,7 +255,7 @@ class RewardFunction:
             exec(code, namespace)
         except (Exception, SystemExit) as exc:  # sys.exit() in the file must not end the caller
             raise RewardFunctionError(
-                f"{where}, line {self._user_line(exc)}: error while loading the file: {type(exc).__name__}: {exc}"
+                f"{where}, line {self.user_line(exc)}: error while loading the file: {type(exc).__name__}: {exc}"
             ) from exc
         function = namespace.get("reward_function")
         if function is None:
@@ -250,33 +274,39 @@ class RewardFunction:
                     f"{where}: reward_function must take exactly one argument (params), "
                     f"its signature is reward_function{signature}"
                 ) from None
-        self._function: Callable[[dict], Any] = function
+        self.function: Callable[[dict], Any] = function  # the user's own, unchecked
 
-    def _user_line(self, exc: BaseException) -> str:
+    def user_line(self, exc: BaseException) -> str:
+        """The line of the reward file where `exc` was raised ("?" when it was not in the file)."""
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(self.path)]
         return str(frames[-1].lineno) if frames else "?"
 
+    def call_error(self, exc: BaseException, params: dict[str, Any]) -> RewardFunctionError:
+        """The error for `exc` raised by reward_function on `params`: file, line, exception, params."""
+        return RewardFunctionError(
+            f"{self.path}, line {self.user_line(exc)}: reward_function raised "
+            f"{type(exc).__name__}: {exc}\n  params: {describe_params(params)}"
+        )
+
     def __call__(self, params: dict[str, Any]) -> float:
-        where = str(self.path)
         try:
-            value = self._function(params)
+            value = self.function(fresh_params(params))
         except (Exception, SystemExit) as exc:
-            raise RewardFunctionError(
-                f"{where}, line {self._user_line(exc)}: reward_function raised "
-                f"{type(exc).__name__}: {exc}\n  params: {_describe(params)}"
-            ) from exc
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise RewardFunctionError(
-                f"{where}: reward_function returned {value!r} ({type(value).__name__}); "
-                f"expected a finite number\n  params: {_describe(params)}"
-            )
-        reward = float(value)
-        if not math.isfinite(reward) or abs(reward) > REWARD_LIMIT:
-            raise RewardFunctionError(
-                f"{where}: reward_function returned {reward!r}; expected a finite number within "
-                f"±{REWARD_LIMIT:g}\n  params: {_describe(params)}"
-            )
-        return reward
+            raise self.call_error(exc, params) from exc
+        return checked_reward(str(self.path), value, params)
+
+    def batch(self, params: list[dict[str, Any]]) -> np.ndarray:
+        """The rewards of one step of several cars, in their order (float64)."""
+        return np.array([self(p) for p in params], dtype=np.float64)
+
+    def close(self) -> None:
+        """Nothing to release in this process (an `IsolatedReward` stops its child)."""
+
+    def __enter__(self) -> RewardFunction:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def sample_params(track: Track, count: int = 200, seed: int = 0) -> list[dict[str, Any]]:
@@ -314,14 +344,22 @@ def sample_params(track: Track, count: int = 200, seed: int = 0) -> list[dict[st
     return out
 
 
-def validate_reward(path: str | os.PathLike, track: Track, count: int = 200) -> dict[str, Any]:
-    """Load a reward file and run it on params from many real positions (the console's Validate)."""
+def validate_reward(
+    path: str | os.PathLike,
+    track: Track,
+    count: int = 200,
+    function: Callable[[dict[str, Any]], float] | None = None,
+) -> dict[str, Any]:
+    """Run a reward file on params from many real positions (the console's Validate).
+
+    `function`: the loaded file to call (e.g. a `reward_process.IsolatedReward` of `path`);
+    None loads `path` into this process."""
     if count < 1:
         raise ValueError(f"count must be at least 1 (positions to try), got {count}")
-    function = RewardFunction(path)
+    function = function if function is not None else RewardFunction(path)
     rewards = np.array([function(p) for p in sample_params(track, count)])
     return {
-        "file": str(function.path),
+        "file": str(path),
         "track": track.name,
         "calls": int(len(rewards)),
         "min": float(rewards.min()),
