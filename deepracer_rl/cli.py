@@ -13,6 +13,7 @@ from .backend import available_backends
 from .cli_envs import CliError, add_env_options, cmd_evaluate_env, cmd_plot_env, cmd_train_env, seed_env
 from .networks import NETWORKS
 from .reward import RewardFunctionError, validate_reward
+from .reward_process import IsolatedReward
 from .rundir import RunError
 from .track import Track, TrackError, available_tracks
 
@@ -30,7 +31,9 @@ def cmd_tracks(args: argparse.Namespace) -> int:
 
 
 def cmd_validate_reward(args: argparse.Namespace) -> int:
-    summary = validate_reward(args.file, Track.load(args.track), count=args.samples)
+    track = Track.load(args.track)
+    with IsolatedReward(args.file) as function:  # a reward that hangs or crashes is reported, not suffered
+        summary = validate_reward(args.file, track, count=args.samples, function=function)
     print(
         f"OK {summary['file']}: {summary['calls']} calls on {summary['track']}, "
         f"reward min {summary['min']:.4g} mean {summary['mean']:.4g} max {summary['max']:.4g}"
@@ -111,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainingError, train
 
     try:  # train() checks every setting before anything is loaded or written
-        summary = train(_config_from_args(args), args.out, resume=args.resume)
+        summary = train(_config_from_args(args), args.out, resume=args.resume, force=args.force)
     except TrainingError as exc:
         raise CliError(str(exc)) from None
     print(
@@ -280,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_options(p, "train", default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: continue although the reward or track file changed since the run started",
+    )
     p.add_argument("--image-size", default=None, metavar="WxH", help="policy input size (default: 80x60)")
     p.add_argument(
         "--network",
@@ -328,6 +336,32 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="CPU threads for the network (torch; default: 2)",
+    )
+    iso = p.add_argument_group("reward isolation (the reward function runs in a child process)")
+    iso.add_argument(
+        "--reward-timeout",
+        dest="reward_timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time one reward_function call may take before the run stops with a message (default: 5)",
+    )
+    iso.add_argument(
+        "--reward-memory",
+        dest="reward_memory_mb",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help="memory (address space) of the reward process (default: 2048)",
+    )
+    iso.add_argument(
+        "--no-reward-isolation",
+        dest="reward_isolation",
+        action="store_const",
+        const=False,
+        default=None,
+        help="run the reward function in the training process (a little faster; a hang or crash in it "
+        "then hangs or ends the run)",
     )
     hp.add_argument(
         "--max-minutes",
@@ -417,6 +451,10 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
         return 1
+    except OSError as exc:  # a full disk, a file that cannot be written or read: say which
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"deepracer-rl {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ from .evaluate import Driver, LapReport, policy_driver, run_laps
 from .logs import MetricsLog, restore_training_logs, write_deepracer_files
 from .networks import NETWORKS
 from .race import RaceCore
+from .resume import compare_for_resume, record_inputs
 from .reward import RewardFunction, RewardFunctionError
+from .reward_process import IsolatedReward
 from .rundir import RunDir, RunError, is_better, save_model_atomic
 from .sensors import SensorError, check_sensor_names
 from .vec_env import RaceVecEnv
@@ -82,8 +84,9 @@ def refuse_foreign_directory(run: RunDir) -> None:
         )
 
 
-def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bool) -> TrainConfig:
-    """Create (or check, when resuming) the run directory; returns the config to use."""
+def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bool, force: bool = False) -> TrainConfig:
+    """Create (or check, when resuming: `resume.compare_for_resume`) the run directory; returns
+    the config to use."""
     run = as_run(run)
     if not resume:
         refuse_foreign_directory(run)
@@ -92,14 +95,18 @@ def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bo
         if not run.is_run() or not run.has_checkpoint():
             raise TrainingError(f"{run.path}: nothing to resume (no config.json or {run.checkpoint.name})")
         try:
-            saved = run.load_config()
+            saved = compare_for_resume(run.load_config(), config, run, force)
         except RunError as exc:
             raise TrainingError(str(exc)) from None
-        _check_same_run(saved, config, run)
         saved.steps = config.steps
         saved.max_minutes = config.max_minutes
         if config.ros_timeout is not None:
             saved.ros_timeout = config.ros_timeout
+        # how the reward runs is no part of what was trained: this invocation's settings hold
+        saved.reward_isolation = config.reward_isolation
+        saved.reward_timeout = config.reward_timeout
+        saved.reward_memory_mb = config.reward_memory_mb
+        run.save_config(saved)
         write_deepracer_files(run, saved)
         return saved
     if run.has_checkpoint():
@@ -110,32 +117,10 @@ def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bo
     actions.save(run.metadata_path)
     config.sensors = list(actions.sensor)
     config.action_space_sha256 = actions.digest()
+    record_inputs(config, run)
     run.save_config(config)
     write_deepracer_files(run, config)
     return config
-
-
-def _check_same_run(saved: TrainConfig, given: TrainConfig, run: RunDir) -> None:
-    """Resuming with another track, reward or action space would silently mix two runs."""
-    if given.track != saved.track and given.track != TrainConfig.track:
-        raise TrainingError(f"{run.path}: the run trained on track {saved.track!r}, not {given.track!r}")
-    try:
-        run.load_actions(saved)  # the run's own copy, edited since training started
-    except RunError as exc:
-        raise TrainingError(str(exc)) from None
-    if given.metadata is not None:
-        run_space = ActionSpace.load(run.metadata_path).to_metadata()
-        if ActionSpace.load(given.metadata).to_metadata() != run_space:
-            raise TrainingError(
-                f"{run.path}: {given.metadata} differs from the run's model_metadata.json; "
-                "a resumed run must keep its action space"
-            )
-    if given.reward is not None:
-        if Path(given.reward).read_bytes() != run.reward_path.read_bytes():
-            raise TrainingError(
-                f"{run.path}: {given.reward} differs from the run's reward_function.py; "
-                "start a new run (or copy the file into the run) to change the reward"
-            )
 
 
 # ---- races --------------------------------------------------------------------------------
@@ -149,6 +134,7 @@ def race_kwargs(config: TrainConfig, run: RunDir | str | os.PathLike) -> dict[st
         metadata=str(run.metadata_path),
         reward=str(reward if reward is not None and reward.exists() else run.reward_path),
         observation=config.observation(),
+        reward_isolation=config.isolation(),
     )
 
 
@@ -179,15 +165,18 @@ def make_env(config: TrainConfig, run: RunDir | str | os.PathLike) -> RaceVecEnv
 def dry_run(config: TrainConfig, kwargs: dict[str, Any], steps: int = 30) -> None:
     """A few in-process steps with random actions, so a broken reward or metadata fails in seconds."""
     core = RaceCore.create(n_cars=2, seed=config.seed, **kwargs)
-    rng = np.random.default_rng(config.seed)
-    space = core.actions.gym_space()
-    space.seed(int(rng.integers(1 << 31)))
-    core.reset_cars(np.arange(2))
-    for _ in range(steps):
-        _, status, _ = core.step(np.stack([space.sample() for _ in range(2)]))
-        done = np.flatnonzero([s.done for s in status])
-        if len(done):
-            core.reset_cars(done)
+    try:
+        rng = np.random.default_rng(config.seed)
+        space = core.actions.gym_space()
+        space.seed(int(rng.integers(1 << 31)))
+        core.reset_cars(np.arange(2))
+        for _ in range(steps):
+            _, status, _ = core.step(np.stack([space.sample() for _ in range(2)]))
+            done = np.flatnonzero([s.done for s in status])
+            if len(done):
+                core.reset_cars(done)
+    finally:
+        core.close()
 
 
 def evaluate_model(
@@ -265,20 +254,21 @@ def _sigint_stops(progress: TrainingProgress) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False) -> dict[str, Any]:
-    """Train (or resume) a run; returns a summary. Raises TrainingError with what was kept."""
+def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, force: bool = False) -> dict[str, Any]:
+    """Train (or resume) a run; returns a summary. Raises TrainingError with what was kept.
+    `force`: resume although the reward or track file changed (`resume.compare_for_resume`)."""
     run = as_run(out)
     check_config(config)
     if not resume:
         refuse_foreign_directory(run)  # before the lock file is made in it
     try:
         with run.lock():
-            return _train(config, run, resume)
+            return _train(config, run, resume, force)
     except RunError as exc:
         raise TrainingError(str(exc)) from None
 
 
-def _train(config: TrainConfig, run: RunDir, resume: bool) -> dict[str, Any]:
+def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(config.torch_threads)
@@ -291,9 +281,10 @@ def _train(config: TrainConfig, run: RunDir, resume: bool) -> dict[str, Any]:
                     metadata=config.metadata,
                     reward=config.reward,
                     observation=config.observation(),
+                    reward_isolation=config.isolation(),
                 ),
             )
-        config = prepare_run(config, run, resume)
+        config = prepare_run(config, run, resume, force)
         check_sensor_names(config.sensors, str(run.config_path))
         if resume:
             dry_run(config, race_kwargs(config, run))
@@ -305,6 +296,8 @@ def _train(config: TrainConfig, run: RunDir, resume: bool) -> dict[str, Any]:
         restore_training_logs(run, state)
         progress.metrics = MetricsLog.load(run.training_metrics_path, state.get("next_episode"))
     env = make_env(config, run)
+    if isinstance(env.core.reward_fn, IsolatedReward):  # Ctrl-C during a reward call that hangs stops at once
+        env.core.reward_fn.should_stop = lambda: progress.stop_requested
     simulator_gone = backend_class(config.backend).errors
     try:
         if resume:
