@@ -18,11 +18,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from deepracer_rl.envs.csvdata import CsvDataError, parse_number, parse_time, read_rows
+from deepracer_rl.envs.csvdata import CsvDataError, check_ranges, parse_number, parse_time, read_rows
 
 DELTAS = (-4, -2, -1, 0, 1, 2, 4)  # machines removed/added by each Discrete action
 HOLD_ACTION = DELTAS.index(0)
 MINUTES_PER_DAY = 24 * 60
+MAX_LOAD_OVER_POOL = 100.0  # the largest load, in full-pool capacities, the env accepts (rewards stay finite)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,10 @@ def load_trace_csv(path: str | Path) -> LoadTrace:
     if minutes != int(minutes) or MINUTES_PER_DAY % int(minutes):
         raise CsvDataError(path, 3, f"period {step} must be whole minutes dividing a day")
     stamps = np.array([np.datetime64(t, "m") for t in times])
-    return LoadTrace(timestamps=stamps, load=np.array(loads), step_minutes=int(minutes))
+    try:
+        return LoadTrace(timestamps=stamps, load=np.array(loads), step_minutes=int(minutes))
+    except ValueError as exc:
+        raise CsvDataError(path, None, str(exc)) from None
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -164,8 +168,31 @@ class AutoScalingEnv(gym.Env):
         data_seed: int = 0,
         render_mode: str | None = None,
     ):
+        check_ranges(
+            "AutoScalingEnv",
+            [
+                ("train_fraction", train_fraction, 0.01, 0.99),
+                ("capacity", capacity, 1e-6, 1e12),
+                ("max_machines", max_machines, 1, 100_000),
+                ("min_machines", min_machines, 1, max_machines),
+                ("boot_delay", boot_delay, 0, 1000),
+                ("machine_cost", machine_cost, 0.0, 1e6),
+                ("lost_penalty", lost_penalty, 0.0, 1e6),
+                ("reward_scale", reward_scale, 1e-6, 1e12),
+                ("history", history, 1, 10_000),
+                ("n_days", n_days, 2, 100_000),
+            ]
+            + ([("episode_days", episode_days, 1e-3, 1e6)] if episode_days is not None else []),
+        )
         if trace is None:
             trace = load_trace_csv(csv_path) if csv_path is not None else generate_load(n_days, seed=data_seed)
+        peak = float(trace.load.max(initial=0.0))
+        if peak > MAX_LOAD_OVER_POOL * capacity * max_machines:
+            raise ValueError(
+                f"{csv_path or 'the load trace'}: a load of {peak:g} is more than {MAX_LOAD_OVER_POOL:g} times the "
+                f"full pool's capacity ({max_machines} machines x {capacity:g}); raise capacity or max_machines, or "
+                "scale the load"
+            )
         if render_mode is not None:
             raise ValueError(f"no render modes; got render_mode={render_mode!r}")
         self.render_mode = render_mode
@@ -271,7 +298,10 @@ class AutoScalingEnv(gym.Env):
         self._t += 1
         info = self._info()  # the state the next action sees, plus what this period did
         info.update(served_timestamp=served_at, load=load, served=served, lost=lost, capacity=capacity, billed=billed)
-        return self._obs(), float(reward), False, self._t >= self._end, info
+        obs = self._obs()
+        if not (math.isfinite(reward) and np.all(np.isfinite(obs))):  # checked inputs make this unreachable
+            raise ValueError(f"AutoScalingEnv: a non-finite reward or observation at period {served_at}")
+        return obs, float(reward), False, self._t >= self._end, info
 
 
 class TargetTracking:

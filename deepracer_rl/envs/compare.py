@@ -112,10 +112,10 @@ def train_seed_env(
     torch.set_num_threads(threads)
     env_kwargs = dict(env_kwargs or {})
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    vec_env = make_vec_env(
+    vec_env = make_vec_env(  # bad env arguments or data fail here, before anything is written
         env_id, n_envs=N_ENVS, seed=seed, env_kwargs={**env_kwargs, "split": "train", "render_mode": None}
     )
+    out_dir.mkdir(parents=True, exist_ok=True)
     settings = PPO_SETTINGS[env_id]
     model = PPO("MlpPolicy", vec_env, seed=seed, verbose=0, device="cpu", **settings)
     started = time.monotonic()

@@ -1,4 +1,5 @@
-"""Strict CSV reading shared by the seed envs: every error names the file and the row.
+"""Strict input checks shared by the seed envs: CSV reading where every error names the file
+and the row, and range checks of constructor arguments naming the argument.
 
 Rows are counted as lines of the file, the header being row 1, so an editor's line
 number points straight at the offending row.
@@ -21,6 +22,15 @@ class CsvDataError(ValueError):
         self.row = row
         where = f"{self.path}: row {row}" if row is not None else self.path
         super().__init__(f"{where}: {message}")
+
+
+def check_ranges(owner: str, checks: Sequence[tuple[str, object, float, float]]) -> None:
+    """Refuse an argument outside its documented range: ValueError "owner: name=value: expected low..high"
+    (NaN, infinities and non-numbers included)."""
+    for name, value, low, high in checks:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not (ok and low <= value <= high):
+            raise ValueError(f"{owner}: {name}={value!r}: expected a number within {low:g}..{high:g}")
 
 
 def read_rows(path: str | Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:

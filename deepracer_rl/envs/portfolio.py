@@ -16,9 +16,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from deepracer_rl.envs.csvdata import CsvDataError, parse_number, parse_time, read_rows
+from deepracer_rl.envs.csvdata import CsvDataError, check_ranges, parse_number, parse_time, read_rows
 
 PERIODS_PER_YEAR = 252
+MIN_PRICE, MAX_PRICE = 1e-6, 1e12  # a close outside these is a unit or data error
+MAX_DAILY_RATIO = 100.0  # a close more than 100x (or under 1/100 of) the one before is a data error
 REGIMES = ("bull", "bear", "volatile")
 SELL, HOLD, BUY = 0, 1, 2
 
@@ -37,6 +39,17 @@ class PriceData:
             raise ValueError(f"prices shape {self.prices.shape} does not match dates x assets")
         if not np.all(np.isfinite(self.prices)) or np.any(self.prices <= 0):
             raise ValueError("prices must be finite and positive")
+        if np.any(self.prices < MIN_PRICE) or np.any(self.prices > MAX_PRICE):
+            raise ValueError(f"prices must be within {MIN_PRICE:g}..{MAX_PRICE:g}")
+        if len(self.prices) > 1:
+            ratio = np.abs(np.diff(np.log(self.prices), axis=0))
+            t, k = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+            if ratio[t, k] > np.log(MAX_DAILY_RATIO):
+                raise ValueError(
+                    f"prices of {self.assets[k]!r} change by a factor of {np.exp(ratio[t, k]):.3g} from "
+                    f"{self.dates[t]} to {self.dates[t + 1]}; more than {MAX_DAILY_RATIO:g} between rows is a "
+                    "data error (a split or a unit change?)"
+                )
 
 
 def load_prices_csv(path: str | Path, max_gap_days: float | None = None) -> PriceData:
@@ -95,7 +108,10 @@ def load_prices_csv(path: str | Path, max_gap_days: float | None = None) -> Pric
         )
     assets = tuple(sorted(series))
     prices = np.array([[c for _, c, _ in series[a]] for a in assets], dtype=np.float64).T
-    return PriceData(dates=days, assets=assets, prices=prices)
+    try:
+        return PriceData(dates=days, assets=assets, prices=prices)
+    except ValueError as exc:
+        raise CsvDataError(path, None, str(exc)) from None
 
 
 def generate_prices(n_periods: int = 2520, n_assets: int = 4, seed: int = 0, start: str = "2010-01-04") -> PriceData:
@@ -201,6 +217,19 @@ class PortfolioEnv(gym.Env):
         data_seed: int = 0,
         render_mode: str | None = None,
     ):
+        check_ranges(
+            "PortfolioEnv",
+            [
+                ("train_fraction", train_fraction, 0.01, 0.99),
+                ("window", window, 1, 10_000),
+                ("cost", cost, 0.0, 0.5),
+                ("trade_fraction", trade_fraction, 1e-6, 1.0),
+                ("return_scale", return_scale, 1e-6, 10.0),
+                ("n_assets", n_assets, 1, 1000),
+                ("n_periods", n_periods, 3, 10_000_000),
+            ]
+            + ([("episode_length", episode_length, 1, 10_000_000)] if episode_length is not None else []),
+        )
         if data is None:
             data = (
                 load_prices_csv(csv_path) if csv_path is not None else generate_prices(n_periods, n_assets, data_seed)
