@@ -4,6 +4,11 @@ Trains the demo configuration from scratch with several seeds, stopping each run
 an evaluation lap (from the start line, deterministic policy) completes; then trains one
 seed for the full budget to report its best lap. Ends with one JSON line:
 {"minutes_to_first_lap": median, "train_steps_per_s": …, "best_lap_s": …, "baseline_lap_s": …}
+
+`--isolation` instead measures what reward isolation costs: the demo configuration trained for
+`--isolation-steps` with the reward in a child process and in the training process, alternately,
+`--repeats` times each, in one run (no evaluations or checkpoints in the timed part). One JSON line:
+{"isolated_steps_per_s": median, "in_process_steps_per_s": median, "isolated_over_in_process": ratio}
 """
 
 from __future__ import annotations
@@ -40,13 +45,45 @@ def demo_config(seed: int, steps: int, minutes: float, stop_when_lapping: bool) 
     )
 
 
+def isolation_cost(steps: int, repeats: int) -> None:
+    """Training steps/s with the reward isolated and in process, alternately, in one run."""
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(repeats):
+            for isolated in (True, False):
+                config = demo_config(0, steps, 60.0, False)
+                config.eval_every = config.checkpoint_every = steps + 1
+                config.reward_isolation = isolated
+                out = Path(tmp) / f"{'isolated' if isolated else 'in_process'}{repeat}"
+                summary = train(config, out)
+                rate = summary["timesteps"] / max(1e-9, summary["minutes"] * 60.0)
+                rates[isolated].append(rate)
+                print(f"{'isolated  ' if isolated else 'in process'} {rate:7.1f} steps/s", flush=True)
+    isolated, in_process = statistics.median(rates[True]), statistics.median(rates[False])
+    print(
+        json.dumps(
+            {
+                "isolated_steps_per_s": round(isolated, 1),
+                "in_process_steps_per_s": round(in_process, 1),
+                "isolated_over_in_process": round(isolated / in_process, 3),
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--minutes", type=float, default=12.0, help="budget per run")
     parser.add_argument("--steps", type=int, default=400_000)
     parser.add_argument("--full", action="store_true", help="also train seed 0 for the whole budget")
+    parser.add_argument("--isolation", action="store_true", help="measure the cost of reward isolation instead")
+    parser.add_argument("--isolation-steps", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.isolation:
+        isolation_cost(args.isolation_steps, args.repeats)
+        return
 
     baseline = evaluate_target(None, track=DEMO_TRACK, laps=1, driver="baseline").report
     baseline_lap = baseline.best_lap_s

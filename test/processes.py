@@ -15,11 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 class SimProcess:
     """A process (`python -m ...`: the simulator, a node, the CLI) in its own process group, its output in a file."""
 
-    def __init__(self, log: Path, args: list[str]):
+    def __init__(self, log: Path, args: list[str], module: bool = True):
+        """`python -m ARGS` (or `python ARGS` when `module` is False, e.g. ["-c", code, ...])."""
         self.log_path = log
         self.log = open(log, "w")
+        command = [sys.executable, "-m", *args] if module else [sys.executable, *args]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *args], stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
+            command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
         )
 
     def output(self) -> str:
