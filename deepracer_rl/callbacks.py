@@ -115,6 +115,7 @@ class EpisodeStatsCallback(_RunCallback):
         self.rewards: list[float] = []
         self.progresses: list[float] = []
         self.completed: list[bool] = []
+        self.lap_times: list[float] = []  # s of sim time of the laps completed in this rollout
 
     def _on_step(self) -> bool:
         infos, rewards, dones = self.locals["infos"], self.locals["rewards"], self.locals["dones"]
@@ -126,6 +127,8 @@ class EpisodeStatsCallback(_RunCallback):
             self.rewards.append(float(self.episode_reward[i]))
             self.progresses.append(float(info["progress"]))
             self.completed.append(info["episode_status"] == EpisodeStatus.LAP_COMPLETE.value)
+            if self.completed[-1] and "sim_time" in info:
+                self.lap_times.append(float(info["sim_time"]))
             p.recent_progress = [*p.recent_progress, float(info["progress"])][-100:]
             self.episode_reward[i] = 0.0
             p.episode_ids[i] = p.episode_ids.max() + 1  # ids are handed out in order, never twice
@@ -148,7 +151,29 @@ class EpisodeStatsCallback(_RunCallback):
         self.logger.record("deepracer/mean_progress", row["mean_progress"])
         self.logger.record("deepracer/completion_rate", row["completion_rate"])
         self.logger.record("deepracer/episode_reward", row["mean_reward"])
-        self.rewards, self.progresses, self.completed = [], [], []
+        if self.lap_times:
+            self.logger.record("deepracer/lap_time_s", float(np.mean(self.lap_times)))
+            self.logger.record("deepracer/best_lap_time_s", float(np.min(self.lap_times)))
+        entropy = self._policy_entropy()
+        if entropy is not None:
+            self.logger.record("deepracer/entropy", entropy)
+        self.rewards, self.progresses, self.completed, self.lap_times = [], [], [], []
+
+    def _policy_entropy(self, samples: int = 256) -> float | None:
+        """Mean entropy (nats) of the policy's action distribution over up to `samples` observations
+        of the rollout just collected, as the DeepRacer console plots it (on-policy algorithms only)."""
+        buffer = getattr(self.model, "rollout_buffer", None)
+        policy = getattr(self.model, "policy", None)
+        if buffer is None or policy is None or not hasattr(policy, "get_distribution"):
+            return None
+        import torch
+
+        observations = np.asarray(buffer.observations)
+        observations = observations.reshape(-1, *observations.shape[2:])
+        chosen = observations[:: max(1, len(observations) // samples)]
+        with torch.no_grad():
+            tensor, _ = policy.obs_to_tensor(chosen)
+            return float(policy.get_distribution(tensor).entropy().mean())
 
 
 class EvaluationCallback(_RunCallback):
@@ -182,6 +207,9 @@ class EvaluationCallback(_RunCallback):
             save_model_atomic(self.model, self.run.best_model)
         self.progress.lapping = report.completed_laps == report.laps
         self.logger.record("deepracer/eval_progress", report.mean_progress)
+        self.logger.record("deepracer/eval_completion", report.completed_laps / max(1, report.laps))
+        if report.best_lap_s is not None:
+            self.logger.record("deepracer/eval_best_lap_time_s", report.best_lap_s)
         return report
 
 

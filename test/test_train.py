@@ -76,6 +76,33 @@ def test_run_directory_holds_config_reward_metadata_checkpoint_and_logs(trained_
     assert list((trained_run / "tensorboard").rglob("events.out.tfevents.*"))
 
 
+def test_tensorboard_has_the_consoles_graphs(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for events in (trained_run / "tensorboard").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    wanted = {"deepracer/episode_reward", "deepracer/mean_progress", "deepracer/completion_rate", "deepracer/entropy"}
+    assert wanted | {"deepracer/eval_progress", "deepracer/eval_completion"} <= tags, sorted(tags)
+    entropy = [
+        e.value
+        for events in (trained_run / "tensorboard").rglob("events.out.tfevents.*")
+        for e in _scalars(events, "deepracer/entropy")
+    ]
+    n_actions = len(json.loads((trained_run / "model_metadata.json").read_text())["action_space"])
+    assert entropy and all(0.0 < v <= np.log(n_actions) + 1e-6 for v in entropy)  # nats, at most uniform
+
+
+def _scalars(events: Path, tag: str) -> list:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    return accumulator.Scalars(tag) if tag in accumulator.Tags()["scalars"] else []
+
+
 def read_training_simtrace(run: Path) -> dict[int, list[dict[str, str]]]:
     """The rows of each iteration's training simtrace file, checking DeepRacer's header."""
     files = {}
