@@ -168,9 +168,17 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if not all((venv / "share" / pkg).is_dir() for pkg in ("ament_cmake", "rosidl_default_generators")):
+    try:
+        import catkin_pkg  # noqa: F401  (ament_cmake reads package.xml with it)
+    except ImportError:
+        missing_python = True
+    else:
+        missing_python = False
+    if missing_python or not all(
+        (venv / "share" / pkg).is_dir() for pkg in ("ament_cmake", "rosidl_default_generators")
+    ):
         print(
-            f"{name}: error: ament_cmake / rosidl_default_generators are not installed in {venv}: "
+            f"{name}: error: ament_cmake, rosidl_default_generators or catkin_pkg is not installed in {venv}: "
             "pip install -r requirements.txt first",
             file=sys.stderr,
         )
