@@ -38,6 +38,37 @@ class Dynamics:
     max_speed: float = SPEED_MAX  # m/s, the fastest the car is commanded (DeepRacer's action-space limit)
 
 
+@dataclass(frozen=True)
+class OdometryUncertainty:
+    """Standard deviations the simulator's odometry is published with (its ROS covariances, REP 105 frames).
+
+    The simulator has no odometry noise model: its poses and speeds are the exact state it
+    integrates (planar, so z, roll and pitch are exactly 0), and their true variance is zero. A
+    zero covariance, though, claims infinite certainty, which ROS estimators (robot_localization,
+    Nav2) refuse or treat as singular. So the odometry states a small floor instead: 1 mm, 1 mrad,
+    1 mm/s and 1 mrad/s, far above the float64 state's rounding and far below anything a real
+    car's odometry achieves; independent axes (diagonal covariances, symmetric).
+    """
+
+    position: float = 1e-3  # m, x y z
+    orientation: float = 1e-3  # rad, roll pitch yaw
+    linear: float = 1e-3  # m/s, vx vy vz
+    angular: float = 1e-3  # rad/s, about x y z
+
+    @staticmethod
+    def _diagonal(first: float, second: float) -> tuple[float, ...]:
+        variances = [first**2] * 3 + [second**2] * 3
+        return tuple(variances[r] if r == c else 0.0 for r in range(6) for c in range(6))
+
+    def pose_covariance(self) -> tuple[float, ...]:
+        """The 6x6 row-major covariance of (x, y, z, roll, pitch, yaw): m^2, rad^2."""
+        return self._diagonal(self.position, self.orientation)
+
+    def twist_covariance(self) -> tuple[float, ...]:
+        """The 6x6 row-major covariance of (vx, vy, vz, wx, wy, wz): (m/s)^2, (rad/s)^2."""
+        return self._diagonal(self.linear, self.angular)
+
+
 @dataclass
 class CarState:
     """The physical state of N cars (arrays of shape (N,) or (N, 3))."""

@@ -47,7 +47,7 @@ def launch_setup(context):
                 "profile": profile,
                 "model": model,
                 "image_topic": topic("image_topic", LaunchConfiguration("image_topic").perform(context)),
-                "compressed": _true(LaunchConfiguration("compressed").perform(context)),
+                "image_type": LaunchConfiguration("image_type").perform(context).strip() or defaults["image_type"],
                 "cmd_vel_topic": topic("cmd_vel_topic", LaunchConfiguration("cmd_vel_topic").perform(context)),
                 "servo_topic": topic("servo_topic", LaunchConfiguration("servo_topic").perform(context)),
                 "throttle_scale": float(throttle) if throttle else defaults["throttle_scale"],
@@ -67,7 +67,9 @@ def generate_launch_description():
             DeclareLaunchArgument("model", default_value="", description="export directory of the policy"),
             DeclareLaunchArgument("profile", default_value="sim", description="sim | car"),
             DeclareLaunchArgument("image_topic", default_value="", description="camera topic (empty: profile default)"),
-            DeclareLaunchArgument("compressed", default_value="false", description="camera sends CompressedImage"),
+            DeclareLaunchArgument(
+                "image_type", default_value="", description="Image | CompressedImage | CameraMsg (empty: default)"
+            ),
             DeclareLaunchArgument("cmd_vel_topic", default_value="", description="Twist output (none: off)"),
             DeclareLaunchArgument("servo_topic", default_value="", description="DeepRacer servo output (none: off)"),
             DeclareLaunchArgument("throttle_scale", default_value="", description="servo throttle multiplier"),

@@ -58,6 +58,29 @@ EXTERNAL_EXECUTABLES = {
         "ignore_timestamp",
         "frame_prefix",
     },
+    # The DeepRacer's own nodes car.launch.py starts as its launcher does (aws-deepracer-launcher and the
+    # community's deepracer-custom-car): camera_pkg src/camera_node.cpp declares resize_images.
+    ("camera_pkg", "camera_node"): {"resize_images"},
+    **{
+        (package, executable): set()
+        for package, executable in (
+            ("ctrl_pkg", "ctrl_node"),
+            ("deepracer_systems_pkg", "software_update_node"),
+            ("deepracer_systems_pkg", "model_loader_node"),
+            ("deepracer_systems_pkg", "otg_control_node"),
+            ("deepracer_systems_pkg", "network_monitor_node"),
+            ("deepracer_systems_pkg", "deepracer_systems_scripts_node"),
+            ("device_info_pkg", "device_info_node"),
+            ("i2c_pkg", "battery_node"),
+            ("model_optimizer_pkg", "model_optimizer_node"),
+            ("sensor_fusion_pkg", "sensor_fusion_node"),
+            ("servo_pkg", "servo_node"),
+            ("status_led_pkg", "status_led_node"),
+            ("usb_monitor_pkg", "usb_monitor_node"),
+            ("webserver_pkg", "webserver_publisher_node"),
+            ("web_video_server", "web_video_server"),
+        )
+    },
 }
 EXTERNAL_LAUNCH_FILES = {
     ("ros_gz_sim", "launch/gz_sim.launch.py"): {
@@ -350,6 +373,21 @@ def test_train_launch_file_runs_the_cli_through_the_bridge_against_a_lockstep_si
     assert segments[0][1:4] == ["train", "--backend", "ros"]
     flags = {e for seg in segments for e in seg if isinstance(e, str) and e.startswith("--")}
     assert flags == {"--backend", "--track", "--steps", "--out", "--reward", "--metadata", "--ros-timeout"}
+
+
+def test_car_launch_file_replaces_the_stock_inference_and_navigation_nodes():
+    lf = LaunchFile(LAUNCH_DIR / "car.launch.py")
+    assert lf.declared_arguments() == {"model", "throttle_scale", "max_speed", "watchdog_timeout", "stock_nodes"}
+    started = {(package, executable) for package, executable, _ in lf.nodes()}
+    assert (PACKAGE, "inference_node") in started
+    assert {("camera_pkg", "camera_node"), ("ctrl_pkg", "ctrl_node"), ("servo_pkg", "servo_node")} <= started
+    # ctrl_pkg waits for the model optimizer's service; the stock inference and navigation nodes are replaced.
+    assert ("model_optimizer_pkg", "model_optimizer_node") in started
+    assert not {p for p, _ in started} & {"inference_pkg", "deepracer_navigation_pkg"}
+    (ours,) = [c for c in lf.calls("Node") if lf.literal(lf.keyword(c, "package")) == PACKAGE]
+    params = lf.keyword(ours, "parameters").elts[0]
+    profile = dict(zip((lf.literal(k) for k in params.keys), params.values))["profile"]
+    assert lf.literal(profile) == "car"
 
 
 def test_the_command_check_rejects_unknown_flags_and_bad_values():

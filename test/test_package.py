@@ -178,3 +178,23 @@ def test_package_xml_passes_the_ros_parser():
     package.validate()
     assert package.package_format == 3
     assert ROS_INTERFACES <= {d.name for d in package.exec_depends}
+
+
+def test_colcon_never_builds_the_vendored_interface_packages(tmp_path):
+    """interfaces/ holds DeepRacer's and tf2_msgs' definitions for the venv build only: COLCON_IGNORE keeps a
+    workspace build from shadowing the car's own deepracer_interfaces_pkg (whose layout may differ)."""
+    env = dict(
+        os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", COLCON_HOME=str(tmp_path / "colcon_home")
+    )
+    if not (BIN / "colcon").exists():
+        pytest.skip(f"colcon is not installed next to {sys.executable}")
+    result = subprocess.run(
+        [str(BIN / "colcon"), "--log-base", str(tmp_path / "log"), "list", "--base-paths", str(REPO / "interfaces")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == []
+    assert (REPO / "interfaces" / "COLCON_IGNORE").is_file()

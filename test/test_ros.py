@@ -44,6 +44,7 @@ from deepracer_rl.ros.image import (
     image_to_rgb,
 )
 from deepracer_rl.rundir import RunDir
+from deepracer_rl.sim import OdometryUncertainty
 from deepracer_rl.simtrace import SIMTRACE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +123,8 @@ def test_cdr_decoding_equals_rclpy_deserialization_for_any_frame_ids():
         assert (x, y, v, w) == (p.x, p.y, msg.twist.twist.linear.x, msg.twist.twist.angular.z)
         assert got_yaw == pytest.approx(yaw, abs=1e-12)
         encoded = cdr.OdometryEncoder(msg.header.frame_id, msg.child_frame_id).encode(stamp, x, y, q.z, q.w, v, w)
+        msg.pose.covariance = OdometryUncertainty().pose_covariance()
+        msg.twist.covariance = OdometryUncertainty().twist_covariance()
         assert deserialize_message(encoded, Odometry) == msg
         cmd = Twist()
         cmd.linear.x, cmd.angular.z = (float(v) for v in rng.uniform(-4, 4, 2))
@@ -456,7 +459,7 @@ def test_real_time_sim_publishes_the_contract_at_15_hz_and_stops_on_stale_comman
 
 
 def test_tf_odom_to_base_link_follows_the_odometry_when_tf2_msgs_is_importable(simulators, ros_node):
-    tf2_msgs = pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs is not installable from PyPI; sim_node skips /tf")
+    tf2_msgs = pytest.importorskip("tf2_msgs.msg", reason="tf2_msgs is not built: run tools/build_interfaces.py")
     sim = simulators(params=("image_width:=160", "image_height:=120", "encoding:=mono8"))
     transforms: list = []
     odom: list[Odometry] = []
@@ -467,7 +470,25 @@ def test_tf_odom_to_base_link_follows_the_odometry_when_tf2_msgs_is_importable(s
     assert (tf.header.frame_id, tf.child_frame_id) == ("odom", "base_link")
     match = [o for o in odom if o.header.stamp == tf.header.stamp]
     assert match and match[0].pose.pose.position.x == tf.transform.translation.x
+    assert match[0].pose.pose.position.y == tf.transform.translation.y
+    assert match[0].pose.pose.orientation.z == tf.transform.rotation.z
     assert sim.interrupt() in (0, -signal.SIGINT)
+
+
+def test_odometry_covariances_are_the_simulators_stated_uncertainty_nonzero_and_symmetric():
+    """No noise model (exact state): sim.OdometryUncertainty's floor, never the all-zero "infinitely certain"."""
+    uncertainty = OdometryUncertainty()
+    raw = cdr.OdometryEncoder("odom", "base_link").encode(1, 0.5, -0.2, 0.0, 1.0, 1.2, 0.1)
+    msg = deserialize_message(raw, Odometry)
+    for covariance, stds in (
+        (msg.pose.covariance, [uncertainty.position] * 3 + [uncertainty.orientation] * 3),
+        (msg.twist.covariance, [uncertainty.linear] * 3 + [uncertainty.angular] * 3),
+    ):
+        matrix = np.asarray(covariance).reshape(6, 6)
+        np.testing.assert_array_equal(matrix, matrix.T)
+        np.testing.assert_allclose(np.diag(matrix), np.square(stds))
+        assert np.all(np.diag(matrix) > 0) and np.all(np.linalg.eigvalsh(matrix) > 0)  # positive definite
+    assert cdr.decode_odometry(raw)[1:] == pytest.approx((0.5, -0.2, 0.0, 1.2, 0.1))
 
 
 # ---- (d) Ctrl-C -----------------------------------------------------------------------------------------

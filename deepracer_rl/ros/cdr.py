@@ -16,6 +16,7 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message, serialize_message
 
+from ..sim import OdometryUncertainty
 from .contract import yaw_from_quaternion
 
 # Encapsulation kinds (first two bytes): byte order and the largest alignment of primitives.
@@ -96,13 +97,19 @@ def decode_twist(raw: bytes) -> tuple[float, float]:
 
 
 class OdometryEncoder:
-    """Serialized nav_msgs/Odometry with fixed frame ids; only stamp, pose and twist change."""
+    """Serialized nav_msgs/Odometry with fixed frame ids and covariances; only stamp, pose and twist change.
 
-    def __init__(self, frame_id: str, child_frame_id: str):
+    The covariances are the simulator's stated odometry uncertainty (`sim.OdometryUncertainty`).
+    """
+
+    def __init__(self, frame_id: str, child_frame_id: str, uncertainty: OdometryUncertainty | None = None):
+        uncertainty = uncertainty or OdometryUncertainty()
         template = Odometry()
         template.header.frame_id = frame_id
         template.child_frame_id = child_frame_id
         template.pose.pose.orientation.w = 1.0
+        template.pose.covariance = uncertainty.pose_covariance()
+        template.twist.covariance = uncertainty.twist_covariance()
         self._buffer = bytearray(serialize_message(template))
         layout = _Layout(self._buffer)
         self._order = layout.order

@@ -89,6 +89,47 @@ def clock_qos() -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
+# ---- the AWS DeepRacer car ----------------------------------------------------------------------
+# Names and QoS of the car's device packages, as their sources define them (stock Foxy image:
+# aws-deepracer camera_pkg, ctrl_pkg, servo_pkg, inference_pkg, deepracer_navigation_pkg; the
+# community's Jazzy build, deepracer-custom-car, keeps every name). The stock chain:
+#   camera_pkg -> CAR_CAMERA (CameraMsg) -> sensor_fusion -> inference_pkg -> navigation
+#   -> CAR_AUTO_DRIVE (ServoCtrlMsg) -> ctrl_pkg, which forwards it to CAR_SERVO (servo_pkg)
+#   only while the car is in autonomous mode and enabled.
+# The car profile of inference_node takes the place of inference_pkg + navigation: it reads
+# CAR_CAMERA, publishes CAR_AUTO_DRIVE and answers the services ctrl_pkg calls on those two.
+
+CAR_CAMERA = "/camera_pkg/video_mjpeg"  # CameraMsg; images[0] = front (left) camera, 160x120 bgr8
+CAR_AUTO_DRIVE = "/deepracer_navigation_pkg/auto_drive"  # ServoCtrlMsg from the navigation node
+CAR_SERVO = "/ctrl_pkg/servo_msg"  # ServoCtrlMsg ctrl_pkg -> servo_pkg (angle, throttle in [-1, 1])
+# Services ctrl_pkg calls (ctrl_state.cpp) and waits for at start-up:
+CAR_INFERENCE_STATE = "/inference_pkg/inference_state"  # InferenceStateSrv: start 1/0 = enable/disable
+CAR_LOAD_MODEL = "/inference_pkg/load_model"  # LoadModelSrv (a model chosen in the console)
+CAR_NAVIGATION_THROTTLE = "/deepracer_navigation_pkg/navigation_throttle"  # NavThrottleSrv: max speed 0..1
+CAR_LOAD_ACTION_SPACE = "/deepracer_navigation_pkg/load_action_space"  # LoadModelSrv
+# ctrl_pkg's own services (ctrl_node.cpp), called by the console's web server (or by hand):
+CAR_VEHICLE_STATE = "/ctrl_pkg/vehicle_state"  # ActiveStateSrv: state CAR_MODES[...]
+CAR_ENABLE_STATE = "/ctrl_pkg/enable_state"  # EnableStateSrv: is_active = start / stop
+CAR_AUTONOMOUS_THROTTLE = "/ctrl_pkg/autonomous_throttle"  # NavThrottleSrv, passed on to navigation_throttle
+CAR_MODES = {"manual": 0, "autonomous": 1, "calibration": 2}  # ctrl_node.cpp enum CtrlState
+CAR_RL_TASK = 0  # InferenceStateSrv / LoadModelSrv task_type of the RL task (inference_node.cpp rlTask)
+
+
+def car_camera_qos() -> QoSProfile:
+    """camera_pkg's CameraMsg publisher: create_publisher(topic, 1), i.e. reliable, keep last 1, volatile."""
+    return QoSProfile(depth=1)
+
+
+def car_auto_drive_qos() -> QoSProfile:
+    """The navigation node's auto_drive publisher: create_publisher(topic, 1), i.e. reliable, keep last 1."""
+    return QoSProfile(depth=1)
+
+
+def car_servo_qos() -> QoSProfile:
+    """ctrl_pkg's and servo_pkg's ServoCtrlMsg publishers and subscriptions: best effort, keep last 1."""
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
 # ---- /cmd_vel and poses ---------------------------------------------------------------------
 
 

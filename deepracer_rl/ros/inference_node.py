@@ -1,18 +1,26 @@
 """inference_node: an exported policy drives a car from its camera, in a simulator or on the real car.
 
-Subscribes to the camera (sensor_msgs/Image, or sensor_msgs/CompressedImage with
-compressed:=true), preprocesses every frame exactly as in training
-(`inference.PolicyRunner`: `observation.observation_from_image` + `FrameStack`), runs the ONNX
-policy and publishes
+Subscribes to the camera (`image_type`: sensor_msgs/Image, sensor_msgs/CompressedImage, or the
+DeepRacer's deepracer_interfaces_pkg/CameraMsg, whose `images[0]` it drives on), preprocesses
+every frame exactly as in training (`inference.PolicyRunner`: `observation.observation_from_image`
++ `FrameStack`), runs the ONNX policy and publishes
 
 * `/cmd_vel` (geometry_msgs/Twist): linear.x = speed, angular.z = speed * tan(steer) / wheelbase
   (the URDF's wheelbase), the topic contract of the simulators;
-* on the DeepRacer, `/ctrl_pkg/servo_msg` (deepracer_interfaces_pkg/ServoCtrlMsg, angle and
-  throttle in [-1, 1], `inference.ServoMapping`), when that package is importable.
+* on the DeepRacer, deepracer_interfaces_pkg/ServoCtrlMsg (angle and throttle in [-1, 1],
+  `inference.ServoMapping`, the navigation node's mapping).
 
 `profile:=sim` (default) or `profile:=car` sets the defaults of the topics, the throttle
 scale and whether the node starts enabled; every topic is a parameter, and an empty topic
-name turns that output off. Safety: no frame for `watchdog_timeout` seconds (steady clock,
+name turns that output off. The car profile takes the place of the car's inference_pkg and
+deepracer_navigation_pkg nodes (`contract.CAR_*`): camera_pkg's `/camera_pkg/video_mjpeg`
+CameraMsg in, ServoCtrlMsg out on `/deepracer_navigation_pkg/auto_drive` (ctrl_pkg passes it to
+servo_pkg only in autonomous mode while started), and it answers the services ctrl_pkg calls on
+those nodes: `/inference_pkg/inference_state` (the console's start / stop),
+`/deepracer_navigation_pkg/navigation_throttle` (its maximum speed: throttle_scale, 0 until set,
+as on the stock car) and the two model-loading services (refused: this node drives its `model`).
+
+Safety: no frame for `watchdog_timeout` seconds (steady clock,
 so it also fires when a simulator's /clock stops) -> a stop command, repeated every
 `watchdog_timeout` while no frame comes (a lockstep simulator steps on it and sends one);
 a NaN or out-of-range network output -> stop and an error in the log; speeds above
@@ -23,6 +31,8 @@ can be changed while the node runs (`ros2 param set`), for calibrating the throt
 
     ros2 run deepracer_rl inference_node --ros-args -p model:=runs/demo/export
     ros2 service call /inference_node/enable std_srvs/srv/SetBool "{data: true}"
+
+docs/car.md says how to run it on a DeepRacer.
 """
 
 from __future__ import annotations
@@ -41,7 +51,8 @@ from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.parameter import Parameter
+from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool
 
@@ -57,23 +68,28 @@ PROFILES = {
     # parameter defaults per profile; every one can still be set on its own
     "sim": {
         "image_topic": contract.SENSOR_TOPICS["FRONT_FACING_CAMERA"],
+        "image_type": "Image",
         "cmd_vel_topic": contract.CMD_VEL,
         "servo_topic": "",
         "throttle_scale": 1.0,
         "enabled": True,
+        "car_services": False,
     },
     "car": {
-        "image_topic": "/camera_pkg/display_mjpeg",
+        "image_topic": contract.CAR_CAMERA,
+        "image_type": "CameraMsg",
         "cmd_vel_topic": "",
-        "servo_topic": "/ctrl_pkg/servo_msg",
-        "throttle_scale": 0.5,
+        "servo_topic": contract.CAR_AUTO_DRIVE,
+        "throttle_scale": 0.0,  # the navigation node's start value: no throttle until the console sets one
         "enabled": False,
+        "car_services": True,
     },
 }
-SERVO_PACKAGE_HELP = (
-    "deepracer_interfaces_pkg is not importable, so no ServoCtrlMsg is published on {topic}; "
-    "build aws-deepracer-interfaces-pkg in the workspace (it is on every DeepRacer), or use "
-    "cmd_vel_topic with a Twist-driven car stack. Mapped servo values are logged at debug level."
+IMAGE_TYPES = ("Image", "CompressedImage", "CameraMsg")
+CAR_PACKAGE_HELP = (
+    "deepracer_interfaces_pkg is not importable: {what}. On a DeepRacer, source the car's own "
+    "workspace first (source /opt/aws/deepracer/lib/setup.bash); in deepracer_rl's venv, "
+    "`make venv` builds it (tools/build_interfaces.py)."
 )
 
 
@@ -87,12 +103,29 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _servo_message_type():
+def car_interfaces() -> Any:
+    """The deepracer_interfaces_pkg module (msg and srv imported), or None when it is not importable."""
     try:
-        from deepracer_interfaces_pkg.msg import ServoCtrlMsg
+        import deepracer_interfaces_pkg.msg
+        import deepracer_interfaces_pkg.srv
     except ImportError:
         return None
-    return ServoCtrlMsg
+    return deepracer_interfaces_pkg
+
+
+def camera_msg_to_rgb(msg: Any, topic: str | None = None) -> np.ndarray:
+    """The front camera of a DeepRacer CameraMsg -> (H, W, 3) RGB uint8.
+
+    `images[0]` is the front camera (the left one of a stereo pair, camera_node.cpp). The stock
+    Foxy packages put sensor_msgs/Image (bgr8) there, the community's Jazzy build
+    sensor_msgs/CompressedImage (JPEG); both are decoded.
+    """
+    if not msg.images:
+        raise ValueError(f"CameraMsg on {topic or 'the camera topic'} holds no image")
+    image = msg.images[0]
+    if isinstance(image, CompressedImage):
+        return compressed_to_rgb(image)
+    return image_to_rgb(image, topic)
 
 
 class InferenceNode(Node):
@@ -110,7 +143,7 @@ class InferenceNode(Node):
         defaults = PROFILES[profile]
         model = declare("model", "", "export directory holding model.onnx and model_metadata.json")
         image_topic = declare("image_topic", defaults["image_topic"], "camera topic")
-        self.compressed = declare("compressed", False, "subscribe to sensor_msgs/CompressedImage (JPEG/PNG)")
+        image_type = declare("image_type", defaults["image_type"], f"camera message type: {' | '.join(IMAGE_TYPES)}")
         cmd_vel_topic = declare("cmd_vel_topic", defaults["cmd_vel_topic"], "Twist output ('' = off)")
         servo_topic = declare("servo_topic", defaults["servo_topic"], "DeepRacer ServoCtrlMsg output ('' = off)")
         throttle_scale = declare(
@@ -121,11 +154,19 @@ class InferenceNode(Node):
         max_speed = declare("max_speed", SPEED_MAX, "speed limit, m/s (commands above it are limited)")
         self.watchdog_timeout = declare("watchdog_timeout", 0.5, "seconds without a camera frame before stopping")
         self.enabled = declare("enabled", defaults["enabled"], "drive from the start (else wait for ~/enable)")
+        car_services = declare(
+            "car_services", defaults["car_services"], "answer ctrl_pkg's inference_pkg / navigation services"
+        )
         threads = declare("threads", 1, "onnxruntime intra-op threads")
         if not model:
             raise ValueError("parameter 'model' is required: the export directory (model.onnx + model_metadata.json)")
         if not (max_speed > 0 and self.watchdog_timeout > 0):
             raise ValueError("max_speed and watchdog_timeout must be positive")
+        if image_type not in IMAGE_TYPES:
+            raise ValueError(f"parameter 'image_type' must be one of {', '.join(IMAGE_TYPES)}, got {image_type!r}")
+        car = car_interfaces()
+        if car is None and image_type == "CameraMsg":
+            raise ValueError(CAR_PACKAGE_HELP.format(what=f"cannot subscribe to CameraMsg on {image_topic}"))
 
         self.policy = OnnxPolicy(model, threads=int(threads))  # PolicyLoadError names the bad file
         unsubscribable = [name for name in self.policy.actions.sensor if name not in contract.SENSOR_TOPICS]
@@ -140,22 +181,34 @@ class InferenceNode(Node):
 
         self.cmd_pub = self.create_publisher(Twist, cmd_vel_topic, contract.command_qos()) if cmd_vel_topic else None
         self.servo_pub = None
-        if servo_topic:
-            servo_type = _servo_message_type()
-            if servo_type is None:
-                self.get_logger().warning(SERVO_PACKAGE_HELP.format(topic=servo_topic))
-            else:
-                self.servo_type = servo_type
-                self.servo_pub = self.create_publisher(servo_type, servo_topic, QoSProfile(depth=1))
-        if self.compressed:
-            image_type, self._decode = CompressedImage, compressed_to_rgb
+        if servo_topic and car is None:
+            self.get_logger().warning(
+                CAR_PACKAGE_HELP.format(what=f"no ServoCtrlMsg is published on {servo_topic}")
+                + " Mapped servo values are logged at debug level."
+            )
+        elif servo_topic:
+            self.servo_type = car.msg.ServoCtrlMsg
+            # The navigation node's publisher QoS (reliable, keep last 1): it serves ctrl_pkg's and
+            # servo_pkg's best-effort subscriptions as well as reliable ones.
+            self.servo_pub = self.create_publisher(self.servo_type, servo_topic, contract.car_auto_drive_qos())
+        # The community's Jazzy ServoCtrlMsg carries the camera stamp of the frame it answers.
+        fields = self.servo_type.get_fields_and_field_types() if self.servo_pub is not None else {}
+        self._servo_stamp = "source_stamp" in fields
+        if image_type == "CameraMsg":
+            msg_type, self._decode = car.msg.CameraMsg, lambda msg: camera_msg_to_rgb(msg, image_topic)
+        elif image_type == "CompressedImage":
+            msg_type, self._decode = CompressedImage, compressed_to_rgb
         else:
-            image_type, self._decode = Image, lambda msg: image_to_rgb(msg, image_topic)
+            msg_type, self._decode = Image, lambda msg: image_to_rgb(msg, image_topic)
         # Best effort matches every camera publisher (reliable ones too); depth 1: act on the newest frame.
         camera_qos = contract.sensor_qos(ReliabilityPolicy.BEST_EFFORT)
         camera_qos.depth = 1
-        self.create_subscription(image_type, image_topic, self._on_image, camera_qos)
+        self.create_subscription(msg_type, image_topic, self._on_image, camera_qos)
         self.create_service(SetBool, "~/enable", self._on_enable)
+        if car_services and car is None:
+            self.get_logger().warning(CAR_PACKAGE_HELP.format(what="ctrl_pkg's services are not offered"))
+        elif car_services:
+            self._create_car_services(car)
         # The watchdog runs on the steady clock: a stalled simulator stops /clock too.
         self._watchdog = self.create_timer(
             self.watchdog_timeout, self._on_watchdog, clock=Clock(clock_type=ClockType.STEADY_TIME)
@@ -164,14 +217,23 @@ class InferenceNode(Node):
         self.last_frame = None  # time.monotonic() of the newest frame
         self.stopped = True  # the last command sent was a stop (or none was sent)
         self.last_command = Command.stop()
+        self._source_stamp = None  # header stamp of the frame the next command answers
         self._last_error_log = -math.inf
         self.get_logger().info(
             f"profile {profile}: {self.policy.root} ({self.policy.actions.kind}, "
             f"{len(self.policy.actions.actions) if self.policy.actions.kind == 'discrete' else 2} outputs), "
-            f"camera {image_topic}{' (compressed)' if self.compressed else ''} -> "
-            f"{cmd_vel_topic or '-'} / {servo_topic or '-'}; "
-            f"{'enabled' if self.enabled else 'disabled: call ~/enable to drive'}"
+            f"camera {image_topic} ({image_type}) -> "
+            f"{cmd_vel_topic or '-'} / {servo_topic or '-'}"
+            f"{f' (ServoCtrlMsg, throttle scale {throttle_scale:g})' if self.servo_pub else ''}; "
+            f"{'enabled' if self.enabled else 'disabled: call ~/enable (or start the car in autonomous mode) to drive'}"
         )
+
+    def _create_car_services(self, car: Any) -> None:
+        """The services ctrl_pkg calls on the stock inference and navigation nodes (it waits for all four)."""
+        self.create_service(car.srv.InferenceStateSrv, contract.CAR_INFERENCE_STATE, self._on_inference_state)
+        self.create_service(car.srv.NavThrottleSrv, contract.CAR_NAVIGATION_THROTTLE, self._on_navigation_throttle)
+        self.create_service(car.srv.LoadModelSrv, contract.CAR_LOAD_MODEL, self._on_load_model)
+        self.create_service(car.srv.LoadModelSrv, contract.CAR_LOAD_ACTION_SPACE, self._on_load_model)
 
     # -- inputs ----------------------------------------------------------------------------
     def _on_image(self, msg) -> None:
@@ -179,6 +241,10 @@ class InferenceNode(Node):
         self._watchdog.reset()
         if not self.enabled:
             return
+        if self._servo_stamp:
+            images = getattr(msg, "images", None)
+            header = images[0].header if images else getattr(msg, "header", None)
+            self._source_stamp = header.stamp if header is not None else None
         try:
             image = self._decode(msg)
             command = self.runner.act(image)
@@ -203,14 +269,48 @@ class InferenceNode(Node):
         self.runner.reset()
         self.publish(Command.stop())
 
-    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.enabled = bool(request.data)
+    def set_enabled(self, enabled: bool) -> str:
+        """Start or stop driving (a stop is published when disabled); the state as a word."""
+        self.enabled = bool(enabled)
         self.runner.reset()
         if not self.enabled:
             self.publish(Command.stop())
+        state = "enabled" if self.enabled else "disabled (stopped)"
+        self.get_logger().info(state)
+        return state
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        response.message = self.set_enabled(request.data)
         response.success = True
-        response.message = "enabled" if self.enabled else "disabled (stopped)"
-        self.get_logger().info(response.message)
+        return response
+
+    def _on_inference_state(self, request: Any, response: Any) -> Any:
+        """ctrl_pkg's start / stop of autonomous driving (InferenceStateSrv: start 1 / 0 for task_type 0)."""
+        if request.task_type != contract.CAR_RL_TASK:
+            self.get_logger().error(f"inference_state: unknown task_type {request.task_type} (only RL, 0)")
+            response.error = 1
+            return response
+        self.set_enabled(bool(request.start))
+        response.error = 0
+        return response
+
+    def _on_navigation_throttle(self, request: Any, response: Any) -> Any:
+        """The console's maximum speed (NavThrottleSrv, 0..1): becomes throttle_scale, as in the navigation node."""
+        result = self.set_parameters([Parameter("throttle_scale", value=float(request.throttle))])[0]
+        if result.successful:
+            self.get_logger().info(f"throttle scale {float(request.throttle):g} (navigation_throttle)")
+        else:
+            self.get_logger().error(f"navigation_throttle {request.throttle}: {result.reason}")
+        response.error = 0 if result.successful else 1
+        return response
+
+    def _on_load_model(self, request: Any, response: Any) -> Any:
+        """A model chosen in the console (LoadModelSrv): refused, this node drives the export it was started with."""
+        self.get_logger().warning(
+            f"refusing to load {request.artifact_path or 'a model'} from the console: this node drives "
+            f"{self.policy.root} (restart it with model:=DIR to change the model)"
+        )
+        response.error = 1
         return response
 
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -230,7 +330,8 @@ class InferenceNode(Node):
                 "profile",
                 "model",
                 "image_topic",
-                "compressed",
+                "image_type",
+                "car_services",
                 "cmd_vel_topic",
                 "servo_topic",
                 "watchdog_timeout",
@@ -253,6 +354,8 @@ class InferenceNode(Node):
         if self.servo_pub is not None:
             servo = self.servo_type()
             servo.angle, servo.throttle = angle, throttle
+            if self._servo_stamp and self._source_stamp is not None and not command.is_stop:
+                servo.source_stamp = self._source_stamp
             self.servo_pub.publish(servo)
         self.get_logger().debug(
             f"steer {command.steering_deg:.1f} deg, {command.speed:.2f} m/s; "

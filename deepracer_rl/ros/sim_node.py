@@ -6,8 +6,10 @@ its namespace (`contract.car_namespace`: /car0/camera/image_raw, /car0/odom, /ca
 
 Publishes `/camera/image_raw` (sensor_msgs/Image, rgb8 640x480 by default, mono8 option),
 `/camera/camera_info` (the URDF camera), `/odom` (nav_msgs/Odometry, frame odom, child
-base_link: pose and twist), `/clock` (sim time) and, when tf2_msgs is importable, `/tf`
-odom -> base_link. Subscribes `/cmd_vel` (geometry_msgs/Twist: linear.x m/s, angular.z =
+base_link: pose and twist, with the covariances of `sim.OdometryUncertainty`: the simulator
+has no odometry noise model, so a small stated floor), `/clock` (sim time) and, when tf2_msgs
+is importable (tools/build_interfaces.py builds it into the venv), `/tf` odom -> base_link.
+Subscribes `/cmd_vel` (geometry_msgs/Twist: linear.x m/s, angular.z =
 v * tan(steer) / wheelbase) and `/initialpose` (PoseWithCovarianceStamped: teleport the
 car there, standing still; a new episode for domain randomisation).
 
