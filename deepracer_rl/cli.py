@@ -124,8 +124,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_run
 
-    out = export_run(args.run, args.out)
-    print(f"exported {out / 'model.onnx'} and {out / 'model_metadata.json'}")
+    formats = ("onnx", "openvino") if args.format == "openvino" else ("onnx",)
+    out = export_run(args.run, args.out, formats=formats)
+    ir = f", {out / 'model.xml'} + model.bin (OpenVINO IR, parity checked)" if args.format == "openvino" else ""
+    print(f"exported {out / 'model.onnx'}{ir} and {out / 'model_metadata.json'}")
     return 0
 
 
@@ -342,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write model.onnx + model_metadata.json of a run")
     p.add_argument("run", metavar="RUN", help="a run directory (its best model) or a model .zip")
     p.add_argument("--out", default=None, help="output dir (default: RUN/export)")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "openvino"],
+        default="onnx",
+        help="openvino: also model.xml + model.bin, the OpenVINO IR of the ONNX graph, checked for parity "
+        "(default: %(default)s)",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("plot", help="write PNG plots of a run into RUN/plots")

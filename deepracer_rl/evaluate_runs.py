@@ -17,7 +17,8 @@ from typing import Any
 
 from .algorithms import load_model
 from .evaluate import Driver, LapReport, baseline_driver, policy_driver, run_laps
-from .policy import ONNX_NAME, OnnxPolicy
+from .inference import load_policy
+from .policy import ONNX_NAME, OPENVINO_XML
 from .race import RaceCore
 from .rundir import RunDir, find_run
 from .train import race_kwargs
@@ -51,10 +52,10 @@ def _race_and_driver(
     path = Path(target)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run directory, model .zip or export dir")
-    if (path / ONNX_NAME).exists() or path.suffix == ".onnx":
-        policy = OnnxPolicy(path)
+    if (path / ONNX_NAME).exists() or (path / OPENVINO_XML).exists() or path.suffix in (".onnx", ".xml"):
+        policy = load_policy(path)  # a model.xml runs on OpenVINO
         kwargs = dict(track=track or "reinvent_base", metadata=policy.actions, observation=policy.observation)
-        return kwargs, policy_driver(policy), f"{policy.root} (onnx)", None
+        return kwargs, policy_driver(policy), f"{policy.root} ({policy.runtime})", None
     run, model_path = find_run(path)
     config = run.load_config()
     kwargs = race_kwargs(config, run)

@@ -47,8 +47,8 @@ from std_srvs.srv import SetBool
 
 from ..action_space import SPEED_MAX
 from ..car import CarSpec
-from ..inference import Command, PolicyRunner, ServoMapping, UnsafeOutput, twist
-from ..policy import OnnxPolicy, PolicyLoadError
+from ..inference import Command, PolicyRunner, ServoMapping, UnsafeOutput, load_policy, twist
+from ..policy import PolicyLoadError
 from . import contract
 from .image import image_to_rgb
 
@@ -108,7 +108,7 @@ class InferenceNode(Node):
         if profile not in PROFILES:
             raise ValueError(f"parameter 'profile' must be one of {', '.join(PROFILES)}, got {profile!r}")
         defaults = PROFILES[profile]
-        model = declare("model", "", "export directory holding model.onnx and model_metadata.json")
+        model = declare("model", "", "export dir (model.onnx + model_metadata.json) or its model.xml (OpenVINO)")
         image_topic = declare("image_topic", defaults["image_topic"], "camera topic")
         self.compressed = declare("compressed", False, "subscribe to sensor_msgs/CompressedImage (JPEG/PNG)")
         cmd_vel_topic = declare("cmd_vel_topic", defaults["cmd_vel_topic"], "Twist output ('' = off)")
@@ -121,13 +121,13 @@ class InferenceNode(Node):
         max_speed = declare("max_speed", SPEED_MAX, "speed limit, m/s (commands above it are limited)")
         self.watchdog_timeout = declare("watchdog_timeout", 0.5, "seconds without a camera frame before stopping")
         self.enabled = declare("enabled", defaults["enabled"], "drive from the start (else wait for ~/enable)")
-        threads = declare("threads", 1, "onnxruntime intra-op threads")
+        threads = declare("threads", 1, "inference threads (onnxruntime / OpenVINO)")
         if not model:
             raise ValueError("parameter 'model' is required: the export directory (model.onnx + model_metadata.json)")
         if not (max_speed > 0 and self.watchdog_timeout > 0):
             raise ValueError("max_speed and watchdog_timeout must be positive")
 
-        self.policy = OnnxPolicy(model, threads=int(threads))  # PolicyLoadError names the bad file
+        self.policy = load_policy(model, threads=int(threads))  # .xml: OpenVINO; PolicyLoadError names the file
         unsubscribable = [name for name in self.policy.actions.sensor if name not in contract.SENSOR_TOPICS]
         if unsubscribable:
             raise ValueError(
@@ -166,7 +166,7 @@ class InferenceNode(Node):
         self.last_command = Command.stop()
         self._last_error_log = -math.inf
         self.get_logger().info(
-            f"profile {profile}: {self.policy.root} ({self.policy.actions.kind}, "
+            f"profile {profile}: {self.policy.root} ({self.policy.runtime}, {self.policy.actions.kind}, "
             f"{len(self.policy.actions.actions) if self.policy.actions.kind == 'discrete' else 2} outputs), "
             f"camera {image_topic}{' (compressed)' if self.compressed else ''} -> "
             f"{cmd_vel_topic or '-'} / {servo_topic or '-'}; "
