@@ -60,6 +60,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if seed_env(args):
+        if args.video:
+            raise CliError("--video draws the race track and the car: it does not apply to --env")
         return cmd_evaluate_env(args)
     from .evaluate_runs import evaluate_target, format_evaluation
 
@@ -76,6 +78,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         backend=args.backend,
         off_track_penalty=args.off_track_penalty,
         trajectory_csv=args.trajectory,
+        video=args.video,
         **options,
     )
     print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
@@ -252,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="put the car back on track and add this many seconds instead of ending the lap",
     )
     p.add_argument("--trajectory", default=None, metavar="CSV", help="write the per-step trajectory here")
+    p.add_argument(
+        "--video",
+        default=None,
+        metavar="FILE.mp4",
+        help="write an H.264 MP4 of the laps: the car's camera, a top-down map, speed, steering, reward, progress",
+    )
     _add_backend_options(p, "drive the laps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", seed=True, env_arg=True)

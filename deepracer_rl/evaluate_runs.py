@@ -5,18 +5,20 @@ policy, or the scripted pure-pursuit baseline); the laps themselves are `evaluat
 over a `RaceCore` of the chosen backend (the in-process simulator, or a simulator behind
 the ROS topic contract: `deepracer-rl sim` or Gazebo). Laps of a run's model are also written
 into the run as DeepRacer's evaluation simtrace (`RunDir.new_evaluation_simtrace`), where
-deepracer-utils' `DeepRacerLog(RUN).load_evaluation_trace()` finds them.
+deepracer-utils' `DeepRacerLog(RUN).load_evaluation_trace()` finds them. `video` writes the laps
+as an MP4 (`video.Dashboard`: camera, top-down map, speed, steering, reward, progress).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .algorithms import load_model
-from .evaluate import Driver, LapReport, baseline_driver, policy_driver, run_laps
+from .evaluate import Driver, LapReport, LapStep, StepObserver, baseline_driver, policy_driver, run_laps
 from .inference import load_policy
 from .policy import ONNX_NAME, OPENVINO_XML
 from .race import RaceCore
@@ -33,9 +35,12 @@ class Evaluation:
     backend: str
     report: LapReport
     simtrace: Path | None = None  # the evaluation simtrace written into the run
+    video: Path | None = None  # the MP4 written
 
     def as_dict(self) -> dict[str, Any]:
         extra = {"simtrace": str(self.simtrace)} if self.simtrace is not None else {}
+        if self.video is not None:
+            extra["video"] = str(self.video)
         return {"driver": self.label, "track": self.track, "backend": self.backend, **self.report.as_dict(), **extra}
 
 
@@ -72,22 +77,63 @@ def evaluate_target(
     off_track_penalty: float | None = None,
     trajectory_csv: str | os.PathLike | None = None,
     simtrace: bool = True,
+    video: str | os.PathLike | None = None,
+    on_step: StepObserver | None = None,
     **backend_options: Any,
 ) -> Evaluation:
     """Drive `laps` evaluation laps from the start line and report (see the module docstring);
-    `simtrace`: write the laps of a run's model into the run as an evaluation simtrace."""
+    `simtrace`: write the laps of a run's model into the run as an evaluation simtrace; `video`: an
+    MP4 of the laps; `on_step`: called with every `LapStep` (e.g. a bag recorder)."""
     if laps < 1:
         raise ValueError(f"--laps must be at least 1, got {laps}")
+    writer = None
+    if video is not None:
+        from .video import Mp4Writer
+
+        writer = Mp4Writer(video)  # VideoError (a ValueError) names a bad path before driving
     kwargs, drive, label, run = _race_and_driver(target, driver, track)
     core = RaceCore.create(n_cars=1, backend=backend, **kwargs, **backend_options)
     simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None else None
+    observers = [o for o in (on_step, video_observer(core, writer) if writer is not None else None) if o]
     try:
         report = run_laps(
-            core, drive, laps, off_track_penalty, trajectory_csv=trajectory_csv, simtrace_csv=simtrace_csv
+            core,
+            drive,
+            laps,
+            off_track_penalty,
+            trajectory_csv=trajectory_csv,
+            simtrace_csv=simtrace_csv,
+            on_step=(lambda step: [o(step) for o in observers]) if observers else None,
         )
     finally:
         core.close()
-    return Evaluation(label, core.track.name, backend, report, simtrace_csv)
+        if writer is not None:
+            writer.close()
+    return Evaluation(label, core.track.name, backend, report, simtrace_csv, Path(video) if video else None)
+
+
+def video_observer(core: RaceCore, writer: Any) -> StepObserver:
+    """An on_step observer drawing each step as a `video.Dashboard` frame into `writer` (an Mp4Writer)."""
+    from .video import Dashboard
+
+    dashboard = Dashboard(core.track, math.degrees(core.car.max_steer), core.actions.max_speed)
+
+    def observe(step: LapStep) -> None:
+        if step.params["steps"] == 1:
+            dashboard.new_lap()
+        frame = dashboard.frame(
+            step.pose,
+            step.steering_deg,
+            step.speed,
+            step.reward,
+            float(step.params["progress"]),
+            step.lap + 1,
+            step.sim_time,
+            step.status,
+        )
+        writer.write(frame)
+
+    return observe
 
 
 def format_evaluation(result: Evaluation) -> str:
