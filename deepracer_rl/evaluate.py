@@ -153,18 +153,24 @@ def run_laps(
             total_reward = 0.0
             status = EpisodeStatus.IN_PROGRESS
             for _ in range(int(max_seconds * core.control_hz)):
-                before = core.backend.states() if on_step is not None else None
+                if on_step is not None:  # copied now: a backend may update its state arrays in place
+                    before = core.backend.states()
+                    pose, sim_time, speed_before = (
+                        before.poses[0].copy(),
+                        float(before.sim_time),
+                        float(before.speeds[0]),
+                    )
                 steer, speed = driver(core)
                 rewards, statuses, all_params = core.drive(steer, speed)
                 params, status, reward = all_params[0], statuses[0], float(rewards[0])
                 total_reward += reward
-                if before is not None:
+                if on_step is not None:
                     on_step(
                         LapStep(
                             lap,
-                            before.poses[0].copy(),
-                            float(before.sim_time),
-                            float(before.speeds[0]),
+                            pose,
+                            sim_time,
+                            speed_before,
                             float(steer[0]),
                             float(speed[0]),
                             reward,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,12 +79,13 @@ def evaluate_target(
     trajectory_csv: str | os.PathLike | None = None,
     simtrace: bool = True,
     video: str | os.PathLike | None = None,
-    on_step: StepObserver | None = None,
+    observer: Callable[[RaceCore], StepObserver] | None = None,
     **backend_options: Any,
 ) -> Evaluation:
     """Drive `laps` evaluation laps from the start line and report (see the module docstring);
     `simtrace`: write the laps of a run's model into the run as an evaluation simtrace; `video`: an
-    MP4 of the laps; `on_step`: called with every `LapStep` (e.g. a bag recorder)."""
+    MP4 of the laps; `observer`: made with the race (its track, car, actions), then called with every
+    `LapStep` (e.g. `bags.BagRecorder.observer`)."""
     if laps < 1:
         raise ValueError(f"--laps must be at least 1, got {laps}")
     writer = None
@@ -94,7 +96,9 @@ def evaluate_target(
     kwargs, drive, label, run = _race_and_driver(target, driver, track)
     core = RaceCore.create(n_cars=1, backend=backend, **kwargs, **backend_options)
     simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None else None
-    observers = [o for o in (on_step, video_observer(core, writer) if writer is not None else None) if o]
+    observers = [observer(core)] if observer is not None else []
+    if writer is not None:
+        observers.append(video_observer(core, writer))
     try:
         report = run_laps(
             core,
