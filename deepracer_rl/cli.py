@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 
 from .algorithms import ALGORITHMS
@@ -63,6 +64,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if seed_env(args):
+        if args.video:
+            raise CliError("--video draws the race track and the car: it does not apply to --env")
         return cmd_evaluate_env(args)
     from .evaluate_runs import evaluate_target, format_evaluation
 
@@ -79,9 +82,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         backend=args.backend,
         off_track_penalty=args.off_track_penalty,
         trajectory_csv=args.trajectory,
+        video=args.video,
         **options,
     )
     print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from .bags import BagRecorder, BagTopics
+    from .evaluate_runs import evaluate_target
+    from .ros import contract  # the topic names only: nothing is published, no ROS daemon is needed
+
+    size = _parse_size(args.size, "--size")
+    topics = BagTopics(image=contract.IMAGE, cmd_vel=contract.CMD_VEL, odom=contract.ODOM)
+    recorder = BagRecorder(args.bag, topics, size=size, storage=args.storage)  # BagError: before driving
+    try:
+        result = evaluate_target(
+            args.model, track=args.track, laps=args.laps, driver=args.driver, simtrace=False, observer=recorder.observer
+        )
+    except BaseException:
+        recorder.close()
+        if recorder.frames == 0:  # nothing was driven (e.g. a bad model): leave no empty bag behind
+            shutil.rmtree(args.bag, ignore_errors=True)
+        raise
+    recorder.close()
+    report = result.report
+    print(
+        f"recorded {recorder.frames} frames ({report.completed_laps}/{report.laps} laps, {result.label} on "
+        f"{result.track}) to {args.bag} ({args.storage}): {topics.image} sensor_msgs/msg/Image rgb8 "
+        f"{size[0]}x{size[1]}, {topics.cmd_vel} geometry_msgs/msg/Twist, {topics.odom} nav_msgs/msg/Odometry"
+    )
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .bags import format_replay, replay_bag
+
+    summary = replay_bag(
+        args.bag,
+        args.model,
+        out_dir=args.out,
+        image_topic=args.image_topic,
+        command_topic=args.command_topic,
+        track=args.track,
+        runtime=args.runtime,
+    )
+    print(json.dumps(summary.as_dict()) if args.json else format_replay(summary))
     return 0
 
 
@@ -100,11 +147,11 @@ def _config_from_args(args: argparse.Namespace):
     return config
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def _parse_size(text: str, option: str = "--image-size") -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise CliError(f"--image-size {text!r}: expected WIDTHxHEIGHT, e.g. 80x60") from None
+        raise CliError(f"{option} {text!r}: expected WIDTHxHEIGHT, e.g. 80x60") from None
     return width, height
 
 
@@ -127,8 +174,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_run
 
-    out = export_run(args.run, args.out)
-    print(f"exported {out / 'model.onnx'} and {out / 'model_metadata.json'}")
+    formats = ("onnx", "openvino") if args.format == "openvino" else ("onnx",)
+    out = export_run(args.run, args.out, formats=formats)
+    ir = f", {out / 'model.xml'} + model.bin (OpenVINO IR, parity checked)" if args.format == "openvino" else ""
+    print(f"exported {out / 'model.onnx'}{ir} and {out / 'model_metadata.json'}")
     return 0
 
 
@@ -253,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="put the car back on track and add this many seconds instead of ending the lap",
     )
     p.add_argument("--trajectory", default=None, metavar="CSV", help="write the per-step trajectory here")
+    p.add_argument(
+        "--video",
+        default=None,
+        metavar="FILE.mp4",
+        help="write an H.264 MP4 of the laps: the car's camera, a top-down map, speed, steering, reward, progress",
+    )
     _add_backend_options(p, "drive the laps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", seed=True, env_arg=True)
@@ -376,7 +431,54 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write model.onnx + model_metadata.json of a run")
     p.add_argument("run", metavar="RUN", help="a run directory (its best model) or a model .zip")
     p.add_argument("--out", default=None, help="output dir (default: RUN/export)")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "openvino"],
+        default="onnx",
+        help="openvino: also model.xml + model.bin, the OpenVINO IR of the ONNX graph, checked for parity "
+        "(default: %(default)s)",
+    )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "record", help="drive laps in the simulator and record a ROS 2 bag (camera, /cmd_vel, /odom; no ROS needed)"
+    )
+    p.add_argument("model", nargs="?", metavar="RUN_OR_MODEL", help="a run directory, a model .zip or an export dir")
+    p.add_argument("--bag", required=True, help="the bag to write (a new directory)")
+    p.add_argument("--driver", choices=["policy", "baseline"], default="policy", help="'baseline': no model needed")
+    p.add_argument("--track", default=None, help="track name or .npy (default: the run's track, else reinvent_base)")
+    p.add_argument("--laps", type=int, default=1, help="laps to drive (default: %(default)s)")
+    p.add_argument(
+        "--size", default="160x120", metavar="WxH", help="recorded camera size (default: %(default)s, DeepRacer's)"
+    )
+    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="rosbag2 storage (default: mcap)")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser(
+        "replay",
+        help="run a policy on a bag's camera frames offline: its actions beside the car's, sim vs real frame stats",
+    )
+    p.add_argument("bag", metavar="BAG", help="a rosbag2 directory (mcap or sqlite3), e.g. recorded on the car")
+    p.add_argument("--model", required=True, help="an export dir (model.onnx) or its model.xml (OpenVINO)")
+    p.add_argument("--out", default=None, help="directory for actions.csv and summary.json (default: BAG-replay)")
+    p.add_argument(
+        "--image-topic",
+        dest="image_topic",
+        default=None,
+        help="camera topic (default: the first Image, CompressedImage or DeepRacer CameraMsg topic)",
+    )
+    p.add_argument(
+        "--command-topic",
+        dest="command_topic",
+        default=None,
+        help="the car's commands (default: the first Twist or DeepRacer ServoCtrlMsg topic)",
+    )
+    p.add_argument(
+        "--track", default="reinvent_base", help="track of the simulated frames compared with (default: %(default)s)"
+    )
+    p.add_argument("--runtime", choices=["auto", "onnxruntime", "openvino"], default="auto")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("plot", help="write PNG plots of a run into RUN/plots")
     p.add_argument("run", metavar="RUN")

@@ -5,7 +5,8 @@ ends the lap; with one (seconds, as in DeepRacer races) the car is put back on t
 line where it left and the penalty is added to its lap time. Laps are driven through
 `RaceCore`, so they work over any backend (in-process, or a simulator behind ROS topics).
 Besides the report, the laps can be written as a per-step trajectory CSV and as DeepRacer's
-evaluation simtrace (`simtrace.py`: one episode per lap, each opening with a `prepare` row).
+evaluation simtrace (`simtrace.py`: one episode per lap, each opening with a `prepare` row), and
+each step handed to `on_step` observers as a `LapStep` (the video and the bag recorder).
 """
 
 from __future__ import annotations
@@ -41,6 +42,25 @@ TRAJECTORY_COLUMNS = (
     "all_wheels_on_track",
     "status",
 )
+
+
+@dataclass(frozen=True)
+class LapStep:
+    """One step of an evaluation lap, for observers: the frame the driver decided on and what followed."""
+
+    lap: int  # 0-based
+    pose: np.ndarray  # (3,) x, y (m), yaw (rad) in the track frame when the driver decided (before the step)
+    sim_time: float  # s of sim time at that moment
+    speed_before: float  # m/s the car was doing then
+    steering_deg: float  # the command: degrees, + = left
+    speed: float  # the command: m/s
+    reward: float  # of the step
+    total_reward: float  # of the lap so far
+    params: dict[str, Any]  # the reward params after the step (progress 0..100, steps, ...)
+    status: str  # EpisodeStatus value after the step
+
+
+StepObserver = Callable[[LapStep], None]
 
 
 @dataclass
@@ -107,10 +127,11 @@ def run_laps(
     max_seconds: float = 120.0,
     trajectory_csv: str | os.PathLike | None = None,
     simtrace_csv: str | os.PathLike | None = None,
+    on_step: StepObserver | None = None,
 ) -> LapReport:
     """Drive `laps` laps from the start line with `driver` and report; optionally write the
     trajectory CSV and DeepRacer's evaluation simtrace (episode = lap, tstamp = sim clock in s
-    plus the penalties so far, so its lap times are the report's)."""
+    plus the penalties so far, so its lap times are the report's), and call `on_step` every step."""
     if core.n != 1:
         raise ValueError("evaluation drives one car")
     report = LapReport(laps=laps)
@@ -132,10 +153,32 @@ def run_laps(
             total_reward = 0.0
             status = EpisodeStatus.IN_PROGRESS
             for _ in range(int(max_seconds * core.control_hz)):
+                if on_step is not None:  # copied now: a backend may update its state arrays in place
+                    before = core.backend.states()
+                    pose, sim_time, speed_before = (
+                        before.poses[0].copy(),
+                        float(before.sim_time),
+                        float(before.speeds[0]),
+                    )
                 steer, speed = driver(core)
                 rewards, statuses, all_params = core.drive(steer, speed)
                 params, status, reward = all_params[0], statuses[0], float(rewards[0])
                 total_reward += reward
+                if on_step is not None:
+                    on_step(
+                        LapStep(
+                            lap,
+                            pose,
+                            sim_time,
+                            speed_before,
+                            float(steer[0]),
+                            float(speed[0]),
+                            reward,
+                            total_reward,
+                            params,
+                            status.value,
+                        )
+                    )
                 # Sim time, not steps x period: a real-time simulator over ROS may tick between steps.
                 tstamp = core.backend.states().sim_time + penalty
                 logged = status

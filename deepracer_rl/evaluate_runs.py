@@ -5,19 +5,23 @@ policy, or the scripted pure-pursuit baseline); the laps themselves are `evaluat
 over a `RaceCore` of the chosen backend (the in-process simulator, or a simulator behind
 the ROS topic contract: `deepracer-rl sim` or Gazebo). Laps of a run's model are also written
 into the run as DeepRacer's evaluation simtrace (`RunDir.new_evaluation_simtrace`), where
-deepracer-utils' `DeepRacerLog(RUN).load_evaluation_trace()` finds them.
+deepracer-utils' `DeepRacerLog(RUN).load_evaluation_trace()` finds them. `video` writes the laps
+as an MP4 (`video.Dashboard`: camera, top-down map, speed, steering, reward, progress).
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .algorithms import load_model
-from .evaluate import Driver, LapReport, baseline_driver, policy_driver, run_laps
-from .policy import ONNX_NAME, OnnxPolicy
+from .evaluate import Driver, LapReport, LapStep, StepObserver, baseline_driver, policy_driver, run_laps
+from .inference import load_policy
+from .policy import ONNX_NAME, OPENVINO_XML
 from .race import RaceCore
 from .rundir import RunDir, find_run
 from .train import race_kwargs
@@ -32,9 +36,12 @@ class Evaluation:
     backend: str
     report: LapReport
     simtrace: Path | None = None  # the evaluation simtrace written into the run
+    video: Path | None = None  # the MP4 written
 
     def as_dict(self) -> dict[str, Any]:
         extra = {"simtrace": str(self.simtrace)} if self.simtrace is not None else {}
+        if self.video is not None:
+            extra["video"] = str(self.video)
         return {"driver": self.label, "track": self.track, "backend": self.backend, **self.report.as_dict(), **extra}
 
 
@@ -51,10 +58,10 @@ def _race_and_driver(
     path = Path(target)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run directory, model .zip or export dir")
-    if (path / ONNX_NAME).exists() or path.suffix == ".onnx":
-        policy = OnnxPolicy(path)
+    if (path / ONNX_NAME).exists() or (path / OPENVINO_XML).exists() or path.suffix in (".onnx", ".xml"):
+        policy = load_policy(path)  # a model.xml runs on OpenVINO
         kwargs = dict(track=track or "reinvent_base", metadata=policy.actions, observation=policy.observation)
-        return kwargs, policy_driver(policy), f"{policy.root} (onnx)", None
+        return kwargs, policy_driver(policy), f"{policy.root} ({policy.runtime})", None
     run, model_path = find_run(path)
     config = run.load_config()
     kwargs = race_kwargs(config, run)
@@ -71,22 +78,66 @@ def evaluate_target(
     off_track_penalty: float | None = None,
     trajectory_csv: str | os.PathLike | None = None,
     simtrace: bool = True,
+    video: str | os.PathLike | None = None,
+    observer: Callable[[RaceCore], StepObserver] | None = None,
     **backend_options: Any,
 ) -> Evaluation:
     """Drive `laps` evaluation laps from the start line and report (see the module docstring);
-    `simtrace`: write the laps of a run's model into the run as an evaluation simtrace."""
+    `simtrace`: write the laps of a run's model into the run as an evaluation simtrace; `video`: an
+    MP4 of the laps; `observer`: made with the race (its track, car, actions), then called with every
+    `LapStep` (e.g. `bags.BagRecorder.observer`)."""
     if laps < 1:
         raise ValueError(f"--laps must be at least 1, got {laps}")
+    writer = None
+    if video is not None:
+        from .video import Mp4Writer
+
+        writer = Mp4Writer(video)  # VideoError (a ValueError) names a bad path before driving
     kwargs, drive, label, run = _race_and_driver(target, driver, track)
     core = RaceCore.create(n_cars=1, backend=backend, **kwargs, **backend_options)
     simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None else None
+    observers = [observer(core)] if observer is not None else []
+    if writer is not None:
+        observers.append(video_observer(core, writer))
     try:
         report = run_laps(
-            core, drive, laps, off_track_penalty, trajectory_csv=trajectory_csv, simtrace_csv=simtrace_csv
+            core,
+            drive,
+            laps,
+            off_track_penalty,
+            trajectory_csv=trajectory_csv,
+            simtrace_csv=simtrace_csv,
+            on_step=(lambda step: [o(step) for o in observers]) if observers else None,
         )
     finally:
         core.close()
-    return Evaluation(label, core.track.name, backend, report, simtrace_csv)
+        if writer is not None:
+            writer.close()
+    return Evaluation(label, core.track.name, backend, report, simtrace_csv, Path(video) if video else None)
+
+
+def video_observer(core: RaceCore, writer: Any) -> StepObserver:
+    """An on_step observer drawing each step as a `video.Dashboard` frame into `writer` (an Mp4Writer)."""
+    from .video import Dashboard
+
+    dashboard = Dashboard(core.track, math.degrees(core.car.max_steer), core.actions.max_speed)
+
+    def observe(step: LapStep) -> None:
+        if step.params["steps"] == 1:
+            dashboard.new_lap()
+        frame = dashboard.frame(
+            step.pose,
+            step.steering_deg,
+            step.speed,
+            step.reward,
+            float(step.params["progress"]),
+            step.lap + 1,
+            step.sim_time,
+            step.status,
+        )
+        writer.write(frame)
+
+    return observe
 
 
 def format_evaluation(result: Evaluation) -> str:

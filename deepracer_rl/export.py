@@ -1,5 +1,10 @@
 """`deepracer-rl export`: a trained policy as `model.onnx` + `model_metadata.json` (+ checksums).
 
+With `--format openvino` also `model.xml` + `model.bin`: the OpenVINO IR converted from that
+ONNX graph (float32 weights), the metadata and action digest in its rt_info, and checked
+against the ONNX graph and the torch policy on sample observations (rendered track views and
+random frames) before it is kept: outputs further apart than `PARITY_TOLERANCE` fail the export.
+
 The ONNX graph takes float32 frames (N, C, H, W) with values 0..255, exactly the env's
 observation, and outputs `action`: per-action probabilities for a discrete space, or the
 deterministic (steering, speed) in [-1, 1] for a continuous one. The preprocessing that
@@ -22,9 +27,27 @@ from .action_space import ActionSpace
 from .algorithms import load_model
 from .networks import DEEPRACER_NETWORK_NAMES
 from .observation import ObservationSpec
-from .policy import CHECKSUMS_NAME, METADATA_NAME, ONNX_NAME, sha256
+from .policy import (
+    CHECKSUMS_NAME,
+    IR_RT_INFO,
+    METADATA_NAME,
+    ONNX_NAME,
+    OPENVINO_BIN,
+    OPENVINO_XML,
+    OnnxPolicy,
+    OpenVinoPolicy,
+    PolicyLoadError,
+    sha256,
+)
 from .rundir import find_run
 from .sensors import sensors_for
+
+FORMATS = ("onnx", "openvino")  # ONNX is always written; openvino adds the IR converted from it
+PARITY_TOLERANCE = 1e-4  # max |difference| of outputs (probabilities or actions in [-1, 1]) between runtimes
+
+
+class ExportError(ValueError):
+    """The export cannot be made or failed its parity check; the message says which file and why."""
 
 
 def policy_module(model: Any) -> Any:
@@ -59,17 +82,25 @@ def export_policy(
     actions: ActionSpace,
     out_dir: str | os.PathLike,
     network: str | None = None,
+    formats: tuple[str, ...] = ("onnx",),
+    samples: np.ndarray | None = None,
 ) -> Path:
-    """Write model.onnx, model_metadata.json and SHA256SUMS into out_dir.
+    """Write model.onnx, model_metadata.json and SHA256SUMS into out_dir (+ model.xml/.bin for "openvino").
 
     The ONNX input is named after the sensor (`sensors.Sensor.input_name`); `network` (a name
-    of `networks.NETWORKS`) sets the metadata's DeepRacer `neural_network`.
+    of `networks.NETWORKS`) sets the metadata's DeepRacer `neural_network`. `samples`: (N, C, H, W)
+    observations for the IR's parity check (default: random frames).
     """
     import torch
 
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ExportError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
     (sensor,) = sensors_for(actions.sensor)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in (OPENVINO_XML, OPENVINO_BIN):  # an IR of an earlier export would not match this graph
+        (out / stale).unlink(missing_ok=True)
     module = policy_module(model)
     dummy = torch.zeros((1, observation.channels, observation.height, observation.width))
     tmp = out / (ONNX_NAME + ".tmp")
@@ -99,9 +130,67 @@ def export_policy(
         "output": "probabilities per action" if actions.kind == "discrete" else "steering, speed in [-1, 1]",
     }
     (out / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    sums = "".join(f"{sha256(out / name)}  {name}\n" for name in (ONNX_NAME, METADATA_NAME))
-    (out / CHECKSUMS_NAME).write_text(sums, encoding="utf-8")
+    _write_checksums(out)
+    if "openvino" in formats:
+        write_openvino(out, metadata)
+        _write_checksums(out)
+        if samples is None:
+            rng = np.random.default_rng(0)
+            samples = rng.integers(0, 256, (16, observation.channels, observation.height, observation.width))
+        try:
+            check_parity(out, np.asarray(samples, dtype=np.float32), torch_outputs(model, samples))
+        except ExportError:
+            for name in (OPENVINO_XML, OPENVINO_BIN):
+                (out / name).unlink(missing_ok=True)
+            _write_checksums(out)
+            raise
     return out
+
+
+def _write_checksums(out: Path) -> None:
+    names = [n for n in (ONNX_NAME, METADATA_NAME, OPENVINO_XML, OPENVINO_BIN) if (out / n).exists()]
+    sums = "".join(f"{sha256(out / name)}  {name}\n" for name in names)
+    (out / CHECKSUMS_NAME).write_text(sums, encoding="utf-8")
+
+
+def write_openvino(out: Path, metadata: dict) -> Path:
+    """Convert out/model.onnx to the OpenVINO IR out/model.xml + model.bin (float32), metadata in its rt_info."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise ExportError("--format openvino needs the openvino package (pip install openvino)") from None
+    try:
+        model = ov.convert_model(str(out / ONNX_NAME))
+    except Exception as exc:  # the converter raises its own error types
+        raise ExportError(f"{out / ONNX_NAME}: OpenVINO cannot convert it ({exc})") from None
+    model.set_rt_info(json.dumps(metadata, sort_keys=True), [IR_RT_INFO, "model_metadata"])
+    model.set_rt_info(metadata["action_space_sha256"], [IR_RT_INFO, "action_space_sha256"])
+    tmp = out / ("model.tmp" + Path(OPENVINO_XML).suffix)
+    ov.save_model(model, str(tmp), compress_to_fp16=False)  # fp16 weights would break parity
+    os.replace(tmp.with_suffix(Path(OPENVINO_BIN).suffix), out / OPENVINO_BIN)
+    os.replace(tmp, out / OPENVINO_XML)
+    return out / OPENVINO_XML
+
+
+def check_parity(out: Path, samples: np.ndarray, reference: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> float:
+    """Largest |difference| between the IR's, the ONNX graph's and the reference (torch) outputs on `samples`;
+    ExportError when above `tolerance`."""
+    try:
+        ir = OpenVinoPolicy(out).outputs(samples)
+        onnx = OnnxPolicy(out).outputs(samples)
+    except PolicyLoadError as exc:
+        raise ExportError(str(exc)) from None
+    worst = 0.0
+    for name, outputs in (("OpenVINO IR", ir), ("ONNX", onnx)):
+        difference = float(np.max(np.abs(outputs - reference))) if outputs.shape == reference.shape else np.inf
+        if not difference <= tolerance:
+            raise ExportError(
+                f"{out / (OPENVINO_XML if name != 'ONNX' else ONNX_NAME)}: the {name} outputs differ from the "
+                f"torch policy's by {difference:.3g} on {len(samples)} sample observations (tolerance "
+                f"{tolerance:g}); the IR was not kept"
+            )
+        worst = max(worst, difference)
+    return worst
 
 
 def torch_outputs(model: Any, frames: np.ndarray) -> np.ndarray:
@@ -119,10 +208,35 @@ def torch_outputs(model: Any, frames: np.ndarray) -> np.ndarray:
         return torch.clamp(policy.get_distribution(obs).distribution.mean, -1.0, 1.0).numpy()
 
 
-def export_run(run_or_model: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
-    """Export a run's best model (or a given model .zip of a run) to out_dir (default RUN/export)."""
+def sample_observations(observation: ObservationSpec, track: str, count: int = 16, seed: int = 0) -> np.ndarray:
+    """(count, C, H, W) float32 parity samples: half camera views along `track` (through the one
+    preprocessing), half random frames."""
+    from .camera import CameraRenderer, example_poses
+    from .car import CarSpec
+    from .observation import FrameStack, observation_from_image
+    from .track import Track
+
+    loaded = Track.load(track)
+    camera = CarSpec.from_urdf().camera
+    renderer = CameraRenderer(loaded, camera, camera.width, camera.height, grayscale=False)
+    views = []
+    for image in renderer.render(example_poses(loaded))[: count // 2]:
+        views.append(FrameStack(observation).push(observation_from_image(image, observation)))
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (count - len(views), *observation.shape))
+    return np.concatenate([np.array(views, dtype=np.float32), noise.astype(np.float32)])
+
+
+def export_run(
+    run_or_model: str | os.PathLike, out_dir: str | os.PathLike | None = None, formats: tuple[str, ...] = ("onnx",)
+) -> Path:
+    """Export a run's best model (or a given model .zip of a run) to out_dir (default RUN/export);
+    formats: "onnx" and/or "openvino" (see the module docstring)."""
     run, path = find_run(run_or_model)
     config = run.load_config()
     actions = run.load_actions(config)  # refuses an action list reordered or edited after training
     model = load_model(path, algo=config.algo)
-    return export_policy(model, config.observation(), actions, out_dir or run.export_dir, network=config.network)
+    observation = config.observation()
+    samples = sample_observations(observation, config.track) if "openvino" in formats else None
+    out = out_dir or run.export_dir
+    return export_policy(model, observation, actions, out, network=config.network, formats=formats, samples=samples)

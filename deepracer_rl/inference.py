@@ -1,8 +1,10 @@
 """Driving with an exported policy: camera image -> checked command -> the car's conventions.
 
 No ROS here: `ros/inference_node.py` wires this to topics, and the tests and benchmarks
-use it directly. The preprocessing is `observation.observation_from_image` + `observation.FrameStack`,
-the functions the ROS bridge uses in training, so the network sees what it saw there.
+use it directly. `load_policy` picks the runtime: OpenVINO for an IR (`model.xml`, or an export
+dir when asked for), onnxruntime otherwise. The preprocessing is
+`observation.observation_from_image` + `observation.FrameStack`, the functions the ROS bridge
+uses in training, so the network sees what it saw there.
 
 Two output conventions:
 * ROS (`/cmd_vel`, geometry_msgs/Twist): linear.x = speed (m/s), angular.z =
@@ -19,13 +21,17 @@ Two output conventions:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .action_space import ActionSpace
 from .observation import FrameStack, observation_from_image
-from .policy import OnnxPolicy
+from .policy import ONNX_NAME, OPENVINO_XML, ExportedPolicy, OnnxPolicy, OpenVinoPolicy, PolicyLoadError
+
+RUNTIMES = ("auto", "onnxruntime", "openvino")
 
 # DeepRacer navigation node: speeds v_max and v_max / 2 map to throttle 1.0 and 0.8.
 SERVO_SPEED_POINTS = (1.0, 0.8)
@@ -91,6 +97,26 @@ class Command:
         return self.speed == 0.0 and self.steering_deg == 0.0
 
 
+def load_policy(model: str | os.PathLike, runtime: str = "auto", threads: int = 1) -> ExportedPolicy:
+    """An exported policy on its runtime: `model` is an export dir, its model.onnx or its model.xml.
+
+    runtime "auto": OpenVINO for a .xml path or a dir holding only the IR, onnxruntime otherwise;
+    "openvino" / "onnxruntime" ask for one (PolicyLoadError when its files or package are missing).
+    """
+    if runtime not in RUNTIMES:
+        raise PolicyLoadError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    path = Path(model)
+    if not path.exists():
+        raise PolicyLoadError(f"{path}: no such export dir, model.onnx or model.xml")
+    if runtime == "auto":
+        root = path.parent if path.is_file() else path
+        only_ir = (root / OPENVINO_XML).exists() and not (root / ONNX_NAME).exists()
+        runtime = "openvino" if path.suffix == ".xml" or only_ir else "onnxruntime"
+    if runtime == "openvino":
+        return OpenVinoPolicy(path.parent if path.suffix == ".onnx" else path, threads=threads)
+    return OnnxPolicy(path.parent if path.suffix == ".xml" else path, threads=threads)
+
+
 def check_outputs(outputs: np.ndarray, actions: ActionSpace) -> None:
     """Raise UnsafeOutput unless the outputs are finite and in range for the action space.
 
@@ -117,7 +143,9 @@ def command_from_outputs(outputs: np.ndarray, actions: ActionSpace, max_speed: f
 class PolicyRunner:
     """An exported policy with its frame stack: images in, checked commands out."""
 
-    def __init__(self, policy: OnnxPolicy, max_speed: float = math.inf, frame_check: FrameCheck | None = FrameCheck()):
+    def __init__(
+        self, policy: ExportedPolicy, max_speed: float = math.inf, frame_check: FrameCheck | None = FrameCheck()
+    ):
         self.policy = policy
         self.actions = policy.actions
         self.stack = FrameStack(policy.observation)

@@ -1,7 +1,11 @@
-"""An exported policy: its files (model.onnx, model_metadata.json, SHA256SUMS) and running it.
+"""An exported policy: its files (model.onnx, model_metadata.json, SHA256SUMS; model.xml + model.bin,
+the OpenVINO IR, with `--format openvino`) and running it.
 
 `deepracer-rl export` writes these files; `OnnxPolicy` loads and checks them and runs the
-network with onnxruntime on observations made by `observation.observation_from_image`.
+network with onnxruntime, `OpenVinoPolicy` the IR with the OpenVINO runtime (the one the
+DeepRacer's own stack uses), both on observations made by `observation.observation_from_image`.
+The IR carries the metadata and the action list's digest in its rt_info too
+(`IR_RT_INFO`), so an IR next to a metadata file edited after export is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from .observation import ObservationSpec
 ONNX_NAME = "model.onnx"
 METADATA_NAME = "model_metadata.json"
 CHECKSUMS_NAME = "SHA256SUMS"
+OPENVINO_XML = "model.xml"  # OpenVINO IR: the graph; its weights are OPENVINO_BIN beside it
+OPENVINO_BIN = "model.bin"
+IR_RT_INFO = "deepracer_rl"  # rt_info section of the IR: model_metadata (JSON text) and action_space_sha256
 
 
 class PolicyLoadError(ValueError):
@@ -53,37 +60,80 @@ def observation_spec_from_metadata(metadata: dict, where: str) -> ObservationSpe
         raise PolicyLoadError(f"{where}: invalid field 'observation' ({exc!r})") from None
 
 
-class OnnxPolicy:
+def load_export_metadata(root: Path) -> tuple[dict, ActionSpace, ObservationSpec]:
+    """(metadata dict, actions, observation) of an export dir, checked: JSON, the action list's digest,
+    the observation field and SHA256SUMS; PolicyLoadError names the file."""
+    meta_path = root / METADATA_NAME
+    if not meta_path.exists():
+        raise PolicyLoadError(f"{meta_path}: missing (expected an export dir from deepracer-rl export)")
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PolicyLoadError(f"{meta_path}: not valid JSON ({exc})") from None
+    try:
+        actions = ActionSpace.from_metadata(metadata, str(meta_path))
+    except MetadataError as exc:
+        raise PolicyLoadError(str(exc)) from None
+    recorded = metadata.get("action_space_sha256")
+    if recorded is not None and recorded != actions.digest():
+        raise PolicyLoadError(
+            f"{meta_path}: the action space was edited after export (reordered or changed); the network's "
+            "outputs would drive the wrong actions: export the run again"
+        )
+    observation = observation_spec_from_metadata(metadata, str(meta_path))
+    try:
+        verify_checksums(root)
+    except ValueError as exc:
+        raise PolicyLoadError(str(exc)) from None
+    return metadata, actions, observation
+
+
+def _check_io(
+    model_path: Path, shape: list, outputs: object, observation: ObservationSpec, actions: ActionSpace
+) -> None:
+    expected = [observation.channels, observation.height, observation.width]
+    if list(shape[1:]) != expected:
+        raise PolicyLoadError(f"{model_path}: input shape {shape} does not match the metadata's observation {expected}")
+    wanted = len(actions.actions) if actions.kind == "discrete" else 2
+    if outputs != wanted:
+        raise PolicyLoadError(f"{model_path}: {outputs} outputs, but the action space needs {wanted}")
+
+
+class ExportedPolicy:
+    """What both runtimes offer: root (the export dir), metadata, actions, observation, runtime, outputs, predict."""
+
+    runtime = ""
+    root: Path
+    metadata: dict
+    actions: ActionSpace
+    observation: ObservationSpec
+
+    def outputs(self, observations: np.ndarray) -> np.ndarray:
+        """Raw network outputs for (N, C, H, W) float frames 0..255."""
+        raise NotImplementedError
+
+    def predict(self, observations: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """SB3-style: action indices (discrete) or (N, 2) actions in [-1, 1]."""
+        out = self.outputs(observations)
+        if self.actions.kind == "discrete":
+            return np.argmax(out, axis=-1), None
+        return out, None
+
+
+class OnnxPolicy(ExportedPolicy):
     """An exported policy (model.onnx + model_metadata.json) run with onnxruntime."""
+
+    runtime = "onnxruntime"
 
     def __init__(self, export_dir: str | os.PathLike, threads: int = 1):
         root = Path(export_dir)
         if root.is_file() and root.suffix == ".onnx":
             root = root.parent
         self.root = root
-        model_path, meta_path = root / ONNX_NAME, root / METADATA_NAME
-        for path in (model_path, meta_path):
-            if not path.exists():
-                raise PolicyLoadError(f"{path}: missing (expected an export dir from deepracer-rl export)")
-        try:
-            metadata = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise PolicyLoadError(f"{meta_path}: not valid JSON ({exc})") from None
-        try:
-            self.actions = ActionSpace.from_metadata(metadata, str(meta_path))
-        except MetadataError as exc:
-            raise PolicyLoadError(str(exc)) from None
-        recorded = metadata.get("action_space_sha256")
-        if recorded is not None and recorded != self.actions.digest():
-            raise PolicyLoadError(
-                f"{meta_path}: the action space was edited after export (reordered or changed); the network's "
-                "outputs would drive the wrong actions: export the run again"
-            )
-        self.observation = observation_spec_from_metadata(metadata, str(meta_path))
-        try:
-            verify_checksums(root)
-        except ValueError as exc:
-            raise PolicyLoadError(str(exc)) from None
+        model_path = root / ONNX_NAME
+        if not model_path.exists():
+            raise PolicyLoadError(f"{model_path}: missing (expected an export dir from deepracer-rl export)")
+        self.metadata, self.actions, self.observation = load_export_metadata(root)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -94,15 +144,9 @@ class OnnxPolicy:
         except Exception as exc:  # onnxruntime raises its own types for corrupt graphs
             raise PolicyLoadError(f"{model_path}: not a loadable ONNX model ({exc})") from None
         model_input = self.session.get_inputs()[0]
-        expected = [self.observation.channels, self.observation.height, self.observation.width]
-        if list(model_input.shape[1:]) != expected:
-            raise PolicyLoadError(
-                f"{model_path}: input shape {model_input.shape} does not match the metadata's observation {expected}"
-            )
-        outputs = self.session.get_outputs()[0].shape[-1]
-        wanted = len(self.actions.actions) if self.actions.kind == "discrete" else 2
-        if outputs != wanted:
-            raise PolicyLoadError(f"{model_path}: {outputs} outputs, but the action space needs {wanted}")
+        _check_io(
+            model_path, model_input.shape, self.session.get_outputs()[0].shape[-1], self.observation, self.actions
+        )
         self.input_name = model_input.name
 
     def outputs(self, observations: np.ndarray) -> np.ndarray:
@@ -112,9 +156,61 @@ class OnnxPolicy:
             frames = frames[None]
         return self.session.run(None, {self.input_name: frames})[0]
 
-    def predict(self, observations: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
-        """SB3-style: action indices (discrete) or (N, 2) actions in [-1, 1]."""
-        out = self.outputs(observations)
-        if self.actions.kind == "discrete":
-            return np.argmax(out, axis=-1), None
-        return out, None
+
+class OpenVinoPolicy(ExportedPolicy):
+    """An exported policy's OpenVINO IR (model.xml + model.bin beside model_metadata.json) run with OpenVINO.
+
+    float32 inference (no bf16/fp16 hints), so it matches the ONNX graph it was converted from.
+    """
+
+    runtime = "openvino"
+
+    def __init__(self, export_dir: str | os.PathLike, threads: int = 1):
+        root = Path(export_dir)
+        if root.is_file() and root.suffix == ".xml":
+            root = root.parent
+        self.root = root
+        model_path = root / OPENVINO_XML
+        for path in (model_path, root / OPENVINO_BIN):
+            if not path.exists():
+                raise PolicyLoadError(
+                    f"{path}: missing (expected an export dir from deepracer-rl export --format openvino)"
+                )
+        self.metadata, self.actions, self.observation = load_export_metadata(root)
+        try:
+            import openvino as ov
+        except ImportError:
+            raise PolicyLoadError(
+                f"{model_path}: the openvino package is not installed (pip install openvino)"
+            ) from None
+        core = ov.Core()
+        try:
+            model = core.read_model(str(model_path))
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own for corrupt IR
+            raise PolicyLoadError(f"{model_path}: not a loadable OpenVINO IR ({exc})") from None
+        key = [IR_RT_INFO, "action_space_sha256"]
+        embedded = model.get_rt_info(key).astype(str) if model.has_rt_info(key) else None
+        if embedded != self.actions.digest():
+            raise PolicyLoadError(
+                f"{model_path}: the IR was exported for action list {embedded or '(none recorded)'}, but "
+                f"{root / METADATA_NAME} holds {self.actions.digest()}: export the run again"
+            )
+        shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()]
+        out_shape = model.outputs[0].get_partial_shape()
+        outputs = out_shape[len(out_shape) - 1].get_length() if out_shape[len(out_shape) - 1].is_static else None
+        _check_io(model_path, shape, outputs, self.observation, self.actions)
+        self.input_name = model.inputs[0].get_any_name()
+        config = {
+            "INFERENCE_NUM_THREADS": int(threads),
+            "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+
+    def outputs(self, observations: np.ndarray) -> np.ndarray:
+        """Raw network outputs for (N, C, H, W) frames."""
+        frames = np.asarray(observations, dtype=np.float32)
+        if frames.ndim == 3:
+            frames = frames[None]
+        return np.array(self.request.infer({0: frames})[0])

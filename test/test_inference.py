@@ -464,6 +464,21 @@ def test_ctrl_c_publishes_a_stop_before_exiting(cloned_policy, nodes, ros):
     assert last and last[-1][1:] == (0.0, 0.0), ros.commands[-3:]
 
 
+def test_node_drives_with_the_openvino_ir(cloned_policy, nodes, ros, tmp_path):
+    from deepracer_rl.export import export_run
+
+    export = export_run(cloned_policy.parent / "run", tmp_path / "ir", formats=("onnx", "openvino"))
+    node = nodes(f"model:={export / 'model.xml'}")
+    ros.wait_connected()
+    ros.commands.clear()
+    assert ros.wait_for(lambda: len(moving(ros.commands)) >= 5, 10.0, frames=True), log_of(node)
+    assert node.interrupt() == 0
+    assert "(openvino, discrete" in log_of(node), log_of(node)
+    # The same frame over and over: every command is the one onnxruntime gives for it.
+    expected = twist(PolicyRunner(OnnxPolicy(export)).act(camera_frame()), CAR.wheelbase)
+    assert all(c[1:] == pytest.approx(expected, abs=1e-6) for c in moving(ros.commands)), ros.commands[:3]
+
+
 def test_throttle_scale_and_max_speed_change_at_run_time_for_calibration(cloned_policy):
     import rclpy
     from rclpy.parameter import Parameter

@@ -58,8 +58,8 @@ from std_srvs.srv import SetBool
 
 from ..action_space import SPEED_MAX
 from ..car import CarSpec
-from ..inference import Command, PolicyRunner, ServoMapping, UnsafeOutput, twist
-from ..policy import OnnxPolicy, PolicyLoadError
+from ..inference import Command, PolicyRunner, ServoMapping, UnsafeOutput, load_policy, twist
+from ..policy import PolicyLoadError
 from . import contract
 from .image import image_to_rgb
 
@@ -141,7 +141,7 @@ class InferenceNode(Node):
         if profile not in PROFILES:
             raise ValueError(f"parameter 'profile' must be one of {', '.join(PROFILES)}, got {profile!r}")
         defaults = PROFILES[profile]
-        model = declare("model", "", "export directory holding model.onnx and model_metadata.json")
+        model = declare("model", "", "export dir (model.onnx + model_metadata.json) or its model.xml (OpenVINO)")
         image_topic = declare("image_topic", defaults["image_topic"], "camera topic")
         image_type = declare("image_type", defaults["image_type"], f"camera message type: {' | '.join(IMAGE_TYPES)}")
         cmd_vel_topic = declare("cmd_vel_topic", defaults["cmd_vel_topic"], "Twist output ('' = off)")
@@ -157,7 +157,7 @@ class InferenceNode(Node):
         car_services = declare(
             "car_services", defaults["car_services"], "answer ctrl_pkg's inference_pkg / navigation services"
         )
-        threads = declare("threads", 1, "onnxruntime intra-op threads")
+        threads = declare("threads", 1, "inference threads (onnxruntime / OpenVINO)")
         if not model:
             raise ValueError("parameter 'model' is required: the export directory (model.onnx + model_metadata.json)")
         if not (max_speed > 0 and self.watchdog_timeout > 0):
@@ -168,7 +168,7 @@ class InferenceNode(Node):
         if car is None and image_type == "CameraMsg":
             raise ValueError(CAR_PACKAGE_HELP.format(what=f"cannot subscribe to CameraMsg on {image_topic}"))
 
-        self.policy = OnnxPolicy(model, threads=int(threads))  # PolicyLoadError names the bad file
+        self.policy = load_policy(model, threads=int(threads))  # .xml: OpenVINO; PolicyLoadError names the file
         unsubscribable = [name for name in self.policy.actions.sensor if name not in contract.SENSOR_TOPICS]
         if unsubscribable:
             raise ValueError(
@@ -220,7 +220,7 @@ class InferenceNode(Node):
         self._source_stamp = None  # header stamp of the frame the next command answers
         self._last_error_log = -math.inf
         self.get_logger().info(
-            f"profile {profile}: {self.policy.root} ({self.policy.actions.kind}, "
+            f"profile {profile}: {self.policy.root} ({self.policy.runtime}, {self.policy.actions.kind}, "
             f"{len(self.policy.actions.actions) if self.policy.actions.kind == 'discrete' else 2} outputs), "
             f"camera {image_topic} ({image_type}) -> "
             f"{cmd_vel_topic or '-'} / {servo_topic or '-'}"
