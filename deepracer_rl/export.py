@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -89,34 +91,64 @@ def export_policy(
 
     The ONNX input is named after the sensor (`sensors.Sensor.input_name`); `network` (a name
     of `networks.NETWORKS`) sets the metadata's DeepRacer `neural_network`. `samples`: (N, C, H, W)
-    observations for the IR's parity check (default: random frames).
+    observations for the IR's parity check (default: random frames). The files are written into a
+    staging folder inside out_dir and renamed into place, SHA256SUMS last: a full disk or a failed
+    check leaves the previous export as it was (ExportError names the file and the reason).
     """
-    import torch
-
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ExportError(f"unknown export format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
-    (sensor,) = sensors_for(actions.sensor)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in (OPENVINO_XML, OPENVINO_BIN):  # an IR of an earlier export would not match this graph
-        (out / stale).unlink(missing_ok=True)
+    staging: Path | None = None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+        _write_export(staging, model, observation, actions, network, formats, samples, shown=out)
+        for name in (ONNX_NAME, OPENVINO_XML, OPENVINO_BIN, METADATA_NAME, CHECKSUMS_NAME):
+            if (staging / name).exists():
+                os.replace(staging / name, out / name)
+            elif name in (OPENVINO_XML, OPENVINO_BIN):  # an IR of an earlier export would not match this graph
+                (out / name).unlink(missing_ok=True)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        raise ExportError(
+            f"{out}: the export could not be written ({exc.strerror or exc}{where}; a full disk?); "
+            "the previous export there, if any, is unchanged"
+        ) from None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _write_export(
+    out: Path,
+    model: Any,
+    observation: ObservationSpec,
+    actions: ActionSpace,
+    network: str | None,
+    formats: tuple[str, ...],
+    samples: np.ndarray | None,
+    shown: Path,
+) -> None:
+    """The files of `export_policy`, written into the (empty) staging folder `out` (`shown` in messages)."""
+    import torch
+
+    (sensor,) = sensors_for(actions.sensor)
     module = policy_module(model)
     dummy = torch.zeros((1, observation.channels, observation.height, observation.width))
-    tmp = out / (ONNX_NAME + ".tmp")
     with warnings.catch_warnings():  # the TorchScript exporter needs no extra packages; it warns
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
             (dummy,),
-            str(tmp),
+            str(out / ONNX_NAME),
             input_names=[sensor.input_name],
             output_names=["action"],
             dynamic_axes={sensor.input_name: {0: "batch"}, "action": {0: "batch"}},
             opset_version=17,
             dynamo=False,
         )
-    os.replace(tmp, out / ONNX_NAME)
     metadata = actions.to_metadata()
     metadata["action_space_sha256"] = actions.digest()  # the inference side refuses a list edited after export
     if network is not None:
@@ -130,21 +162,14 @@ def export_policy(
         "output": "probabilities per action" if actions.kind == "discrete" else "steering, speed in [-1, 1]",
     }
     (out / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    _write_checksums(out)
     if "openvino" in formats:
         write_openvino(out, metadata)
-        _write_checksums(out)
+        _write_checksums(out)  # check_parity loads the IR through the checked loader
         if samples is None:
             rng = np.random.default_rng(0)
             samples = rng.integers(0, 256, (16, observation.channels, observation.height, observation.width))
-        try:
-            check_parity(out, np.asarray(samples, dtype=np.float32), torch_outputs(model, samples))
-        except ExportError:
-            for name in (OPENVINO_XML, OPENVINO_BIN):
-                (out / name).unlink(missing_ok=True)
-            _write_checksums(out)
-            raise
-    return out
+        check_parity(out, np.asarray(samples, dtype=np.float32), torch_outputs(model, samples), shown=shown)
+    _write_checksums(out)
 
 
 def _write_checksums(out: Path) -> None:
@@ -172,9 +197,15 @@ def write_openvino(out: Path, metadata: dict) -> Path:
     return out / OPENVINO_XML
 
 
-def check_parity(out: Path, samples: np.ndarray, reference: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> float:
+def check_parity(
+    out: Path,
+    samples: np.ndarray,
+    reference: np.ndarray,
+    tolerance: float = PARITY_TOLERANCE,
+    shown: Path | None = None,
+) -> float:
     """Largest |difference| between the IR's, the ONNX graph's and the reference (torch) outputs on `samples`;
-    ExportError when above `tolerance`."""
+    ExportError when above `tolerance` (naming the file in `shown`, default `out`)."""
     try:
         ir = OpenVinoPolicy(out).outputs(samples)
         onnx = OnnxPolicy(out).outputs(samples)
@@ -185,9 +216,9 @@ def check_parity(out: Path, samples: np.ndarray, reference: np.ndarray, toleranc
         difference = float(np.max(np.abs(outputs - reference))) if outputs.shape == reference.shape else np.inf
         if not difference <= tolerance:
             raise ExportError(
-                f"{out / (OPENVINO_XML if name != 'ONNX' else ONNX_NAME)}: the {name} outputs differ from the "
-                f"torch policy's by {difference:.3g} on {len(samples)} sample observations (tolerance "
-                f"{tolerance:g}); the IR was not kept"
+                f"{(shown or out) / (OPENVINO_XML if name != 'ONNX' else ONNX_NAME)}: the {name} outputs differ "
+                f"from the torch policy's by {difference:.3g} on {len(samples)} sample observations (tolerance "
+                f"{tolerance:g}); nothing of this export was kept"
             )
         worst = max(worst, difference)
     return worst

@@ -646,3 +646,27 @@ def test_a_simulator_killed_mid_training_stops_the_run_resumably(simulators, tmp
     code, output = resumed.run_to_end(timeout=180)
     assert code == 0, output + sim.output()
     assert json.loads(state.read_text())["timesteps"] >= saved + 128
+
+
+def _limit_file_size() -> None:
+    """In the child: files may grow to 20 kB only (writing more fails with EFBIG, as a full disk fails)."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+
+def test_a_full_disk_during_export_is_named_and_keeps_the_previous_export(inputs_run, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "export"
+    export = [sys.executable, "-m", "deepracer_rl.cli", "export", str(inputs_run), "--out", str(out)]
+    first = subprocess.run(export, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    full = subprocess.run(export, capture_output=True, text=True, timeout=300, cwd=REPO, preexec_fn=_limit_file_size)
+    assert full.returncode == 2, full.stderr
+    assert f"deepracer-rl export: error: {out}: the export could not be written (File too large" in full.stderr
+    assert "the previous export there, if any, is unchanged" in full.stderr and "Traceback" not in full.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder, no half file
