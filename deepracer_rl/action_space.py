@@ -30,6 +30,7 @@ NEURAL_NETWORKS = (
     "DEEP_CONVOLUTIONAL_NETWORK_DEEP",
 )
 TRAINING_ALGORITHMS = ("clipped_ppo", "sac")
+METADATA_VERSIONS = ("1", "2", "3", "4", "5")  # model_metadata.json "version"s the simapp reads; we write the last
 
 
 class MetadataError(ValueError):
@@ -92,6 +93,7 @@ class ActionSpace:
             ),
             "sensor": _sensor_names(data.get("sensor", list(cls.sensor)), where),
         }
+        _check_version(data.get("version", METADATA_VERSIONS[-1]), where)
         if kind == "discrete":
             if not isinstance(raw, list) or not raw:
                 raise MetadataError(f"{where}: 'action_space' must be a non-empty list for discrete")
@@ -193,11 +195,24 @@ class ActionSpace:
             "neural_network": self.neural_network,
             "training_algorithm": self.training_algorithm,
             "action_space_type": self.kind,
-            "version": "5",
+            "version": METADATA_VERSIONS[-1],
         }
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(self.to_metadata(), indent=2) + "\n", encoding="utf-8")
+
+
+def _check_version(value: Any, where: str) -> None:
+    """The "version" field: DeepRacer's simapp reads metadata versions 1..5 (a string or a number)."""
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    whole = math.isfinite(number) and number == int(number)
+    if not whole or str(int(number)) not in METADATA_VERSIONS:
+        raise MetadataError(
+            f"{where}: field 'version' is {value!r}; DeepRacer's metadata versions are {', '.join(METADATA_VERSIONS)}"
+        )
 
 
 def _choice(data: dict, key: str, default: str, allowed: tuple[str, ...], where: str) -> str:

@@ -222,6 +222,8 @@ def test_metadata_with_a_sensor_string_or_an_unbuilt_sensor_is_refused(tmp_path)
     [
         ("neural_network", "DEEP_RESNET", "field 'neural_network' is 'DEEP_RESNET'; DeepRacer's values are"),
         ("training_algorithm", "dqn", "field 'training_algorithm' is 'dqn'; DeepRacer's values are clipped_ppo, sac"),
+        ("version", "9", "field 'version' is '9'; DeepRacer's metadata versions are 1, 2, 3, 4, 5"),
+        ("version", "five", "field 'version' is 'five'; DeepRacer's metadata versions are"),
     ],
 )
 def test_metadata_names_outside_deepracers_schema_are_refused_naming_the_field(field, value, message, tmp_path):
@@ -230,6 +232,9 @@ def test_metadata_names_outside_deepracers_schema_are_refused_naming_the_field(f
     path = tmp_path / "model_metadata.json"
     path.write_text(json.dumps({**ActionSpace.default().to_metadata(), field: value}))
     with pytest.raises(MetadataError, match=message):
+        ActionSpace.load(path)
+    for version in ("3", 4, "5.0"):  # what DeepRacer and the community tools write
+        path.write_text(json.dumps({**ActionSpace.default().to_metadata(), "version": version}))
         ActionSpace.load(path)
 
 
