@@ -7,7 +7,8 @@ seed for the full budget to report its best lap. Ends with one JSON line:
 
 `--isolation` instead measures what reward isolation costs: the demo configuration trained for
 `--isolation-steps` with the reward in a child process and in the training process, alternately,
-`--repeats` times each, in one run (no evaluations or checkpoints in the timed part). One JSON line:
+`--repeats` times each, in one run (no evaluations or checkpoints during training; the wall time of
+train() includes its start and its final evaluation lap, the same for both). One JSON line:
 {"isolated_steps_per_s": median, "in_process_steps_per_s": median, "isolated_over_in_process": ratio}
 """
 
@@ -55,8 +56,9 @@ def isolation_cost(steps: int, repeats: int) -> None:
                 config.eval_every = config.checkpoint_every = steps + 1
                 config.reward_isolation = isolated
                 out = Path(tmp) / f"{'isolated' if isolated else 'in_process'}{repeat}"
+                started = time.perf_counter()  # train()'s own "minutes" is rounded to 0.01 min
                 summary = train(config, out)
-                rate = summary["timesteps"] / max(1e-9, summary["minutes"] * 60.0)
+                rate = summary["timesteps"] / (time.perf_counter() - started)
                 rates[isolated].append(rate)
                 print(f"{'isolated  ' if isolated else 'in process'} {rate:7.1f} steps/s", flush=True)
     isolated, in_process = statistics.median(rates[True]), statistics.median(rates[False])
