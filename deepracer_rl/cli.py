@@ -100,7 +100,7 @@ def cmd_raceline(args: argparse.Namespace) -> int:
 
 def cmd_actions(args: argparse.Namespace) -> int:
     from .raceline import compute_raceline
-    from .racing import raceline_action_space
+    from .racing import coverage_gaps, raceline_action_space
 
     if not args.continuous and args.n < 3:
         raise CliError(f"--n {args.n}: a discrete action space from a racing line needs at least 3 actions")
@@ -110,7 +110,9 @@ def cmd_actions(args: argparse.Namespace) -> int:
     space.save(args.out)
     if space.kind == "discrete":
         listed = ", ".join(f"({s:g}°, {v:g} m/s)" for s, v in space.actions)
+        steer_gap, speed_gap = coverage_gaps(space, line)
         print(f"wrote {args.out}: {len(space.actions)} discrete actions {listed}")
+        print(f"  the need farthest from an action is {steer_gap:.1f}° and {speed_gap:.2f} m/s from it")
     else:
         print(
             f"wrote {args.out}: continuous steering {space.steering_range[0]:g}..{space.steering_range[1]:g}°, "
