@@ -67,6 +67,8 @@ def cmd_raceline(args: argparse.Namespace) -> int:
 
     if args.laps < 1:
         raise CliError(f"--laps must be at least 1, got {args.laps}")
+    if not 0.0 <= args.reward_speed_weight <= 1.0:  # also refuses NaN
+        raise CliError(f"--reward-speed-weight must be within 0..1, got {args.reward_speed_weight}")
     line = compute_raceline(args.track, reverse=args.reverse, margin=args.margin)
     result = line.summary()
     result["files"] = {kind: str(path) for kind, path in write_raceline(line, args.out).items()}
