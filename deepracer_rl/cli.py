@@ -35,10 +35,92 @@ def cmd_validate_reward(args: argparse.Namespace) -> int:
     track = Track.load(args.track)
     with IsolatedReward(args.file) as function:  # a reward that hangs or crashes is reported, not suffered
         summary = validate_reward(args.file, track, count=args.samples, function=function)
+        along = _along_raceline(args, track, function) if args.along_raceline else None
     print(
         f"OK {summary['file']}: {summary['calls']} calls on {summary['track']}, "
         f"reward min {summary['min']:.4g} mean {summary['mean']:.4g} max {summary['max']:.4g}"
     )
+    if along is not None:
+        for name, label in (("raceline", "the racing line "), ("centerline", "the centre line ")):
+            row = along[name]
+            print(
+                f"  along {label}: {row['steps']:4d} steps ({row['lap_s']:.2f} s lap at its speed profile), "
+                f"reward per step {row['mean_reward']:.4g}, per lap {row['lap_reward']:.4g}"
+            )
+        race, centre = along["raceline"], along["centerline"]
+        per_step = "racing" if race["mean_reward"] > centre["mean_reward"] else "centre"
+        per_lap = "racing" if race["lap_reward"] > centre["lap_reward"] else "centre"
+        print(f"  the reward prefers the {per_step} line per step and the {per_lap} line per lap")
+    return 0
+
+
+def _along_raceline(args: argparse.Namespace, track: Track, function: IsolatedReward) -> dict:
+    """validate-reward --along-raceline: the reward along the racing line and along the centre line."""
+    from .raceline import compute_raceline
+    from .racing import score_along_lines
+
+    return score_along_lines(function, compute_raceline(track, margin=args.margin))
+
+
+def cmd_raceline(args: argparse.Namespace) -> int:
+    from .raceline import compute_raceline
+    from .racing import verify_raceline, write_raceline, write_reward_file
+
+    if args.laps < 1:
+        raise CliError(f"--laps must be at least 1, got {args.laps}")
+    if not 0.0 <= args.reward_speed_weight <= 1.0:  # also refuses NaN
+        raise CliError(f"--reward-speed-weight must be within 0..1, got {args.reward_speed_weight}")
+    line = compute_raceline(args.track, reverse=args.reverse, margin=args.margin)
+    result = line.summary()
+    result["files"] = {kind: str(path) for kind, path in write_raceline(line, args.out).items()}
+    if args.reward_file:
+        result["files"]["reward"] = str(write_reward_file(line, args.reward_file, args.reward_speed_weight))
+    if args.verify:
+        result.update(verify_raceline(line, laps=args.laps))
+        driven = result["driven_lap_s"]
+        result["driven_vs_predicted"] = None if driven is None else round(driven / line.predicted_lap_s, 4)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    flying = result["predicted_flying_lap_s"]
+    print(
+        f"racing line of {result['track']}: {result['length_m']:.2f} m, "
+        f"predicted lap {result['predicted_lap_s']:.3f} s from standstill"
+        + (f", {flying:.3f} s at speed" if flying is not None else "")
+    )
+    print(
+        f"  centre line at its own speed profile: {result['centerline_lap_s']:.3f} s; minimum-curvature line: "
+        f"{result['min_curvature_lap_s']:.3f} s; optimised in {result['optimisation_s']:.1f} s"
+    )
+    if args.verify:
+        driven = result["driven_lap_s"]
+        text = "did not complete a lap" if driven is None else f"{driven:.3f} s ({result['driven_vs_predicted']:.3f} x)"
+        print(f"  driven in the simulator: {text}")
+    for path in result["files"].values():
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    from .raceline import compute_raceline
+    from .racing import coverage_gaps, raceline_action_space
+
+    if not args.continuous and args.n < 3:
+        raise CliError(f"--n {args.n}: a discrete action space from a racing line needs at least 3 actions")
+    line = compute_raceline(args.from_raceline, reverse=args.reverse, margin=args.margin)
+    space = raceline_action_space(line, n=args.n, continuous=args.continuous)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    space.save(args.out)
+    if space.kind == "discrete":
+        listed = ", ".join(f"({s:g}°, {v:g} m/s)" for s, v in space.actions)
+        steer_gap, speed_gap = coverage_gaps(space, line)
+        print(f"wrote {args.out}: {len(space.actions)} discrete actions {listed}")
+        print(f"  the need farthest from an action is {steer_gap:.1f}° and {speed_gap:.2f} m/s from it")
+    else:
+        print(
+            f"wrote {args.out}: continuous steering {space.steering_range[0]:g}..{space.steering_range[1]:g}°, "
+            f"speed {space.speed_range[0]:g}..{space.speed_range[1]:g} m/s"
+        )
     return 0
 
 
@@ -250,6 +332,17 @@ def _add_backend_options(p: argparse.ArgumentParser, action: str, default: str |
     )
 
 
+def _add_margin_option(p: argparse.ArgumentParser) -> None:
+    """--margin M: metres between the racing line and each border."""
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        metavar="M",
+        help="racing line: metres kept from each border (default: half the car's width from the URDF + 0.02)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepracer-rl",
@@ -266,7 +359,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a .py file defining reward_function(params)")
     p.add_argument("--track", default="reinvent_base", help="track name or .npy (default: %(default)s)")
     p.add_argument("--samples", type=int, default=200, help="positions to try (default: %(default)s)")
+    p.add_argument(
+        "--along-raceline",
+        dest="along_raceline",
+        action="store_true",
+        help="also score the reward along the track's racing line and along its centre line (one lap each "
+        "at its speed profile), to see which it prefers",
+    )
+    _add_margin_option(p)
     p.set_defaults(func=cmd_validate_reward)
+
+    p = sub.add_parser("raceline", help="the minimum-time racing line of a track: .npy, CSV, PNG, lap time")
+    p.add_argument("track", metavar="TRACK", help="track name or .npy")
+    p.add_argument("--reverse", action="store_true", help="the track driven the other way")
+    _add_margin_option(p)
+    p.add_argument("--out", default="runs/raceline", help="output directory (default: %(default)s)")
+    p.add_argument("--verify", action="store_true", help="drive the line in the simulator and report the lap")
+    p.add_argument("--laps", type=int, default=1, help="--verify: laps to drive (default: %(default)s)")
+    p.add_argument(
+        "--reward-file",
+        dest="reward_file",
+        default=None,
+        metavar="FILE.py",
+        help="also write a reward_function file with the line embedded (DeepRacer rewards cannot read files)",
+    )
+    p.add_argument(
+        "--reward-speed-weight",
+        dest="reward_speed_weight",
+        type=float,
+        default=0.5,
+        metavar="W",
+        help="--reward-file: share 0..1 of the reward for speed vs the line's profile (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_raceline)
+
+    p = sub.add_parser("actions", help="write a model_metadata.json action space (from a racing line)")
+    p.add_argument("--from-raceline", dest="from_raceline", required=True, metavar="TRACK", help="track name or .npy")
+    p.add_argument("--reverse", action="store_true", help="the track driven the other way")
+    _add_margin_option(p)
+    p.add_argument("--n", type=int, default=10, help="discrete actions (default: %(default)s)")
+    p.add_argument("--continuous", action="store_true", help="a continuous space whose bounds cover the line")
+    p.add_argument("--out", default="model_metadata.json", help="file to write (default: %(default)s)")
+    p.set_defaults(func=cmd_actions)
 
     p = sub.add_parser("world", help="generate Gazebo Harmonic worlds (SDF + meshes) from tracks")
     p.add_argument("tracks", nargs="*", metavar="TRACK", help="track names or .npy files")

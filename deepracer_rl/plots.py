@@ -93,6 +93,29 @@ def plot_lap(track: Track, trajectory_csv: Path, out: Path) -> Path:
     return out
 
 
+def plot_raceline(track: Track, points: np.ndarray, speed: np.ndarray, title: str, out: Path) -> Path:
+    """The track with a line (m, track frame) drawn in the colour of its speed (m/s)."""
+    from matplotlib.collections import LineCollection
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 6))
+    _draw_track(ax, track)
+    line = np.vstack([points, points[:1]]) if track.closed else points
+    values = np.append(speed, speed[:1]) if track.closed else speed
+    segments = np.stack([line[:-1], line[1:]], axis=1)
+    lines = LineCollection(segments, cmap="plasma", linewidths=2.5)
+    lines.set_array(0.5 * (values[:-1] + values[1:]))
+    ax.add_collection(lines)
+    fig.colorbar(lines, ax=ax, label="speed (m/s)")
+    ax.plot(points[0, 0], points[0, 1], "o", color="tab:green", label="start line")
+    ax.legend(loc="best")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def plot_reward_heatmap(track: Track, simtraces: list[Path], out: Path, max_rows: int = 400_000) -> Path:
     """Mean reward per step over the track, from the training simtrace files (in iteration order)."""
     plt = _pyplot()
