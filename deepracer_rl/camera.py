@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -279,6 +279,7 @@ class _View:
     horizon: float  # continuous row of the horizon (pixel i covers [i, i + 1))
     z: float  # metres, camera height above the ground (episode jitter included)
     pitch: float  # radians down (episode jitter included); objects are projected with z and pitch
+    yaw: float = 0.0  # radians left of the car's heading (a perturbation; 0 as mounted)
 
     levels: np.ndarray = field(init=False)  # (B,) mip level of every band, in strip order
     homographies: np.ndarray = field(init=False)  # (B, 3, 3) of every band
@@ -311,8 +312,10 @@ def _make_view(
     dz: float = 0.0,
     dpitch: float = 0.0,
     gains: np.ndarray | None = None,
+    yaw: float = 0.0,
 ) -> _View:
-    """Precompute bands and background for a camera (z and pitch jittered by dz, dpitch)."""
+    """Precompute bands and background for a camera (z and pitch jittered by dz, dpitch; turned
+    left by `yaw` radians about its vertical axis)."""
     fx, fy, cx, cy = camera.intrinsics(width, height)
     z, pitch = camera.z + dz, camera.pitch + dpitch
     sp, cp = math.sin(pitch), math.cos(pitch)
@@ -331,7 +334,12 @@ def _make_view(
     background = np.ascontiguousarray(np.broadcast_to(rows_rgb, (height, width, 3)))
     if grayscale:
         background = cv2.cvtColor(background, cv2.COLOR_RGB2GRAY)
-    h_car = _ground_homography(camera.x, camera.y, z, pitch, fx, fy, cx, cy)
+    if yaw:  # ground seen from the camera's own (turned) frame, then turned and moved into the car frame
+        yc, ys = math.cos(yaw), math.sin(yaw)
+        mount = np.array([[yc, -ys, camera.x], [ys, yc, camera.y], [0.0, 0.0, 1.0]])
+        h_car = mount @ _ground_homography(0.0, 0.0, z, pitch, fx, fy, cx, cy)
+    else:
+        h_car = _ground_homography(camera.x, camera.y, z, pitch, fx, fy, cx, cy)
 
     # Ground rows: the whole row must see the ground nearer than `far` (its top edge too).
     v = np.arange(height, dtype=np.float64)
@@ -362,7 +370,7 @@ def _make_view(
             bg = np.ascontiguousarray(np.repeat(background[v0:v1], k, axis=0)) if k > 1 else None
             strips.append(_Strip(v0, v1, k, tuple(bands), bg))
     horizon = cy - fy * math.tan(pitch)
-    return _View(background, tuple(strips), horizon, z, pitch)
+    return _View(background, tuple(strips), horizon, z, pitch, yaw)
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int]]:
@@ -422,6 +430,81 @@ STANDARD_RANDOMIZATION = DomainRandomization(
     camera_pitch=0.02,
     floor_texture=True,
 )
+
+
+@dataclass(frozen=True)
+class CameraPerturbation:
+    """Fixed changes of the camera, the same in every frame and episode: what a robustness evaluation
+    varies (`deepracer-rl evaluate --perturb NAME=VALUE`, `deepracer-rl robustness`).
+
+    Camera pose (added to the URDF's mounting): pitch (rad, + = down), height (m), yaw (rad, + =
+    left). Image, in this order after any randomisation: brightness (gain on pixel values) and
+    contrast (gain about mid-gray 128), a gaussian blur of `blur_px` (sigma in pixels of DeepRacer's
+    160-pixel-wide image, scaled to the rendered width), gaussian noise (std in gray levels, from
+    the renderer's seeded stream), then JPEG encoding at `jpeg_quality` (1-100, as the car's MJPEG
+    camera sends frames; 0 = none) at the rendered size. The defaults change nothing.
+    """
+
+    brightness: float = 1.0
+    contrast: float = 1.0
+    blur_px: float = 0.0
+    noise_std: float = 0.0
+    jpeg_quality: int = 0
+    camera_pitch_rad: float = 0.0
+    camera_height_m: float = 0.0
+    camera_yaw_rad: float = 0.0
+
+    def __post_init__(self) -> None:
+        bounds = {
+            "brightness": (0.0, 10.0),
+            "contrast": (0.0, 10.0),
+            "blur_px": (0.0, 20.0),
+            "noise_std": (0.0, 128.0),
+            "jpeg_quality": (0, 100),
+            "camera_pitch_rad": (-0.5, 0.5),
+            "camera_height_m": (-0.05, 0.5),
+            "camera_yaw_rad": (-0.5, 0.5),
+        }
+        for name, (low, high) in bounds.items():
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"camera perturbation {name} must be a number in [{low:g}, {high:g}], got {value!r}")
+        if self.jpeg_quality != int(self.jpeg_quality):
+            raise ValueError(
+                f"camera perturbation jpeg_quality must be a whole number 1-100 (0 = none), got {self.jpeg_quality}"
+            )
+
+    @classmethod
+    def parse(cls, assignments: Sequence[str]) -> CameraPerturbation:
+        """From `NAME=VALUE` texts (e.g. `brightness=0.6`); an unknown name or a bad value raises ValueError."""
+        names = [f.name for f in fields(cls)]
+        values: dict[str, float] = {}
+        for text in assignments:
+            name, sep, value = text.partition("=")
+            name = name.strip()
+            if not sep or name not in names:
+                raise ValueError(f"--perturb {text!r}: expected NAME=VALUE with NAME one of {', '.join(names)}")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"--perturb {text!r}: {value!r} is not a number") from None
+            values[name] = int(number) if name == "jpeg_quality" and number == int(number) else number
+        return cls(**values)
+
+    def changes(self) -> dict[str, float]:
+        """The fields that differ from no change, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
+
+    @property
+    def enabled(self) -> bool:
+        """True if anything is changed."""
+        return bool(self.changes())
+
+    @property
+    def per_frame(self) -> bool:
+        """True if the image itself is changed (not only the camera pose)."""
+        return bool(self.brightness != 1 or self.contrast != 1 or self.blur_px or self.noise_std or self.jpeg_quality)
+
 
 TEXTURE_POOL = 16  # scene variants (mat x colour gain) per renderer, built when first drawn
 
@@ -597,6 +680,7 @@ class CameraRenderer:
         grayscale: bool = True,
         randomization: DomainRandomization | None = None,
         seed: int | None = None,
+        perturbation: CameraPerturbation | None = None,
     ) -> None:
         if width <= 0 or height <= 0:
             raise ValueError(f"image size must be positive, got {width}x{height}")
@@ -604,6 +688,7 @@ class CameraRenderer:
         self.camera = _car_spec().camera if camera is None else camera
         self.width, self.height, self.grayscale = int(width), int(height), bool(grayscale)
         self.randomization = randomization or DomainRandomization()
+        self.perturbation = perturbation or CameraPerturbation()
         self.texture = ground_texture(track)
         self._scene = _Scene(self._levels(self.texture.rgb), None)
         self._view = self._make_view()
@@ -630,6 +715,12 @@ class CameraRenderer:
         r = self.randomization
         self._per_frame = bool(r.brightness or r.contrast or r.blur or r.noise)
         self._noise = None
+        self._perturbation_noise = None
+        if self.perturbation.noise_std:  # a bank 4 frames long, like the randomisation's
+            rng = np.random.default_rng(self._stream(3))
+            noise = rng.standard_normal(4 * int(np.prod(self.shape)), dtype=np.float32)
+            noise *= np.float32(self.perturbation.noise_std)
+            self._perturbation_noise = np.clip(np.round(noise), -255, 255).astype(np.int16)
         if r.noise:  # a bank of gaussian noise 4 frames long, read from a random offset per frame
             rng = np.random.default_rng(self._stream(0))
             size = 4 * int(np.prod(self.shape))
@@ -649,8 +740,11 @@ class CameraRenderer:
         return _pyramid(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.grayscale else rgb)
 
     def _make_view(self, dz: float = 0.0, dpitch: float = 0.0, gains: np.ndarray | None = None) -> _View:
-        resolution = self.texture.resolution
-        return _make_view(self.camera, self.width, self.height, resolution, self.grayscale, dz, dpitch, gains)
+        resolution, p = self.texture.resolution, self.perturbation
+        dz, dpitch = dz + p.camera_height_m, dpitch + p.camera_pitch_rad
+        return _make_view(
+            self.camera, self.width, self.height, resolution, self.grayscale, dz, dpitch, gains, p.camera_yaw_rad
+        )
 
     def _car(self, index: int) -> _Car:
         if index < 0:
@@ -752,6 +846,8 @@ class CameraRenderer:
                         cv2.fillConvexPoly(frame, polygons[k], colours[k], cv2.LINE_8, _DRAW_SHIFT)
             if self._per_frame:
                 self._jitter(frame, car.rng)
+            if self.perturbation.per_frame:
+                self._perturb(frame, car.rng)
         return out
 
     def _object_draws(
@@ -777,6 +873,8 @@ class CameraRenderer:
         z = np.array([car.view.z for car in cars])
         pitch = np.array([car.view.pitch for car in cars])
         c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
+        look = poses[:, 2] + np.array([car.view.yaw for car in cars])  # the optical axis' heading
+        lc, ls = np.cos(look), np.sin(look)
         sp, cp = np.sin(pitch), np.cos(pitch)
         zero = np.zeros(n)
         cam = np.stack(
@@ -790,9 +888,9 @@ class CameraRenderer:
         # Rows: unit depth (optical axis), right and down axes of each camera in the world.
         axes = np.stack(
             [
-                np.stack([cp * c, cp * s, -sp], axis=1),
-                np.stack([s, -c, zero], axis=1),
-                np.stack([-sp * c, -sp * s, -cp], axis=1),
+                np.stack([cp * lc, cp * ls, -sp], axis=1),
+                np.stack([ls, -lc, zero], axis=1),
+                np.stack([-sp * lc, -sp * ls, -cp], axis=1),
             ],
             axis=1,
         )  # (N, 3, 3)
@@ -869,6 +967,24 @@ class CameraRenderer:
         if not self.grayscale:
             return colour
         return cv2.cvtColor(colour.reshape(-1, 1, 3), cv2.COLOR_RGB2GRAY).reshape(colour.shape[:3])
+
+    def _perturb(self, frame: np.ndarray, rng: np.random.Generator) -> None:
+        """The fixed image perturbation (`CameraPerturbation`), in place."""
+        p = self.perturbation
+        if p.brightness != 1 or p.contrast != 1:
+            cv2.LUT(frame, _to_uint8(p.brightness * (p.contrast * (np.arange(256) - 128.0) + 128.0)), dst=frame)
+        if p.blur_px:
+            cv2.GaussianBlur(frame, (0, 0), p.blur_px * self.width / OBSERVATION_WIDTH, dst=frame)
+        if self._perturbation_noise is not None:
+            start = int(rng.integers(0, len(self._perturbation_noise) - frame.size))
+            noise = self._perturbation_noise[start : start + frame.size].reshape(frame.shape)
+            cv2.add(frame, noise, dst=frame, dtype=cv2.CV_8U)
+        if p.jpeg_quality:
+            bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(p.jpeg_quality)])
+            flag = cv2.IMREAD_GRAYSCALE if frame.ndim == 2 else cv2.IMREAD_COLOR
+            decoded = cv2.imdecode(data, flag)
+            frame[...] = decoded if frame.ndim == 2 else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
     def _jitter(self, frame: np.ndarray, rng: np.random.Generator) -> None:
         """Per-frame brightness/contrast (one LUT), blur and noise, in place."""

@@ -149,6 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.video:
             raise CliError("--video draws the race track and the car: it does not apply to --env")
         return cmd_evaluate_env(args)
+    from .camera import CameraPerturbation
     from .evaluate_runs import evaluate_target, format_evaluation
 
     options = {}
@@ -165,10 +166,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         off_track_penalty=args.off_track_penalty,
         trajectory_csv=args.trajectory,
         video=args.video,
+        seed=args.seed,
+        perturbation=CameraPerturbation.parse(args.perturb or []),
+        randomize=args.randomize,
         **options,
     )
     print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
     return 0
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from .robustness import robustness_table, write_heatmap
+
+    table = robustness_table(
+        args.model, tracks=args.track, laps=args.laps, driver=args.driver, seed=args.seed, log=_stderr
+    )
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "robustness.json"), "w", encoding="utf-8") as f:
+        json.dump(table, f, indent=1)
+    png = write_heatmap(table, os.path.join(out, "robustness.png"))
+    print(json.dumps(table) if args.json else f"wrote {os.path.join(out, 'robustness.json')} and {png}")
+    return 0
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -427,8 +450,39 @@ def build_parser() -> argparse.ArgumentParser:
         default="policy",
         help="'baseline' drives the scripted pure-pursuit driver (no model needed)",
     )
-    p.add_argument("--track", default=None, help="track name or .npy (default: the run's track, else reinvent_base)")
-    p.add_argument("--laps", type=int, default=3, help="laps to drive (default: %(default)s)")
+    p.add_argument(
+        "--track",
+        action="append",
+        default=None,
+        help="track name or .npy, repeatable (default: the run's track, else reinvent_base)",
+    )
+    p.add_argument(
+        "--laps",
+        type=int,
+        default=3,
+        help="laps per track, from as many start poses spread round it (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="draws where the evenly spread starts begin (default: the first on the start line) and the "
+        "--randomize/noise streams; with --env: the env's seed (default: 0)",
+    )
+    p.add_argument(
+        "--perturb",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="a fixed camera change, repeatable: brightness, contrast (gains), blur_px (sigma, DeepRacer "
+        "pixels), noise_std (gray levels), jpeg_quality (1-100), camera_pitch_rad (+ = down), "
+        "camera_height_m, camera_yaw_rad (+ = left)",
+    )
+    p.add_argument(
+        "--randomize",
+        action="store_true",
+        help="the training camera randomisation (off by default: evaluation measures the plain camera)",
+    )
     p.add_argument(
         "--off-track-penalty",
         type=float,
@@ -445,8 +499,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_backend_options(p, "drive the laps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", seed=True, env_arg=True)
+    add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", env_arg=True)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("robustness", help="evaluate on tracks x camera perturbations: a JSON table and a PNG heat map")
+    p.add_argument("model", nargs="?", metavar="MODEL", help="a run directory, a model .zip or an export dir")
+    p.add_argument("--driver", choices=["policy", "baseline"], default="policy", help="'baseline': no model needed")
+    p.add_argument(
+        "--track", action="append", default=None, help="track name or .npy, repeatable (default: reinvent_base)"
+    )
+    p.add_argument("--laps", type=int, default=3, help="laps per track and perturbation (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=None, help="start poses and noise (default: starts from the line)")
+    p.add_argument("--out", default="runs/robustness", help="folder for robustness.json and robustness.png")
+    p.add_argument("--json", action="store_true", help="print the table as one JSON object")
+    p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("train", help="train a policy (PPO or SAC) on camera frames")
     p.add_argument("--track", default=None, help="track name or .npy (default: reinvent_base)")

@@ -4,7 +4,8 @@ Observation: the car's sensors from `model_metadata.json` (the front camera: cha
 uint8, 1x120x160 gray by default; RGB, other sizes and frame stacking are options).
 Action: from `model_metadata.json` (see `action_space`: continuous actions are clipped to
 [-1, 1]; NaN/inf actions and bad discrete indices raise `ActionError`). Reward: the user's
-`reward_function(params)`. `info` carries the DeepRacer params dict and the episode status.
+`reward_function(params)`. `info` of `step` and of `reset` carries the DeepRacer params dict, the
+episode status and the progress (at a reset: the start's params, steps 0).
 The policy never sees the pose or the track. `backend="ros"` races a simulator behind the
 topic contract (the embedded `sim_node` or Gazebo) with the same judging and rewards.
 """
@@ -41,6 +42,12 @@ def step_result(status: EpisodeStatus, params: dict[str, Any]) -> tuple[bool, bo
     info = {"params": params, "episode_status": status.value, "progress": params["progress"]}
     truncated = status in TRUNCATING
     return status.done and not truncated, truncated, info
+
+
+def reset_info(params: dict[str, Any]) -> dict[str, Any]:
+    """The info of a reset: the same keys as a step's (Gymnasium's convention), with the start's
+    params (steps 0, progress 0, standing still: `EpisodeJudge.start_params`)."""
+    return {"params": params, "episode_status": EpisodeStatus.IN_PROGRESS.value, "progress": params["progress"]}
 
 
 class RaceEnv(gym.Env):
@@ -83,7 +90,7 @@ class RaceEnv(gym.Env):
         if seed is not None:
             self.core.reseed(seed)
         self.core.reset_cars(np.array([0]))
-        return self.core.stack[0].copy(), {"episode_status": EpisodeStatus.IN_PROGRESS.value}
+        return self.core.stack[0].copy(), reset_info(self.core.judge.start_params(0))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         rewards, status, params = self.core.step(np.asarray(action)[None])

@@ -94,6 +94,23 @@ def start_line_pose(track: Track) -> np.ndarray:
     return np.array([point[0], point[1], heading])
 
 
+def evaluation_start_poses(track: Track, laps: int, seed: int | None = None) -> np.ndarray:
+    """(laps, 3) x, y, yaw of evaluation laps' starts, spread evenly round a closed track.
+
+    Lap k starts at the fraction (u + k / laps) of the centre line, facing along it: u = 0 without
+    a seed (the first lap on the start line, as the console's evaluation), else drawn from `seed`,
+    so each seed samples other starts reproducibly. An open track's laps all start on its start line.
+    """
+    if laps < 1:
+        raise ValueError(f"laps must be at least 1, got {laps}")
+    if not track.closed:
+        return np.repeat(start_line_pose(track)[None], laps, axis=0)
+    offset = 0.0 if seed is None else float(np.random.default_rng(seed).uniform())
+    fractions = (offset + np.arange(laps) / laps) % 1.0
+    points, headings = track.point_at(fractions * track.length)
+    return np.column_stack([points, headings])
+
+
 @dataclass
 class JudgeResult:
     """What the judge says of one step for every car (arrays of shape (N,), params a list)."""

@@ -1,6 +1,7 @@
 """Evaluation laps like the DeepRacer console's: lap times, completion, off-track count.
 
-Each lap starts on the start line (waypoint 0). Without an off-track penalty an off-track
+Each lap starts on the start line (waypoint 0), or at given start poses (several starts round the
+track make N laps N samples of a deterministic policy). Without an off-track penalty an off-track
 ends the lap; with one (seconds, as in DeepRacer races) the car is put back on the centre
 line where it left and the penalty is added to its lap time. Laps are driven through
 `RaceCore`, so they work over any backend (in-process, or a simulator behind ROS topics).
@@ -128,12 +129,16 @@ def run_laps(
     trajectory_csv: str | os.PathLike | None = None,
     simtrace_csv: str | os.PathLike | None = None,
     on_step: StepObserver | None = None,
+    starts: np.ndarray | None = None,
 ) -> LapReport:
-    """Drive `laps` laps from the start line with `driver` and report; optionally write the
+    """Drive `laps` laps with `driver` and report: from the start line, or lap k from `starts[k]`
+    (x, y, yaw; `episode.evaluation_start_poses` spreads them round the track); optionally write the
     trajectory CSV and DeepRacer's evaluation simtrace (episode = lap, tstamp = sim clock in s
     plus the penalties so far, so its lap times are the report's), and call `on_step` every step."""
     if core.n != 1:
         raise ValueError("evaluation drives one car")
+    if starts is not None and len(starts) != laps:
+        raise ValueError(f"{len(starts)} start poses for {laps} laps")
     report = LapReport(laps=laps)
     judge = core.judge
     writer = None
@@ -146,7 +151,8 @@ def run_laps(
         writer.writerow(TRAJECTORY_COLUMNS)
     try:
         for lap in range(laps):
-            core.reset_cars(np.array([0]), pose=start_line_pose(core.track), reverse=False)
+            pose0 = start_line_pose(core.track) if starts is None else np.asarray(starts[lap], dtype=np.float64)
+            core.reset_cars(np.array([0]), pose=pose0, reverse=False)
             start = judge.start_params(0)
             started = core.backend.states().sim_time
             penalty = 0.0

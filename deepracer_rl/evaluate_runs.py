@@ -1,5 +1,9 @@
 """`deepracer-rl evaluate`: laps of a run, a model .zip, an export or the baseline, over any backend.
 
+A measurement: several tracks (shipped names or .npy files), N laps per track from N start poses
+spread round it (seeded), the camera as the URDF has it unless perturbed (`CameraPerturbation`)
+or randomised on request. The model and the reward function are loaded once for all tracks.
+
 What is driven is chosen here (a run's best model, an SB3 .zip of a run, an exported ONNX
 policy, or the scripted pure-pursuit baseline); the laps themselves are `evaluate.run_laps`
 over a `RaceCore` of the chosen backend (the in-process simulator, or a simulator behind
@@ -13,44 +17,124 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .algorithms import load_model
+from .camera import CameraPerturbation
+from .episode import evaluation_start_poses
 from .evaluate import Driver, LapReport, LapStep, StepObserver, baseline_driver, policy_driver, run_laps
 from .inference import load_policy
 from .policy import ONNX_NAME, OPENVINO_XML
 from .race import RaceCore
+from .reward_process import make_reward
 from .rundir import RunDir, find_run
+from .track import Track
 from .train import race_kwargs
 
 
 @dataclass
-class Evaluation:
-    """What was driven where, and its laps."""
+class TrackResult:
+    """The laps on one track."""
 
-    label: str
     track: str
-    backend: str
     report: LapReport
-    simtrace: Path | None = None  # the evaluation simtrace written into the run
-    video: Path | None = None  # the MP4 written
 
     def as_dict(self) -> dict[str, Any]:
-        extra = {"simtrace": str(self.simtrace)} if self.simtrace is not None else {}
+        report = self.report
+        return {
+            "track": self.track,
+            "completed_laps": report.completed_laps,
+            "attempted_laps": report.laps,
+            "lap_times_s": [round(t, 3) for t in report.lap_times_s],
+            "off_track": report.off_track,
+            "mean_progress": round(report.mean_progress, 2),
+            "statuses": report.statuses,
+        }
+
+
+@dataclass
+class Evaluation:
+    """What was driven where, under which camera, and its laps (one `TrackResult` per track)."""
+
+    label: str
+    backend: str
+    results: list[TrackResult]
+    simtrace: Path | None = None  # the evaluation simtrace written into the run (one track only)
+    video: Path | None = None  # the MP4 written
+    seed: int | None = None
+    perturbation: CameraPerturbation = field(default_factory=CameraPerturbation)
+    randomize: bool = False
+
+    @property
+    def track(self) -> str:
+        """The (first) track's name."""
+        return self.results[0].track
+
+    @property
+    def report(self) -> LapReport:
+        """The laps of every track as one report (the one track's report when there is one)."""
+        if len(self.results) == 1:
+            return self.results[0].report
+        merged = LapReport(laps=sum(r.report.laps for r in self.results))
+        for result in self.results:
+            part = result.report
+            merged.completed_laps += part.completed_laps
+            merged.off_track += part.off_track
+            for name in ("lap_times_s", "progress", "statuses", "seconds", "rewards"):
+                getattr(merged, name).extend(getattr(part, name))
+        return merged
+
+    def as_dict(self) -> dict[str, Any]:
+        """One JSON object: the summed laps (`completed_laps`, `attempted_laps`), the settings, and
+        `tracks`, a list of {track, completed_laps, attempted_laps, lap_times_s, off_track, ...}.
+        The flat fields of a one-track evaluation (`track`, `laps`, `lap_times_s`, ...) stay."""
+        report = self.report
+        out: dict[str, Any] = {"driver": self.label}
+        if len(self.results) == 1:
+            out["track"] = self.track
+        out.update(
+            backend=self.backend,
+            completed_laps=report.completed_laps,
+            attempted_laps=report.laps,
+            laps=report.laps,
+            lap_times_s=[round(t, 3) for t in report.lap_times_s],
+            mean_progress=round(report.mean_progress, 2),
+            off_track=report.off_track,
+            statuses=report.statuses,
+            seed=self.seed,
+            randomize=self.randomize,
+            perturbation=self.perturbation.changes(),
+            tracks=[result.as_dict() for result in self.results],
+        )
+        if self.simtrace is not None:
+            out["simtrace"] = str(self.simtrace)
         if self.video is not None:
-            extra["video"] = str(self.video)
-        return {"driver": self.label, "track": self.track, "backend": self.backend, **self.report.as_dict(), **extra}
+            out["video"] = str(self.video)
+        return out
 
 
-def _race_and_driver(
-    target: str | os.PathLike | None, driver: str, track: str | None
-) -> tuple[dict, Driver, str, RunDir | None]:
-    """RaceCore.create arguments, the driver, its label and the run it comes from (if any)."""
+@dataclass
+class Subject:
+    """What is evaluated, loaded once: RaceCore.create arguments (with the default track), the
+    driver, its label and the run it comes from (if any)."""
+
+    race: dict[str, Any]
+    drive: Driver
+    label: str
+    run: RunDir | None
+
+
+def load_subject(target: str | os.PathLike | None, driver: str = "policy") -> Subject:
+    """The policy of a run directory, a model .zip in a run or an export dir, or the baseline driver."""
+    return Subject(*_race_and_driver(target, driver))
+
+
+def _race_and_driver(target: str | os.PathLike | None, driver: str) -> tuple[dict, Driver, str, RunDir | None]:
     if driver == "baseline":
-        return dict(track=track or "reinvent_base", sensors=False), baseline_driver(), "baseline", None
+        return dict(track="reinvent_base", sensors=False), baseline_driver(), "baseline", None
     if driver != "policy":
         raise ValueError(f"unknown driver {driver!r}; choose policy or baseline")
     if not target:
@@ -60,18 +144,17 @@ def _race_and_driver(
         raise FileNotFoundError(f"{path}: no such run directory, model .zip or export dir")
     if (path / ONNX_NAME).exists() or (path / OPENVINO_XML).exists() or path.suffix in (".onnx", ".xml"):
         policy = load_policy(path)  # a model.xml runs on OpenVINO
-        kwargs = dict(track=track or "reinvent_base", metadata=policy.actions, observation=policy.observation)
+        kwargs = dict(track="reinvent_base", metadata=policy.actions, observation=policy.observation)
         return kwargs, policy_driver(policy), f"{policy.root} ({policy.runtime})", None
     run, model_path = find_run(path)
     config = run.load_config()
     kwargs = race_kwargs(config, run)
-    kwargs["track"] = track or config.track
     return kwargs, policy_driver(load_model(model_path, algo=config.algo)), str(model_path), run
 
 
 def evaluate_target(
-    target: str | os.PathLike | None,
-    track: str | None = None,
+    target: str | os.PathLike | Subject | None,
+    track: str | os.PathLike | Track | Sequence[str | os.PathLike | Track] | None = None,
     laps: int = 3,
     driver: str = "policy",
     backend: str = "inprocess",
@@ -80,40 +163,85 @@ def evaluate_target(
     simtrace: bool = True,
     video: str | os.PathLike | None = None,
     observer: Callable[[RaceCore], StepObserver] | None = None,
+    seed: int | None = None,
+    perturbation: CameraPerturbation | None = None,
+    randomize: bool = False,
     **backend_options: Any,
 ) -> Evaluation:
-    """Drive `laps` evaluation laps from the start line and report (see the module docstring);
-    `simtrace`: write the laps of a run's model into the run as an evaluation simtrace; `video`: an
-    MP4 of the laps; `observer`: made with the race (its track, car, actions), then called with every
-    `LapStep` (e.g. `bags.BagRecorder.observer`)."""
+    """Drive `laps` evaluation laps of `target` (a path, or a `Subject` loaded once for many calls)
+    on each track (names, .npy paths or Tracks; default: the run's track, else reinvent_base) and
+    report (see the module docstring). The laps start at `laps` poses spread round the track
+    (`episode.evaluation_start_poses`: the first on the start line without a `seed`). The camera is
+    the URDF's unless `perturbation` (fixed changes) or `randomize` (the training randomisation,
+    seeded by `seed`) is given. `simtrace`: write the laps of a run's model into the run as an
+    evaluation simtrace (one track); `video`: an MP4 of the laps (one track); `observer`: made with
+    each race (its track, car, actions), then called with every `LapStep`."""
     if laps < 1:
         raise ValueError(f"--laps must be at least 1, got {laps}")
+    tracks = [track] if track is None or isinstance(track, (str, os.PathLike, Track)) else list(track)
+    if not tracks:
+        raise ValueError("name at least one --track")
+    if len(tracks) > 1 and (video is not None or trajectory_csv is not None):
+        raise ValueError("--video and --trajectory record the laps of one --track; name one track")
+    perturbation = perturbation or CameraPerturbation()
+    if perturbation.enabled or randomize:
+        if backend != "inprocess":
+            raise ValueError("--perturb and --randomize change the in-process simulator's camera; not --backend ros")
+        backend_options["perturbation"] = perturbation
+        if randomize:
+            from .camera import STANDARD_RANDOMIZATION
+
+            backend_options["randomization"] = STANDARD_RANDOMIZATION
+    subject = target if isinstance(target, Subject) else load_subject(target, driver)
+    kwargs, drive, label, run = dict(subject.race), subject.drive, subject.label, subject.run
+    default_track = kwargs.pop("track")
+    # Every name is checked before driving; Track objects keep their cached ground textures.
+    loaded = [t if isinstance(t, Track) else Track.load(default_track if t is None else t) for t in tracks]
     writer = None
     if video is not None:
         from .video import Mp4Writer
 
         writer = Mp4Writer(video)  # VideoError (a ValueError) names a bad path before driving
-    kwargs, drive, label, run = _race_and_driver(target, driver, track)
-    core = RaceCore.create(n_cars=1, backend=backend, **kwargs, **backend_options)
-    simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None else None
-    observers = [observer(core)] if observer is not None else []
-    if writer is not None:
-        observers.append(video_observer(core, writer))
+    # The reward function is loaded once (a child process when isolated) and shared by the races.
+    reward = make_reward(kwargs.pop("reward", None), kwargs.pop("reward_isolation", None))
+    simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None and len(loaded) == 1 else None
+    results = []
     try:
-        report = run_laps(
-            core,
-            drive,
-            laps,
-            off_track_penalty,
-            trajectory_csv=trajectory_csv,
-            simtrace_csv=simtrace_csv,
-            on_step=(lambda step: [o(step) for o in observers]) if observers else None,
-        )
+        for one in loaded:
+            core = RaceCore.create(
+                one, n_cars=1, backend=backend, reward=reward, seed=seed, **kwargs, **backend_options
+            )
+            observers = [observer(core)] if observer is not None else []
+            if writer is not None:
+                observers.append(video_observer(core, writer))
+            try:
+                report = run_laps(
+                    core,
+                    drive,
+                    laps,
+                    off_track_penalty,
+                    trajectory_csv=trajectory_csv,
+                    simtrace_csv=simtrace_csv,
+                    on_step=(lambda step, o=observers: [f(step) for f in o]) if observers else None,
+                    starts=evaluation_start_poses(core.track, laps, seed),
+                )
+            finally:
+                core.close()
+            results.append(TrackResult(one.name, report))
     finally:
-        core.close()
+        reward.close()
         if writer is not None:
             writer.close()
-    return Evaluation(label, core.track.name, backend, report, simtrace_csv, Path(video) if video else None)
+    return Evaluation(
+        label,
+        backend,
+        results,
+        simtrace_csv,
+        Path(video) if video else None,
+        seed=seed,
+        perturbation=perturbation,
+        randomize=randomize,
+    )
 
 
 def video_observer(core: RaceCore, writer: Any) -> StepObserver:
@@ -141,17 +269,25 @@ def video_observer(core: RaceCore, writer: Any) -> StepObserver:
 
 
 def format_evaluation(result: Evaluation) -> str:
-    """The human-readable report of `deepracer-rl evaluate`."""
-    report = result.report
-    lines = [
-        f"{result.label} on {result.track} ({result.backend}): {report.completed_laps}/{report.laps} laps completed, "
-        f"mean progress {report.mean_progress:.1f} %, off track {report.off_track}x"
-    ]
-    for i, (status, progress) in enumerate(zip(report.statuses, report.progress)):
-        lines.append(f"  lap {i + 1}: {status:<13} progress {progress:6.1f} %")
-    if report.lap_times_s:
-        times = ", ".join(f"{t:.2f}" for t in report.lap_times_s)
-        lines.append(f"  lap times s: {times} (best {report.best_lap_s:.2f})")
+    """The human-readable report of `deepracer-rl evaluate`: per track, then the sum."""
+    camera = ", ".join(f"{k}={v:g}" for k, v in result.perturbation.changes().items())
+    camera += ("; " if camera else "") + ("randomised" if result.randomize else "")
+    lines = []
+    for one in result.results:
+        report = one.report
+        lines.append(
+            f"{result.label} on {one.track} ({result.backend}{'; ' + camera if camera else ''}): "
+            f"{report.completed_laps}/{report.laps} laps completed, "
+            f"mean progress {report.mean_progress:.1f} %, off track {report.off_track}x"
+        )
+        for i, (status, progress) in enumerate(zip(report.statuses, report.progress)):
+            lines.append(f"  lap {i + 1}: {status:<13} progress {progress:6.1f} %")
+        if report.lap_times_s:
+            times = ", ".join(f"{t:.2f}" for t in report.lap_times_s)
+            lines.append(f"  lap times s: {times} (best {report.best_lap_s:.2f})")
+    if len(result.results) > 1:
+        total = result.report
+        lines.append(f"all {len(result.results)} tracks: {total.completed_laps}/{total.laps} laps completed")
     if result.simtrace is not None:
         lines.append(f"  evaluation simtrace: {result.simtrace}")
     return "\n".join(lines)

@@ -4,7 +4,8 @@ The Gymnasium counterpart of the SB3 `RaceVecEnv`: the same `RaceCore`, all cars
 one backend call. Autoreset mode SAME_STEP: a car whose episode ends is reset at once; the
 returned observation is its new episode's first, and the last one is in
 `infos["final_obs"]` (with `infos["final_info"]`), masked by `infos["_final_obs"]`.
-Infos follow Gymnasium's vector convention: per key an array over cars and a `_key` mask.
+Infos follow Gymnasium's vector convention: per key an array over cars and a `_key` mask; reset
+infos have the same keys as step infos (the start's params).
 """
 
 from __future__ import annotations
@@ -17,13 +18,26 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .action_space import ActionSpace
-from .env import step_result
-from .episode import EpisodeStatus, RaceRules, StartRules
+from .env import reset_info, step_result
+from .episode import RaceRules, StartRules
 from .observation import ObservationSpec
 from .race import RaceCore
 from .reward import RewardFunction
 from .sensors import observation_space
 from .track import Track
+
+
+def _batched(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-car infos (`env.step_result`, `env.reset_info`) in Gymnasium's vector layout: an array per key, a mask."""
+    everyone = np.ones(len(infos), bool)
+    return {
+        "params": np.array([info["params"] for info in infos], dtype=object),
+        "_params": everyone,
+        "episode_status": np.array([info["episode_status"] for info in infos], dtype=object),
+        "_episode_status": everyone.copy(),
+        "progress": np.array([info["progress"] for info in infos], dtype=np.float64),
+        "_progress": everyone.copy(),
+    }
 
 
 class RaceVectorEnv(VectorEnv):
@@ -74,8 +88,7 @@ class RaceVectorEnv(VectorEnv):
             self.single_action_space.seed(int(seed))
             self.action_space.seed(int(seed))
         self.core.reset_cars(self._everyone)
-        status = np.full(self.num_envs, EpisodeStatus.IN_PROGRESS.value, dtype=object)
-        return self.core.stack.copy(), {"episode_status": status, "_episode_status": np.ones(self.num_envs, bool)}
+        return self.core.stack.copy(), _batched([reset_info(self.core.judge.start_params(i)) for i in self._everyone])
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         rewards, statuses, params = self.core.step(actions)
@@ -83,15 +96,7 @@ class RaceVectorEnv(VectorEnv):
         results = [step_result(s, p) for s, p in zip(statuses, params)]
         terminated = np.array([r[0] for r in results])
         truncated = np.array([r[1] for r in results])
-        everyone = np.ones(self.num_envs, bool)
-        infos: dict[str, Any] = {
-            "params": np.array([r[2]["params"] for r in results], dtype=object),
-            "_params": everyone,
-            "episode_status": np.array([r[2]["episode_status"] for r in results], dtype=object),
-            "_episode_status": everyone,
-            "progress": np.array([r[2]["progress"] for r in results], dtype=np.float64),
-            "_progress": everyone,
-        }
+        infos = _batched([r[2] for r in results])
         done = terminated | truncated
         if done.any():
             rows = np.flatnonzero(done)

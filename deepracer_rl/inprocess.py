@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import CarStates, SimulatorBackend
-from .camera import DomainRandomization
+from .camera import CameraPerturbation, DomainRandomization
 from .car import CarSpec
 from .observation import ObservationSpec
 from .sensors import Sensor
@@ -26,6 +26,7 @@ class InProcessBackend(SimulatorBackend):
         car: CarSpec | None = None,
         dynamics: Dynamics | None = None,
         randomization: DomainRandomization | None = None,
+        perturbation: CameraPerturbation | None = None,
     ):
         self.track = track
         self.n_cars = int(n_cars)
@@ -37,6 +38,7 @@ class InProcessBackend(SimulatorBackend):
             image_size=(observation.width, observation.height) if self.sensors else None,
             grayscale=observation.grayscale,
             randomization=randomization,
+            perturbation=perturbation,
         )
         self.sim = Simulator(track, car=car, seed=seed, **self._sim_kwargs)
         self.car = self.sim.car

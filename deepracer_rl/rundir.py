@@ -298,9 +298,21 @@ class RunDir:
 
 
 def find_run(model_arg: str | os.PathLike) -> tuple[RunDir, Path]:
-    """A run and the model to use from RUN (its best model) or RUN/some_model.zip."""
+    """A run and the model to use from RUN (its best model) or a model .zip inside the run
+    (RUN/best_model.zip, a checkpoint RUN/checkpoints/latest.zip, ...): the run is the .zip's folder
+    or the one above it, whichever holds config.json (the model needs its run's settings)."""
     path = Path(model_arg)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run directory or model .zip")
-    run = RunDir(path if path.is_dir() else path.parent).require()
-    return run, run.model_to_use() if path.is_dir() else path
+    if path.is_dir():
+        run = RunDir(path).require()
+        return run, run.model_to_use()
+    if path.suffix != ".zip":
+        raise FileNotFoundError(f"{path}: not a run directory, a model .zip or an export dir")
+    for folder in path.resolve().parents[:2]:
+        if RunDir(folder).is_run():
+            return RunDir(folder), path
+    raise FileNotFoundError(
+        f"{path}: a model .zip outside a run directory (no config.json beside it or one folder up); evaluate "
+        "it inside its run, or export the run (deepracer-rl export RUN) and evaluate the export"
+    )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .action_space import SPEED_MAX
-from .camera import OBSERVATION_HEIGHT, OBSERVATION_WIDTH, DomainRandomization
+from .camera import OBSERVATION_HEIGHT, OBSERVATION_WIDTH, CameraPerturbation, DomainRandomization
 from .car import CarSpec
 from .track import Track
 
@@ -92,6 +92,7 @@ class Simulator:
         grayscale: bool = True,
         randomization: DomainRandomization | None = None,
         seed: int | None = None,
+        perturbation: CameraPerturbation | None = None,
     ):
         self.track = track if isinstance(track, Track) else Track.load(track)
         self.car = car or CarSpec.from_urdf()
@@ -122,6 +123,7 @@ class Simulator:
                 grayscale=grayscale,
                 randomization=randomization,
                 seed=None if seed is None else seed + 1,
+                perturbation=perturbation,
             )
 
     # ---- cars -------------------------------------------------------------------------

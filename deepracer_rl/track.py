@@ -7,6 +7,7 @@ All queries take points of shape (M, 2) and answer for all of them at once.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,28 @@ class TrackError(ValueError):
 
 
 def available_tracks() -> list[str]:
-    """Names of the tracks shipped with the package."""
+    """Names of the tracks shipped with the package: DeepRacer's world names (`DR_WORLD_NAME`)."""
     return sorted(p.stem for p in TRACKS_DIR.glob("*.npy"))
+
+
+def shipped_track_path(name: str) -> Path:
+    """The shipped route of a DeepRacer world name, matched exactly (case-sensitive).
+
+    DeepRacer's simapp loads `routes/<WORLD_NAME>.npy`, so the world names of the console and
+    of DRfC's `DR_WORLD_NAME` (e.g. `reInvent2019_track_ccw`, `2022_april_open`) are the file
+    names here. A near miss (other case, a typo) is refused with the closest names.
+    """
+    names = available_tracks()
+    if name in names:
+        return TRACKS_DIR / f"{name}.npy"
+    folded = {n.lower(): n for n in names}
+    close = [folded[name.lower()]] if name.lower() in folded else []
+    close += [n for n in difflib.get_close_matches(name, names, n=3, cutoff=0.6) if n not in close]
+    hint = f"did you mean {' or '.join(repr(n) for n in close)}? " if close else ""
+    raise TrackError(
+        f"unknown track {name!r}: not a file and not a shipped track (world names are case-sensitive); "
+        f"{hint}`deepracer-rl tracks` lists the {len(names)} shipped tracks"
+    )
 
 
 @dataclass(frozen=True)
@@ -64,17 +85,11 @@ class Track:
     # ---- loading ----------------------------------------------------------------------
     @classmethod
     def load(cls, name_or_path: str | os.PathLike) -> Track:
-        """Load a shipped track by name (e.g. "reinvent_base") or any `.npy` file path."""
+        """Load a shipped track by its DeepRacer world name (e.g. "reinvent_base") or any `.npy` file path."""
         text = str(name_or_path)
         path = Path(text)
         if not (path.suffix == ".npy" or path.exists() or os.sep in text):
-            shipped = TRACKS_DIR / f"{text}.npy"
-            if not shipped.exists():
-                raise TrackError(
-                    f"unknown track {text!r}: not a file and not a shipped track; "
-                    f"shipped tracks are: {', '.join(available_tracks())}"
-                )
-            path = shipped
+            path = shipped_track_path(text)
         if not path.exists():
             raise TrackError(f"{path}: no such track file (expected a DeepRacer .npy route)")
         try:

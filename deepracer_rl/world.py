@@ -6,6 +6,10 @@ lines and the dashed centre line, flat meshes laid just above a floor plane and 
 like the embedded renderer (`camera.py` holds those colours and widths). The physics step
 divides the control period (the camera rate in the URDF) exactly, in Gazebo's integer
 nanoseconds. Output is byte-for-byte reproducible: fixed float formatting, no timestamps.
+
+The repository's `worlds/` holds the worlds of a representative set of tracks (a world is
+40-300 kB; all 95 shipped tracks would be 7 MB); `world_file` generates any other shipped
+track's world on demand into a cache folder, which is what the Gazebo launch file uses.
 """
 
 from __future__ import annotations
@@ -395,6 +399,23 @@ def write_world(track: Track, out_dir: str | os.PathLike, car: CarSpec | None = 
             f.write(text)
         written.append(path)
     return written
+
+
+def world_cache_dir() -> Path:
+    """Where worlds generated on demand go: $XDG_CACHE_HOME (default ~/.cache)/deepracer_rl/worlds."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "deepracer_rl" / "worlds"
+
+
+def world_file(track: str, installed_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The world file of a track (a shipped name or a .npy): `installed_dir/<name>.sdf` when it is
+    there, else generated (written afresh, so never stale, in well under a second) into `cache_dir`
+    (default `world_cache_dir()`). A bad track name raises TrackError naming the closest names."""
+    installed = Path(installed_dir) / f"{track}.sdf"
+    if installed.is_file():
+        return installed
+    loaded = Track.load(track)
+    return write_world(loaded, world_cache_dir() if cache_dir is None else cache_dir)[0]
 
 
 def gz_sim_args(world_file: str | os.PathLike, headless: bool, lockstep: bool, verbosity: int = 2) -> str:

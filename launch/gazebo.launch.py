@@ -1,6 +1,7 @@
 """Gazebo Harmonic backend of the topic contract (ROS 2 Jazzy).
 
-Starts `gz sim` with worlds/<track>.sdf, publishes the URDF with robot_state_publisher,
+Starts `gz sim` with worlds/<track>.sdf (generated on demand for a track without an installed
+world: deepracer_rl.world.world_file), publishes the URDF with robot_state_publisher,
 spawns it at the track's first waypoint with ros_gz_sim create, bridges the contract's
 topics with config/ros_gz_bridge.yaml and runs gz_control for /initialpose and lockstep.
 
@@ -32,17 +33,15 @@ def _true(text):
 
 def launch_setup(context):
     from deepracer_rl.car import default_urdf_path
-    from deepracer_rl.track import Track, available_tracks
+    from deepracer_rl.track import Track
     from deepracer_rl.world import CAR_NAME, gz_sim_args, start_pose
+    from deepracer_rl.world import world_file as find_world
 
     track = LaunchConfiguration("track").perform(context)
     headless = _true(LaunchConfiguration("headless").perform(context))
     lockstep = _true(LaunchConfiguration("lockstep").perform(context))
-    world_file = _share(PACKAGE, "worlds", f"{track}.sdf")
-    if not os.path.isfile(world_file):
-        raise RuntimeError(
-            f"no Gazebo world for track '{track}' ({world_file}); shipped tracks: " + ", ".join(available_tracks())
-        )
+    # Installed worlds (a representative set), else generated into ~/.cache/deepracer_rl/worlds.
+    world_file = str(find_world(track, _share(PACKAGE, "worlds")))
     with open(default_urdf_path(), encoding="utf-8") as f:
         robot_description = f.read()
     x, y, yaw = start_pose(Track.load(track))

@@ -69,11 +69,14 @@ def test_tracks_refuses_a_broken_file_naming_it(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_tracks_refuses_an_unknown_name_listing_the_shipped_ones():
+def test_tracks_refuses_an_unknown_name_pointing_to_the_shipped_ones():
     result = run("tracks", "Monza")
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert "unknown track 'Monza'" in result.stderr
-    assert "reinvent_base" in result.stderr and "Traceback" not in result.stderr
+    assert "`deepracer-rl tracks` lists the 95 shipped tracks" in result.stderr and "Traceback" not in result.stderr
+    result = run("tracks", "reinvent2019_track_ccw")  # DeepRacer world names are case-sensitive
+    assert result.returncode == 2
+    assert "did you mean 'reInvent2019_track_ccw'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_validate_reward_passes_a_good_file_with_a_summary():

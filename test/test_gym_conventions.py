@@ -110,3 +110,34 @@ def test_going_off_track_terminates():
         if terminated or truncated:
             break
     assert info["episode_status"] == "off_track" and terminated and not truncated
+
+
+def test_reset_info_carries_the_params_like_step_info():
+    """Gymnasium: reset's info is analogous to step's. Both envs give the start's DeepRacer params."""
+    env = RaceEnv("reinvent_base")
+    try:
+        _, info = env.reset(seed=4)
+        _, _, _, _, step_info = env.step(env.action_space.sample())
+        assert set(info) == set(step_info) == {"params", "episode_status", "progress"}
+        params = info["params"]
+        assert set(params) == set(step_info["params"])
+        assert info["episode_status"] == "in_progress" and info["progress"] == params["progress"] == 0.0
+        assert params["steps"] == 0 and params["speed"] == 0.0 and params["track_length"] == env.core.track.length
+        x, y, _ = env.core.judge.start_poses[0]
+        assert (params["x"], params["y"]) == (pytest.approx(x), pytest.approx(y))
+        assert params["all_wheels_on_track"] is True and params["is_offtrack"] is False
+    finally:
+        env.close()
+    envs = RaceVectorEnv(num_envs=3, seed=2)
+    try:
+        _, infos = envs.reset(seed=2)
+        _, _, _, _, step_infos = envs.step(envs.action_space.sample())
+        assert set(infos) == set(step_infos) - {"final_obs", "_final_obs", "final_info", "_final_info"}
+        assert infos["_params"].all() and list(infos["episode_status"]) == ["in_progress"] * 3
+        starts = envs.core.judge.start_poses
+        for i in range(3):
+            assert infos["params"][i]["steps"] == 0 and infos["progress"][i] == 0.0
+            assert infos["params"][i]["x"] == pytest.approx(starts[i][0])
+        assert len({infos["params"][i]["closest_waypoints"][0] for i in range(3)}) == 3  # staggered starts
+    finally:
+        envs.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from track_sets import REPRESENTATIVE_TRACKS
 
 from deepracer_rl.reward import (
     DEFAULT_REWARD,
@@ -24,7 +25,7 @@ from deepracer_rl.reward import (
     sample_params,
     validate_reward,
 )
-from deepracer_rl.track import Track, available_tracks
+from deepracer_rl.track import Track
 
 DATA = Path(__file__).resolve().parent / "data" / "rewards"
 
@@ -63,7 +64,7 @@ OBJECT_LISTS = {
 REWARD_FILES = sorted(EXAMPLES_DIR.glob("*.py")) + sorted(DATA.glob("*.py"))
 
 
-@pytest.fixture(scope="module", params=available_tracks())
+@pytest.fixture(scope="module", params=REPRESENTATIVE_TRACKS)  # 120 params per track: track_sets.py
 def track_params(request) -> tuple[Track, list[dict]]:
     track = Track.load(request.param)
     return track, sample_params(track, count=120, seed=7)

@@ -8,25 +8,18 @@ and `math` only, so they share no code (and no vectorisation tricks) with `Track
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
 import pytest
+from track_sets import REPRESENTATIVE_TRACKS, readme_figures
 
-from deepracer_rl.track import TRACKS_DIR, Track, TrackError, available_tracks
+from deepracer_rl.track import TRACKS_DIR, Track, TrackError, available_tracks, shipped_track_path
 
-# Figures of the tracks README (the data's own documentation): raw row count, closed loop,
-# centre-line length in metres (2 decimals), mean row width in metres (3 decimals).
-README_FIGURES = {
-    "2022_summit_speedway": (127, True, 25.17, 1.067),
-    "Bowtie_track": (163, True, 17.43, 0.789),
-    "New_York_Track": (172, True, 21.88, 0.739),
-    "Oval_track": (102, True, 19.55, 0.710),
-    "Straight_track": (22, False, 5.71, 0.610),
-    "Vegas_track": (151, True, 22.55, 1.067),
-    "reInvent2019_track": (155, True, 23.12, 1.067),
-    "reinvent_base": (119, True, 17.71, 0.762),
-}
+# Figures of the tracks README shipped beside the routes (the data's own documentation): raw row
+# count, closed loop, centre-line length in metres (2 decimals), mean row width in metres (3 decimals).
+README_FIGURES = readme_figures()
 SHIPPED = sorted(README_FIGURES)
 
 
@@ -153,7 +146,8 @@ def random_points(ref: Reference, count: int, seed: int) -> np.ndarray:
     return rng.uniform([min(xs) - 0.3, min(ys) - 0.3], [max(xs) + 0.3, max(ys) + 0.3], (count, 2))
 
 
-@pytest.fixture(scope="module", params=SHIPPED)
+# The plain-Python references take a second or so per track: the representative tracks.
+@pytest.fixture(scope="module", params=REPRESENTATIVE_TRACKS)
 def shipped(request) -> tuple[Track, Reference]:
     return Track.load(request.param), reference(request.param)
 
@@ -161,6 +155,45 @@ def shipped(request) -> tuple[Track, Reference]:
 # ---- the shipped tracks -------------------------------------------------------------------
 def test_the_shipped_tracks_are_the_documented_ones():
     assert available_tracks() == SHIPPED
+    assert len(SHIPPED) == 95
+    assert set(REPRESENTATIVE_TRACKS) <= set(SHIPPED)
+
+
+def test_the_shipped_files_are_the_ones_of_sha256sums():
+    listed = {}
+    for line in (TRACKS_DIR / "SHA256SUMS").read_text(encoding="utf-8").splitlines():
+        digest, name = line.split(maxsplit=1)
+        listed[name] = digest
+    assert sorted(listed) == [f"{name}.npy" for name in SHIPPED]
+    for name, digest in listed.items():
+        assert hashlib.sha256((TRACKS_DIR / name).read_bytes()).hexdigest() == digest, name
+    for notice in ("LICENSE", "NOTICE", "README.md"):
+        assert (TRACKS_DIR / notice).is_file()
+    assert "deepracer-simapp" in (TRACKS_DIR / "NOTICE").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", ["reInvent2019_track_ccw", "2022_april_open", "reinvent_base", "Singapore_f1"])
+def test_deepracer_world_names_resolve_to_their_routes(name):
+    assert shipped_track_path(name) == TRACKS_DIR / f"{name}.npy"
+    assert Track.load(name).name == name
+
+
+@pytest.mark.parametrize(
+    "typed, suggested",
+    [
+        ("reinvent_BASE", "reinvent_base"),  # other case: refused, the exact name suggested first
+        ("reInvent2019_track_CCW", "reInvent2019_track_ccw"),
+        ("2022_april_opne", "2022_april_open"),
+        ("reinvent_bsae", "reinvent_base"),
+    ],
+)
+def test_a_near_miss_of_a_world_name_is_refused_with_the_closest_names(typed, suggested):
+    with pytest.raises(TrackError) as info:
+        Track.load(typed)
+    text = str(info.value)
+    assert f"unknown track {typed!r}" in text
+    assert f"did you mean {suggested!r}" in text
+    assert "case-sensitive" in text and "95 shipped tracks" in text
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -211,9 +244,11 @@ def test_border_points_are_on_the_edge_of_the_road(shipped):
         got = track.distance_from_center(points)
         for k, (x, y) in enumerate(border):
             assert got[k] == pytest.approx(ref.nearest(x, y)[0], abs=1e-9)
-            # Half the local road width, measured across to the opposite border.
+            # Half the local road width, measured across to the opposite border: the routes' centre
+            # lines are midway to within 5 mm; Singapore's (1.45 m wide) is up to 24 mm off (measured).
             half_width = 0.5 * ref.border_distance(x, y, other)
-            assert got[k] == pytest.approx(half_width, abs=0.005), (track.name, k)
+            tolerance = 0.025 if track.name == "Singapore" else 0.005
+            assert got[k] == pytest.approx(half_width, abs=tolerance), (track.name, k)
         # 1 cm inward along the border's normal is road, 1 cm outward is not.
         normals = np.array(border_normals(ref, border))
         inner_rows = slice(None) if ref.closed else slice(1, -1)  # open ends: the cap is an edge too
@@ -256,7 +291,7 @@ def test_on_road_agrees_with_the_union_of_road_quadrilaterals(shipped):
     points = random_points(ref, 1500, seed=1)
     got = track.contains(points)
     expected = np.array([ref.on_road(x, y) for x, y in points])
-    assert 0.2 < expected.mean() < 0.8  # the sample really covers both
+    assert 0.1 < expected.mean() < 0.8  # the sample really covers both (a long 2022 loop: 18 % road)
     np.testing.assert_array_equal(got, expected)
 
 
@@ -527,13 +562,13 @@ def test_a_missing_file_is_refused_naming_it(tmp_path):
     assert str(path) in str(info.value)
 
 
-def test_an_unknown_name_lists_the_shipped_tracks():
+def test_an_unknown_name_points_to_the_list_of_shipped_tracks():
     with pytest.raises(TrackError) as info:
-        Track.load("reinvent_bsae")
+        Track.load("Nurburgring")
     text = str(info.value)
-    assert "unknown track 'reinvent_bsae'" in text
-    for name in SHIPPED:
-        assert name in text
+    assert text.startswith("unknown track 'Nurburgring': not a file and not a shipped track")
+    assert "did you mean" not in text  # nothing close
+    assert "`deepracer-rl tracks` lists the 95 shipped tracks" in text
 
 
 def test_a_user_file_loads_by_path_with_its_own_name(tmp_path):

@@ -1,10 +1,12 @@
 """The generated Gazebo worlds (worlds/), checked without running Gazebo.
 
-Every shipped track has its world and meshes; regenerating them (and `deepracer-rl world`)
-is byte-identical; the worlds are well-formed SDF 1.9 with the documented Harmonic world
-systems and a physics step that divides the control period, pass `gz sdf`/`ign sdf --check`
-and a walk against the installed SDFormat spec; the meshes draw exactly the .npy tracks
-(road, border lines, dashed centre line, all facing up); the start pose and gz sim arguments.
+worlds/ holds the worlds of the tracks in `track_sets.WORLD_TRACKS` (a world is 40-300 kB; all
+95 tracks would be 7 MB), any other shipped track's world is generated on demand
+(`world.world_file`); regenerating them (and `deepracer-rl world`) is byte-identical; the worlds
+are well-formed SDF 1.9 with the documented Harmonic world systems and a physics step that divides
+the control period, pass `gz sdf`/`ign sdf --check` and a walk against the installed SDFormat
+spec; the meshes draw exactly the .npy tracks (road, border lines, dashed centre line, all facing
+up); the start pose and gz sim arguments.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from gazebo_helpers import HARMONIC_SYSTEMS, REPO, run_sdf_check, spec_violations, value
+from track_sets import WORLD_TRACKS
 
 from deepracer_rl.camera import DASH_LENGTH, DASH_PERIOD, LINE_WIDTH
 from deepracer_rl.cli import main as cli_main
-from deepracer_rl.track import Track, available_tracks
+from deepracer_rl.track import Track, TrackError, available_tracks
 from deepracer_rl.world import (
     MATERIAL_FILE,
     MESH_DIR,
@@ -30,6 +33,7 @@ from deepracer_rl.world import (
     parse_obj,
     physics_step,
     start_pose,
+    world_file,
 )
 
 WORLDS = REPO / "worlds"
@@ -74,10 +78,11 @@ def triangle_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tracks() -> dict[str, Track]:
-    return {name: Track.load(name) for name in available_tracks()}
+    return {name: Track.load(name) for name in WORLD_TRACKS}
 
 
-def test_every_shipped_track_has_a_world_and_its_meshes(tracks):
+def test_the_committed_worlds_are_the_representative_ones_with_their_meshes(tracks):
+    assert set(WORLD_TRACKS) <= set(available_tracks())
     assert {p.stem for p in WORLDS.glob("*.sdf")} == set(tracks)
     expected = {mesh_path(n, part).split("/", 1)[1] for n in tracks for part in PARTS} | {MATERIAL_FILE}
     assert {p.name for p in (WORLDS / MESH_DIR).iterdir()} == expected
@@ -99,6 +104,19 @@ def test_world_cli_writes_the_same_files(tmp_path, capsys):
         assert (tmp_path / rel).read_bytes() == (WORLDS / rel).read_bytes()
     assert "wrote" in capsys.readouterr().out
     assert cli_main(["world", "--out", str(tmp_path)]) == 2  # no track named
+
+
+def test_a_track_without_a_committed_world_gets_one_generated_on_demand(tmp_path, car):
+    assert world_file("reinvent_base", WORLDS, tmp_path) == WORLDS / "reinvent_base.sdf"  # installed
+    assert not list(tmp_path.iterdir())
+    name = "2022_april_open"
+    assert not (WORLDS / f"{name}.sdf").exists()
+    path = world_file(name, WORLDS, tmp_path / "cache")
+    assert path == tmp_path / "cache" / f"{name}.sdf"
+    for rel, text in build_world(Track.load(name), car).items():
+        assert (tmp_path / "cache" / rel).read_text(encoding="utf-8") == text
+    with pytest.raises(TrackError, match="did you mean '2022_april_open'"):
+        world_file("2022_April_open", WORLDS, tmp_path / "cache")
 
 
 def test_committed_worlds_stay_small():
