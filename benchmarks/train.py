@@ -9,7 +9,7 @@ seed for the full budget to report its best lap. Ends with one JSON line:
 `--isolation-steps` with the reward in a child process and in the training process, alternately,
 `--repeats` times each, in one run (no evaluations or checkpoints during training; the wall time of
 train() includes its start and its final evaluation lap, the same for both). One JSON line:
-{"isolated_steps_per_s": median, "in_process_steps_per_s": median, "isolated_over_in_process": ratio}
+{"isolated_steps_per_s", "in_process_steps_per_s", "isolated_over_in_process", and the same per CPU second}
 """
 
 from __future__ import annotations
@@ -46,9 +46,20 @@ def demo_config(seed: int, steps: int, minutes: float, stop_when_lapping: bool) 
     )
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children (the reward processes), s."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def isolation_cost(steps: int, repeats: int) -> None:
-    """Training steps/s with the reward isolated and in process, alternately, in one run."""
+    """Training steps per wall second and per CPU second with the reward isolated and in process,
+    alternately, in one run. CPU seconds (the reward process's included) are what the isolation
+    costs; wall seconds also carry whatever else the machine is doing."""
     rates: dict[bool, list[float]] = {True: [], False: []}
+    cpu_rates: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(repeats):
             for isolated in (True, False):
@@ -56,18 +67,25 @@ def isolation_cost(steps: int, repeats: int) -> None:
                 config.eval_every = config.checkpoint_every = steps + 1
                 config.reward_isolation = isolated
                 out = Path(tmp) / f"{'isolated' if isolated else 'in_process'}{repeat}"
-                started = time.perf_counter()  # train()'s own "minutes" is rounded to 0.01 min
+                started, cpu_started = time.perf_counter(), _cpu_seconds()  # train()'s "minutes" is rounded
                 summary = train(config, out)
                 rate = summary["timesteps"] / (time.perf_counter() - started)
+                cpu_rate = summary["timesteps"] / (_cpu_seconds() - cpu_started)
                 rates[isolated].append(rate)
-                print(f"{'isolated  ' if isolated else 'in process'} {rate:7.1f} steps/s", flush=True)
-    isolated, in_process = statistics.median(rates[True]), statistics.median(rates[False])
+                cpu_rates[isolated].append(cpu_rate)
+                label = "isolated  " if isolated else "in process"
+                print(f"{label} {rate:7.1f} steps/s, {cpu_rate:7.1f} steps per CPU s", flush=True)
+    wall = {k: statistics.median(v) for k, v in rates.items()}
+    cpu = {k: statistics.median(v) for k, v in cpu_rates.items()}
     print(
         json.dumps(
             {
-                "isolated_steps_per_s": round(isolated, 1),
-                "in_process_steps_per_s": round(in_process, 1),
-                "isolated_over_in_process": round(isolated / in_process, 3),
+                "isolated_steps_per_s": round(wall[True], 1),
+                "in_process_steps_per_s": round(wall[False], 1),
+                "isolated_over_in_process": round(wall[True] / wall[False], 3),
+                "isolated_steps_per_cpu_s": round(cpu[True], 1),
+                "in_process_steps_per_cpu_s": round(cpu[False], 1),
+                "isolated_over_in_process_cpu": round(cpu[True] / cpu[False], 3),
             }
         )
     )
