@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from processes import SimProcess
+from test_train import tiny_config
 
 from deepracer_rl.cli import main
 from deepracer_rl.config import ConfigError, TrainConfig
@@ -275,26 +276,8 @@ def test_non_utf8_metadata_and_csv_files_are_named_in_the_error(tmp_path, capsys
 
 # ---- reward isolation (item 1) -----------------------------------------------------------------
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(
-    n_envs=2,
-    image_width=40,
-    image_height=40,
-    network="small",
-    batch_size=64,
-    episodes_between_updates=2,
-    epochs=1,
-    eval_laps=1,
-    torch_threads=1,
-    checkpoint_every=256,
-    eval_every=256,
-    metadata=str(REPO / "config" / "model_metadata.json"),
-)
 TINY_CLI = ["--image-size", "40x40", "--network", "small", "--n-envs", "2", "--batch-size", "64"]
 TINY_CLI += ["--episodes-between-updates", "2", "--epochs", "1", "--threads", "1"]
-
-
-def tiny(**overrides) -> TrainConfig:
-    return TrainConfig(**{**TINY, "steps": 512, **overrides})
 
 
 def reward_file(tmp_path: Path, body: str, name: str = "reward.py") -> Path:
@@ -436,7 +419,7 @@ def test_training_stops_with_a_checkpoint_when_the_reward_hangs_or_exits(tmp_pat
         )
         out = tmp_path / name
         with pytest.raises(TrainingError) as caught:
-            train(tiny(reward=str(path), steps=5000, reward_timeout=1.0), out)
+            train(tiny_config(reward=str(path), steps=5000, reward_timeout=1.0), out)
         message = str(caught.value)
         assert "the reward function failed at step" in message and expected in message, message
         assert str(path) in message and "params: " in message
@@ -484,7 +467,7 @@ def inputs_run(tmp_path_factory) -> Path:
     shutil.copyfile(Track.load("reinvent_base").source, track)
     reward = root / "my_reward.py"
     reward.write_text("def reward_function(params):\n    return 1.0 - params['distance_from_center']\n")
-    train(tiny(track=str(track), reward=str(reward), steps=256, checkpoint_every=128), root / "run")
+    train(tiny_config(track=str(track), reward=str(reward), steps=256, checkpoint_every=128), root / "run")
     return root / "run"
 
 
