@@ -383,6 +383,7 @@ def _objective(points: np.ndarray, closed: bool, limits: CarLimits) -> float:
 
 
 BLEND_WEIGHTS = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+STEERING_PENALTY = 100.0  # s per (1/m)^2 of curvature beyond the steering limit, in the lap-time step
 
 
 @dataclass(frozen=True)
@@ -538,32 +539,50 @@ def compute_raceline(
         return ref.points + offsets[:, None] * ref.normals
 
     centre = time_line(track.waypoints, track.closed, limits)  # the track's own centre line
+
     # 2-3: minimum curvature, then blends toward shorter lines; keep the fastest.
+    def steerable(offsets: np.ndarray) -> bool:  # no turn tighter than the car's steering allows
+        return bool(np.abs(curvature_of(line(offsets), ref.closed)).max() <= limits.max_curvature)
+
     candidates = []
     for weight in BLEND_WEIGHTS:
         offsets = _blend_line(ref, low, high, weight)
         candidates.append((_objective(line(offsets), ref.closed, limits), weight, offsets))
     min_curvature = time_line(line(candidates[0][2]), ref.closed, limits)
-    best_time, best_weight, offsets = min(candidates, key=lambda c: c[0])
+    # Shorter blends can turn tighter than the car can; keep the steerable ones (the error below if none).
+    best_time, best_weight, offsets = min(
+        [c for c in candidates if steerable(c[2])] or candidates[:1], key=lambda c: c[0]
+    )
     # 3: lap time itself, over smooth bumps of the offsets (clipped to the bounds).
     basis = _bumps(len(offsets), ref.spacing, ref.closed)
     base = offsets.copy()
 
-    def lap(coefficients: np.ndarray) -> float:
-        trial = np.clip(base + basis @ coefficients, low, high)
-        return _objective(line(trial), ref.closed, limits)
+    def lap(coefficients: np.ndarray, penalty: float = 0.0) -> float:
+        """s; with `penalty`, plus penalty x the squared curvature beyond the steering limit (1/m)^2."""
+        points = line(np.clip(base + basis @ coefficients, low, high))
+        lap_s = _objective(points, ref.closed, limits)
+        if penalty:
+            excess = np.maximum(np.abs(curvature_of(points, ref.closed)) - limits.max_curvature, 0.0)
+            lap_s += penalty * float(np.sum(excess**2))
+        return lap_s
 
     refined = best_time
-    if refine_iterations > 0:
+    # The lap time alone first; if that line turns tighter than the steering allows (a hairpin), again
+    # with the steering penalty; a line that is still not steerable is not taken.
+    for penalty in (0.0, STEERING_PENALTY) if refine_iterations > 0 else ():
         result = minimize(
             lap,
             np.zeros(basis.shape[1]),
+            args=(penalty,),
             method="L-BFGS-B",
             options={"maxiter": refine_iterations, "eps": 1e-4},
         )
-        if result.fun < best_time:
-            offsets = np.clip(base + basis @ result.x, low, high)
-            refined = float(result.fun)
+        trial = np.clip(base + basis @ result.x, low, high)
+        if steerable(trial):
+            if result.fun < best_time:
+                offsets = trial
+                refined = float(result.fun)
+            break
     timing = time_line(line(offsets), ref.closed, limits)
     if np.abs(timing.curvature).max() > limits.max_curvature:
         i = int(np.argmax(np.abs(timing.curvature)))
