@@ -537,6 +537,21 @@ def build_parser() -> argparse.ArgumentParser:
         "simulator's cars /car0../car<N-1>: deepracer-rl sim --cars N)",
     )
     _add_backend_options(p, "train", default=None)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="collect PPO's rollouts on N Ray workers of --n-envs cars each (pip install 'deepracer_rl[ray]'; "
+        "docs/scaling.md); default: the cars run in this process",
+    )
+    p.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="with --workers: the Ray cluster to join (ray start --head ...); default: start a local Ray",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument(
