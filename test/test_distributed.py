@@ -1,0 +1,165 @@
+"""Training with Ray rollout workers (`--workers N`, distributed.py) on a real local Ray: the run
+directory is the one of local training, a worker killed by its pid is restarted and the run reaches
+its step count, and without --workers Ray is never imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from processes import REPO, SimProcess
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a single-node Ray stays on 127.0.0.1
+ray = pytest.importorskip("ray")
+
+from deepracer_rl.config import TrainConfig  # noqa: E402
+from deepracer_rl.distributed import worker_seed  # noqa: E402
+from deepracer_rl.rundir import RunDir  # noqa: E402
+from deepracer_rl.train import train  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One real local Ray for the module (2 CPUs: one per worker), shut down at its end."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def small_config(**changes) -> TrainConfig:
+    config = TrainConfig(
+        workers=2,
+        n_envs=2,
+        steps=3000,
+        episodes_between_updates=10,
+        eval_every=1500,
+        checkpoint_every=1500,
+        torch_threads=1,
+        seed=3,
+    )
+    for name, value in changes.items():
+        setattr(config, name, value)
+    return config
+
+
+def test_importing_training_and_the_cli_does_not_import_ray():
+    code = "import sys, deepracer_rl.train, deepracer_rl.cli; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_worker_seeds_come_from_the_run_seed_and_differ_per_worker():
+    assert worker_seed(3, 0) == worker_seed(3, 0)
+    assert len({worker_seed(3, i) for i in range(8)}) == 8
+    assert worker_seed(3, 0) != worker_seed(4, 0)
+
+
+def test_two_workers_train_into_the_same_run_directory_as_local_training_and_resume(tmp_path):
+    out = tmp_path / "run"
+    started = time.monotonic()
+    summary = train(small_config(), out)
+    first_s = time.monotonic() - started
+    run = RunDir(out)
+    assert summary["timesteps"] >= 3000
+    assert run.checkpoint.is_file() and run.best_model.is_file()
+    assert json.loads(run.config_path.read_text())["workers"] == 2
+    state = run.load_state()
+    assert state["timesteps"] >= 3000
+    rows = run.progress_csv.read_text().splitlines()
+    assert len(rows) >= 3  # header + one row per update (1000 steps per update of 4 cars)
+    simtraces = run.training_simtraces()
+    assert simtraces, "no training simtrace"
+    import csv
+
+    episodes = set()
+    for _, path in simtraces:
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                episodes.add(int(row["episode"]))
+    assert len(episodes) >= 4
+    metrics = json.loads(run.training_metrics_path.read_text())
+    assert metrics["metrics"], "no TrainingMetrics episodes"
+    assert run.evaluations_csv.is_file()
+    # resume: the run goes on from its checkpoint with the same two workers
+    resumed = train(small_config(steps=4000), out, resume=True)
+    assert resumed["timesteps"] >= 4000
+    assert run.load_state()["timesteps"] >= 4000
+    print(f"2 workers: 3000 steps in {first_s:.1f} s")
+
+
+def test_a_worker_killed_by_its_pid_is_restarted_and_the_run_reaches_its_step_count(tmp_path, local_ray):
+    out = tmp_path / "run"
+    args = ["deepracer_rl.cli", "train", "--workers", "2", "--n-envs", "2", "--steps", "3000"]
+    args += ["--episodes-between-updates", "10", "--eval-every", "3000", "--threads", "1"]
+    args += ["--out", str(out), "--ray-address", local_ray]
+    proc = SimProcess(tmp_path / "train.log", args)
+    try:
+        deadline = time.monotonic() + 180
+        while not (match := re.search(r"worker 1: pid (\d+)", proc.output())):
+            assert proc.proc.poll() is None, proc.output()
+            assert time.monotonic() < deadline, proc.output()
+            time.sleep(0.2)
+        pid = int(match.group(1))
+        time.sleep(3.0)  # inside the first rollout (about 10 s on 2 cores)
+        os.kill(pid, signal.SIGKILL)
+        code = proc.proc.wait(timeout=400)
+    finally:
+        proc.interrupt()
+    output = proc.output() if not proc.log.closed else (tmp_path / "train.log").read_text()
+    assert code == 0, output
+    restart = re.search(rf"Ray worker 1 \(pid {pid}\) died .* collected again", output)
+    assert restart, output
+    print(restart.group(0))
+    assert RunDir(out).load_state()["timesteps"] >= 3000
+    assert RunDir(out).checkpoint.is_file()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workers", "2", "--algo", "sac"], "--workers trains PPO only"),
+        (["--ray-address", "auto"], "give --workers too"),
+        (["--workers", "-1"], "--workers -1"),
+        (["--workers", "2", "--backend", "ros"], "in-process simulator"),
+    ],
+)
+def test_bad_worker_options_are_refused_with_one_message(args, message, tmp_path, capsys):
+    from deepracer_rl.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_workers_rollout_holds_what_the_learner_needs():
+    from stable_baselines3 import PPO
+
+    from deepracer_rl.distributed import PolicySpec, RolloutWorker, policy_weights, rollout_bytes
+    from deepracer_rl.vec_env import RaceVecEnv
+
+    kwargs = dict(track="reinvent_base", reward_isolation=None)
+    learner_env = RaceVecEnv(n_envs=1, seed=0, **kwargs)
+    worker = RolloutWorker(0, worker_seed(0, 0), 2, kwargs, 0.99)
+    try:
+        model = PPO("CnnPolicy", learner_env, n_steps=16, batch_size=16, device="cpu")
+        rollout = worker.collect((PolicySpec.of(model), policy_weights(model.policy)), 20)
+    finally:
+        worker.close()
+        learner_env.close()
+    assert rollout["obs"].shape[:2] == (20, 2) and rollout["obs"].dtype == np.uint8
+    for key in ("values", "log_probs", "rewards", "episode_starts", "dones", "bootstrap"):
+        assert rollout[key].shape == (20, 2), key
+    assert rollout["episode_starts"][0].all()
+    info = rollout["infos"][0][0]
+    assert "waypoints" not in info["params"] and "terminal_observation" not in info
+    assert {"progress", "episode_status", "start_params"} <= set(info)
+    assert rollout_bytes(rollout) > rollout["obs"].nbytes
