@@ -169,6 +169,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         perturbation=CameraPerturbation.parse(args.perturb or []),
         randomize=args.randomize,
+        workers=args.workers,
+        ray_address=args.ray_address,
         **options,
     )
     print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
@@ -496,6 +498,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE.mp4",
         help="write an H.264 MP4 of the laps: the car's camera, a top-down map, speed, steering, reward, progress",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="drive the laps as Ray tasks, one per (track, start), N at once (docs/scaling.md)",
+    )
+    p.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="with --workers: the Ray cluster to join; default: start a local Ray",
     )
     _add_backend_options(p, "drive the laps")
     p.add_argument("--json", action="store_true", help="print one JSON object")

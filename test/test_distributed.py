@@ -62,11 +62,17 @@ def test_worker_seeds_come_from_the_run_seed_and_differ_per_worker():
     assert worker_seed(3, 0) != worker_seed(4, 0)
 
 
-def test_two_workers_train_into_the_same_run_directory_as_local_training_and_resume(tmp_path):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def two_worker_run(tmp_path_factory):
+    """A run trained 3000 steps by 2 workers of 2 cars: (its directory, train's summary, seconds)."""
+    out = tmp_path_factory.mktemp("two_workers") / "run"
     started = time.monotonic()
     summary = train(small_config(), out)
-    first_s = time.monotonic() - started
+    return out, summary, time.monotonic() - started
+
+
+def test_two_workers_train_into_the_same_run_directory_as_local_training_and_resume(two_worker_run):
+    out, summary, first_s = two_worker_run
     run = RunDir(out)
     assert summary["timesteps"] >= 3000
     assert run.checkpoint.is_file() and run.best_model.is_file()
@@ -122,6 +128,22 @@ def test_a_worker_killed_by_its_pid_is_restarted_and_the_run_reaches_its_step_co
     assert RunDir(out).checkpoint.is_file()
 
 
+def test_evaluation_laps_as_ray_tasks_report_what_laps_in_this_process_report(two_worker_run):
+    from deepracer_rl.evaluate_runs import evaluate_target
+
+    out = two_worker_run[0]
+    here = evaluate_target(out, laps=2, seed=5)
+    spread = evaluate_target(out, laps=2, seed=5, workers=2)
+    mine, theirs = here.as_dict(), spread.as_dict()
+    assert mine.pop("simtrace") != theirs.pop("simtrace")
+    assert mine == theirs
+    import csv
+
+    with open(spread.simtrace, newline="") as handle:
+        episodes = {row["episode"] for row in csv.DictReader(handle)}
+    assert episodes == {"0", "1"}
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -163,3 +185,19 @@ def test_a_workers_rollout_holds_what_the_learner_needs():
     assert "waypoints" not in info["params"] and "terminal_observation" not in info
     assert {"progress", "episode_status", "start_params"} <= set(info)
     assert rollout_bytes(rollout) > rollout["obs"].nbytes
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--ray-address", "auto"], "give --workers too"),
+        (["--workers", "2", "--video", "laps.mp4"], "no --video"),
+    ],
+)
+def test_bad_evaluation_worker_options_are_refused_with_one_message(args, message, capsys):
+    from deepracer_rl.cli import main
+
+    assert main(["evaluate", "--driver", "baseline", "--laps", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
