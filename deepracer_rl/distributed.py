@@ -149,10 +149,13 @@ class RolloutWorker:
     """One worker's cars and policy copy (run as a Ray actor by `WorkerPool`; plain Python here)."""
 
     def __init__(self, index: int, seed: int, n_cars: int, env_kwargs: dict[str, Any], gamma: float):
+        import cv2
         import torch
 
         from .vec_env import RaceVecEnv
 
+        # one CPU per worker, as Ray reserves it: no OpenCV or torch thread pools that take the others'
+        cv2.setNumThreads(1)
         torch.set_num_threads(1)
         torch.manual_seed(seed)
         self.index, self.gamma = index, gamma
@@ -425,8 +428,6 @@ class WorkerVecEnv(VecEnv):
 class DistributedPPO(PPO):
     """PPO whose rollouts come from Ray workers (`WorkerVecEnv`); training is SB3's own."""
 
-    learn_seconds = 0.0  # s spent in train() (the learner's share of an update: benchmarks/scale.py)
-
     def collect_rollouts(
         self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
     ) -> bool:
@@ -468,11 +469,6 @@ class DistributedPPO(PPO):
         callback.update_locals({"dones": joined["dones"][-1]})
         callback.on_rollout_end()
         return True
-
-    def train(self) -> None:
-        started = time.perf_counter()
-        super().train()
-        self.learn_seconds += time.perf_counter() - started
 
 
 def make_pool_env(config: TrainConfig, env_kwargs: dict[str, Any], say: Callable[[str], None] = print) -> WorkerVecEnv:
