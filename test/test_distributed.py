@@ -144,6 +144,23 @@ def test_evaluation_laps_as_ray_tasks_report_what_laps_in_this_process_report(tw
     assert episodes == {"0", "1"}
 
 
+def test_ctrl_c_stops_a_run_with_workers_with_a_checkpoint_to_resume(tmp_path, local_ray):
+    out = tmp_path / "run"
+    args = ["deepracer_rl.cli", "train", "--workers", "2", "--n-envs", "2", "--steps", "100000"]
+    args += ["--episodes-between-updates", "10", "--threads", "1", "--out", str(out), "--ray-address", local_ray]
+    proc = SimProcess(tmp_path / "train.log", args)
+    deadline = time.monotonic() + 180
+    while not RunDir(out).progress_csv.exists():  # one update done
+        assert proc.proc.poll() is None, proc.output()
+        assert time.monotonic() < deadline, proc.output()
+        time.sleep(0.2)
+    code = proc.interrupt(timeout=120)
+    output = (tmp_path / "train.log").read_text()
+    assert code == 2, output
+    assert "continue with --resume" in output, output
+    assert RunDir(out).checkpoint.is_file() and RunDir(out).load_state()["timesteps"] >= 1000
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -185,6 +202,16 @@ def test_a_workers_rollout_holds_what_the_learner_needs():
     assert "waypoints" not in info["params"] and "terminal_observation" not in info
     assert {"progress", "episode_status", "start_params"} <= set(info)
     assert rollout_bytes(rollout) > rollout["obs"].nbytes
+    again = RolloutWorker(0, worker_seed(0, 0), 2, kwargs, 0.99)  # the same seed: the same rollout
+    other = RolloutWorker(1, worker_seed(0, 1), 2, kwargs, 0.99)
+    try:
+        policy = (PolicySpec.of(model), policy_weights(model.policy))
+        same, different = again.collect(policy, 20), other.collect(policy, 20)
+    finally:
+        again.close()
+        other.close()
+    assert np.array_equal(same["actions"], rollout["actions"]) and np.array_equal(same["rewards"], rollout["rewards"])
+    assert not np.array_equal(different["actions"], rollout["actions"])
 
 
 @pytest.mark.parametrize(
