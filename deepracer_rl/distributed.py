@@ -157,8 +157,7 @@ class RolloutWorker:
         # one CPU per worker, as Ray reserves it: no OpenCV or torch thread pools that take the others'
         cv2.setNumThreads(1)
         torch.set_num_threads(1)
-        torch.manual_seed(seed)
-        self.index, self.gamma = index, gamma
+        self.index, self.seed, self.gamma = index, seed, gamma
         self.env = RaceVecEnv(n_envs=n_cars, seed=seed, **_materialise_reward(env_kwargs))
         self.policy: Any = None  # built from the first rollout's PolicySpec
         self.last_obs: np.ndarray | None = None
@@ -189,6 +188,7 @@ class RolloutWorker:
         if self.policy is None:
             self.policy = spec.build()
             self.policy.set_training_mode(False)
+            torch.manual_seed(self.seed)  # the actions sampled from here on depend on the seed alone
         self.policy.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
         if self.last_obs is None:
             self.reset()
