@@ -128,6 +128,18 @@ def test_a_worker_killed_by_its_pid_is_restarted_and_the_run_reaches_its_step_co
     assert RunDir(out).checkpoint.is_file()
 
 
+def test_deepracer_utils_reads_the_training_simtrace_of_a_run_with_workers(two_worker_run):
+    deepracer_logs = pytest.importorskip("deepracer.logs")
+    run = RunDir(two_worker_run[0])
+    state = run.load_state()
+    log = deepracer_logs.DeepRacerLog(str(run.path))
+    log.load_training_trace()
+    df = log.dataframe()
+    assert df["episode"].nunique() == state["episodes"]  # every finished episode of every worker's cars, once
+    assert (df["episode_status"] == "prepare").sum() == state["episodes"]
+    assert len(deepracer_logs.AnalysisUtils.simulation_agg(df)) == state["episodes"]
+
+
 def test_evaluation_laps_as_ray_tasks_report_what_laps_in_this_process_report(two_worker_run):
     from deepracer_rl.evaluate_runs import evaluate_target
 
