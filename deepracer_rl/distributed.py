@@ -69,6 +69,8 @@ def connect(address: str | None, workers: int) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a one-machine Ray stays on 127.0.0.1
+    if address and address != "auto" and "://" not in address:
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, logging_level="WARNING")
@@ -77,6 +79,21 @@ def connect(address: str | None, workers: int) -> bool:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise WorkerError(f"cannot reach the Ray cluster at {address or 'a new local Ray'}: {exc}") from None
     return True
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A WorkerError unless something listens at HOST:PORT (Ray itself retries an address that does
+    not answer for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise WorkerError(f"--ray-address {address!r}: expected auto or HOST:PORT (the head's GCS port, 6379 default)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise WorkerError(
+            f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one with "
+            "ray start --head, or leave --ray-address out for a local Ray"
+        ) from None
 
 
 def strip_info(info: dict[str, Any]) -> dict[str, Any]:

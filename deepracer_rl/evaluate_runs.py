@@ -227,9 +227,12 @@ def evaluate_target(
     results = []
     if workers is not None:
         reward.close()  # each task loads the subject (and its reward) itself
-        from .distributed import connect
+        from .distributed import WorkerError, connect
 
-        started = connect(ray_address, workers)
+        try:
+            started = connect(ray_address, workers)
+        except WorkerError as exc:  # Ray missing, a cluster that does not answer: one message
+            raise ValueError(str(exc)) from None
         try:
             reports = lap_tasks(
                 target, driver, loaded, laps, seed, off_track_penalty, workers, simtrace_csv, backend_options

@@ -301,32 +301,19 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, for
         raise TrainingError(str(exc)) from None
 
 
-def _start_workers(config: TrainConfig, run: RunDir) -> tuple[Any, Callable[[], None] | None]:
-    """Connect to Ray (`--ray-address`, else a local Ray) and start the run's workers; the env and
-    what shuts down the Ray this call started (None when this process was connected already)."""
-    from .distributed import WorkerError, connect
-
-    try:
-        started = connect(config.ray_address, config.workers)
-    except WorkerError as exc:
-        raise TrainingError(str(exc)) from None
-    import ray
+def _start_workers(config: TrainConfig, run: RunDir) -> Any:
+    """The run's Ray workers on the Ray this process is connected to (`_train`)."""
+    from .distributed import WorkerError
 
     try:
         env = make_worker_env(config, run)
     except WorkerError as exc:
-        if started:
-            ray.shutdown()
         raise TrainingError(str(exc)) from None
-    except BaseException:
-        if started:
-            ray.shutdown()
-        raise
     _say(
         f"training with {config.workers} Ray workers x {config.n_envs} cars ({env.num_envs} in all): "
         f"{env.pool.describe()}"
     )
-    return env, (ray.shutdown if started else None)
+    return env
 
 
 def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[str, Any]:
@@ -345,6 +332,31 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
                     reward_isolation=config.isolation(),
                 ),
             )
+    except SensorError as exc:
+        raise TrainingError(str(exc)) from None
+    stop_ray = _connect_ray(config) if config.workers else None  # before anything is written
+    try:
+        return _train_prepared(config, run, resume, force)
+    finally:
+        if stop_ray is not None:
+            stop_ray()
+
+
+def _connect_ray(config: TrainConfig) -> Callable[[], None] | None:
+    """Join `--ray-address` or start a local Ray; what shuts down a Ray this call started."""
+    from .distributed import WorkerError, connect
+
+    try:
+        started = connect(config.ray_address, config.workers)
+    except WorkerError as exc:
+        raise TrainingError(str(exc)) from None
+    import ray
+
+    return ray.shutdown if started else None
+
+
+def _train_prepared(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[str, Any]:
+    try:
         config = prepare_run(config, run, resume, force)
         check_sensor_names(config.sensors, str(run.config_path))
         if resume:
@@ -356,9 +368,9 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
     if resume:  # the DeepRacer logs go on from the checkpoint, without what a killed run wrote after it
         restore_training_logs(run, state)
         progress.metrics = MetricsLog.load(run.training_metrics_path, state.get("next_episode"))
-    model_class, stop_ray = None, None
+    model_class = None
     if config.workers:
-        env, stop_ray = _start_workers(config, run)
+        env = _start_workers(config, run)
         from .distributed import DistributedPPO, WorkerError
 
         model_class = DistributedPPO
@@ -371,8 +383,6 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
 
     def close_env() -> None:
         env.close()
-        if stop_ray is not None:
-            stop_ray()
 
     try:
         if resume:

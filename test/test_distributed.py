@@ -240,3 +240,20 @@ def test_bad_evaluation_worker_options_are_refused_with_one_message(args, messag
     assert main(["evaluate", "--driver", "baseline", "--laps", "1", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_ray_address_where_nothing_answers_is_refused_in_seconds():
+    import socket
+
+    from deepracer_rl.distributed import WorkerError, check_reachable
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match="no Ray cluster answers there"):
+        check_reachable(f"127.0.0.1:{port}")
+    assert time.monotonic() - started < 10
+    with pytest.raises(WorkerError, match="expected auto or HOST:PORT"):
+        check_reachable("head-node")
+    check_reachable(ray.get_runtime_context().gcs_address)  # the module's Ray answers
