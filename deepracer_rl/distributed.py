@@ -16,7 +16,9 @@ only when a run has workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -132,6 +134,7 @@ def _materialise_reward(env_kwargs: dict[str, Any]) -> dict[str, Any]:
         path = Path(tempfile.mkdtemp(prefix="deepracer_rl_worker_")) / "reward_function.py"
         path.write_text(source, encoding="utf-8")
         out["reward"] = str(path)
+        out["reward_folder"] = str(path.parent)
     return out
 
 
@@ -175,7 +178,9 @@ class RolloutWorker:
         cv2.setNumThreads(1)
         torch.set_num_threads(1)
         self.index, self.seed, self.gamma = index, seed, gamma
-        self.env = RaceVecEnv(n_envs=n_cars, seed=seed, **_materialise_reward(env_kwargs))
+        kwargs = _materialise_reward(env_kwargs)
+        self.reward_folder = kwargs.pop("reward_folder", None)  # removed by close()
+        self.env = RaceVecEnv(n_envs=n_cars, seed=seed, **kwargs)
         self.policy: Any = None  # built from the first rollout's PolicySpec
         self.last_obs: np.ndarray | None = None
         self.episode_starts = np.ones(n_cars, dtype=bool)
@@ -256,6 +261,8 @@ class RolloutWorker:
 
     def close(self) -> None:
         self.env.close()
+        if self.reward_folder is not None:
+            shutil.rmtree(self.reward_folder, ignore_errors=True)
 
 
 def rollout_bytes(rollout: dict[str, Any]) -> int:
@@ -352,39 +359,41 @@ class WorkerPool:
         return [results[i] for i in range(len(self.actors))]
 
     def _revive(self, i: int, exc: BaseException) -> None:
-        """Worker `i` died: wait for Ray's restart of it, else make a new actor; say so in one line."""
+        """Worker `i` died: wait for Ray's restart of it (while Ray says it is unavailable), else make
+        a new actor (Ray gave up: it is dead for good); say so in one line."""
         ray, old = self.ray, self.where[i].get("pid")
         self.restarts += 1
         how = "restarted by Ray"
-        try:
-            self.where[i] = ray.get(self.actors[i].describe.remote(), timeout=STARTUP_TIMEOUT_S)
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            with _quiet():
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            try:
+                self.where[i] = ray.get(self.actors[i].describe.remote(), timeout=STARTUP_TIMEOUT_S)
+                break
+            except ray.exceptions.ActorUnavailableError:  # being restarted
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                pass
+            with contextlib.suppress(Exception):  # gone already
                 ray.kill(self.actors[i], no_restart=True)
             self.actors[i] = self.actor_class.remote(*self.args[i])
             self.where[i] = ray.get(self.actors[i].describe.remote(), timeout=STARTUP_TIMEOUT_S)
             how = "made again by the learner"
-        reason = type(exc).__name__
+            break
         self.say(
-            f"Ray worker {i} (pid {old}) died ({reason}); {how} as pid {self.where[i]['pid']} on "
+            f"Ray worker {i} (pid {old}) died ({type(exc).__name__}); {how} as pid {self.where[i]['pid']} on "
             f"{self.where[i]['host']}: its partial rollout is dropped and collected again"
         )
 
     def close(self) -> None:
+        """Close every worker's cars (reward processes, temporary files), then end the actors."""
+        with contextlib.suppress(Exception):  # a worker that is gone or hangs is killed all the same
+            self.ray.get([actor.close.remote() for actor in self.actors], timeout=30)
         for actor in self.actors:
-            with _quiet():
+            with contextlib.suppress(Exception):  # gone already
                 self.ray.kill(actor, no_restart=True)
         self.actors = []
-
-
-class _quiet:
-    """Ignore any error (closing workers that may be gone already)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 class WorkerVecEnv(VecEnv):
