@@ -128,6 +128,19 @@ def test_a_worker_killed_by_its_pid_is_restarted_and_the_run_reaches_its_step_co
     assert RunDir(out).checkpoint.is_file()
 
 
+def test_a_run_with_workers_reproduces_from_its_seed(two_worker_run, tmp_path):
+    import csv
+
+    def updates(out) -> list[dict]:
+        with open(RunDir(out).progress_csv, newline="") as handle:
+            return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(handle)]
+
+    train(small_config(), tmp_path / "again")
+    again = updates(tmp_path / "again")
+    assert len(again) >= 2
+    assert updates(two_worker_run[0])[: len(again)] == again  # the same episodes, rewards, progress
+
+
 def test_deepracer_utils_reads_the_training_simtrace_of_a_run_with_workers(two_worker_run):
     deepracer_logs = pytest.importorskip("deepracer.logs")
     run = RunDir(two_worker_run[0])
