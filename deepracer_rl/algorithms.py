@@ -37,7 +37,8 @@ def _policy_kwargs(config: TrainConfig) -> dict[str, Any]:
 def _build_ppo(config: TrainConfig, env: Any, common: dict[str, Any]) -> Any:
     from stable_baselines3 import PPO
 
-    return PPO(
+    cls = common.pop("model_class", None) or PPO
+    return cls(
         "CnnPolicy",
         env,
         n_steps=config.rollout_steps,
@@ -86,26 +87,32 @@ def algorithm(name: str) -> Algorithm:
     return ALGORITHMS[name]
 
 
-def build_model(config: TrainConfig, env: Any, tensorboard_dir: Path | None = None) -> Any:
-    """A new model of the config's algorithm on `env`."""
-    common = dict(
+def build_model(
+    config: TrainConfig, env: Any, tensorboard_dir: Path | None = None, model_class: type | None = None
+) -> Any:
+    """A new model of the config's algorithm on `env`; `model_class`: a subclass of the algorithm's
+    SB3 class to build instead (the Ray workers' `distributed.DistributedPPO`)."""
+    common: dict[str, Any] = dict(
         learning_rate=config.learning_rate,
         gamma=config.discount,
         seed=config.seed,
         tensorboard_log=None if tensorboard_dir is None else str(tensorboard_dir),
         verbose=0,
     )
+    if model_class is not None:
+        common["model_class"] = model_class
     return algorithm(config.algo).build(config, env, common)
 
 
-def load_model(path: Path, env: Any = None, algo: str | None = None) -> Any:
-    """A saved model (`algo` when known, else whichever registered algorithm reads the file)."""
+def load_model(path: Path, env: Any = None, algo: str | None = None, model_class: type | None = None) -> Any:
+    """A saved model (`algo` when known, else whichever registered algorithm reads the file);
+    `model_class`: load it as this subclass of the algorithm's SB3 class."""
     import stable_baselines3
 
     names = [algo] if algo is not None else list(ALGORITHMS)
     errors = []
     for name in names:
-        cls = getattr(stable_baselines3, algorithm(name).sb3_class)
+        cls = model_class or getattr(stable_baselines3, algorithm(name).sb3_class)
         try:
             return cls.load(path, env=env, device="cpu")
         except Exception as exc:

@@ -325,21 +325,33 @@ class RunCallbacks:
     checkpoint: CheckpointCallback
     bar: ProgressBarCallback
     callbacks: CallbackList
+    stats: EpisodeStatsCallback | None = None
+
+    def abandon(self, cars: np.ndarray) -> None:
+        """The open episodes of `cars` are lost (their Ray worker died): not logged, not counted;
+        the cars go on with new episode ids."""
+        p = self.progress
+        for car in cars:
+            if self.simtrace is not None:
+                self.simtrace.log.abandon(int(car))
+            if self.stats is not None:
+                self.stats.episode_reward[car] = 0.0
+            p.episode_ids[car] = p.episode_ids.max() + 1
 
 
 def run_callbacks(
     config: TrainConfig, run: RunDir, progress: TrainingProgress, evaluate: Callable[[Any], LapReport]
 ) -> RunCallbacks:
     """The callbacks of a training run (see the module docstring for what each does, in order)."""
-    start = progress.timesteps
+    start, cars = progress.timesteps, config.total_cars
     simtrace = None
     if config.simtrace:  # the cars' sim clocks go on from the checkpoint's (all cars tick together)
-        clock_s = start / config.n_envs / CarSpec.from_urdf().control_hz
-        simtrace = SimtraceCallback(progress, run, config.n_envs, clock_s)
-    stats = EpisodeStatsCallback(progress, run, config.n_envs)
+        clock_s = start / cars / CarSpec.from_urdf().control_hz
+        simtrace = SimtraceCallback(progress, run, cars, clock_s)
+    stats = EpisodeStatsCallback(progress, run, cars)
     evaluation = EvaluationCallback(progress, run, config.eval_every, evaluate, start)
     checkpoint = CheckpointCallback(progress, run, config.checkpoint_every, start, simtrace)
-    bar = ProgressBarCallback(progress, config.steps, start, config.n_envs)
+    bar = ProgressBarCallback(progress, config.steps, start, cars)
     stop = StopCallback(progress, config, bar.say)
     chain = [c for c in (simtrace, stats, evaluation, checkpoint, bar, stop) if c is not None]
-    return RunCallbacks(progress, simtrace, checkpoint, bar, CallbackList(chain))
+    return RunCallbacks(progress, simtrace, checkpoint, bar, CallbackList(chain), stats)

@@ -169,6 +169,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         perturbation=CameraPerturbation.parse(args.perturb or []),
         randomize=args.randomize,
+        workers=args.workers,
+        ray_address=args.ray_address,
         **options,
     )
     print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
@@ -497,6 +499,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.mp4",
         help="write an H.264 MP4 of the laps: the car's camera, a top-down map, speed, steering, reward, progress",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="drive the laps as Ray tasks, one per (track, start), N at once (docs/scaling.md)",
+    )
+    p.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="with --workers: the Ray cluster to join; default: start a local Ray",
+    )
     _add_backend_options(p, "drive the laps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", env_arg=True)
@@ -537,6 +553,21 @@ def build_parser() -> argparse.ArgumentParser:
         "simulator's cars /car0../car<N-1>: deepracer-rl sim --cars N)",
     )
     _add_backend_options(p, "train", default=None)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="collect PPO's rollouts on N Ray workers of --n-envs cars each (pip install 'deepracer_rl[ray]'; "
+        "docs/scaling.md); default: the cars run in this process",
+    )
+    p.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="with --workers: the Ray cluster to join (ray start --head ...); default: start a local Ray",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument(

@@ -15,6 +15,7 @@ from .reward_process import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, MIN_MEMORY_MB,
 from .sensors import DEFAULT_SENSORS
 
 MAX_CARS = 256  # cars of one run (--n-envs)
+MAX_WORKERS = 1024  # Ray rollout workers of one run (--workers)
 MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 36, 1280  # pixels: the CNNs need 36; DeepRacer's camera is 640x480
 
 
@@ -39,7 +40,9 @@ class TrainConfig:
     metadata: str | None = None  # model_metadata.json; None = the console default
     algo: str = "ppo"  # a name of `algorithms.ALGORITHMS`
     steps: int = 150_000
-    n_envs: int = 8  # cars simulated together
+    n_envs: int = 8  # cars simulated together (per Ray worker with --workers)
+    workers: int = 0  # Ray rollout workers (distributed.py); 0: the cars run in this process
+    ray_address: str | None = None  # --ray-address: a running Ray cluster ("auto", HOST:PORT); None: start one
     backend: str = "inprocess"  # a name of `backend.available_backends()`
     ros_timeout: float | None = None  # --backend ros: s to wait for the simulator (None: the backend's 15 s / 5 s)
     seed: int = 0
@@ -72,14 +75,19 @@ class TrainConfig:
     reward_memory_mb: int = DEFAULT_MEMORY_MB  # MiB of address space for the reward process
 
     @property
+    def total_cars(self) -> int:
+        """Cars of the run: `n_envs`, on each of the `workers` when there are Ray workers."""
+        return self.n_envs * max(1, self.workers)
+
+    @property
     def rollout_steps(self) -> int:
         """Env steps per car between PPO updates."""
         total = math.ceil(self.episodes_between_updates * 100 / self.batch_size) * self.batch_size
-        return max(32, math.ceil(total / self.n_envs))
+        return max(32, math.ceil(total / self.total_cars))
 
     def rollout_bytes(self) -> int:
         """Memory of the rollout buffer's observations (float32), the largest array a run allocates."""
-        frames = self.rollout_steps * self.n_envs if self.algo == "ppo" else 50_000
+        frames = self.rollout_steps * self.total_cars if self.algo == "ppo" else 50_000
         return frames * self.observation().channels * self.image_width * self.image_height * 4
 
     def validate(self, memory_limit: int | None = None) -> None:
@@ -87,6 +95,7 @@ class TrainConfig:
         ranges = (
             ("steps", self.steps, 1, 10**10),
             ("n_envs", self.n_envs, 1, MAX_CARS),
+            ("workers", self.workers, 0, MAX_WORKERS),
             ("frame_stack", self.frame_stack, 1, 16),
             ("batch_size", self.batch_size, 1, 2**20),
             ("learning_rate", self.learning_rate, 1e-9, 1.0),

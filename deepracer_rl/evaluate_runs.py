@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .algorithms import load_model
 from .camera import CameraPerturbation
 from .episode import evaluation_start_poses
@@ -33,6 +35,17 @@ from .reward_process import make_reward
 from .rundir import RunDir, find_run
 from .track import Track
 from .train import race_kwargs
+
+
+def merge_reports(reports: Sequence[LapReport]) -> LapReport:
+    """Several reports' laps as one report, in order."""
+    merged = LapReport(laps=sum(r.laps for r in reports))
+    for part in reports:
+        merged.completed_laps += part.completed_laps
+        merged.off_track += part.off_track
+        for name in ("lap_times_s", "progress", "statuses", "seconds", "rewards"):
+            getattr(merged, name).extend(getattr(part, name))
+    return merged
 
 
 @dataclass
@@ -78,14 +91,7 @@ class Evaluation:
         """The laps of every track as one report (the one track's report when there is one)."""
         if len(self.results) == 1:
             return self.results[0].report
-        merged = LapReport(laps=sum(r.report.laps for r in self.results))
-        for result in self.results:
-            part = result.report
-            merged.completed_laps += part.completed_laps
-            merged.off_track += part.off_track
-            for name in ("lap_times_s", "progress", "statuses", "seconds", "rewards"):
-                getattr(merged, name).extend(getattr(part, name))
-        return merged
+        return merge_reports([r.report for r in self.results])
 
     def as_dict(self) -> dict[str, Any]:
         """One JSON object: the summed laps (`completed_laps`, `attempted_laps`), the settings, and
@@ -166,6 +172,8 @@ def evaluate_target(
     seed: int | None = None,
     perturbation: CameraPerturbation | None = None,
     randomize: bool = False,
+    workers: int | None = None,
+    ray_address: str | None = None,
     **backend_options: Any,
 ) -> Evaluation:
     """Drive `laps` evaluation laps of `target` (a path, or a `Subject` loaded once for many calls)
@@ -175,9 +183,20 @@ def evaluate_target(
     the URDF's unless `perturbation` (fixed changes) or `randomize` (the training randomisation,
     seeded by `seed`) is given. `simtrace`: write the laps of a run's model into the run as an
     evaluation simtrace (one track); `video`: an MP4 of the laps (one track); `observer`: made with
-    each race (its track, car, actions), then called with every `LapStep`."""
+    each race (its track, car, actions), then called with every `LapStep`. `workers`: drive the
+    laps as Ray tasks, one per (track, start), at most `workers` at once (`lap_tasks`), on the Ray
+    at `ray_address` or a local one."""
     if laps < 1:
         raise ValueError(f"--laps must be at least 1, got {laps}")
+    if workers is not None:
+        if workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}")
+        if video is not None or trajectory_csv is not None or observer is not None or backend != "inprocess":
+            raise ValueError(
+                "--workers drives laps in-process on Ray workers: no --video, --trajectory or --backend ros"
+            )
+    elif ray_address is not None:
+        raise ValueError("--ray-address names the Ray cluster of --workers N: give --workers too")
     tracks = [track] if track is None or isinstance(track, (str, os.PathLike, Track)) else list(track)
     if not tracks:
         raise ValueError("name at least one --track")
@@ -206,6 +225,25 @@ def evaluate_target(
     reward = make_reward(kwargs.pop("reward", None), kwargs.pop("reward_isolation", None))
     simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None and len(loaded) == 1 else None
     results = []
+    if workers is not None:
+        reward.close()  # each task loads the subject (and its reward) itself
+        from .distributed import WorkerError, connect
+
+        try:
+            started = connect(ray_address, workers)
+        except WorkerError as exc:  # Ray missing, a cluster that does not answer: one message
+            raise ValueError(str(exc)) from None
+        try:
+            reports = lap_tasks(
+                target, driver, loaded, laps, seed, off_track_penalty, workers, simtrace_csv, backend_options
+            )
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+        results = [TrackResult(one.name, report) for one, report in zip(loaded, reports)]
+        return Evaluation(label, backend, results, simtrace_csv, None, seed, perturbation, randomize)
     try:
         for one in loaded:
             core = RaceCore.create(
@@ -242,6 +280,94 @@ def evaluate_target(
         perturbation=perturbation,
         randomize=randomize,
     )
+
+
+def _one_lap(
+    target: Any,
+    driver: str,
+    track: Track,
+    start: np.ndarray,
+    seed: int | None,
+    penalty: float | None,
+    simtrace: bool,
+    backend_options: dict[str, Any],
+) -> tuple[LapReport, str]:
+    """One lap of `target` on `track` from `start` (a Ray task of `lap_tasks`); the report and the
+    lap's evaluation simtrace text ("" unless `simtrace`)."""
+    import tempfile
+
+    subject = target if isinstance(target, Subject) else load_subject(target, driver)
+    kwargs = dict(subject.race)
+    kwargs.pop("track")
+    reward = make_reward(kwargs.pop("reward", None), kwargs.pop("reward_isolation", None))
+    with tempfile.TemporaryDirectory(prefix="deepracer_rl_lap_") as folder:
+        csv_path = Path(folder) / "lap.csv" if simtrace else None
+        core = RaceCore.create(track, n_cars=1, reward=reward, seed=seed, **kwargs, **backend_options)
+        try:
+            report = run_laps(core, subject.drive, 1, penalty, simtrace_csv=csv_path, starts=np.asarray([start]))
+        finally:
+            core.close()
+            reward.close()
+        return report, csv_path.read_text(encoding="utf-8") if csv_path is not None else ""
+
+
+def lap_tasks(
+    target: Any,
+    driver: str,
+    tracks: Sequence[Track],
+    laps: int,
+    seed: int | None,
+    penalty: float | None,
+    workers: int,
+    simtrace_csv: Path | None,
+    backend_options: dict[str, Any],
+) -> list[LapReport]:
+    """The laps of every track as Ray tasks, one per (track, start of `evaluation_start_poses`), at
+    most `workers` running at once; one report per track, laps in start order. The laps' simtraces
+    are merged into `simtrace_csv` (lap k = episode k, as `run_laps` numbers them)."""
+    from .distributed import PACKAGE_ROOT, ray_module
+
+    ray = ray_module()
+    task = ray.remote(
+        num_cpus=1, runtime_env={"env_vars": {"PYTHONPATH": f"{PACKAGE_ROOT}{os.pathsep}${{PYTHONPATH}}"}}
+    )(_one_lap)
+    jobs = [
+        (t, k, start) for t, one in enumerate(tracks) for k, start in enumerate(evaluation_start_poses(one, laps, seed))
+    ]
+    target_arg = str(target) if isinstance(target, (str, os.PathLike)) else target
+    want = simtrace_csv is not None
+    done: dict[tuple[int, int], tuple[LapReport, str]] = {}
+    running: dict[Any, tuple[int, int]] = {}
+    queue = list(jobs)
+    while queue or running:
+        while queue and len(running) < workers:
+            t, k, start = queue.pop(0)
+            ref = task.remote(target_arg, driver, tracks[t], start, seed, penalty, want, backend_options)
+            running[ref] = (t, k)
+        ready, _ = ray.wait(list(running), num_returns=1)
+        for ref in ready:
+            done[running.pop(ref)] = ray.get(ref)
+    if want:
+        _merge_lap_simtraces([done[(0, k)][1] for k in range(laps)], simtrace_csv)
+    return [merge_reports([done[(t, k)][0] for k in range(laps)]) for t in range(len(tracks))]
+
+
+def _merge_lap_simtraces(texts: Sequence[str], path: Path) -> None:
+    """One evaluation simtrace from laps driven apart: lap k's rows as episode k."""
+    import csv
+    import io
+
+    rows: list[dict[str, str]] = []
+    columns: list[str] = []
+    for k, text in enumerate(texts):
+        reader = csv.DictReader(io.StringIO(text))
+        columns = list(reader.fieldnames or columns)
+        rows.extend({**row, "episode": str(k)} for row in reader)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def video_observer(core: RaceCore, writer: Any) -> StepObserver:

@@ -93,6 +93,11 @@ class TrainingSimtrace:
             end_s=tstamp,
         )
 
+    def abandon(self, car: int) -> None:
+        """Forget `car`'s open episode (its Ray worker died: the episode's rows are not written)."""
+        self.rows[car] = []
+        self.skipping[car] = False
+
     def checkpoint(self, iteration: int) -> dict[str, Any]:
         """What `restore_training_logs` needs to cut the simtrace back to now: the sizes of the
         files an episode may still be appended to (those from the oldest open episode's iteration on)."""

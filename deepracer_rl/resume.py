@@ -29,6 +29,7 @@ PER_INVOCATION = frozenset(
         "steps",
         "max_minutes",
         "ros_timeout",
+        "ray_address",
         "backend",
         "torch_threads",
         "reward_isolation",

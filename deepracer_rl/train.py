@@ -13,9 +13,10 @@ import contextlib
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,22 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError(f"unknown network {config.network!r}; choose one of {', '.join(NETWORKS)}")
     if config.ros_timeout is not None and not config.ros_timeout > 0:
         raise TrainingError(f"the ROS timeout must be a positive number of seconds, got {config.ros_timeout}")
+    if config.workers:
+        if config.algo != "ppo":
+            raise TrainingError(
+                f"--workers trains PPO only, not {config.algo!r} (docs/scaling.md says why SAC does not yet): "
+                "use --algo ppo, or train SAC without --workers"
+            )
+        if config.backend != "inprocess":
+            raise TrainingError(
+                "--workers drives the in-process simulator on each worker; --backend ros is one simulator per run"
+            )
+        from importlib.util import find_spec
+
+        if find_spec("ray") is None:
+            raise TrainingError("--workers needs Ray: pip install 'deepracer_rl[ray]' (the pinned version)")
+    elif config.ray_address is not None:
+        raise TrainingError("--ray-address names the Ray cluster of --workers N: give --workers too")
     if config.backend != "inprocess" and config.randomize:
         raise TrainingError(
             "--randomize applies to the in-process simulator; over ROS the simulator randomises "
@@ -102,6 +119,7 @@ def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bo
         saved.max_minutes = config.max_minutes
         if config.ros_timeout is not None:
             saved.ros_timeout = config.ros_timeout
+        saved.ray_address = config.ray_address
         # how the reward runs is no part of what was trained: this invocation's settings hold
         saved.reward_isolation = config.reward_isolation
         saved.reward_timeout = config.reward_timeout
@@ -160,6 +178,21 @@ def make_env(config: TrainConfig, run: RunDir | str | os.PathLike) -> RaceVecEnv
         **race_kwargs(config, run),
         **backend_options(config),
     )
+
+
+def make_worker_env(config: TrainConfig, run: RunDir) -> Any:
+    """The training env of a run with Ray workers (`distributed.WorkerVecEnv`), on the Ray of this
+    process (connected by `_train`). The workers race on the run's copies of the reward and metadata:
+    a cluster's nodes may not see the user's files, the run's copies are sent along."""
+    from .distributed import inline_files, make_pool_env
+
+    kwargs = inline_files(dict(race_kwargs(config, run), reward=str(run.reward_path)))
+    kwargs.update(backend=config.backend, **backend_options(config))
+    return make_pool_env(config, kwargs, say=_say)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def dry_run(config: TrainConfig, kwargs: dict[str, Any], steps: int = 30) -> None:
@@ -268,6 +301,21 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, for
         raise TrainingError(str(exc)) from None
 
 
+def _start_workers(config: TrainConfig, run: RunDir) -> Any:
+    """The run's Ray workers on the Ray this process is connected to (`_train`)."""
+    from .distributed import WorkerError
+
+    try:
+        env = make_worker_env(config, run)
+    except WorkerError as exc:
+        raise TrainingError(str(exc)) from None
+    _say(
+        f"training with {config.workers} Ray workers x {config.n_envs} cars ({env.num_envs} in all): "
+        f"{env.pool.describe()}"
+    )
+    return env
+
+
 def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[str, Any]:
     import torch
 
@@ -284,6 +332,31 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
                     reward_isolation=config.isolation(),
                 ),
             )
+    except SensorError as exc:
+        raise TrainingError(str(exc)) from None
+    stop_ray = _connect_ray(config) if config.workers else None  # before anything is written
+    try:
+        return _train_prepared(config, run, resume, force)
+    finally:
+        if stop_ray is not None:
+            stop_ray()
+
+
+def _connect_ray(config: TrainConfig) -> Callable[[], None] | None:
+    """Join `--ray-address` or start a local Ray; what shuts down a Ray this call started."""
+    from .distributed import WorkerError, connect
+
+    try:
+        started = connect(config.ray_address, config.workers)
+    except WorkerError as exc:
+        raise TrainingError(str(exc)) from None
+    import ray
+
+    return ray.shutdown if started else None
+
+
+def _train_prepared(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[str, Any]:
+    try:
         config = prepare_run(config, run, resume, force)
         check_sensor_names(config.sensors, str(run.config_path))
         if resume:
@@ -291,24 +364,39 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
     except SensorError as exc:
         raise TrainingError(str(exc)) from None
     state = run.load_state() if resume else {}
-    progress = TrainingProgress.from_state(state, config.n_envs)
+    progress = TrainingProgress.from_state(state, config.total_cars)
     if resume:  # the DeepRacer logs go on from the checkpoint, without what a killed run wrote after it
         restore_training_logs(run, state)
         progress.metrics = MetricsLog.load(run.training_metrics_path, state.get("next_episode"))
-    env = make_env(config, run)
-    if isinstance(env.core.reward_fn, IsolatedReward):  # Ctrl-C during a reward call that hangs stops at once
-        env.core.reward_fn.should_stop = lambda: progress.stop_requested
-    simulator_gone = backend_class(config.backend).errors
+    model_class = None
+    if config.workers:
+        env = _start_workers(config, run)
+        from .distributed import DistributedPPO, WorkerError
+
+        model_class = DistributedPPO
+        simulator_gone = (*backend_class(config.backend).errors, WorkerError)
+    else:
+        env = make_env(config, run)
+        if isinstance(env.core.reward_fn, IsolatedReward):  # Ctrl-C during a reward call that hangs stops at once
+            env.core.reward_fn.should_stop = lambda: progress.stop_requested
+        simulator_gone = backend_class(config.backend).errors
+
+    def close_env() -> None:
+        env.close()
+
     try:
         if resume:
-            model = load_model(run.checkpoint, env=env, algo=config.algo)
+            model = load_model(run.checkpoint, env=env, algo=config.algo, model_class=model_class)
             model.tensorboard_log = str(run.tensorboard)
         else:
-            model = build_model(config, env, run.tensorboard)
+            model = build_model(config, env, run.tensorboard, model_class=model_class)
     except AlgorithmError as exc:
-        env.close()
+        close_env()
         raise TrainingError(str(exc)) from None
     parts = run_callbacks(config, run, progress, lambda m: evaluate_model(m, config, run, laps=config.eval_laps))
+    if config.workers:  # a worker's death drops its cars' open episodes; its line goes above the bar
+        env.on_restart = parts.abandon
+        env.pool.say = parts.bar.say
     remaining = config.steps - progress.timesteps
     started = time.time()
 
@@ -336,7 +424,7 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
     except KeyboardInterrupt:  # not in the main thread: no handler of ours
         raise TrainingError(f"interrupted; {keep()}") from None
     finally:
-        env.close()
+        close_env()
         parts.bar.close()  # also when learn() stopped on an error
     parts.checkpoint.save(model)
     final = evaluate_model(model, config, run, laps=config.eval_laps)

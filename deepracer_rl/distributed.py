@@ -1,0 +1,504 @@
+"""PPO with Ray rollout workers: each worker is a Ray actor holding `K` cars (a `RaceVecEnv`) and a
+CPU copy of the policy; the learner (this process) trains on what they collect.
+
+Once per update the learner puts the policy's weights into Ray's object store (one `ray.put`,
+read by every worker), each worker drives its cars `n_steps` steps with them and returns the
+observations, actions, log-probs, values, rewards, episode starts and the step infos (without the
+track's waypoints); `DistributedPPO.collect_rollouts` replays the steps through the run's
+callbacks (simtrace, metrics, checkpoints, evaluation, progress bar) exactly as local training
+calls them, fills SB3's `RolloutBuffer` (n_envs = workers x K) and computes the advantages.
+
+A worker that dies (killed, out of memory, a crashed simulator) is restarted by Ray
+(`max_restarts`) or, once Ray gives up, made again by `WorkerPool`; its partial rollout is
+dropped and collected again, and the run says so in one line. Ray is imported only here and
+only when a run has workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+from .config import TrainConfig
+
+MAX_RESTARTS = 3  # restarts Ray makes of one worker actor before the pool makes a new one
+MAX_FAILURES = 10  # deaths of one worker within one update before the run stops
+STARTUP_TIMEOUT_S = 300.0  # s for the workers to be placed and build their cars
+DROPPED_PARAMS = ("waypoints",)  # the track's, the same every step: not sent back per step
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+class WorkerError(RuntimeError):
+    """Ray workers could not be started or keep dying; the message says why."""
+
+
+def worker_seed(seed: int, index: int) -> int:
+    """Worker `index`'s seed, derived from the run's seed (numpy's SeedSequence spawn keys), so a
+    run with the same seed and worker count reproduces."""
+    return int(np.random.SeedSequence(seed, spawn_key=(index,)).generate_state(1)[0])
+
+
+def ray_module() -> Any:
+    """`ray`, or a WorkerError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise WorkerError(
+            "--workers needs Ray: pip install 'deepracer_rl[ray]' (or the ray version pinned in requirements.txt)"
+        ) from None
+    return ray
+
+
+def connect(address: str | None, workers: int) -> bool:
+    """Join the Ray cluster at `address` ("auto", HOST:PORT) or start a local one (at least one CPU
+    per worker); True when this call connected (and the caller shuts Ray down), False when this
+    process was already connected."""
+    ray = ray_module()
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a one-machine Ray stays on 127.0.0.1
+    if address and address != "auto" and "://" not in address:
+        check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, logging_level="WARNING")
+        else:
+            ray.init(num_cpus=max(os.cpu_count() or 1, workers), include_dashboard=False, logging_level="WARNING")
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise WorkerError(f"cannot reach the Ray cluster at {address or 'a new local Ray'}: {exc}") from None
+    return True
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A WorkerError unless something listens at HOST:PORT (Ray itself retries an address that does
+    not answer for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise WorkerError(f"--ray-address {address!r}: expected auto or HOST:PORT (the head's GCS port, 6379 default)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise WorkerError(
+            f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one with "
+            "ray start --head, or leave --ray-address out for a local Ray"
+        ) from None
+
+
+def strip_info(info: dict[str, Any]) -> dict[str, Any]:
+    """A step's info as the learner needs it: no terminal observation (the worker bootstraps the
+    value itself), no waypoints in the params."""
+    out = {k: v for k, v in info.items() if k != "terminal_observation"}
+    for key in ("params", "start_params"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if k not in DROPPED_PARAMS}
+    return out
+
+
+def inline_files(race_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Race arguments a worker on any node can use: the track and action space as objects, the
+    reward file's text (`reward_source`) instead of paths this machine may alone have."""
+    from .action_space import ActionSpace
+    from .track import Track
+
+    out = dict(race_kwargs)
+    out["track"] = Track.load(out["track"]) if not isinstance(out["track"], Track) else out["track"]
+    if not isinstance(out.get("metadata"), ActionSpace):
+        out["metadata"] = ActionSpace.load(out.get("metadata"))
+    reward = out.pop("reward", None)
+    if reward is not None:
+        out["reward_source"] = Path(reward).read_text(encoding="utf-8")
+    return out
+
+
+def _materialise_reward(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`inline_files`' reward text back into a file of this worker (a temporary folder)."""
+    import tempfile
+
+    out = dict(env_kwargs)
+    source = out.pop("reward_source", None)
+    if source is not None:
+        path = Path(tempfile.mkdtemp(prefix="deepracer_rl_worker_")) / "reward_function.py"
+        path.write_text(source, encoding="utf-8")
+        out["reward"] = str(path)
+        out["reward_folder"] = str(path.parent)
+    return out
+
+
+@dataclass
+class PolicySpec:
+    """How a worker builds its CPU copy of the learner's policy (weights come per update)."""
+
+    policy_class: type
+    observation_space: spaces.Space
+    action_space: spaces.Space
+    kwargs: dict[str, Any]
+
+    @classmethod
+    def of(cls, model: PPO) -> PolicySpec:
+        return cls(
+            model.policy_class,
+            model.observation_space,
+            model.action_space,
+            dict(use_sde=model.use_sde, **model.policy_kwargs),
+        )
+
+    def build(self) -> Any:
+        return self.policy_class(self.observation_space, self.action_space, lambda _: 0.0, **self.kwargs)
+
+
+def policy_weights(policy: Any) -> dict[str, np.ndarray]:
+    """The policy's parameters as numpy arrays (what goes into the object store once per update)."""
+    return {k: v.detach().cpu().numpy() for k, v in policy.state_dict().items()}
+
+
+class RolloutWorker:
+    """One worker's cars and policy copy (run as a Ray actor by `WorkerPool`; plain Python here)."""
+
+    def __init__(self, index: int, seed: int, n_cars: int, env_kwargs: dict[str, Any], gamma: float):
+        import cv2
+        import torch
+
+        from .vec_env import RaceVecEnv
+
+        # one CPU per worker, as Ray reserves it: no OpenCV or torch thread pools that take the others'
+        cv2.setNumThreads(1)
+        torch.set_num_threads(1)
+        self.index, self.seed, self.gamma = index, seed, gamma
+        kwargs = _materialise_reward(env_kwargs)
+        self.reward_folder = kwargs.pop("reward_folder", None)  # removed by close()
+        self.env = RaceVecEnv(n_envs=n_cars, seed=seed, **kwargs)
+        self.policy: Any = None  # built from the first rollout's PolicySpec
+        self.last_obs: np.ndarray | None = None
+        self.episode_starts = np.ones(n_cars, dtype=bool)
+
+    def describe(self) -> dict[str, Any]:
+        """Where this worker runs: pid, host, the deepracer_rl it imported."""
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "package": str(Path(__file__).resolve().parent),
+            "observation_space": self.env.observation_space,
+            "action_space": self.env.action_space,
+        }
+
+    def reset(self) -> np.ndarray:
+        self.last_obs = self.env.reset()
+        self.episode_starts = np.ones(self.env.num_envs, dtype=bool)
+        return self.last_obs
+
+    def collect(self, policy: tuple[PolicySpec, dict[str, np.ndarray]], n_steps: int) -> dict[str, Any]:
+        """Drive the cars `n_steps` steps with the learner's policy (its spec and weights); the rollout."""
+        import torch
+        from stable_baselines3.common.utils import obs_as_tensor
+
+        started = time.perf_counter()
+        spec, weights = policy
+        if self.policy is None:
+            self.policy = spec.build()
+            self.policy.set_training_mode(False)
+            torch.manual_seed(self.seed)  # the actions sampled from here on depend on the seed alone
+        self.policy.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
+        if self.last_obs is None:
+            self.reset()
+        k, policy, space = self.env.num_envs, self.policy, self.env.action_space
+        obs = np.empty((n_steps, *self.last_obs.shape), dtype=self.last_obs.dtype)
+        actions: list[np.ndarray] = []
+        values = np.empty((n_steps, k), dtype=np.float32)
+        log_probs = np.empty((n_steps, k), dtype=np.float32)
+        rewards = np.empty((n_steps, k), dtype=np.float32)
+        bootstrap = np.zeros((n_steps, k), dtype=np.float32)  # gamma x V(terminal obs) of truncated episodes
+        starts = np.empty((n_steps, k), dtype=bool)
+        dones = np.empty((n_steps, k), dtype=bool)
+        infos: list[list[dict[str, Any]]] = []
+        for t in range(n_steps):
+            with torch.no_grad():
+                action, value, log_prob = policy(obs_as_tensor(self.last_obs, "cpu"))
+            action = action.numpy()
+            sent = action
+            if isinstance(space, spaces.Box):  # as SB3's collect_rollouts
+                sent = policy.unscale_action(action) if policy.squash_output else np.clip(action, space.low, space.high)
+            new_obs, reward, done, info = self.env.step(sent)
+            for i in np.flatnonzero(done):
+                if info[i].get("terminal_observation") is not None and info[i].get("TimeLimit.truncated", False):
+                    terminal = policy.obs_to_tensor(info[i]["terminal_observation"])[0]
+                    with torch.no_grad():
+                        bootstrap[t, i] = self.gamma * float(policy.predict_values(terminal)[0])
+            obs[t], values[t], log_probs[t] = self.last_obs, value.numpy().ravel(), log_prob.numpy().ravel()
+            rewards[t], starts[t], dones[t] = reward, self.episode_starts, done
+            actions.append(action)
+            infos.append([strip_info(i) for i in info])
+            self.last_obs, self.episode_starts = new_obs, done
+        with torch.no_grad():
+            last_values = policy.predict_values(obs_as_tensor(self.last_obs, "cpu")).numpy().ravel()
+        return {
+            "obs": obs,
+            "actions": np.stack(actions),
+            "values": values,
+            "log_probs": log_probs,
+            "rewards": rewards,
+            "bootstrap": bootstrap,
+            "episode_starts": starts,
+            "dones": dones,
+            "infos": infos,
+            "last_values": last_values.astype(np.float32),
+            "last_obs": self.last_obs,
+            "seconds": time.perf_counter() - started,
+        }
+
+    def close(self) -> None:
+        self.env.close()
+        if self.reward_folder is not None:
+            shutil.rmtree(self.reward_folder, ignore_errors=True)
+
+
+def rollout_bytes(rollout: dict[str, Any]) -> int:
+    """Bytes of a rollout's arrays (what a worker sends per update, without the pickled infos)."""
+    return int(sum(v.nbytes for v in rollout.values() if isinstance(v, np.ndarray)))
+
+
+class WorkerPool:
+    """`workers` Ray actors of `RolloutWorker` with `n_cars` cars each; restarts dead ones."""
+
+    def __init__(
+        self,
+        workers: int,
+        n_cars: int,
+        seed: int,
+        env_kwargs: dict[str, Any],
+        gamma: float,
+        say: Callable[[str], None] = print,
+    ):
+        ray = ray_module()
+        self.ray, self.n_cars, self.say = ray, n_cars, say
+        self.args = [(i, worker_seed(seed, i), n_cars, env_kwargs, gamma) for i in range(workers)]
+        self.actor_class = ray.remote(
+            num_cpus=1,
+            max_restarts=MAX_RESTARTS,
+            max_task_retries=0,  # a rollout cut short is dropped and asked for again (by the pool, counted)
+            # this process's deepracer_rl first (a source checkout on this machine; elsewhere: the installed one)
+            runtime_env={"env_vars": {"PYTHONPATH": f"{PACKAGE_ROOT}{os.pathsep}${{PYTHONPATH}}"}},
+        )(RolloutWorker)
+        self.actors = [self.actor_class.remote(*a) for a in self.args]
+        self.where: list[dict[str, Any]] = [{} for _ in self.actors]
+        self.restarts = 0
+        self.last_bytes = 0
+        self.last_collect_s: list[float] = []
+        try:
+            for i, actor in enumerate(self.actors):
+                self.where[i] = ray.get(actor.describe.remote(), timeout=STARTUP_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise WorkerError(
+                f"{workers} Ray workers were not placed within {STARTUP_TIMEOUT_S:.0f} s: each needs one CPU and the "
+                f"cluster has {ray.cluster_resources().get('CPU', 0):g}; use fewer --workers or add nodes"
+            ) from None
+        except ray.exceptions.RayActorError as exc:
+            self.close()
+            raise WorkerError(f"a Ray worker failed to start: {exc}") from None
+
+    @property
+    def num_cars(self) -> int:
+        return self.n_cars * len(self.actors)
+
+    def describe(self) -> str:
+        """One line: each worker's pid and host."""
+        return ", ".join(f"worker {i}: pid {w.get('pid')} on {w.get('host')}" for i, w in enumerate(self.where))
+
+    def reset(self) -> np.ndarray:
+        """Reset every worker's cars; their first observations, workers in order."""
+        return np.concatenate(self._gather(lambda actor: actor.reset.remote()))
+
+    def collect(
+        self,
+        spec: PolicySpec,
+        weights: dict[str, np.ndarray],
+        n_steps: int,
+        on_restart: Callable[[int], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """One rollout of every worker with the policy `spec` and `weights` (put once into the object
+        store). A worker that dies is restarted and collects again (`on_restart(index)` first: its
+        episodes are gone)."""
+        ref = self.ray.put((spec, weights))
+        rollouts = self._gather(lambda actor: actor.collect.remote(ref, n_steps), on_restart)
+        self.last_bytes = sum(w.nbytes for w in weights.values()) * len(self.actors)
+        self.last_bytes += sum(rollout_bytes(r) for r in rollouts)
+        self.last_collect_s = [float(r["seconds"]) for r in rollouts]
+        return rollouts
+
+    def _gather(self, call: Callable[[Any], Any], on_restart: Callable[[int], None] | None = None) -> list[Any]:
+        ray = self.ray
+        pending = {i: call(actor) for i, actor in enumerate(self.actors)}
+        results: dict[int, Any] = {}
+        failures = [0] * len(self.actors)
+        while pending:
+            i = next(iter(pending))
+            try:
+                results[i] = ray.get(pending.pop(i))
+            except ray.exceptions.RayActorError as exc:
+                failures[i] += 1
+                if failures[i] > MAX_FAILURES:
+                    raise WorkerError(f"Ray worker {i} died {failures[i]} times in one update: {exc}") from None
+                self._revive(i, exc)
+                if on_restart is not None:
+                    on_restart(i)
+                pending[i] = call(self.actors[i])
+        return [results[i] for i in range(len(self.actors))]
+
+    def _revive(self, i: int, exc: BaseException) -> None:
+        """Worker `i` died: wait for Ray's restart of it (while Ray says it is unavailable), else make
+        a new actor (Ray gave up: it is dead for good); say so in one line."""
+        ray, old = self.ray, self.where[i].get("pid")
+        self.restarts += 1
+        how = "restarted by Ray"
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            try:
+                self.where[i] = ray.get(self.actors[i].describe.remote(), timeout=STARTUP_TIMEOUT_S)
+                break
+            except ray.exceptions.ActorUnavailableError:  # being restarted
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                pass
+            with contextlib.suppress(Exception):  # gone already
+                ray.kill(self.actors[i], no_restart=True)
+            self.actors[i] = self.actor_class.remote(*self.args[i])
+            self.where[i] = ray.get(self.actors[i].describe.remote(), timeout=STARTUP_TIMEOUT_S)
+            how = "made again by the learner"
+            break
+        self.say(
+            f"Ray worker {i} (pid {old}) died ({type(exc).__name__}); {how} as pid {self.where[i]['pid']} on "
+            f"{self.where[i]['host']}: its partial rollout is dropped and collected again"
+        )
+
+    def close(self) -> None:
+        """Close every worker's cars (reward processes, temporary files), then end the actors."""
+        with contextlib.suppress(Exception):  # a worker that is gone or hangs is killed all the same
+            self.ray.get([actor.close.remote() for actor in self.actors], timeout=30)
+        for actor in self.actors:
+            with contextlib.suppress(Exception):  # gone already
+                self.ray.kill(actor, no_restart=True)
+        self.actors = []
+
+
+class WorkerVecEnv(VecEnv):
+    """The learner's env: the spaces and car count of a `WorkerPool` (n_envs = workers x K). It only
+    resets; `DistributedPPO` collects through `pool` instead of stepping it."""
+
+    def __init__(self, pool: WorkerPool):
+        where = pool.where[0]
+        super().__init__(pool.num_cars, where["observation_space"], where["action_space"])
+        self.pool = pool
+        self.on_restart: Callable[[np.ndarray], None] | None = None  # the cars whose episodes a restart dropped
+
+    def reset(self) -> VecEnvObs:
+        self._reset_seeds()
+        return self.pool.reset()
+
+    def collect(self, spec: PolicySpec, weights: dict[str, np.ndarray], n_steps: int) -> list[dict[str, Any]]:
+        """One rollout of every worker (`WorkerPool.collect`)."""
+        k = self.pool.n_cars
+
+        def dropped(index: int) -> None:
+            if self.on_restart is not None:
+                self.on_restart(np.arange(index * k, (index + 1) * k))
+
+        return self.pool.collect(spec, weights, n_steps, dropped)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        raise NotImplementedError("the Ray workers step their own cars: use DistributedPPO")
+
+    def step_wait(self) -> VecEnvStepReturn:
+        raise NotImplementedError("the Ray workers step their own cars: use DistributedPPO")
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [None] * self._count(indices)
+        raise AttributeError(f"the Ray workers' cars have no attribute {attr_name!r} here")
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        raise AttributeError("the Ray workers' cars cannot be changed from the learner")
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
+        raise AttributeError(f"the Ray workers' cars cannot run {method_name!r} from the learner")
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False] * self._count(indices)
+
+    def _count(self, indices: VecEnvIndices) -> int:
+        if indices is None:
+            return self.num_envs
+        return 1 if isinstance(indices, int) else len(list(indices))
+
+
+class DistributedPPO(PPO):
+    """PPO whose rollouts come from Ray workers (`WorkerVecEnv`); training is SB3's own."""
+
+    def collect_rollouts(
+        self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer, n_rollout_steps: int
+    ) -> bool:
+        import torch
+
+        assert isinstance(env, WorkerVecEnv), "DistributedPPO collects from a WorkerVecEnv"
+        self.policy.set_training_mode(False)
+        rollout_buffer.reset()
+        callback.on_rollout_start()
+        parts = env.collect(PolicySpec.of(self), policy_weights(self.policy), n_rollout_steps)
+        per_step = ("obs", "actions", "values", "log_probs", "rewards", "bootstrap", "episode_starts", "dones")
+        joined = {key: np.concatenate([p[key] for p in parts], axis=1) for key in per_step}
+        last_values = np.concatenate([p["last_values"] for p in parts])
+        if isinstance(self.action_space, spaces.Discrete):
+            joined["actions"] = joined["actions"].reshape(n_rollout_steps, env.num_envs)
+        for t in range(n_rollout_steps):
+            infos = [info for p in parts for info in p["infos"][t]]
+            actions, dones = joined["actions"][t], joined["dones"][t]
+            rewards = joined["rewards"][t].copy()
+            self.num_timesteps += env.num_envs
+            callback.update_locals({"infos": infos, "rewards": rewards, "dones": dones, "actions": actions})
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            buffer_actions = actions.reshape(-1, 1) if isinstance(self.action_space, spaces.Discrete) else actions
+            rollout_buffer.add(
+                joined["obs"][t],
+                buffer_actions,
+                rewards + joined["bootstrap"][t],
+                joined["episode_starts"][t],
+                torch.as_tensor(joined["values"][t]),
+                torch.as_tensor(joined["log_probs"][t]),
+            )
+        self._last_obs = np.concatenate([p["last_obs"] for p in parts])  # type: ignore[assignment]
+        self._last_episode_starts = joined["dones"][-1]
+        rollout_buffer.compute_returns_and_advantage(
+            last_values=torch.as_tensor(last_values), dones=joined["dones"][-1]
+        )
+        callback.update_locals({"dones": joined["dones"][-1]})
+        callback.on_rollout_end()
+        return True
+
+
+def make_pool_env(config: TrainConfig, env_kwargs: dict[str, Any], say: Callable[[str], None] = print) -> WorkerVecEnv:
+    """The run's Ray workers (`config.workers` x `config.n_envs` cars, seeds from `worker_seed`)
+    behind a `WorkerVecEnv`; `env_kwargs`: the `RaceVecEnv` arguments besides cars and seed."""
+    pool = WorkerPool(config.workers, config.n_envs, config.seed, env_kwargs, config.discount, say)
+    return WorkerVecEnv(pool)

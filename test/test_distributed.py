@@ -1,0 +1,272 @@
+"""Training with Ray rollout workers (`--workers N`, distributed.py) on a real local Ray: the run
+directory is the one of local training, a worker killed by its pid is restarted and the run reaches
+its step count, and without --workers Ray is never imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from processes import REPO, SimProcess
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # a single-node Ray stays on 127.0.0.1
+ray = pytest.importorskip("ray")
+
+from deepracer_rl.config import TrainConfig  # noqa: E402
+from deepracer_rl.distributed import worker_seed  # noqa: E402
+from deepracer_rl.rundir import RunDir  # noqa: E402
+from deepracer_rl.train import train  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One real local Ray for the module (2 CPUs: one per worker), shut down at its end."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def small_config(**changes) -> TrainConfig:
+    config = TrainConfig(
+        workers=2,
+        n_envs=2,
+        steps=3000,
+        episodes_between_updates=10,
+        eval_every=1500,
+        checkpoint_every=1500,
+        torch_threads=1,
+        seed=3,
+    )
+    for name, value in changes.items():
+        setattr(config, name, value)
+    return config
+
+
+def test_importing_training_and_the_cli_does_not_import_ray():
+    code = "import sys, deepracer_rl.train, deepracer_rl.cli; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_worker_seeds_come_from_the_run_seed_and_differ_per_worker():
+    assert worker_seed(3, 0) == worker_seed(3, 0)
+    assert len({worker_seed(3, i) for i in range(8)}) == 8
+    assert worker_seed(3, 0) != worker_seed(4, 0)
+
+
+@pytest.fixture(scope="module")
+def two_worker_run(tmp_path_factory):
+    """A run trained 3000 steps by 2 workers of 2 cars: (its directory, train's summary, seconds)."""
+    out = tmp_path_factory.mktemp("two_workers") / "run"
+    started = time.monotonic()
+    summary = train(small_config(), out)
+    return out, summary, time.monotonic() - started
+
+
+def test_two_workers_train_into_the_same_run_directory_as_local_training_and_resume(two_worker_run):
+    out, summary, first_s = two_worker_run
+    run = RunDir(out)
+    assert summary["timesteps"] >= 3000
+    assert run.checkpoint.is_file() and run.best_model.is_file()
+    assert json.loads(run.config_path.read_text())["workers"] == 2
+    state = run.load_state()
+    assert state["timesteps"] >= 3000
+    rows = run.progress_csv.read_text().splitlines()
+    assert len(rows) >= 3  # header + one row per update (1000 steps per update of 4 cars)
+    simtraces = run.training_simtraces()
+    assert simtraces, "no training simtrace"
+    import csv
+
+    episodes = set()
+    for _, path in simtraces:
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                episodes.add(int(row["episode"]))
+    assert len(episodes) >= 4
+    metrics = json.loads(run.training_metrics_path.read_text())
+    assert metrics["metrics"], "no TrainingMetrics episodes"
+    assert run.evaluations_csv.is_file()
+    # resume: the run goes on from its checkpoint with the same two workers
+    resumed = train(small_config(steps=4000), out, resume=True)
+    assert resumed["timesteps"] >= 4000
+    assert run.load_state()["timesteps"] >= 4000
+    print(f"2 workers: 3000 steps in {first_s:.1f} s")
+
+
+def test_a_worker_killed_by_its_pid_is_restarted_and_the_run_reaches_its_step_count(tmp_path, local_ray):
+    out = tmp_path / "run"
+    args = ["deepracer_rl.cli", "train", "--workers", "2", "--n-envs", "2", "--steps", "3000"]
+    args += ["--episodes-between-updates", "10", "--eval-every", "3000", "--threads", "1"]
+    args += ["--out", str(out), "--ray-address", local_ray]
+    proc = SimProcess(tmp_path / "train.log", args)
+    try:
+        deadline = time.monotonic() + 180
+        while not (match := re.search(r"worker 1: pid (\d+)", proc.output())):
+            assert proc.proc.poll() is None, proc.output()
+            assert time.monotonic() < deadline, proc.output()
+            time.sleep(0.2)
+        pid = int(match.group(1))
+        time.sleep(3.0)  # inside the first rollout (about 10 s on 2 cores)
+        os.kill(pid, signal.SIGKILL)
+        code = proc.proc.wait(timeout=400)
+    finally:
+        proc.interrupt()
+    output = proc.output() if not proc.log.closed else (tmp_path / "train.log").read_text()
+    assert code == 0, output
+    restart = re.search(rf"Ray worker 1 \(pid {pid}\) died .* collected again", output)
+    assert restart, output
+    print(restart.group(0))
+    assert RunDir(out).load_state()["timesteps"] >= 3000
+    assert RunDir(out).checkpoint.is_file()
+
+
+def test_a_run_with_workers_reproduces_from_its_seed(two_worker_run, tmp_path):
+    import csv
+
+    def updates(out) -> list[dict]:
+        with open(RunDir(out).progress_csv, newline="") as handle:
+            return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(handle)]
+
+    train(small_config(), tmp_path / "again")
+    again = updates(tmp_path / "again")
+    assert len(again) >= 2
+    assert updates(two_worker_run[0])[: len(again)] == again  # the same episodes, rewards, progress
+
+
+def test_deepracer_utils_reads_the_training_simtrace_of_a_run_with_workers(two_worker_run):
+    deepracer_logs = pytest.importorskip("deepracer.logs")
+    run = RunDir(two_worker_run[0])
+    state = run.load_state()
+    log = deepracer_logs.DeepRacerLog(str(run.path))
+    log.load_training_trace()
+    df = log.dataframe()
+    assert df["episode"].nunique() == state["episodes"]  # every finished episode of every worker's cars, once
+    assert (df["episode_status"] == "prepare").sum() == state["episodes"]
+    assert len(deepracer_logs.AnalysisUtils.simulation_agg(df)) == state["episodes"]
+
+
+def test_evaluation_laps_as_ray_tasks_report_what_laps_in_this_process_report(two_worker_run):
+    from deepracer_rl.evaluate_runs import evaluate_target
+
+    out = two_worker_run[0]
+    here = evaluate_target(out, laps=2, seed=5)
+    spread = evaluate_target(out, laps=2, seed=5, workers=2)
+    mine, theirs = here.as_dict(), spread.as_dict()
+    assert mine.pop("simtrace") != theirs.pop("simtrace")
+    assert mine == theirs
+    import csv
+
+    with open(spread.simtrace, newline="") as handle:
+        episodes = {row["episode"] for row in csv.DictReader(handle)}
+    assert episodes == {"0", "1"}
+
+
+def test_ctrl_c_stops_a_run_with_workers_with_a_checkpoint_to_resume(tmp_path, local_ray):
+    out = tmp_path / "run"
+    args = ["deepracer_rl.cli", "train", "--workers", "2", "--n-envs", "2", "--steps", "100000"]
+    args += ["--episodes-between-updates", "10", "--threads", "1", "--out", str(out), "--ray-address", local_ray]
+    proc = SimProcess(tmp_path / "train.log", args)
+    deadline = time.monotonic() + 180
+    while not RunDir(out).progress_csv.exists():  # one update done
+        assert proc.proc.poll() is None, proc.output()
+        assert time.monotonic() < deadline, proc.output()
+        time.sleep(0.2)
+    code = proc.interrupt(timeout=120)
+    output = (tmp_path / "train.log").read_text()
+    assert code == 2, output
+    assert "continue with --resume" in output, output
+    assert RunDir(out).checkpoint.is_file() and RunDir(out).load_state()["timesteps"] >= 1000
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workers", "2", "--algo", "sac"], "--workers trains PPO only"),
+        (["--ray-address", "auto"], "give --workers too"),
+        (["--workers", "-1"], "--workers -1"),
+        (["--workers", "2", "--backend", "ros"], "in-process simulator"),
+    ],
+)
+def test_bad_worker_options_are_refused_with_one_message(args, message, tmp_path, capsys):
+    from deepracer_rl.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_workers_rollout_holds_what_the_learner_needs():
+    from stable_baselines3 import PPO
+
+    from deepracer_rl.distributed import PolicySpec, RolloutWorker, policy_weights, rollout_bytes
+    from deepracer_rl.vec_env import RaceVecEnv
+
+    kwargs = dict(track="reinvent_base", reward_isolation=None)
+    learner_env = RaceVecEnv(n_envs=1, seed=0, **kwargs)
+    worker = RolloutWorker(0, worker_seed(0, 0), 2, kwargs, 0.99)
+    try:
+        model = PPO("CnnPolicy", learner_env, n_steps=16, batch_size=16, device="cpu")
+        rollout = worker.collect((PolicySpec.of(model), policy_weights(model.policy)), 20)
+    finally:
+        worker.close()
+        learner_env.close()
+    assert rollout["obs"].shape[:2] == (20, 2) and rollout["obs"].dtype == np.uint8
+    for key in ("values", "log_probs", "rewards", "episode_starts", "dones", "bootstrap"):
+        assert rollout[key].shape == (20, 2), key
+    assert rollout["episode_starts"][0].all()
+    info = rollout["infos"][0][0]
+    assert "waypoints" not in info["params"] and "terminal_observation" not in info
+    assert {"progress", "episode_status", "start_params"} <= set(info)
+    assert rollout_bytes(rollout) > rollout["obs"].nbytes
+    again = RolloutWorker(0, worker_seed(0, 0), 2, kwargs, 0.99)  # the same seed: the same rollout
+    other = RolloutWorker(1, worker_seed(0, 1), 2, kwargs, 0.99)
+    try:
+        policy = (PolicySpec.of(model), policy_weights(model.policy))
+        same, different = again.collect(policy, 20), other.collect(policy, 20)
+    finally:
+        again.close()
+        other.close()
+    assert np.array_equal(same["actions"], rollout["actions"]) and np.array_equal(same["rewards"], rollout["rewards"])
+    assert not np.array_equal(different["actions"], rollout["actions"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--ray-address", "auto"], "give --workers too"),
+        (["--workers", "2", "--video", "laps.mp4"], "no --video"),
+    ],
+)
+def test_bad_evaluation_worker_options_are_refused_with_one_message(args, message, capsys):
+    from deepracer_rl.cli import main
+
+    assert main(["evaluate", "--driver", "baseline", "--laps", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_ray_address_where_nothing_answers_is_refused_in_seconds():
+    import socket
+
+    from deepracer_rl.distributed import WorkerError, check_reachable
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match="no Ray cluster answers there"):
+        check_reachable(f"127.0.0.1:{port}")
+    assert time.monotonic() - started < 10
+    with pytest.raises(WorkerError, match="expected auto or HOST:PORT"):
+        check_reachable("head-node")
+    check_reachable(ray.get_runtime_context().gcs_address)  # the module's Ray answers
