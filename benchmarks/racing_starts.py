@@ -1,9 +1,10 @@
 """How robust a fast policy is: laps of a run's model from standing starts spread round the track.
 
-Run: python benchmarks/racing_starts.py RUN [--starts 16] [--model PATH.zip]
+Run: python benchmarks/racing_starts.py [RUN_OR_EXPORT] [--starts 16] [--model PATH.zip] [--track T]
 An evaluation lap (`deepracer-rl evaluate`) starts on the start line only, and the policy acts
 deterministically, so one lucky line can lap fast while the policy fails elsewhere. This drives
-the run's best model (or --model, e.g. RUN/checkpoints/latest.zip) from --starts standing starts
+a run's best model (or --model, e.g. RUN/checkpoints/latest.zip), or an export dir (default: the
+shipped models/racing_reinvent_base on --track reinvent_base), from --starts standing starts
 spread evenly round the track (the training start schedule, `episode.StartRules`), deterministic,
 one lap or until it leaves the track, and prints one JSON line: laps completed, their mean time (s
 from standstill), mean progress and each start's status. Used for docs/racing.md ("Training
@@ -14,28 +15,38 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
 from deepracer_rl.algorithms import load_model
+from deepracer_rl.inference import load_policy
 from deepracer_rl.rundir import RunDir
 from deepracer_rl.train import race_kwargs
 from deepracer_rl.vec_env import RaceVecEnv
 
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "racing_reinvent_base"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run")
+    parser.add_argument("run", nargs="?", default=str(SHIPPED), help="a run directory or an export dir")
     parser.add_argument("--starts", type=int, default=16)
     parser.add_argument("--model", default=None, help="a model .zip of the run (default: its best model)")
+    parser.add_argument("--track", default="reinvent_base", help="for an export dir (a run drives its own)")
     args = parser.parse_args()
-    run = RunDir(args.run)
-    config = run.load_config()
-    model_path = args.model or run.model_to_use()
-    kwargs = race_kwargs(config, run)
-    kwargs["reward_isolation"] = None
+    if (Path(args.run) / "model.onnx").exists():
+        model = load_policy(args.run)
+        model_path = args.run
+        kwargs = dict(track=args.track, metadata=model.actions, observation=model.observation)
+    else:
+        run = RunDir(args.run)
+        config = run.load_config()
+        model_path = args.model or run.model_to_use()
+        kwargs = race_kwargs(config, run)
+        kwargs["reward_isolation"] = None
+        model = load_model(model_path, algo=config.algo)
     env = RaceVecEnv(n_envs=args.starts, seed=123, **kwargs)
-    model = load_model(model_path, algo=config.algo)
     obs = env.reset()
     ended = np.zeros(args.starts, dtype=bool)
     results: list[tuple[str, float, int] | None] = [None] * args.starts
