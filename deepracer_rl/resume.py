@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import os
 import shutil
 import time
 from pathlib import Path
 
 from .action_space import ActionSpace
 from .config import TrainConfig
+from .policy import sha256
 from .rundir import RunDir, RunError
 from .track import Track
 
@@ -55,11 +54,6 @@ class ResumeMismatch(RunError):
     """The inputs given to --resume are not the run's; the message lists each difference."""
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes (hex)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def track_file(name_or_path: str) -> Path:
     """The `.npy` file behind a track name or path (as `Track.load` resolves it)."""
     return Path(Track.load(name_or_path).source)
@@ -68,9 +62,9 @@ def track_file(name_or_path: str) -> Path:
 def record_inputs(config: TrainConfig, run: RunDir) -> None:
     """Record the content hashes of the run's reward copy, track file and metadata copy in `config`."""
     config.input_sha256 = {
-        "reward": file_sha256(run.reward_path),
-        "track": file_sha256(track_file(config.track)),
-        "metadata": file_sha256(run.metadata_path),
+        "reward": sha256(run.reward_path),
+        "track": sha256(track_file(config.track)),
+        "metadata": sha256(run.metadata_path),
     }
 
 
@@ -108,15 +102,15 @@ def compare_for_resume(saved: TrainConfig, given: TrainConfig, run: RunDir, forc
     reward = _reward_in_use(saved, given, run)
     if not reward.is_file():
         raise ResumeMismatch(f"{reward}: no such reward file")
-    reward_sha = file_sha256(reward)
-    reward_recorded = recorded.get("reward") or file_sha256(run.reward_path)
+    reward_sha = sha256(reward)
+    reward_recorded = recorded.get("reward") or sha256(run.reward_path)
     if reward_sha != reward_recorded:
         diff = _text_diff(run.reward_path, reward)
         changed_files.append(f"reward: {reward} is not the reward the run trained with" + (f"\n{diff}" if diff else ""))
 
     track_name = given.track if given.track != default.track else saved.track
     try:
-        track_sha = file_sha256(track_file(track_name))
+        track_sha = sha256(track_file(track_name))
     except (OSError, ValueError) as exc:
         raise ResumeMismatch(f"track {track_name!r}: {exc}") from None
     if track_name != saved.track:

@@ -12,9 +12,9 @@ import shutil
 
 import numpy as np
 import pytest
+from test_train import tiny_config
 
 from deepracer_rl.cli import main
-from deepracer_rl.config import TrainConfig
 from deepracer_rl.episode import evaluation_start_poses, start_line_pose
 from deepracer_rl.evaluate_runs import evaluate_target
 from deepracer_rl.rundir import RunDir
@@ -100,21 +100,7 @@ def test_perturbations_are_reported_and_bad_ones_refused(capsys):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> RunDir:
-    config = TrainConfig(
-        steps=256,
-        n_envs=2,
-        image_width=40,
-        image_height=40,
-        network="small",
-        batch_size=64,
-        episodes_between_updates=2,
-        epochs=1,
-        eval_laps=1,
-        checkpoint_every=256,
-        eval_every=256,
-        torch_threads=1,
-        simtrace=False,
-    )
+    config = tiny_config(steps=256, simtrace=False, metadata=None)  # the console's default action space
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(config, out)
     return RunDir(out)
