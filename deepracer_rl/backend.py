@@ -1,6 +1,7 @@
 """The simulator backend interface that `RaceCore` races over, and the registry of backends by name.
 
-A backend is a simulator holding `n_cars` cars on one track: it puts cars at poses, takes
+A backend is a simulator holding `n_cars` cars on one track (the in-process one: each car on
+one of several tracks, for multi-track training): it puts cars at poses, takes
 one command per car, advances one control period (1 / control_hz s of sim time) and reports
 poses, speeds, sim time and sensor data. It knows nothing of episodes, rewards or judging:
 that is `RaceCore`'s, identically for every backend. Poses are (x, y, yaw) of base_link in
@@ -54,6 +55,17 @@ class SimulatorBackend(ABC):
     observation: ObservationSpec  # the size and colour `sensor_data` delivers frames at
     sensors: tuple[Sensor, ...]  # what `sensor_data` delivers (empty: no sensor data, e.g. scripted drivers)
     errors: tuple[type[BaseException], ...] = ()  # what it raises when its simulator is gone
+    supports_multiple_tracks: bool = False  # whether `track` may be several tracks, a car on each (in-process)
+
+    @property
+    def tracks(self) -> tuple[Track, ...]:
+        """The tracks cars can be on (one, unless the backend supports several)."""
+        return (self.track,)
+
+    def place_on_tracks(self, rows: np.ndarray, indices: np.ndarray) -> None:
+        """Move cars `rows` onto `tracks[indices]` before their `reset_cars` (multi-track backends)."""
+        if np.any(np.asarray(indices) != 0):
+            raise ValueError(f"the {type(self).__name__} backend holds one track; cars cannot change track")
 
     @abstractmethod
     def reset_cars(self, rows: np.ndarray, poses: np.ndarray, new_episode: bool = True) -> None:
@@ -111,14 +123,21 @@ def backend_class(name: str) -> type[SimulatorBackend]:
 
 def make_backend(
     name: str,
-    track: Track,
+    track: Track | tuple[Track, ...],
     n_cars: int,
     observation: ObservationSpec,
     sensors: tuple[Sensor, ...],
     seed: int | None = None,
     **options: Any,
 ) -> SimulatorBackend:
-    """A backend by name; `options` are the backend's own (e.g. randomization, timeout)."""
-    return backend_class(name)(
-        track=track, n_cars=n_cars, observation=observation, sensors=sensors, seed=seed, **options
-    )
+    """A backend by name; `options` are the backend's own (e.g. randomization, timeout). Several
+    tracks only for a backend that `supports_multiple_tracks` (else ValueError naming it)."""
+    cls = backend_class(name)
+    if isinstance(track, tuple):
+        if len(track) == 1:
+            track = track[0]
+        elif not cls.supports_multiple_tracks:
+            raise ValueError(
+                f"the {name} backend races on one track; multi-track runs ({len(track)} tracks) use --backend inprocess"
+            )
+    return cls(track=track, n_cars=n_cars, observation=observation, sensors=sensors, seed=seed, **options)

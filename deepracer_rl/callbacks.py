@@ -116,6 +116,7 @@ class EpisodeStatsCallback(_RunCallback):
         self.progresses: list[float] = []
         self.completed: list[bool] = []
         self.lap_times: list[float] = []  # s of sim time of the laps completed in this rollout
+        self.per_track: dict[str, list[tuple[float, bool]]] = {}  # multi-track: (progress, lap) per episode
 
     def _on_step(self) -> bool:
         infos, rewards, dones = self.locals["infos"], self.locals["rewards"], self.locals["dones"]
@@ -129,6 +130,8 @@ class EpisodeStatsCallback(_RunCallback):
             self.completed.append(info["episode_status"] == EpisodeStatus.LAP_COMPLETE.value)
             if self.completed[-1] and "sim_time" in info:
                 self.lap_times.append(float(info["sim_time"]))
+            if "track" in info:
+                self.per_track.setdefault(info["track"], []).append((self.progresses[-1], self.completed[-1]))
             p.recent_progress = [*p.recent_progress, float(info["progress"])][-100:]
             self.episode_reward[i] = 0.0
             p.episode_ids[i] = p.episode_ids.max() + 1  # ids are handed out in order, never twice
@@ -157,7 +160,21 @@ class EpisodeStatsCallback(_RunCallback):
         entropy = self._policy_entropy()
         if entropy is not None:
             self.logger.record("deepracer/entropy", entropy)
+        for track, episodes in sorted(self.per_track.items()):
+            progresses, completed = zip(*episodes)
+            self.run.append_csv(
+                self.run.progress_tracks_csv,
+                {
+                    "iteration": self.progress.iteration,
+                    "timesteps": self.num_timesteps,
+                    "track": track,
+                    "episodes": len(episodes),
+                    "mean_progress": float(np.mean(progresses)),
+                    "completion_rate": float(np.mean(completed)),
+                },
+            )
         self.rewards, self.progresses, self.completed, self.lap_times = [], [], [], []
+        self.per_track = {}
 
     def _policy_entropy(self, samples: int = 256) -> float | None:
         """Mean entropy (nats) of the policy's action distribution over up to `samples` observations
@@ -201,7 +218,7 @@ class EvaluationCallback(_RunCallback):
         row["statuses"] = " ".join(row["statuses"])
         self.run.append_csv(self.run.evaluations_csv, row)
         self.progress.metrics.add_evaluation(report, self.progress.episodes, self.progress.iteration)
-        key = [report.mean_progress, report.best_lap_s]
+        key = report.selection_key
         if is_better(key, self.progress.best):
             self.progress.best = key
             save_model_atomic(self.model, self.run.best_model)

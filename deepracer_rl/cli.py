@@ -531,7 +531,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("train", help="train a policy (PPO or SAC) on camera frames")
-    p.add_argument("--track", default=None, help="track name or .npy (default: reinvent_base)")
+    p.add_argument(
+        "--track",
+        dest="track_specs",
+        action="append",
+        default=None,
+        metavar="TRACK",
+        help="training track, repeatable: a name, a .npy, a glob (reInvent2019_*, maps/*.npy), @LIST_FILE, all, "
+        "or random:N[:SEED] (N generated loops, saved in the run); several: each car draws one per episode "
+        "(default: reinvent_base)",
+    )
+    p.add_argument(
+        "--direction",
+        choices=["as-is", "ccw", "cw", "both"],
+        default=None,
+        help="which way round the tracks are driven: as their files run (default), counter-clockwise, "
+        "clockwise, or both (drawn per episode)",
+    )
+    p.add_argument(
+        "--val-track",
+        dest="val_track_specs",
+        action="append",
+        default=None,
+        metavar="TRACK",
+        help="validation track for model selection, repeatable (same forms as --track); default: with 5 or "
+        "more training tracks, a seeded tenth of them (at least 2) is held out of training; else the training "
+        "track(s)",
+    )
+    p.add_argument(
+        "--val-perturb",
+        dest="val_perturb",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="also validate under this camera perturbation (as evaluate --perturb), repeatable",
+    )
     p.add_argument(
         "--reward", default=None, metavar="FILE", help="reward_function(params) file (default: follow the centre line)"
     )

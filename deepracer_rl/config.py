@@ -13,6 +13,7 @@ from typing import Any
 from .observation import TRAINING_IMAGE_SIZE, ObservationSpec
 from .reward_process import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, MIN_MEMORY_MB, RewardIsolation
 from .sensors import DEFAULT_SENSORS
+from .track_set import DIRECTIONS
 
 MAX_CARS = 256  # cars of one run (--n-envs)
 MAX_WORKERS = 1024  # Ray rollout workers of one run (--workers)
@@ -35,7 +36,14 @@ class ConfigError(ValueError):
 class TrainConfig:
     """Everything that defines a run. Hyperparameters are named as in the DeepRacer console."""
 
-    track: str = "reinvent_base"
+    track: str = "reinvent_base"  # the (first) training track: evaluations default to it
+    track_specs: list[str] = field(default_factory=list)  # --track values as given (several: multi-track)
+    tracks: list[str] = field(default_factory=list)  # the training tracks they resolved to (run-relative paths
+    # for generated ones); empty: `track` alone
+    direction: str = "as-is"  # as-is | ccw | cw | both (drawn per episode)
+    val_track_specs: list[str] = field(default_factory=list)  # --val-track values as given
+    val_tracks: list[str] = field(default_factory=list)  # the validation tracks (model selection); empty: `track`
+    val_perturb: list[str] = field(default_factory=list)  # NAME=VALUE camera perturbations validated under too
     reward: str | None = None  # reward_function file; None = follow the centre line
     metadata: str | None = None  # model_metadata.json; None = the console default
     algo: str = "ppo"  # a name of `algorithms.ALGORITHMS`
@@ -119,6 +127,8 @@ class TrainConfig:
                 f"--image-size {self.image_width}x{self.image_height}: each side must be within "
                 f"{MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} pixels (the CNN needs {MIN_IMAGE_SIDE})"
             )
+        if self.direction not in DIRECTIONS:
+            raise ConfigError(f"--direction {self.direction}: expected one of {', '.join(DIRECTIONS)}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes {self.max_minutes}: expected a positive number of minutes")
         limit = memory_limit if memory_limit is not None else _memory_bytes()
@@ -135,6 +145,11 @@ class TrainConfig:
         if not self.reward_isolation:
             return None
         return RewardIsolation(float(self.reward_timeout), int(self.reward_memory_mb))
+
+    @property
+    def training_tracks(self) -> list[str]:
+        """The training tracks' references (names or paths; generated ones relative to the run)."""
+        return list(self.tracks) or [self.track]
 
     def observation(self) -> ObservationSpec:
         return ObservationSpec(self.image_width, self.image_height, self.grayscale, self.frame_stack)

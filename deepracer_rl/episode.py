@@ -9,6 +9,7 @@ start schedule. Poses are (x, y, yaw) in the track frame (m, m, rad).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -122,54 +123,78 @@ class JudgeResult:
 
 
 class EpisodeJudge:
-    """Tracks each car's episode: start point, direction, progress and status."""
+    """Tracks each car's episode: its track, start point, direction, progress and status.
+
+    `track` is one track for every car, or several: car i is on `tracks[car_track[i]]`, chosen
+    at each `start` (multi-track training draws a track per episode).
+    """
 
     def __init__(
         self,
-        track: Track,
+        track: Track | Sequence[Track],
         wheel_points: np.ndarray,
         n_cars: int,
         control_hz: float,
         rules: RaceRules | None = None,
     ):
-        self.track = track
+        self.tracks: tuple[Track, ...] = (track,) if isinstance(track, Track) else tuple(track)
+        if not self.tracks:
+            raise ValueError("an EpisodeJudge needs at least one track")
+        self.track = self.tracks[0]
         self.wheel_points = np.asarray(wheel_points, dtype=np.float64).reshape(4, 2)
         self.n = n_cars
         self.dt = 1.0 / control_hz
         self.rules = rules or RaceRules()
         self.window = max(1, int(round(self.rules.immobilized_seconds * control_hz)))
+        self.car_track = np.zeros(n_cars, dtype=np.intp)  # index into `tracks` of each car's track
         self.reverse = np.zeros(n_cars, dtype=bool)
         self.steps = np.zeros(n_cars, dtype=np.int64)
         self.driven = np.zeros(n_cars)  # metres along the driving direction since the start
         self.best = np.zeros(n_cars)
         self.last_arc = np.zeros(n_cars)
         self.history = np.zeros((n_cars, self.window, 2))
-        self.lap_length = np.full(n_cars, track.length)
+        self.loop_length = np.full(n_cars, self.track.length)  # m, centre line of each car's track
+        self.closed = np.full(n_cars, self.track.closed)
+        self.lap_length = np.full(n_cars, self.track.length)
         self.start_poses = np.zeros((n_cars, 3))
 
-    def direction_track(self, i: int) -> Track:
-        return self.track.reversed() if self.reverse[i] else self.track
+    def track_of(self, i: int) -> Track:
+        """The track car i is on (as its file runs)."""
+        return self.tracks[int(self.car_track[i])]
 
-    def start(self, i: int, pose: np.ndarray, reverse: bool = False) -> None:
-        """Begin car i's episode at `pose` (x, y, yaw), driving the track reversed or not."""
+    def direction_track(self, i: int) -> Track:
+        """Car i's track the way it drives it."""
+        track = self.track_of(i)
+        return track.reversed() if self.reverse[i] else track
+
+    def start(self, i: int, pose: np.ndarray, reverse: bool = False, track_index: int | None = None) -> None:
+        """Begin car i's episode at `pose` (x, y, yaw), driving the track reversed or not, on
+        `tracks[track_index]` (None: the track it is on)."""
+        if track_index is not None:
+            if not 0 <= track_index < len(self.tracks):
+                raise IndexError(f"track index {track_index} outside 0..{len(self.tracks) - 1}")
+            self.car_track[i] = track_index
+        track = self.track_of(i)
+        self.loop_length[i] = track.length
+        self.closed[i] = track.closed
         self.reverse[i] = reverse
         self.start_poses[i] = np.asarray(pose, dtype=np.float64)[:3]
         self.steps[i] = 0
         self.driven[i] = 0.0
         self.best[i] = 0.0
-        arc = float(self.track.project(np.asarray(pose[:2])[None]).arc_length[0])
+        arc = float(track.project(np.asarray(pose[:2])[None]).arc_length[0])
         self.last_arc[i] = arc
         self.history[i] = np.asarray(pose[:2])
-        if self.track.closed:
-            self.lap_length[i] = self.track.length
+        if track.closed:
+            self.lap_length[i] = track.length
         else:  # an open track: the lap ends at the far end of the route
-            remaining = arc if reverse else self.track.length - arc
+            remaining = arc if reverse else track.length - arc
             self.lap_length[i] = max(remaining, 1e-6)
 
     def start_params(self, i: int) -> dict[str, Any]:
         """The params of car i on its episode's start pose: steps 0, progress 0, standing still."""
         x, y, yaw = self.start_poses[i]
-        wheels = self.track.contains(self.wheel_positions(self.start_poses[i : i + 1])[0])
+        wheels = self.track_of(i).contains(self.wheel_positions(self.start_poses[i : i + 1])[0])
         return build_params(
             self.direction_track(i),
             x=float(x),
@@ -205,22 +230,29 @@ class EpisodeJudge:
         steering_deg = np.asarray(steering_deg, dtype=np.float64).reshape(self.n)
         speed_cmd = np.asarray(speed_cmd, dtype=np.float64).reshape(self.n)
         active = np.ones(self.n, dtype=bool) if active is None else np.asarray(active, dtype=bool)
-        proj = self.track.project(poses[:, :2])
-        delta = proj.arc_length - self.last_arc
-        if self.track.closed:
-            length = self.track.length
-            delta = (delta + 0.5 * length) % length - 0.5 * length
+        groups = [(k, np.flatnonzero(self.car_track == k)) for k in np.unique(self.car_track).tolist()]
+        arc = np.zeros(self.n)
+        wheels = np.zeros((self.n, 4), dtype=bool)
+        projections: list[Projection] = []
+        for k, idx in groups:
+            track = self.tracks[k]
+            proj = track.project(poses[idx, :2])
+            projections.append(proj)
+            arc[idx] = proj.arc_length
+            wheels[idx] = track.contains(self.wheel_positions(poses[idx]).reshape(-1, 2)).reshape(len(idx), 4)
+        delta = arc - self.last_arc
+        length = self.loop_length
+        delta = np.where(self.closed, (delta + 0.5 * length) % length - 0.5 * length, delta)
         delta = np.where(self.reverse, -delta, delta)
         self.driven = np.where(active, self.driven + delta, self.driven)
         self.best = np.maximum(self.best, self.driven)
-        self.last_arc = np.where(active, proj.arc_length, self.last_arc)
+        self.last_arc = np.where(active, arc, self.last_arc)
         self.steps = np.where(active, self.steps + 1, self.steps)
         slot = self.steps % self.window
         rows = np.flatnonzero(active)
         moved = np.linalg.norm(poses[rows, :2] - self.history[rows, slot[rows]], axis=1)
         self.history[rows, slot[rows]] = poses[rows, :2]
 
-        wheels = self.track.contains(self.wheel_positions(poses).reshape(-1, 2)).reshape(self.n, 4)
         progress = np.clip(100.0 * self.driven / self.lap_length, 0.0, 100.0)
         off_track = ~wheels.any(axis=1)
         moved_all = np.full(self.n, np.inf)
@@ -231,7 +263,7 @@ class EpisodeJudge:
         for code, holds in (
             (5, self.steps * self.dt >= rules.max_seconds),
             (4, (self.steps >= self.window) & (moved_all < rules.immobilized_distance)),
-            (3, self.best - self.driven > rules.reversed_fraction * self.track.length),
+            (3, self.best - self.driven > rules.reversed_fraction * self.loop_length),
             (2, off_track),
             (1, self.driven >= self.lap_length),
             (0, ~active),
@@ -239,31 +271,33 @@ class EpisodeJudge:
             codes[holds] = code
         statuses = [_STATUS_BY_CODE[c] for c in codes.tolist()]
         params: list[dict[str, Any]] = [{} for _ in range(self.n)]
-        for reverse in (False, True):
-            chosen = rows[self.reverse[rows] == reverse]
-            if len(chosen) == 0:
-                continue
-            if reverse:
-                direction, projection = self.track.reversed(), None
-            else:
-                direction, projection = self.track, _take(proj, chosen)
-            batch = build_params_batch(
-                direction,
-                x=poses[chosen, 0],
-                y=poses[chosen, 1],
-                yaw=poses[chosen, 2],
-                speed=speed_cmd[chosen],
-                steering_angle=steering_deg[chosen],
-                steps=self.steps[chosen],
-                progress=progress[chosen],
-                all_wheels_on_track=wheels[chosen].all(axis=1),
-                is_offtrack=off_track[chosen],
-                is_reversed=reverse,
-                sim_time=self.steps[chosen] * self.dt,
-                projection=projection,
-            )
-            for i, p in zip(chosen.tolist(), batch):
-                params[i] = p
+        for (k, idx), proj in zip(groups, projections):
+            for reverse in (False, True):
+                selected = active[idx] & (self.reverse[idx] == reverse)
+                chosen = idx[selected]
+                if len(chosen) == 0:
+                    continue
+                if reverse:
+                    direction, projection = self.tracks[k].reversed(), None
+                else:
+                    direction, projection = self.tracks[k], _take(proj, np.flatnonzero(selected))
+                batch = build_params_batch(
+                    direction,
+                    x=poses[chosen, 0],
+                    y=poses[chosen, 1],
+                    yaw=poses[chosen, 2],
+                    speed=speed_cmd[chosen],
+                    steering_angle=steering_deg[chosen],
+                    steps=self.steps[chosen],
+                    progress=progress[chosen],
+                    all_wheels_on_track=wheels[chosen].all(axis=1),
+                    is_offtrack=off_track[chosen],
+                    is_reversed=reverse,
+                    sim_time=self.steps[chosen] * self.dt,
+                    projection=projection,
+                )
+                for i, p in zip(chosen.tolist(), batch):
+                    params[i] = p
         return JudgeResult(progress=progress, wheels_on_track=wheels, status=statuses, params=params)
 
 

@@ -76,6 +76,7 @@ class LapReport:
     off_track: int = 0
     seconds: list[float] = field(default_factory=list)  # per lap: sim s driven, penalties included
     rewards: list[float] = field(default_factory=list)  # per lap: the summed reward
+    score_lap_s: float | None = None  # the lap time model selection ranks by, where not the best lap (validation)
 
     @property
     def mean_progress(self) -> float:
@@ -84,6 +85,20 @@ class LapReport:
     @property
     def best_lap_s(self) -> float | None:
         return min(self.lap_times_s) if self.lap_times_s else None
+
+    @property
+    def selection_key(self) -> list:
+        """[mean progress %, lap s or None] for `rundir.is_better`: the best lap, or `score_lap_s`
+        (several tracks: the mean lap, comparable only between reports of the same laps)."""
+        return [self.mean_progress, self.score_lap_s if self.score_lap_s is not None else self.best_lap_s]
+
+    def extend(self, other: LapReport) -> None:
+        """Add the laps of `other` (another track or camera) to this report."""
+        self.laps += other.laps
+        self.completed_laps += other.completed_laps
+        self.off_track += other.off_track
+        for name in ("lap_times_s", "progress", "statuses", "seconds", "rewards"):
+            getattr(self, name).extend(getattr(other, name))
 
     def as_dict(self) -> dict:
         return {

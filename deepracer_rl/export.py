@@ -41,6 +41,7 @@ from .policy import (
     PolicyLoadError,
     sha256,
 )
+from .run_tracks import track_path
 from .rundir import find_run
 from .sensors import sensors_for
 
@@ -268,6 +269,6 @@ def export_run(
     actions = run.load_actions(config)  # refuses an action list reordered or edited after training
     model = load_model(path, algo=config.algo)
     observation = config.observation()
-    samples = sample_observations(observation, config.track) if "openvino" in formats else None
+    samples = sample_observations(observation, track_path(config.track, run)) if "openvino" in formats else None
     out = out_dir or run.export_dir
     return export_policy(model, observation, actions, out, network=config.network, formats=formats, samples=samples)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .backend import CarStates, SimulatorBackend
@@ -14,11 +16,14 @@ from .track import Track
 
 
 class InProcessBackend(SimulatorBackend):
-    """N cars of one `Simulator`, stepped together in this process (thousands of steps/s)."""
+    """N cars of one `Simulator`, stepped together in this process (thousands of steps/s); each car
+    may be on another of several tracks (multi-track training)."""
+
+    supports_multiple_tracks = True
 
     def __init__(
         self,
-        track: Track,
+        track: Track | Sequence[Track],
         n_cars: int,
         observation: ObservationSpec,
         sensors: tuple[Sensor, ...],
@@ -28,7 +33,8 @@ class InProcessBackend(SimulatorBackend):
         randomization: DomainRandomization | None = None,
         perturbation: CameraPerturbation | None = None,
     ):
-        self.track = track
+        self._tracks = (track,) if isinstance(track, Track) else tuple(track)
+        self.track = self._tracks[0]
         self.n_cars = int(n_cars)
         self.observation = observation
         self.sensors = tuple(sensors)
@@ -40,7 +46,7 @@ class InProcessBackend(SimulatorBackend):
             randomization=randomization,
             perturbation=perturbation,
         )
-        self.sim = Simulator(track, car=car, seed=seed, **self._sim_kwargs)
+        self.sim = Simulator(self._tracks, car=car, seed=seed, **self._sim_kwargs)
         self.car = self.sim.car
         self.control_hz = self.sim.control_hz
 
@@ -48,9 +54,18 @@ class InProcessBackend(SimulatorBackend):
     def dynamics(self) -> Dynamics:
         return self.sim.dynamics
 
+    @property
+    def tracks(self) -> tuple[Track, ...]:
+        return self._tracks
+
+    def place_on_tracks(self, rows: np.ndarray, indices: np.ndarray) -> None:
+        self.sim.car_track[np.asarray(rows, dtype=np.intp)] = np.asarray(indices, dtype=np.intp)
+
     def reseed(self, seed: int | None) -> None:
-        """A fresh simulator whose camera randomisation streams start from `seed`."""
-        self.sim = Simulator(self.track, car=self.car, seed=seed, **self._sim_kwargs)
+        """A fresh simulator whose camera randomisation streams start from `seed` (cars stay on their tracks)."""
+        car_track = self.sim.car_track.copy()
+        self.sim = Simulator(self._tracks, car=self.car, seed=seed, **self._sim_kwargs)
+        self.sim.car_track[:] = car_track
 
     def reset_cars(self, rows: np.ndarray, poses: np.ndarray, new_episode: bool = True) -> None:
         for i, pose in zip(np.asarray(rows, dtype=np.intp).reshape(-1), np.asarray(poses).reshape(-1, 3)):

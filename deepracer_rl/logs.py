@@ -280,13 +280,20 @@ def rescore_run(
     (`prepare` rows are no steps: they are skipped).
     """
     from .car import CarSpec
+    from .run_tracks import track_path
     from .track import Track
 
     run_dir = RunDir(run).require()
     files = [path for _, path in run_dir.training_simtraces()]
     if not files:
         raise FileNotFoundError(f"{run_dir.training_simtrace_dir}: no simtrace to rescore")
-    track = Track.load(run_dir.load_config().track)
+    config = run_dir.load_config()
+    if config.tracks:
+        raise ValueError(
+            f"{run_dir.path}: a multi-track run ({len(config.tracks)} tracks); its simtrace does not say which "
+            "track each step was on, so its params cannot be rebuilt for rescoring"
+        )
+    track = Track.load(track_path(config.track, run_dir))
     control_hz = CarSpec.from_urdf().control_hz
     out_path = Path(out) if out else run_dir.path / f"rescore-{Path(reward_file).stem}.csv"
     function = make_reward(reward_file, isolation)

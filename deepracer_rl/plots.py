@@ -179,22 +179,61 @@ def _read_csv_columns(
     return out
 
 
+def plot_tracks(progress_tracks_csv: Path, out: Path, last: int = 10) -> Path:
+    """Multi-track runs: each training track's completion rate and mean progress over the last
+    `last` policy updates (episodes weighted), one bar pair per track."""
+    import csv
+
+    import matplotlib.pyplot as plt
+
+    with open(progress_tracks_csv, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    iterations = sorted({int(r["iteration"]) for r in rows})[-last:]
+    totals: dict[str, list[float]] = {}
+    for r in rows:
+        if int(r["iteration"]) in iterations:
+            n = float(r["episodes"])
+            t = totals.setdefault(r["track"], [0.0, 0.0, 0.0])
+            t[0] += n
+            t[1] += n * float(r["completion_rate"])
+            t[2] += n * float(r["mean_progress"])
+    names = sorted(totals)
+    completion = [100 * totals[n][1] / totals[n][0] for n in names]
+    progress = [totals[n][2] / totals[n][0] for n in names]
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(names) + 2), 4))
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, progress, 0.4, label="mean progress %")
+    ax.bar(x + 0.2, completion, 0.4, label="laps completed %")
+    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    ax.set_ylim(0, 100)
+    ax.set_title(f"training tracks, last {len(iterations)} policy updates")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
 def plot_run(run: str | os.PathLike) -> list[Path]:
     """All plots of a run directory into RUN/plots/."""
     from .action_space import ActionSpace
+    from .run_tracks import track_path
     from .rundir import RunDir
 
     run_dir = RunDir(run).require()
-    track = Track.load(run_dir.load_config().track)
+    config = run_dir.load_config()
+    track = Track.load(track_path(config.track, run_dir))
     plots = run_dir.plots_dir
     plots.mkdir(exist_ok=True)
     written = []
     if run_dir.progress_csv.exists():
         written.append(plot_training(run_dir.progress_csv, plots / "training_progress.png"))
+    if run_dir.progress_tracks_csv.exists():
+        written.append(plot_tracks(run_dir.progress_tracks_csv, plots / "training_tracks.png"))
     if run_dir.evaluation_trajectory.exists():
         written.append(plot_lap(track, run_dir.evaluation_trajectory, plots / "best_lap.png"))
     simtraces = [path for _, path in run_dir.training_simtraces()]
-    if simtraces:
+    if simtraces and not config.tracks:  # a multi-track simtrace's steps are on several tracks
         written.append(plot_reward_heatmap(track, simtraces, plots / "reward_heatmap.png"))
         space = ActionSpace.load(run_dir.metadata_path)
         n = len(space.actions) if space.kind == "discrete" else None

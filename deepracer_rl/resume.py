@@ -19,6 +19,7 @@ from pathlib import Path
 from .action_space import ActionSpace
 from .config import TrainConfig
 from .policy import sha256
+from .run_tracks import track_path, tracks_sha256
 from .rundir import RunDir, RunError
 from .track import Track
 
@@ -42,6 +43,8 @@ PER_INVOCATION = frozenset(
         "reward",
         "metadata",
         "track",  # these three are compared by content below
+        "tracks",  # resolved from track_specs (compared as a setting), by content below
+        "val_tracks",  # resolved from val_track_specs
         "sensors",
         "action_space_sha256",
         "input_sha256",  # derived from the files
@@ -54,18 +57,21 @@ class ResumeMismatch(RunError):
     """The inputs given to --resume are not the run's; the message lists each difference."""
 
 
-def track_file(name_or_path: str) -> Path:
-    """The `.npy` file behind a track name or path (as `Track.load` resolves it)."""
-    return Path(Track.load(name_or_path).source)
+def track_file(name_or_path: str, run: RunDir | None = None) -> Path:
+    """The `.npy` file behind a track name or path (as `Track.load` resolves it; `tracks/...` in the run)."""
+    return Path(Track.load(track_path(name_or_path, run)).source)
 
 
 def record_inputs(config: TrainConfig, run: RunDir) -> None:
-    """Record the content hashes of the run's reward copy, track file and metadata copy in `config`."""
+    """Record the content hashes of the run's reward copy, track file and metadata copy in `config`
+    (and of every training and validation track of a multi-track run)."""
     config.input_sha256 = {
         "reward": sha256(run.reward_path),
-        "track": sha256(track_file(config.track)),
+        "track": sha256(track_file(config.track, run)),
         "metadata": sha256(run.metadata_path),
     }
+    if config.tracks or config.val_tracks:
+        config.input_sha256["tracks"] = tracks_sha256(config, run)
 
 
 def _reward_in_use(saved: TrainConfig, given: TrainConfig, run: RunDir) -> Path:
@@ -110,16 +116,19 @@ def compare_for_resume(saved: TrainConfig, given: TrainConfig, run: RunDir, forc
 
     track_name = given.track if given.track != default.track else saved.track
     try:
-        track_sha = sha256(track_file(track_name))
+        track_sha = sha256(track_file(track_name, run))
+        all_tracks_sha = tracks_sha256(saved, run) if "tracks" in recorded else None
     except (OSError, ValueError) as exc:
         raise ResumeMismatch(f"track {track_name!r}: {exc}") from None
     if track_name != saved.track:
         changed_files.append(f"track: the run trained on {saved.track!r}, not {track_name!r}")
     elif "track" in recorded and track_sha != recorded["track"]:
         changed_files.append(
-            f"track: {track_file(track_name)} changed since the run started "
+            f"track: {track_file(track_name, run)} changed since the run started "
             f"(sha256 {recorded['track'][:12]} -> {track_sha[:12]})"
         )
+    if all_tracks_sha is not None and all_tracks_sha != recorded["tracks"]:
+        changed_files.append("tracks: a training or validation track file changed since the run started")
 
     metadata_problem = None
     try:
@@ -159,6 +168,8 @@ def compare_for_resume(saved: TrainConfig, given: TrainConfig, run: RunDir, forc
             shutil.copyfile(reward, run.reward_path)
         config.track = track_name
         config.input_sha256 = dict(recorded, reward=reward_sha, track=track_sha)
+        if all_tracks_sha is not None:
+            config.input_sha256["tracks"] = all_tracks_sha
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         with open(run.path / "resumes.log", "a", encoding="utf-8") as log:
             log.write(f"{stamp} resumed with --force after:\n  " + "\n  ".join(changed_files) + "\n")

@@ -8,6 +8,9 @@
     best_model.zip              the best evaluated model (`is_better`: completion, then lap time)
     progress.csv                per policy update: mean reward, progress, completion
     evaluations.csv             per evaluation: laps, lap times, statuses
+    validation.csv              per evaluation, track and camera of the validation: laps, lap times
+    progress_tracks.csv         per policy update and training track (multi-track runs): episodes, completion
+    tracks/                     the generated tracks of `--track random:N` (the run's copies)
     evaluation/trajectory.csv   per-step trajectory of the demo's evaluation laps
     tensorboard/                TensorBoard event files
     export/                     model.onnx + model_metadata.json + SHA256SUMS
@@ -124,6 +127,18 @@ class RunDir:
     @property
     def evaluations_csv(self) -> Path:
         return self.path / "evaluations.csv"
+
+    @property
+    def validation_csv(self) -> Path:
+        return self.path / "validation.csv"
+
+    @property
+    def progress_tracks_csv(self) -> Path:
+        return self.path / "progress_tracks.csv"
+
+    @property
+    def tracks_dir(self) -> Path:
+        return self.path / "tracks"
 
     @property
     def training_simtrace_dir(self) -> Path:

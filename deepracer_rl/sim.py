@@ -12,7 +12,10 @@ The race (episodes, judging, rewards) is `RaceCore`'s, over this simulator throu
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,7 +24,11 @@ from .camera import OBSERVATION_HEIGHT, OBSERVATION_WIDTH, CameraPerturbation, D
 from .car import CarSpec
 from .track import Track
 
+if TYPE_CHECKING:
+    from .camera import CameraRenderer
+
 GRAVITY = 9.81
+RENDERER_CACHE_BYTES = 1 << 30  # ground textures kept for the tracks no car is on (multi-track runs)
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,18 @@ class CarState:
 
 
 class Simulator:
-    """N DeepRacer cars on one track, stepped together in one call."""
+    """N DeepRacer cars on one track, or each on one of several tracks, stepped together in one call.
+
+    With several tracks (multi-track training) car i is on `tracks[car_track[i]]`, set by
+    `place_car`; the cars never meet (each track is its own world). Each track's camera renderer
+    (its ground texture and mip levels, some MB each) is built when a car first drives it and
+    kept while the renderers no car is on stay within `renderer_cache_bytes` (least recently
+    used dropped first).
+    """
 
     def __init__(
         self,
-        track: Track | str,
+        track: Track | str | Sequence[Track],
         n_cars: int = 1,
         car: CarSpec | None = None,
         dynamics: Dynamics | None = None,
@@ -93,8 +107,14 @@ class Simulator:
         randomization: DomainRandomization | None = None,
         seed: int | None = None,
         perturbation: CameraPerturbation | None = None,
+        renderer_cache_bytes: int = RENDERER_CACHE_BYTES,
     ):
-        self.track = track if isinstance(track, Track) else Track.load(track)
+        if isinstance(track, (Track, str)):
+            track = [track]
+        self.tracks: tuple[Track, ...] = tuple(t if isinstance(t, Track) else Track.load(t) for t in track)
+        if not self.tracks:
+            raise ValueError("a Simulator needs at least one track")
+        self.track = self.tracks[0]
         self.car = car or CarSpec.from_urdf()
         self.dynamics = dynamics or Dynamics()
         self.n = int(n_cars)
@@ -108,42 +128,78 @@ class Simulator:
             steer=np.zeros(self.n),
             yaw_rate=np.zeros(self.n),
         )
+        self.car_track = np.zeros(self.n, dtype=np.intp)  # index into `tracks` of each car's track
         self.sim_time = 0.0  # s since the simulator was made
         self.clamped_commands = 0  # commands beyond the car's limits, clamped to them (see `advance`)
-        self.renderer = None
-        if image_size is not None:
-            from .camera import CameraRenderer
-
-            width, height = image_size
-            self.renderer = CameraRenderer(
-                self.track,
-                self.car.camera,
-                width=width,
-                height=height,
-                grayscale=grayscale,
-                randomization=randomization,
-                seed=None if seed is None else seed + 1,
-                perturbation=perturbation,
-            )
+        self._image_size = image_size
+        self._renderer_options = dict(grayscale=grayscale, randomization=randomization, perturbation=perturbation)
+        self._seed = seed
+        self.renderer_cache_bytes = int(renderer_cache_bytes)
+        self._renderers: OrderedDict[int, CameraRenderer] = OrderedDict()
+        self.renderers_built = 0  # renderers made so far (a rebuilt one counts again)
+        self.renderer = self.renderer_for(0) if image_size is not None else None
 
     # ---- cars -------------------------------------------------------------------------
-    def place_car(self, i: int, pose: np.ndarray, new_episode: bool = True) -> None:
-        """Put car i at `pose` (x, y, yaw), standing still; a new episode redraws its camera randomisation."""
+    def place_car(self, i: int, pose: np.ndarray, new_episode: bool = True, track_index: int | None = None) -> None:
+        """Put car i at `pose` (x, y, yaw), standing still, on `tracks[track_index]` (None: the track it
+        is on); a new episode redraws its camera randomisation."""
+        if track_index is not None:
+            if not 0 <= track_index < len(self.tracks):
+                raise IndexError(f"track index {track_index} outside 0..{len(self.tracks) - 1}")
+            self.car_track[i] = track_index
         self.state.pose[i] = pose
         self.state.speed[i] = 0.0
         self.state.steer[i] = 0.0
         self.state.yaw_rate[i] = 0.0
-        if new_episode and self.renderer is not None:
-            self.renderer.new_episode(i)
+        if new_episode and self._image_size is not None:
+            self.renderer_for(int(self.car_track[i])).new_episode(i)
+
+    def renderer_for(self, index: int) -> CameraRenderer:
+        """The camera renderer of track `index` (built now if it is not kept)."""
+        renderer = self._renderers.get(index)
+        if renderer is not None:
+            self._renderers.move_to_end(index)
+            return renderer
+        from .camera import CameraRenderer
+
+        width, height = self._image_size  # type: ignore[misc]
+        seed = None if self._seed is None else self._seed + 1 + 7919 * index
+        renderer = CameraRenderer(
+            self.tracks[index], self.car.camera, width=width, height=height, seed=seed, **self._renderer_options
+        )
+        self._renderers[index] = renderer
+        self.renderers_built += 1
+        self._evict()
+        return renderer
+
+    def _evict(self) -> None:
+        """Drop the least recently used renderers of tracks no car is on beyond the cache's bytes."""
+        in_use = set(self.car_track.tolist()) | {0}
+        idle = [k for k in self._renderers if k not in in_use]
+        total = sum(_renderer_bytes(self._renderers[k]) for k in idle)
+        for k in idle:  # oldest first
+            if total <= self.renderer_cache_bytes:
+                break
+            total -= _renderer_bytes(self._renderers.pop(k))
 
     def render(self, rows: np.ndarray | None = None) -> np.ndarray | None:
         """Camera frames of every car, or of the cars in `rows` (in that order); None without a camera."""
-        if self.renderer is None:
+        if self._image_size is None:
             return None
-        if rows is None:
-            return self.renderer.render(self.state.pose)
-        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
-        return self.renderer.render(self.state.pose[rows], rows)
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.intp).reshape(-1)
+        if len(self.tracks) == 1:
+            return self.renderer.render(self.state.pose[rows], rows)  # type: ignore[union-attr]
+        which = self.car_track[rows]
+        out = None
+        for k in np.unique(which).tolist():
+            at = np.flatnonzero(which == k)
+            frames = self.renderer_for(k).render(self.state.pose[rows[at]], rows[at])
+            if out is None:
+                out = np.empty((len(rows),) + frames.shape[1:], dtype=frames.dtype)
+            out[at] = frames
+        if out is None:  # no rows
+            out = self.renderer.render(self.state.pose[rows], rows)  # type: ignore[union-attr]
+        return out
 
     # ---- physics ----------------------------------------------------------------------
     def advance(self, steer_cmd: np.ndarray, speed_cmd: np.ndarray, active: np.ndarray) -> int:
@@ -201,3 +257,11 @@ class Simulator:
         clamped = self.advance(np.radians(steering_deg), speed_cmd, active)
         self.sim_time += self.dt
         return clamped
+
+
+def _renderer_bytes(renderer: CameraRenderer) -> int:
+    """Bytes a renderer holds in its ground texture and mip levels (its scene pool included)."""
+    texture = renderer.texture
+    total = texture.rgb.nbytes + texture.floor.nbytes + texture.paint.nbytes
+    scenes = [renderer._scene, *renderer._pool.values()]
+    return total + sum(level.nbytes for scene in scenes for level in scene.levels)

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from .algorithms import AlgorithmError, algorithm, build_model, load_model
 from .backend import available_backends, backend_class
 from .callbacks import TrainingProgress, run_callbacks
 from .config import TrainConfig
-from .episode import StartRules
+from .episode import StartRules, evaluation_start_poses
 from .evaluate import Driver, LapReport, policy_driver, run_laps
 from .logs import MetricsLog, restore_training_logs, write_deepracer_files
 from .networks import NETWORKS
@@ -35,6 +36,14 @@ from .race import RaceCore
 from .resume import compare_for_resume, record_inputs
 from .reward import RewardFunction, RewardFunctionError
 from .reward_process import IsolatedReward
+from .run_tracks import (
+    TrackSetupError,
+    keep_generated_tracks,
+    resolve_run_tracks,
+    track_path,
+    training_track_set,
+    validation_tracks,
+)
 from .rundir import RunDir, RunError, is_better, save_model_atomic
 from .sensors import SensorError, check_sensor_names
 from .vec_env import RaceVecEnv
@@ -101,9 +110,15 @@ def refuse_foreign_directory(run: RunDir) -> None:
         )
 
 
-def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bool, force: bool = False) -> TrainConfig:
+def prepare_run(
+    config: TrainConfig,
+    run: RunDir | str | os.PathLike,
+    resume: bool,
+    force: bool = False,
+    staging: Path | None = None,
+) -> TrainConfig:
     """Create (or check, when resuming: `resume.compare_for_resume`) the run directory; returns
-    the config to use."""
+    the config to use. `staging`: where `resolve_run_tracks` drew generated tracks (kept in the run)."""
     run = as_run(run)
     if not resume:
         refuse_foreign_directory(run)
@@ -129,6 +144,8 @@ def prepare_run(config: TrainConfig, run: RunDir | str | os.PathLike, resume: bo
         return saved
     if run.has_checkpoint():
         raise TrainingError(f"{run.path} already holds a run; use --resume to continue it or choose another --out")
+    if staging is not None:
+        config = keep_generated_tracks(config, staging, run)
     reward_src = Path(config.reward) if config.reward else RewardFunction().path
     shutil.copyfile(reward_src, run.reward_path)
     actions = ActionSpace.load(config.metadata)
@@ -148,7 +165,7 @@ def race_kwargs(config: TrainConfig, run: RunDir | str | os.PathLike) -> dict[st
     run = as_run(run)
     reward = Path(config.reward) if config.reward else None
     return dict(
-        track=config.track,
+        track=training_track_set(config, run),
         metadata=str(run.metadata_path),
         reward=str(reward if reward is not None and reward.exists() else run.reward_path),
         observation=config.observation(),
@@ -236,6 +253,80 @@ def evaluate_model(
     )
 
 
+def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[str], None] | None = None) -> LapReport:
+    """The evaluation that selects the best model: `eval_laps` laps on each validation track (from
+    starts spread round it, drawn from the run's seed, the same at every evaluation), on the plain
+    camera and under each `val_perturb`. A one-track run without perturbations evaluates as always
+    (laps from the start line). The table goes to validation.csv and, in one line, to `say`."""
+    tracks = validation_tracks(config, run)
+    if not config.val_perturb and not config.tracks and tracks == [track_path(config.track, run)]:
+        return evaluate_model(model, config, run, laps=config.eval_laps)
+    from .camera import CameraPerturbation
+    from .reward_process import make_reward
+
+    kwargs = race_kwargs(config, run)
+    kwargs.pop("track")
+    reward = make_reward(kwargs.pop("reward"), kwargs.pop("reward_isolation"))
+    cameras = [("plain", CameraPerturbation())]
+    cameras += [(text, CameraPerturbation.parse([text])) for text in config.val_perturb]
+    driver = policy_driver(model)
+    merged = LapReport(laps=0)
+    rows, cells = [], []
+    try:
+        for ref in tracks:
+            track = _cached_track(ref)
+            for label, camera in cameras:
+                options = {"perturbation": camera} if camera.enabled else {}
+                core = RaceCore.create(track, n_cars=1, reward=reward, seed=config.seed, **kwargs, **options)
+                try:
+                    starts = evaluation_start_poses(core.track, config.eval_laps, config.seed)
+                    report = run_laps(core, driver, config.eval_laps, starts=starts)
+                finally:
+                    core.close()
+                merged.extend(report)
+                rows.append(
+                    {
+                        "timesteps": int(getattr(model, "num_timesteps", 0)),
+                        "track": track.name,
+                        "camera": label,
+                        "completed_laps": report.completed_laps,
+                        "laps": report.laps,
+                        "mean_progress": round(report.mean_progress, 2),
+                        "lap_times_s": " ".join(f"{t:.3f}" for t in report.lap_times_s),
+                    }
+                )
+                times = "/".join(f"{t:.1f}s" for t in report.lap_times_s)
+                cells.append(
+                    f"{track.name}{'' if label == 'plain' else ' ' + label} {report.completed_laps}/{report.laps}"
+                    + (f" {times}" if times else f" {report.mean_progress:.0f}%")
+                )
+    finally:
+        reward.close()
+    if merged.lap_times_s:  # ranked after progress, which comes first (`rundir.is_better`)
+        merged.score_lap_s = float(np.mean(merged.lap_times_s))
+    for row in rows:
+        run.append_csv(run.validation_csv, row)
+    if say is not None:
+        say(
+            f"validation at {rows[0]['timesteps'] if rows else 0} steps: {merged.completed_laps}/{merged.laps} laps, "
+            f"mean progress {merged.mean_progress:.1f}% | " + " | ".join(cells)
+        )
+    return merged
+
+
+_TRACK_CACHE: dict[str, Any] = {}
+
+
+def _cached_track(ref: str) -> Any:
+    """A validation track loaded once per process (its ground texture is built once too)."""
+    from .track import Track
+
+    track = _TRACK_CACHE.get(ref)
+    if track is None:
+        track = _TRACK_CACHE[ref] = Track.load(ref)
+    return track
+
+
 def evaluate_driver(
     driver: Driver,
     config: TrainConfig,
@@ -320,26 +411,30 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
     import torch
 
     torch.set_num_threads(config.torch_threads)
-    try:
-        if not resume:  # a broken track, reward or metadata file fails before anything is written
-            dry_run(
-                config,
-                dict(
-                    track=config.track,
-                    metadata=config.metadata,
-                    reward=config.reward,
-                    observation=config.observation(),
-                    reward_isolation=config.isolation(),
-                ),
-            )
-    except SensorError as exc:
-        raise TrainingError(str(exc)) from None
-    stop_ray = _connect_ray(config) if config.workers else None  # before anything is written
-    try:
-        return _train_prepared(config, run, resume, force)
-    finally:
-        if stop_ray is not None:
-            stop_ray()
+    with tempfile.TemporaryDirectory(prefix="deepracer_rl_tracks_") as staging:
+        try:
+            if not resume:  # a broken track, reward or metadata file fails before anything is written
+                config, notes = resolve_run_tracks(config, Path(staging))
+                for note in notes:
+                    _say(note)
+                dry_run(
+                    config,
+                    dict(
+                        track=training_track_set(config, None),
+                        metadata=config.metadata,
+                        reward=config.reward,
+                        observation=config.observation(),
+                        reward_isolation=config.isolation(),
+                    ),
+                )
+        except (SensorError, TrackSetupError) as exc:
+            raise TrainingError(str(exc)) from None
+        stop_ray = _connect_ray(config) if config.workers else None  # before anything is written
+        try:
+            return _train_prepared(config, run, resume, force, None if resume else Path(staging))
+        finally:
+            if stop_ray is not None:
+                stop_ray()
 
 
 def _connect_ray(config: TrainConfig) -> Callable[[], None] | None:
@@ -355,9 +450,11 @@ def _connect_ray(config: TrainConfig) -> Callable[[], None] | None:
     return ray.shutdown if started else None
 
 
-def _train_prepared(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[str, Any]:
+def _train_prepared(
+    config: TrainConfig, run: RunDir, resume: bool, force: bool, staging: Path | None
+) -> dict[str, Any]:
     try:
-        config = prepare_run(config, run, resume, force)
+        config = prepare_run(config, run, resume, force, staging)
         check_sensor_names(config.sensors, str(run.config_path))
         if resume:
             dry_run(config, race_kwargs(config, run))
@@ -393,7 +490,7 @@ def _train_prepared(config: TrainConfig, run: RunDir, resume: bool, force: bool)
     except AlgorithmError as exc:
         close_env()
         raise TrainingError(str(exc)) from None
-    parts = run_callbacks(config, run, progress, lambda m: evaluate_model(m, config, run, laps=config.eval_laps))
+    parts = run_callbacks(config, run, progress, lambda m: validate_model(m, config, run, say=parts.bar.say))
     if config.workers:  # a worker's death drops its cars' open episodes; its line goes above the bar
         env.on_restart = parts.abandon
         env.pool.say = parts.bar.say
@@ -427,8 +524,8 @@ def _train_prepared(config: TrainConfig, run: RunDir, resume: bool, force: bool)
         close_env()
         parts.bar.close()  # also when learn() stopped on an error
     parts.checkpoint.save(model)
-    final = evaluate_model(model, config, run, laps=config.eval_laps)
-    candidate = [final.mean_progress, final.best_lap_s]
+    final = validate_model(model, config, run, say=_say)
+    candidate = final.selection_key
     if is_better(candidate, progress.best):
         progress.best = candidate
         save_model_atomic(model, run.best_model)

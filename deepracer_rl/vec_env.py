@@ -3,7 +3,8 @@
 All cars step in one backend call; a car whose episode ends is reset at once and its
 last observation is kept in `info["terminal_observation"]`, as SB3 expects. The first step of
 an episode also carries `info["start_params"]`: the params on its start pose (steps 0), which
-the training simtrace writes as the episode's `prepare` row.
+the training simtrace writes as the episode's `prepare` row; with several tracks every info
+carries `info["track"]`, the name of the car's track.
 """
 
 from __future__ import annotations
@@ -49,10 +50,13 @@ class RaceVecEnv(VecEnv):
         done = np.array([s.done for s in status])
         self.core.observe(everyone)
         infos: list[dict[str, Any]] = []
+        multi_track = len(self.core.track_set.tracks) > 1
         for i in everyone:
             _, truncated, info = step_result(status[i], params[i])
             if params[i]["steps"] == 1:
                 info["start_params"] = self.core.judge.start_params(int(i))
+            if multi_track:
+                info["track"] = self.core.car_track(int(i)).name
             if done[i]:
                 info["terminal_observation"] = self.core.stack[i].copy()
                 info["TimeLimit.truncated"] = truncated
