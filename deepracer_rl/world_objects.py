@@ -51,6 +51,9 @@ CAR_FOOTPRINT = (0.32352, 0.1961)
 # Heights of an object's origin above the ground (`agent_ctrl/constants.py` OBSTACLE_Z, BOT_CAR_Z).
 OBSTACLE_Z = 0.1
 BOT_CAR_Z = 0.0
+# A bot car's visible box height (m): the camera's height on the car (the camera sits on top;
+# the same stand-in as `camera.car_box`).
+BOT_CAR_HEIGHT = 0.13
 # The reward params' car point is the front of the car: 0.14 m ahead of the model origin
 # (`agent_ctrl/constants.py` RELATIVE_POSITION_OF_FRONT_OF_CAR).
 FRONT_OF_CAR = 0.14
@@ -180,9 +183,7 @@ class RaceObjects:
             raise WorldConfigError(
                 f"{key('obstacle_type')}: {self.obstacle_type!r} is not a DeepRacer obstacle; one of {OBSTACLE_TYPES}"
             )
-        object.__setattr__(
-            self, "bot_car_speed", _to_float(key("bot_car_speed"), self.bot_car_speed, strict=True)
-        )
+        object.__setattr__(self, "bot_car_speed", _to_float(key("bot_car_speed"), self.bot_car_speed, strict=True))
         object.__setattr__(
             self,
             "lane_change_distance",
@@ -348,9 +349,24 @@ class Lanes:
     def __init__(self, track: Track):
         self.track = track
         self.lines = ((track.waypoints + track.inner) / 2.0, (track.waypoints + track.outer) / 2.0)
-        line = track.waypoints
-        ring = np.vstack([line, line[:1]]) if track.closed else line
-        self.arcs = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(ring, axis=0), axis=1))])
+        # As the simapp's TrackSpline: each lane point is parameterised by its projection on the
+        # centre line, made monotonic across the start of a loop.
+        length = track.length
+        self.params = []
+        for line in self.lines:
+            u = track.project(line).arc_length.copy()
+            if track.closed:
+                i = 0
+                while i < len(u) and u[i] >= 0.5 * length:
+                    u[i] -= length
+                    i += 1
+                j = len(u) - 1
+                while j > 0 and u[j] <= 0.5 * length:
+                    u[j] += length
+                    j -= 1
+                u = np.append(u, u[0] + length)
+                line = np.vstack([line, line[:1]])
+            self.params.append((np.maximum.accumulate(u), line))
 
     def obstacle_pose(self, arc: np.ndarray, lane: np.ndarray) -> np.ndarray:
         """(M, 3) DeepRacer's obstacle poses: the point of `lane` nearest to the centre line's point
@@ -367,19 +383,17 @@ class Lanes:
         return out
 
     def point(self, arc: np.ndarray, offset: np.ndarray) -> np.ndarray:
-        """(..., 2) points at centre-line arc `arc` (m, wrapping on loops), between the lanes:
-        offset 0 = inner lane, 1 = outer lane (linear between the waypoints' lane points)."""
+        """(..., 2) points at centre-line arc `arc` (m, wrapping on loops) between the lanes:
+        offset 0 = inner lane, 1 = outer lane. Each lane is its points, parameterised by their
+        centre-line projection (the simapp fits a cubic spline through them; this is linear)."""
         arc = np.asarray(arc, dtype=np.float64)
-        length = self.arcs[-1]
-        s = np.mod(arc, length) if self.track.closed else np.clip(arc, 0.0, length)
-        n = len(self.track.waypoints)
-        seg = np.clip(np.searchsorted(self.arcs, s, side="right") - 1, 0, len(self.arcs) - 2)
-        t = ((s - self.arcs[seg]) / np.maximum(self.arcs[seg + 1] - self.arcs[seg], 1e-12))[..., None]
-        i, j = seg % n, (seg + 1) % n
-        inner = self.lines[0][i] + t * (self.lines[0][j] - self.lines[0][i])
-        outer = self.lines[1][i] + t * (self.lines[1][j] - self.lines[1][i])
+        length = self.track.length
+        out = []
+        for u, line in self.params:
+            s = u[0] + np.mod(arc - u[0], length) if self.track.closed else arc
+            out.append(np.stack([np.interp(s, u, line[:, 0]), np.interp(s, u, line[:, 1])], axis=-1))
         w = np.asarray(offset, dtype=np.float64)[..., None]
-        return inner + w * (outer - inner)
+        return out[0] + w * (out[1] - out[0])
 
 
 # ---- the objects of N worlds --------------------------------------------------------------
@@ -438,14 +452,12 @@ class ObjectWorld:
         self.rng = np.random.default_rng(seed)
         n_obs, n_bot = config.obstacle_count, config.number_of_bot_cars
         obstacle_bot = config.is_obstacle_bot_car
-        obstacle_size = (CAR_FOOTPRINT[0], CAR_FOOTPRINT[1], 0.13) if obstacle_bot else OBSTACLE_SIZES[config.obstacle_type]
+        car_size = (*CAR_FOOTPRINT, BOT_CAR_HEIGHT)
+        obstacle_size = car_size if obstacle_bot else OBSTACLE_SIZES[config.obstacle_type]
         obstacle_foot = CAR_FOOTPRINT if obstacle_bot else BOX_FOOTPRINT
         self.kinds = (OBSTACLE,) * n_obs + (BOT_CAR,) * n_bot
         self.footprint = np.array([obstacle_foot] * n_obs + [CAR_FOOTPRINT] * n_bot, dtype=np.float64).reshape(-1, 2)
-        # CarSpec has no body height; a bot car's visible box is the camera height (as camera.car_box).
-        self.size = np.array([obstacle_size] * n_obs + [(*CAR_FOOTPRINT, 0.13)] * n_bot, dtype=np.float64).reshape(
-            -1, 3
-        )
+        self.size = np.array([obstacle_size] * n_obs + [car_size] * n_bot, dtype=np.float64).reshape(-1, 3)
         self.z = np.array([BOT_CAR_Z if obstacle_bot else OBSTACLE_Z] * n_obs + [BOT_CAR_Z] * n_bot, dtype=np.float64)
         self.obstacles = np.zeros((worlds, n_obs, 3))
         b = n_bot
