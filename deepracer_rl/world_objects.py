@@ -1,0 +1,805 @@
+"""Objects on the track of DeepRacer's object-avoidance and head-to-bot races, for N worlds at once.
+
+DeepRacer's simapp (aws-deepracer-community/deepracer-simapp, `bundle/markov/agent_ctrl/
+obstacles_agent_ctrl.py`, `bot_cars_agent_ctrl.py`, `track_geom/track_data.py`) is the model:
+
+- `RaceObjects`: the world-config values (DeepRacer's key names, defaults and meanings),
+  parsed from a mapping (a YAML world config) with errors that name the key.
+- `ObjectWorld`: W independent worlds (one per learner car, as each DeepRacer worker has its
+  own Gazebo world), each with its obstacles (placed fixed, random or from `OBJECT_POSITIONS`)
+  and bot cars (driving a lane at `BOT_CAR_SPEED`, changing lanes at random times), reset per
+  world and stepped together with `dt`.
+- `collisions`: learner car footprints against the objects of their world (oriented rectangles).
+- `objects_params`: the `objects_*` reward params, `closest_objects` and `object_in_camera`,
+  as `TrackData.get_object_reward_params` builds them.
+- `crash_reset_pose`: where DeepRacer puts a car back after it hit an obstacle.
+
+Poses are (x, y, yaw) in metres and radians, world (track) frame. Object poses are the centre
+of the object's footprint (DeepRacer's model origin). A learner car's pose is the project's
+`base_link` (rear axle, see `car.py`); DeepRacer's car model origin is midway between the
+axles, so `car_centres` moves half a wheelbase forward.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from .car import CarSpec
+from .track import Track
+
+# ---- DeepRacer facts ----------------------------------------------------------------------
+
+# Obstacle models' box sizes (length along x, width along y, height; metres): the <box> or the
+# mesh <scale> of `bundle/models/<type>/model.sdf` (the meshes are unit boxes scaled to size).
+OBSTACLE_SIZES: dict[str, tuple[float, float, float]] = {
+    "box_obstacle": (0.4, 0.3, 0.25),
+    "deepracer_box_obstacle": (0.36, 0.265, 0.24),
+    "amazon_box_obstacle": (0.4, 0.3, 0.25),
+}
+OBSTACLE_TYPES = tuple(OBSTACLE_SIZES)
+# Footprints DeepRacer uses for collisions and the camera test (`track_geom/constants.py`
+# ObstacleDimensions, applied in `TrackData.get_object_bounding_rect`): (along the object's
+# heading, across it), metres. Every obstacle type gets the box footprint (the SDF box plus a
+# 0.1 m buffer); bot cars and the learner cars get the car footprint.
+BOX_FOOTPRINT = (0.5, 0.4)
+CAR_FOOTPRINT = (0.32352, 0.1961)
+# Heights of an object's origin above the ground (`agent_ctrl/constants.py` OBSTACLE_Z, BOT_CAR_Z).
+OBSTACLE_Z = 0.1
+BOT_CAR_Z = 0.0
+# A bot car's visible box height (m): the camera's height on the car (the camera sits on top;
+# the same stand-in as `camera.car_box`).
+BOT_CAR_HEIGHT = 0.13
+# The reward params' car point is the front of the car: 0.14 m ahead of the model origin
+# (`agent_ctrl/constants.py` RELATIVE_POSITION_OF_FRONT_OF_CAR).
+FRONT_OF_CAR = 0.14
+# The frustum of `object_in_camera` (`cameras/frustum.py`): near and far planes (m) and the
+# image aspect (height / width); pose, pitch and field of view are the car's camera (CarSpec,
+# equal to the simapp's figures within a millimetre).
+FRUSTUM_NEAR = 0.2
+FRUSTUM_FAR = 300.0
+FRUSTUM_ASPECT = 480.0 / 640.0
+# Obstacles keep this much track (m, along the centre line, both ways) clear around a
+# learner car's start when placed at random; not a DeepRacer figure (DeepRacer only starts
+# its layout MIN_DISTANCE_BETWEEN_OBSTACLES after the start line).
+START_CLEARANCE = 1.0
+MAX_PLACEMENT_TRIES = 200
+
+OBSTACLE, BOT_CAR = "obstacle", "bot_car"
+
+
+class WorldConfigError(ValueError):
+    """A world-config value is missing, malformed or out of range; the message names the key."""
+
+
+class PlacementError(ValueError):
+    """Objects cannot be placed as asked (too many for the track)."""
+
+
+# ---- the world config ---------------------------------------------------------------------
+
+
+def _to_bool(key: str, value: object) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise WorldConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _to_int(key: str, value: object, low: int = 0) -> int:
+    if isinstance(value, bool):
+        raise WorldConfigError(f"{key}: expected a whole number >= {low}, got {value!r}")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise WorldConfigError(f"{key}: expected a whole number >= {low}, got {value!r}") from None
+    if not math.isfinite(number) or number != int(number) or number < low:
+        raise WorldConfigError(f"{key}: expected a whole number >= {low}, got {value!r}")
+    return int(number)
+
+
+def _to_float(key: str, value: object, low: float = 0.0, strict: bool = False) -> float:
+    if isinstance(value, bool):
+        raise WorldConfigError(f"{key}: expected a number, got {value!r}")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise WorldConfigError(f"{key}: expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number < low or (strict and number == low):
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        raise WorldConfigError(f"{key}: expected a finite number {bound}, got {value!r}")
+    return number
+
+
+def _to_positions(key: str, value: object) -> tuple[tuple[float, int], ...]:
+    """DeepRacer's OBJECT_POSITIONS: a list of "progress,lane" strings (progress a fraction of the
+    track length in [0, 1), lane 1 = inner, -1 = outer); pairs [progress, lane] are accepted too."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise WorldConfigError(f'{key}: expected a list of "progress,lane" items, got {value!r}')
+    out = []
+    for n, item in enumerate(value):
+        parts = item.split(",") if isinstance(item, str) else item
+        where = f"{key}[{n}]"
+        if isinstance(parts, str) or not isinstance(parts, Sequence) or len(parts) != 2:
+            raise WorldConfigError(f'{where}: expected "progress,lane" (e.g. "0.25,1"), got {item!r}')
+        fraction = _to_float(where, parts[0])
+        if fraction >= 1.0:
+            raise WorldConfigError(f"{where}: progress is a fraction of the track length in [0, 1), got {parts[0]!r}")
+        try:
+            lane = int(float(parts[1]))
+        except (TypeError, ValueError):
+            lane = 0
+        if lane not in (1, -1) or float(parts[1]) != lane:
+            raise WorldConfigError(f"{where}: lane is 1 (inner) or -1 (outer), got {parts[1]!r}")
+        out.append((fraction, lane))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class RaceObjects:
+    """DeepRacer's world-config values for obstacles, bot cars and their penalties.
+
+    Field names are DeepRacer's keys in lower case; defaults are the simapp's. Two defaults
+    depend on the phase and are None here: `penalty_seconds` (2 s in evaluation, 0 in training)
+    and `collision_penalty` (5 s in evaluation, 0 in training); `penalties()` resolves them.
+    `min_distance_between_obstacles` is a percentage of the track length (as the simapp reads
+    it), `min_distance_between_bot_cars` metres.
+    """
+
+    number_of_obstacles: int = 0
+    randomize_obstacle_locations: bool = False
+    object_positions: tuple[tuple[float, int], ...] = ()  # overrides the two above
+    obstacle_type: str = "box_obstacle"
+    is_obstacle_bot_car: bool = False
+    min_distance_between_obstacles: float = 2.0
+    number_of_bot_cars: int = 0
+    bot_car_speed: float = 0.2
+    randomize_bot_car_locations: bool = False
+    is_lane_change: bool = False
+    lower_lane_change_time: float = 3.0
+    upper_lane_change_time: float = 5.0
+    lane_change_distance: float = 1.0
+    min_distance_between_bot_cars: float = 2.0
+    penalty_seconds: float | None = None
+    collision_penalty: float | None = None
+    reset_behind_dist: float = 1.0
+
+    def __post_init__(self) -> None:
+        key = self.key
+        object.__setattr__(self, "number_of_obstacles", _to_int(key("number_of_obstacles"), self.number_of_obstacles))
+        object.__setattr__(self, "number_of_bot_cars", _to_int(key("number_of_bot_cars"), self.number_of_bot_cars))
+        for name in ("randomize_obstacle_locations", "is_obstacle_bot_car", "randomize_bot_car_locations"):
+            object.__setattr__(self, name, _to_bool(key(name), getattr(self, name)))
+        object.__setattr__(self, "is_lane_change", _to_bool(key("is_lane_change"), self.is_lane_change))
+        object.__setattr__(self, "object_positions", _to_positions(key("object_positions"), self.object_positions))
+        if self.obstacle_type not in OBSTACLE_SIZES:
+            raise WorldConfigError(
+                f"{key('obstacle_type')}: {self.obstacle_type!r} is not a DeepRacer obstacle; one of {OBSTACLE_TYPES}"
+            )
+        object.__setattr__(self, "bot_car_speed", _to_float(key("bot_car_speed"), self.bot_car_speed, strict=True))
+        object.__setattr__(
+            self,
+            "lane_change_distance",
+            _to_float(key("lane_change_distance"), self.lane_change_distance, strict=True),
+        )
+        for name in (
+            "min_distance_between_obstacles",
+            "lower_lane_change_time",
+            "upper_lane_change_time",
+            "min_distance_between_bot_cars",
+            "reset_behind_dist",
+        ):
+            object.__setattr__(self, name, _to_float(key(name), getattr(self, name)))
+        for name in ("penalty_seconds", "collision_penalty"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _to_float(key(name), getattr(self, name)))
+        if self.upper_lane_change_time < self.lower_lane_change_time:
+            raise WorldConfigError(
+                f"{key('upper_lane_change_time')}: {self.upper_lane_change_time:g} s is below "
+                f"{key('lower_lane_change_time')} ({self.lower_lane_change_time:g} s)"
+            )
+
+    @staticmethod
+    def key(name: str) -> str:
+        """DeepRacer's world-config key of a field."""
+        return name.upper()
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, object], strict: bool = True) -> RaceObjects:
+        """Read DeepRacer's keys (e.g. `NUMBER_OF_OBSTACLES: 3`) from a world-config mapping.
+
+        Keys are matched case-insensitively. With `strict`, a key this class does not know is an
+        error naming it (and the closest known keys); without, other keys are ignored (a full
+        DRfC world config has many more).
+        """
+        if not isinstance(mapping, Mapping):
+            raise WorldConfigError(f"world config: expected a mapping of DeepRacer keys, got {type(mapping).__name__}")
+        known = {f.name.upper(): f.name for f in fields(cls)}
+        values: dict[str, object] = {}
+        for raw, value in mapping.items():
+            name = str(raw).strip().upper()
+            if name not in known:
+                if strict:
+                    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+                    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+                    raise WorldConfigError(f"{raw}: not a world-config key of obstacles or bot cars{hint}")
+                continue
+            values[known[name]] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_mapping(self) -> dict[str, object]:
+        """DeepRacer's keys and values (OBJECT_POSITIONS as "progress,lane" strings)."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "object_positions":
+                value = [f"{p:g},{lane}" for p, lane in value]
+            out[self.key(f.name)] = value
+        return out
+
+    @property
+    def obstacle_count(self) -> int:
+        """Obstacles in the world: OBJECT_POSITIONS' length when given, else NUMBER_OF_OBSTACLES."""
+        return len(self.object_positions) if self.object_positions else self.number_of_obstacles
+
+    @property
+    def count(self) -> int:
+        return self.obstacle_count + self.number_of_bot_cars
+
+    def penalties(self, evaluation: bool) -> tuple[float, float]:
+        """(PENALTY_SECONDS, COLLISION_PENALTY) in seconds: DeepRacer's defaults are 2 and 5 in
+        evaluation (`evaluation_worker.py`), 0 and 0 in training (`rollout_worker.py`)."""
+        penalty = self.penalty_seconds if self.penalty_seconds is not None else (2.0 if evaluation else 0.0)
+        collision = self.collision_penalty if self.collision_penalty is not None else (5.0 if evaluation else 0.0)
+        return penalty, collision
+
+
+# ---- geometry helpers ---------------------------------------------------------------------
+
+
+def car_centres(poses: np.ndarray, car: CarSpec) -> np.ndarray:
+    """(N, 3) DeepRacer model origins (midway between the axles) of base_link poses (N, 3)."""
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
+    ahead = car.wheelbase / 2.0
+    out = poses.copy()
+    out[:, 0] += ahead * np.cos(poses[:, 2])
+    out[:, 1] += ahead * np.sin(poses[:, 2])
+    return out
+
+
+def rectangle_corners(centres: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """(..., 4, 2) corners of oriented rectangles: centres (..., 3) x, y, yaw; half (..., 2) half
+    sizes along and across the yaw. Counter-clockwise from the back right corner."""
+    centres = np.asarray(centres, dtype=np.float64)
+    half = np.broadcast_to(np.asarray(half, dtype=np.float64), centres.shape[:-1] + (2,))
+    c, s = np.cos(centres[..., 2]), np.sin(centres[..., 2])
+    signs = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+    a = signs[:, 0] * half[..., None, 0]  # along
+    b = signs[:, 1] * half[..., None, 1]  # across
+    x = centres[..., None, 0] + c[..., None] * a - s[..., None] * b
+    y = centres[..., None, 1] + s[..., None] * a + c[..., None] * b
+    return np.stack([x, y], axis=-1)
+
+
+def rectangles_overlap(a: np.ndarray, half_a: np.ndarray, b: np.ndarray, half_b: np.ndarray) -> np.ndarray:
+    """True where oriented rectangles a and b (broadcast) intersect: separating-axis test.
+
+    a, b: (..., 3) centre x, y and yaw; half_a, half_b: (..., 2) half sizes along and across.
+    Touching edges count as overlapping.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ha = np.asarray(half_a, dtype=np.float64)
+    hb = np.asarray(half_b, dtype=np.float64)
+    ua = np.stack([np.cos(a[..., 2]), np.sin(a[..., 2])], axis=-1)  # along a
+    va = np.stack([-ua[..., 1], ua[..., 0]], axis=-1)  # across a
+    ub = np.stack([np.cos(b[..., 2]), np.sin(b[..., 2])], axis=-1)
+    vb = np.stack([-ub[..., 1], ub[..., 0]], axis=-1)
+    d = b[..., :2] - a[..., :2]
+    separated = np.zeros(np.broadcast_shapes(d.shape[:-1], ua.shape[:-1], ub.shape[:-1]), dtype=bool)
+    for axis in (ua, va, ub, vb):
+        dist = np.abs(np.sum(d * axis, axis=-1))
+        ra = ha[..., 0] * np.abs(np.sum(ua * axis, axis=-1)) + ha[..., 1] * np.abs(np.sum(va * axis, axis=-1))
+        rb = hb[..., 0] * np.abs(np.sum(ub * axis, axis=-1)) + hb[..., 1] * np.abs(np.sum(vb * axis, axis=-1))
+        separated |= dist > ra + rb
+    return ~separated
+
+
+def corners_inside(a: np.ndarray, half_a: np.ndarray, b: np.ndarray, half_b: np.ndarray) -> np.ndarray:
+    """DeepRacer's collision rule (`TrackData.get_collided_object_name`): True where a corner
+    of rectangle a lies strictly inside rectangle b (broadcast, same arguments as
+    `rectangles_overlap`). It misses a corner of b poking into a's side; `rectangles_overlap`
+    does not."""
+    corners = rectangle_corners(np.asarray(a, dtype=np.float64), half_a)  # (..., 4, 2)
+    b = np.asarray(b, dtype=np.float64)[..., None, :]
+    hb = np.asarray(half_b, dtype=np.float64)[..., None, :]
+    d = corners - b[..., :2]
+    c, s = np.cos(b[..., 2]), np.sin(b[..., 2])
+    along = d[..., 0] * c + d[..., 1] * s
+    across = -d[..., 0] * s + d[..., 1] * c
+    return ((np.abs(along) < hb[..., 0]) & (np.abs(across) < hb[..., 1])).any(axis=-1)
+
+
+def _segments_nearest(points: np.ndarray, line: np.ndarray, closed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest points on a polyline (M, 2) to points (P, 2), and the direction (rad) of its segment."""
+    ring = np.vstack([line, line[:1]]) if closed else line
+    a, d = ring[:-1], np.diff(ring, axis=0)
+    dd = np.maximum(np.einsum("ij,ij->i", d, d), 1e-18)
+    r = points[:, None, :] - a[None]
+    t = np.clip(np.einsum("pij,ij->pi", r, d) / dd, 0.0, 1.0)
+    near = a[None] + t[..., None] * d[None]
+    k = np.argmin(np.sum((points[:, None, :] - near) ** 2, axis=-1), axis=1)
+    rows = np.arange(len(points))
+    return near[rows, k], np.arctan2(d[k, 1], d[k, 0])
+
+
+class Lanes:
+    """DeepRacer's two lanes of a track (`TrackData.inner_lane`, `outer_lane`): the midpoints of
+    the centre line and each border, waypoint by waypoint, in the track's driving direction."""
+
+    INNER, OUTER = 0, 1
+
+    def __init__(self, track: Track):
+        self.track = track
+        self.lines = ((track.waypoints + track.inner) / 2.0, (track.waypoints + track.outer) / 2.0)
+        # As the simapp's TrackSpline: each lane point is parameterised by its projection on the
+        # centre line, made monotonic across the start of a loop.
+        length = track.length
+        self.params = []
+        for line in self.lines:
+            u = track.project(line).arc_length.copy()
+            if track.closed:
+                i = 0
+                while i < len(u) and u[i] >= 0.5 * length:
+                    u[i] -= length
+                    i += 1
+                j = len(u) - 1
+                while j > 0 and u[j] <= 0.5 * length:
+                    u[j] += length
+                    j -= 1
+                u = np.append(u, u[0] + length)
+                line = np.vstack([line, line[:1]])
+            self.params.append((np.maximum.accumulate(u), line))
+
+    def obstacle_pose(self, arc: np.ndarray, lane: np.ndarray) -> np.ndarray:
+        """(M, 3) DeepRacer's obstacle poses: the point of `lane` nearest to the centre line's point
+        at `arc` metres, facing along that lane segment (`lane.interpolate(lane.project(...))`)."""
+        arc = np.asarray(arc, dtype=np.float64).reshape(-1)
+        lane = np.asarray(lane).reshape(-1)
+        centre, _ = self.track.point_at(arc)
+        out = np.zeros((len(arc), 3))
+        for k in (self.INNER, self.OUTER):
+            rows = np.flatnonzero(lane == k)
+            if len(rows):
+                xy, yaw = _segments_nearest(centre[rows], self.lines[k], self.track.closed)
+                out[rows, :2], out[rows, 2] = xy, yaw
+        return out
+
+    def point(self, arc: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """(..., 2) points at centre-line arc `arc` (m, wrapping on loops) between the lanes:
+        offset 0 = inner lane, 1 = outer lane. Each lane is its points, parameterised by their
+        centre-line projection (the simapp fits a cubic spline through them; this is linear)."""
+        arc = np.asarray(arc, dtype=np.float64)
+        length = self.track.length
+        out = []
+        for u, line in self.params:
+            s = u[0] + np.mod(arc - u[0], length) if self.track.closed else arc
+            out.append(np.stack([np.interp(s, u, line[:, 0]), np.interp(s, u, line[:, 1])], axis=-1))
+        w = np.asarray(offset, dtype=np.float64)[..., None]
+        return out[0] + w * (out[1] - out[0])
+
+
+# ---- the objects of N worlds --------------------------------------------------------------
+
+
+@dataclass
+class ObjectState:
+    """The objects of W worlds: obstacles first, then bot cars (DeepRacer's object order).
+
+    poses (W, K, 3) centre x, y, yaw; speeds (W, K) m/s; kinds (K,) OBSTACLE or BOT_CAR;
+    footprint (K, 2) DeepRacer's collision footprint (along, across), metres; size (K, 3) the
+    visible box (length, width, height), metres; z (K,) origin height (m).
+    """
+
+    poses: np.ndarray
+    speeds: np.ndarray
+    kinds: tuple[str, ...]
+    footprint: np.ndarray
+    size: np.ndarray
+    z: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.kinds)
+
+
+@dataclass
+class _BotCars:
+    """Bot-car state of W worlds, B cars each (distances are unwrapped centre-line metres)."""
+
+    start: np.ndarray  # (W, B) distance at episode start
+    lane: np.ndarray  # (W, B) current lane 0 inner / 1 outer
+    elapsed: np.ndarray  # (W,) seconds driven (pauses excluded)
+    time: np.ndarray  # (W,) seconds since the episode start
+    pause: np.ndarray  # (W,) seconds left standing
+    change_from: np.ndarray  # (W, B) distance where the next lane change starts
+    change_to: np.ndarray  # (W, B) ... and ends (inf: none scheduled)
+    change_at: np.ndarray  # (W, B) time of the next lane-change check (inf: never)
+
+
+class ObjectWorld:
+    """Obstacles and bot cars of W worlds on one track (one world per learner car).
+
+    `reset(rows, ...)` places a fresh layout in the given worlds (a new episode); `step(dt)`
+    drives every world's bot cars; `state()` gives the objects. Random choices come from one
+    generator seeded at construction (`reseed` to change), so a seed gives the same layouts.
+    """
+
+    def __init__(self, config: RaceObjects, track: Track, worlds: int, seed: int | None = None):
+        if worlds < 1:
+            raise ValueError(f"worlds must be >= 1, got {worlds}")
+        self.config = config
+        self.track = track
+        self.lanes = Lanes(track)
+        self.worlds = worlds
+        self.rng = np.random.default_rng(seed)
+        n_obs, n_bot = config.obstacle_count, config.number_of_bot_cars
+        obstacle_bot = config.is_obstacle_bot_car
+        car_size = (*CAR_FOOTPRINT, BOT_CAR_HEIGHT)
+        obstacle_size = car_size if obstacle_bot else OBSTACLE_SIZES[config.obstacle_type]
+        obstacle_foot = CAR_FOOTPRINT if obstacle_bot else BOX_FOOTPRINT
+        self.kinds = (OBSTACLE,) * n_obs + (BOT_CAR,) * n_bot
+        self.footprint = np.array([obstacle_foot] * n_obs + [CAR_FOOTPRINT] * n_bot, dtype=np.float64).reshape(-1, 2)
+        self.size = np.array([obstacle_size] * n_obs + [car_size] * n_bot, dtype=np.float64).reshape(-1, 3)
+        self.z = np.array([BOT_CAR_Z if obstacle_bot else OBSTACLE_Z] * n_obs + [BOT_CAR_Z] * n_bot, dtype=np.float64)
+        self.obstacles = np.zeros((worlds, n_obs, 3))
+        b = n_bot
+        self.bots = _BotCars(
+            start=np.zeros((worlds, b)),
+            lane=np.zeros((worlds, b), dtype=np.int8),
+            elapsed=np.zeros(worlds),
+            time=np.zeros(worlds),
+            pause=np.zeros(worlds),
+            change_from=np.full((worlds, b), np.inf),
+            change_to=np.full((worlds, b), np.inf),
+            change_at=np.full((worlds, b), np.inf),
+        )
+        self.reset(np.arange(worlds))
+
+    def reseed(self, seed: int | None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    # -- obstacles --
+    def obstacle_layout(self, keep_clear: Sequence[float] = ()) -> np.ndarray:
+        """(K, 3) one layout of the obstacles, DeepRacer's `_compute_obstacle_poses`.
+
+        OBJECT_POSITIONS: each at its fraction of the track length in its lane. Otherwise K
+        distances evenly spaced from MIN_DISTANCE_BETWEEN_OBSTACLES (percent of the length) to
+        1 m before the end, in lanes inner, outer, inner, ...; with RANDOMIZE_OBSTACLE_LOCATIONS
+        each distance moves at random between its neighbours (keeping the minimum distance) and
+        each lane is a coin flip. A random layout is drawn again until no two footprints overlap
+        and none lies within START_CLEARANCE of an arc in `keep_clear` (the learner's start).
+        """
+        cfg, length = self.config, self.track.length
+        n = cfg.obstacle_count
+        if n == 0:
+            return np.zeros((0, 3))
+        if cfg.object_positions:
+            arcs = np.array([p for p, _ in cfg.object_positions]) * length
+            lanes = np.array([Lanes.OUTER if lane == -1 else Lanes.INNER for _, lane in cfg.object_positions])
+            return self.lanes.obstacle_pose(arcs, lanes)
+        gap = cfg.min_distance_between_obstacles / 100.0 * length
+        first, last = gap, length - 1.0
+        even = np.linspace(first, last, n)
+        if not cfg.randomize_obstacle_locations:
+            return self.lanes.obstacle_pose(even, np.arange(n) % 2)
+        half = self.footprint[:n] / 2.0
+        for _ in range(MAX_PLACEMENT_TRIES):
+            arcs = even.copy()
+            for i in self.rng.permutation(n):
+                lo = first if i == 0 else arcs[i - 1] + gap
+                hi = last if i == n - 1 else arcs[i + 1] - gap
+                if lo < hi:
+                    arcs[i] = self.rng.uniform(lo, hi)
+            lanes = self.rng.integers(0, 2, n)
+            poses = self.lanes.obstacle_pose(arcs, lanes)
+            if self._clear(poses, half, arcs, keep_clear):
+                return poses
+        raise PlacementError(
+            f"cannot place {n} obstacles at random on {self.track.name} ({length:.1f} m) without overlaps "
+            f"and {START_CLEARANCE:g} m clear of the start after {MAX_PLACEMENT_TRIES} tries; use fewer obstacles"
+        )
+
+    def _clear(self, poses: np.ndarray, half: np.ndarray, arcs: np.ndarray, keep_clear: Sequence[float]) -> bool:
+        n = len(poses)
+        overlap = rectangles_overlap(poses[:, None], half[:, None], poses[None], half[None])
+        overlap[np.arange(n), np.arange(n)] = False
+        if overlap.any():
+            return False
+        if len(keep_clear):
+            d = np.abs(arcs[:, None] - np.asarray(keep_clear, dtype=np.float64)[None])
+            if self.track.closed:
+                d = np.minimum(d, self.track.length - d)
+            if (d < START_CLEARANCE + half[:, :1]).any():
+                return False
+        return True
+
+    # -- bot cars --
+    def _bot_layout(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start distances and lanes of the bot cars, DeepRacer's `_compute_bot_car_initial_states`."""
+        cfg = self.config
+        n = cfg.number_of_bot_cars
+        gap, last = cfg.min_distance_between_bot_cars, self.track.length - 1.0
+        arcs = np.linspace(gap, last, n)
+        if not cfg.randomize_bot_car_locations:
+            return arcs, (np.arange(n) % 2).astype(np.int8)
+        for i in self.rng.permutation(n):
+            lo = gap if i == 0 else arcs[i - 1] + gap
+            hi = last if i == n - 1 else arcs[i + 1] - gap
+            if lo < hi:
+                arcs[i] = self.rng.uniform(lo, hi)
+        return arcs, self.rng.integers(0, 2, n).astype(np.int8)
+
+    def reset(self, rows: Sequence[int] | np.ndarray, keep_clear: Sequence[float] | None = None) -> None:
+        """New episodes in worlds `rows`: new obstacle layouts and bot cars back at their starts.
+
+        `keep_clear`: one centre-line arc (m) per row, the learner car's start there (random
+        layouts keep START_CLEARANCE around it); default: the start line (arc 0).
+        """
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        clear = [0.0] * len(rows) if keep_clear is None else list(np.asarray(keep_clear, dtype=np.float64).reshape(-1))
+        if len(clear) != len(rows):
+            raise ValueError(f"keep_clear needs one arc per reset world ({len(rows)}), got {len(clear)}")
+        cfg, bots = self.config, self.bots
+        for r, arc in zip(rows.tolist(), clear):
+            self.obstacles[r] = self.obstacle_layout([arc])
+            if cfg.number_of_bot_cars:
+                bots.start[r], bots.lane[r] = self._bot_layout()
+        bots.elapsed[rows] = 0.0
+        bots.time[rows] = 0.0
+        bots.pause[rows] = 0.0
+        bots.change_from[rows] = np.inf
+        bots.change_to[rows] = np.inf
+        # DeepRacer checks lane changes from time 0 when IS_LANE_CHANGE (end time 0), never otherwise.
+        bots.change_at[rows] = 0.0 if cfg.is_lane_change else np.inf
+        if cfg.is_lane_change and cfg.number_of_bot_cars:
+            self._schedule_lane_changes(rows)
+
+    def _schedule_lane_changes(self, rows: np.ndarray) -> None:
+        """DeepRacer's `_compute_bot_car_lane_changes` for the bot cars whose check time has come:
+        finish the change under way (swap lanes), then start the next one after a uniform
+        LOWER..UPPER_LANE_CHANGE_TIME wait, taking LANE_CHANGE_DISTANCE of track."""
+        cfg, bots = self.config, self.bots
+        due = (bots.time[rows, None] >= bots.change_at[rows]) & np.isfinite(bots.change_at[rows])
+        if not due.any():
+            return
+        w, b = np.nonzero(due)
+        w = rows[w]
+        finished = np.isfinite(bots.change_to[w, b])
+        bots.lane[w[finished], b[finished]] ^= 1
+        wait = self.rng.uniform(cfg.lower_lane_change_time, cfg.upper_lane_change_time, len(w))
+        duration = cfg.lane_change_distance / cfg.bot_car_speed
+        travelled = bots.start[w, b] + bots.elapsed[w] * cfg.bot_car_speed
+        bots.change_from[w, b] = travelled + wait * cfg.bot_car_speed
+        bots.change_to[w, b] = bots.change_from[w, b] + cfg.lane_change_distance
+        bots.change_at[w, b] = bots.time[w] + wait + duration
+
+    def step(self, dt: float) -> None:
+        """Advance every world's bot cars by dt seconds of sim time (pauses first run out)."""
+        if dt < 0:
+            raise ValueError(f"dt must be >= 0, got {dt}")
+        bots = self.bots
+        standing = np.minimum(bots.pause, dt)
+        bots.pause -= standing
+        bots.elapsed += dt - standing
+        bots.time += dt
+        if self.config.is_lane_change and self.config.number_of_bot_cars:
+            self._schedule_lane_changes(np.arange(self.worlds))
+
+    def pause_bots(self, rows: Sequence[int] | np.ndarray, seconds: float) -> None:
+        """Stop the bot cars of worlds `rows` for `seconds` (DeepRacer: PENALTY_SECONDS after a
+        learner car that is ahead is hit by a bot car); pending lane changes wait as long."""
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        self.bots.pause[rows] += seconds
+        self.bots.change_at[rows] += seconds
+
+    def bot_poses(self) -> np.ndarray:
+        """(W, B, 3) bot car poses: on their lane at their distance, blended across during a change."""
+        cfg, bots = self.config, self.bots
+        if not cfg.number_of_bot_cars:
+            return np.zeros((self.worlds, 0, 3))
+        travelled = bots.start + bots.elapsed[:, None] * cfg.bot_car_speed
+        changing = np.isfinite(bots.change_to)
+        start = np.where(changing, bots.change_from, 0.0)
+        span = np.where(changing, bots.change_to - start, 1.0)
+        lane = bots.lane.astype(np.float64)
+
+        def offset(at: np.ndarray) -> np.ndarray:
+            s = np.clip((at - start) / span, 0.0, 1.0)
+            s = np.where(changing, s * s * (3.0 - 2.0 * s), 0.0)  # smooth start and end
+            return lane + (1.0 - 2.0 * lane) * s
+
+        eps = 0.05  # m ahead, for the heading
+        here = self.lanes.point(travelled, offset(travelled))
+        ahead = self.lanes.point(travelled + eps, offset(travelled + eps))
+        yaw = np.arctan2(ahead[..., 1] - here[..., 1], ahead[..., 0] - here[..., 0])
+        return np.concatenate([here, yaw[..., None]], axis=-1)
+
+    def params(self, car_poses: np.ndarray, car: CarSpec, track: Track | None = None) -> list[dict[str, object]]:
+        """`objects_params` of the learner cars (car w in world w) on `track` (default: the
+        world's track; give its `reversed()` for cars driving the other way)."""
+        speed = self.config.bot_car_speed if self.config.number_of_bot_cars else None
+        return objects_params(self.track if track is None else track, car_poses, self.state(), car, speed)
+
+    def state(self) -> ObjectState:
+        """The objects of every world now."""
+        n_bot = self.config.number_of_bot_cars
+        poses = np.concatenate([self.obstacles, self.bot_poses()], axis=1)
+        speeds = np.zeros(poses.shape[:2])
+        if n_bot:
+            moving = (self.bots.pause <= 0.0).astype(np.float64)
+            speeds[:, -n_bot:] = self.config.bot_car_speed * moving[:, None]
+        return ObjectState(poses, speeds, self.kinds, self.footprint, self.size, self.z)
+
+
+# ---- collisions, params, resets -----------------------------------------------------------
+
+
+def collisions(
+    car_poses: np.ndarray, objects: ObjectState, car: CarSpec, rule: str = "overlap"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which learner cars touch an object of their world: (W,) bool and (W,) the first object's
+    index (-1 for none). car_poses (W, 3) are base_link poses; the car's footprint is DeepRacer's
+    (CAR_FOOTPRINT round the model origin). rule "overlap": the rectangles intersect; rule
+    "deepracer": a car corner lies inside the object (the simapp's test, see `corners_inside`)."""
+    centres = car_centres(car_poses, car)
+    if objects.count == 0:
+        return np.zeros(len(centres), dtype=bool), np.full(len(centres), -1)
+    test = {"overlap": rectangles_overlap, "deepracer": corners_inside}.get(rule)
+    if test is None:
+        raise ValueError(f"rule must be 'overlap' or 'deepracer', got {rule!r}")
+    car_half = np.array(CAR_FOOTPRINT) / 2.0
+    hit = test(centres[:, None], car_half, objects.poses, objects.footprint[None] / 2.0)  # (W, K)
+    first = np.where(hit.any(axis=1), np.argmax(hit, axis=1), -1)
+    return hit.any(axis=1), first
+
+
+def _inside(points: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon for points (P, 2) and a closed ring (M, 2)."""
+    a, b = ring, np.roll(ring, -1, axis=0)
+    px, py = points[:, 0:1], points[:, 1:2]
+    straddles = (a[:, 1] > py) != (b[:, 1] > py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = a[:, 0] + (py - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+    return np.count_nonzero(straddles & (px < x_cross), axis=1) % 2 == 1
+
+
+def objects_left_of_center(track: Track, points: np.ndarray) -> np.ndarray:
+    """DeepRacer's `objects_left_of_center`: inside the region between the centre line and the
+    inner border, XOR the inner border being on the right (a clockwise loop, or a reversed one).
+
+    On a loop the region is the polygon of the centre line minus that of the inner border; on an
+    open track it is the centre line and the inner border walked back, as the simapp builds it.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    centre, inner = track.waypoints, track.inner
+    if track.closed:
+        region = _inside(points, centre) ^ _inside(points, inner)
+        x, y = centre[:, 0], centre[:, 1]
+        inner_left = 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)) > 0  # counter-clockwise
+    else:
+        region = _inside(points, np.vstack([centre, inner[::-1]]))
+        d = np.diff(centre, axis=0)
+        r = inner[:-1] - centre[:-1]
+        inner_left = float(np.sum(d[:, 0] * r[:, 1] - d[:, 1] * r[:, 0])) > 0
+    return region ^ (not inner_left)
+
+
+def in_camera(car_poses: np.ndarray, points: np.ndarray, car: CarSpec) -> np.ndarray:
+    """(W, P) True where 3D points (W, P, 3) lie inside the camera frustum of car W at base_link
+    pose (W, 3): the simapp's `Frustum` (near FRUSTUM_NEAR, far FRUSTUM_FAR, the camera's
+    horizontal FOV and pitch, FRUSTUM_ASPECT), strict inequalities as its plane test."""
+    cam = car.camera
+    poses = np.asarray(car_poses, dtype=np.float64).reshape(-1, 3)
+    c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
+    origin = np.stack([poses[:, 0] + c * cam.x - s * cam.y, poses[:, 1] + s * cam.x + c * cam.y], axis=-1)
+    v = np.asarray(points, dtype=np.float64)
+    dx, dy, dz = v[..., 0] - origin[:, None, 0], v[..., 1] - origin[:, None, 1], v[..., 2] - cam.z
+    ahead = dx * c[:, None] + dy * s[:, None]
+    left = -dx * s[:, None] + dy * c[:, None]
+    cp, sp = math.cos(cam.pitch), math.sin(cam.pitch)
+    forward = ahead * cp - dz * sp  # pitched down by cam.pitch
+    up = ahead * sp + dz * cp
+    tan_h = math.tan(cam.hfov / 2.0)
+    return (
+        (forward > FRUSTUM_NEAR)
+        & (forward < FRUSTUM_FAR)
+        & (np.abs(left) < forward * tan_h)
+        & (np.abs(up) < forward * tan_h * FRUSTUM_ASPECT)
+    )
+
+
+def objects_params(
+    track: Track, car_poses: np.ndarray, objects: ObjectState, car: CarSpec, bot_car_speed: float | None = None
+) -> list[dict[str, object]]:
+    """The object params of each learner car, as `TrackData.get_object_reward_params` builds them.
+
+    track: the track in the car's driving direction (`Track.reversed()` when reversed);
+    car_poses (W, 3): base_link poses, car w sees the objects of world w. Keys:
+    `objects_location` [[x, y], ...] (m); `objects_left_of_center` [bool]; `objects_distance`
+    (m along the centre line from its start, not sorted); `objects_distance_from_center` (m);
+    `objects_heading` (radians, the simapp's yaw) and `objects_speed` (m/s): in a race with bot
+    cars (`bot_car_speed` given: BOT_CAR_SPEED) every object's yaw and that speed, standing or
+    not, as the simapp reports them; else 0.0 for all;
+    `closest_objects` [previous, next] indices of the objects behind and ahead of the front of
+    the car along the centre line (wrapping); `object_in_camera`: the next object (one footprint
+    corner or its centre) is in the camera frustum. Without objects the dict is empty, as the
+    simapp's (the caller keeps its defaults).
+
+    The simapp compares the next object's index with indices of a list that also holds the
+    learner car itself, so its `object_in_camera` answers for the object before the next one;
+    this follows the evident intent (the next object) instead.
+    """
+    poses = np.asarray(car_poses, dtype=np.float64).reshape(-1, 3)
+    w_count, k = len(poses), objects.count
+    if k == 0:
+        return [{} for _ in range(w_count)]
+    xy = objects.poses[..., :2].reshape(-1, 2)
+    proj = track.project(xy)
+    pdist = proj.arc_length.reshape(w_count, k)
+    centre_dist = proj.distance.reshape(w_count, k)
+    left = objects_left_of_center(track, xy).reshape(w_count, k)
+    centres = car_centres(poses, car)
+    front = centres[:, :2] + FRONT_OF_CAR * np.stack([np.cos(centres[:, 2]), np.sin(centres[:, 2])], axis=-1)
+    car_pdist = track.project(front).arc_length
+    order = np.argsort(pdist, axis=1, kind="stable")
+    sorted_d = np.take_along_axis(pdist, order, axis=1)
+    nxt = np.sum(sorted_d <= car_pdist[:, None], axis=1)  # bisect_right
+    prev = (nxt - 1) % k
+    nxt = nxt % k
+    rows = np.arange(w_count)
+    prev_i, next_i = order[rows, prev], order[rows, nxt]
+    # The next object's camera test points: its footprint corners and its centre, at its z.
+    nxt_pose = objects.poses[rows, next_i]
+    corners = rectangle_corners(nxt_pose, objects.footprint[next_i] / 2.0)  # (W, 4, 2)
+    pts2 = np.concatenate([corners, nxt_pose[:, None, :2]], axis=1)
+    pts = np.concatenate([pts2, np.broadcast_to(objects.z[next_i][:, None, None], (w_count, 5, 1))], axis=-1)
+    seen = in_camera(poses, pts, car).any(axis=1)
+    bot_race = bot_car_speed is not None
+    headings = objects.poses[..., 2] if bot_race else np.zeros((w_count, k))
+    speeds = np.full((w_count, k), float(bot_car_speed) if bot_race else 0.0)
+    out = []
+    for w in range(w_count):
+        out.append(
+            {
+                "closest_objects": [int(prev_i[w]), int(next_i[w])],
+                "objects_location": objects.poses[w, :, :2].tolist(),
+                "objects_left_of_center": left[w].tolist(),
+                "objects_speed": speeds[w].tolist(),
+                "objects_heading": headings[w].tolist(),
+                "objects_distance_from_center": centre_dist[w].tolist(),
+                "objects_distance": pdist[w].tolist(),
+                "object_in_camera": bool(seen[w]),
+            }
+        )
+    return out
+
+
+def crash_reset_pose(track: Track, obstacle: np.ndarray, reset_behind_dist: float = 1.0) -> np.ndarray:
+    """(3,) where DeepRacer puts a car back after it hit an obstacle at `obstacle` (x, y, ...):
+    RESET_BEHIND_DIST metres before it along the centre line, in the other lane (outer when the
+    obstacle is nearer the inner border), facing along that lane (`_get_car_reset_model_state`)."""
+    point = np.asarray(obstacle, dtype=np.float64)[:2].reshape(1, 2)
+    arc = track.project(point).arc_length[0] - reset_behind_dist
+    near_inner = _segments_nearest(point, track.inner, track.closed)[0]
+    near_outer = _segments_nearest(point, track.outer, track.closed)[0]
+    is_inner = np.linalg.norm(point - near_inner) < np.linalg.norm(point - near_outer)
+    lane = Lanes.OUTER if is_inner else Lanes.INNER
+    return Lanes(track).obstacle_pose(np.array([arc]), np.array([lane]))[0]
