@@ -38,6 +38,7 @@ ROAD_RGB = (40, 40, 44)
 BORDER_RGB = (236, 236, 232)  # white lines along both borders
 CENTRE_RGB = (240, 220, 128)  # yellow-white centre dashes
 LINE_WIDTH = 0.05  # metres, border lines and centre dashes
+LINE_WIDTH_RANGE = (0.038, 0.076)  # metres, line_style widths: 1.5 to 3 inch tape (DeepRacer tracks: 2 inch)
 DASH_LENGTH = 0.15  # metres of paint in every DASH_PERIOD of centre line
 DASH_PERIOD = 0.30
 FLOOR_GRAIN = 5.0  # gray levels of low-frequency mottling on the mat
@@ -125,6 +126,33 @@ class GroundTexture:
     @classmethod
     def build(cls, track: Track, resolution: float = TEXTURE_RESOLUTION, margin: float = FLOOR_MARGIN) -> GroundTexture:
         """Draw the road, border lines and dashed centre line of a track on a mat."""
+        layers = _TextureLayers.build(track, resolution, margin, LINE_WIDTH / 2)
+        paint, floor = layers.paint()
+        rgb = _compose(paint, floor, layers.default_mat())
+        return cls(rgb=rgb, floor=floor, paint=paint, resolution=layers.resolution, x0=layers.x0, y0=layers.y0)
+
+
+@dataclass(frozen=True, eq=False)
+class _TextureLayers:
+    """What a ground texture is painted from, so lines can be repainted (`DomainRandomization.line_style`).
+
+    (H, W) layers on the texture's grid: road coverage, distance in texels (float64) to the
+    nearest border-line segment and to the nearest centre dash (exact up to `reach` texels,
+    larger beyond), the fine grain and the mat's mottling (gray levels).
+    """
+
+    road: np.ndarray
+    line_distance: np.ndarray
+    dash_distance: np.ndarray
+    fine: np.ndarray
+    blotch: np.ndarray
+    resolution: float
+    x0: float
+    y0: float
+
+    @classmethod
+    def build(cls, track: Track, resolution: float, margin: float, max_half_width: float) -> _TextureLayers:
+        """Layers of a track's texture; line distances are exact for lines up to 2 * max_half_width metres wide."""
         pts = np.vstack([track.waypoints, track.inner, track.outer])
         lo = pts.min(axis=0) - margin
         hi = pts.max(axis=0) + margin
@@ -149,23 +177,52 @@ class GroundTexture:
             cv2.fillPoly(canvas, [quad], 255, cv2.LINE_8, _DRAW_SHIFT)  # one by one: no even-odd holes
         a_road = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         del canvas
-        # Lines: analytic coverage, exact to a fraction of a texel.
-        half = LINE_WIDTH / resolution / 2
-        a_line = _line_coverage((h, w), [np.stack([e[:-1], e[1:]], axis=1) for e in (inner, outer)], half)
-        a_dash = _line_coverage((h, w), [texels(_dashes(ring(track.waypoints)))], half)
+        # Lines: analytic distances, exact to a fraction of a texel.
+        reach = max_half_width / resolution + 1.0
+        d_line = _segment_distance((h, w), [np.stack([e[:-1], e[1:]], axis=1) for e in (inner, outer)], reach)
+        d_dash = _segment_distance((h, w), [texels(_dashes(ring(track.waypoints)))], reach)
         rng = np.random.default_rng(0)  # the default look is the same every time
         fine = rng.standard_normal((h, w), dtype=np.float32) * ROAD_GRAIN
         blotch = rng.standard_normal((h // 16 + 2, w // 16 + 2), dtype=np.float32)
         blotch = cv2.resize(blotch, (w, h), interpolation=cv2.INTER_CUBIC) * FLOOR_GRAIN
+        return cls(a_road, d_line, d_dash, fine, blotch, resolution, x0, y0)
+
+    def paint(
+        self,
+        border_rgb: Sequence[float] = BORDER_RGB,
+        centre_rgb: Sequence[float] = CENTRE_RGB,
+        border_width: float = LINE_WIDTH,
+        centre_width: float = LINE_WIDTH,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Paint (road and lines premultiplied by coverage, uint8 RGB) and mat coverage (uint8) for a line style.
+
+        A texel at distance d (texels) from a line of half width h is covered clip(h - d + 0.5, 0, 1):
+        exact area for straight edges, a one-texel ramp.
+        """
+        a_line = np.clip(border_width / self.resolution / 2 + 0.5 - self.line_distance, 0, 1).astype(np.float32)
+        a_dash = np.clip(centre_width / self.resolution / 2 + 0.5 - self.dash_distance, 0, 1).astype(np.float32)
+        a_road = self.road
         floor = (1 - a_road) * (1 - a_line) * (1 - a_dash)
-        road_rgb = np.float32(ROAD_RGB) + fine[..., None]
+        road_rgb = np.float32(ROAD_RGB) + self.fine[..., None]
         paint = (a_road * (1 - a_line) * (1 - a_dash))[..., None] * road_rgb
-        paint += (a_line * (1 - a_dash))[..., None] * np.float32(BORDER_RGB)
-        paint += a_dash[..., None] * np.float32(CENTRE_RGB)
-        mat = np.float32(FLOOR_RGB) + (blotch + fine)[..., None]
-        paint, floor = _to_uint8(paint), _to_uint8(floor * 255)
-        rgb = _compose(paint, floor, mat)
-        return cls(rgb=rgb, floor=floor, paint=paint, resolution=resolution, x0=x0, y0=y0)
+        paint += (a_line * (1 - a_dash))[..., None] * np.float32(border_rgb)
+        paint += a_dash[..., None] * np.float32(centre_rgb)
+        return _to_uint8(paint), _to_uint8(floor * 255)
+
+    def default_mat(self) -> np.ndarray:
+        """The default mat: FLOOR_RGB with mottling and grain (float32 (H, W, 3))."""
+        return np.float32(FLOOR_RGB) + (self.blotch + self.fine)[..., None]
+
+
+_LAYERS: weakref.WeakKeyDictionary[Track, _TextureLayers] = weakref.WeakKeyDictionary()
+
+
+def _texture_layers(track: Track) -> _TextureLayers:
+    """The track's texture layers with line distances for every width of LINE_WIDTH_RANGE, built once per Track."""
+    layers = _LAYERS.get(track)
+    if layers is None:
+        layers = _LAYERS[track] = _TextureLayers.build(track, TEXTURE_RESOLUTION, FLOOR_MARGIN, LINE_WIDTH_RANGE[1] / 2)
+    return layers
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
@@ -190,15 +247,14 @@ def _dashes(line: np.ndarray, pieces: int = 5) -> np.ndarray:
     return np.stack([xy[:, :-1], xy[:, 1:]], axis=2).reshape(-1, 2, 2)
 
 
-def _line_coverage(shape: tuple[int, int], segments: list[np.ndarray], half: float) -> np.ndarray:
-    """Coverage 0..1 of texels by round-capped strokes of half width `half` along segments.
+def _segment_distance(shape: tuple[int, int], segments: list[np.ndarray], reach: float) -> np.ndarray:
+    """Distance (texels, float64) from every texel to the nearest of the segments, exact up to `reach`.
 
-    `segments` are (K, 2, 2) arrays in texel coordinates. A texel is covered by
-    clip(half - distance + 0.5, 0, 1): exact area for straight edges, one texel wide ramp.
+    `segments` are (K, 2, 2) arrays in texel coordinates. Only texels within about `reach` of a
+    segment's bounding box are measured; the rest keep a distance larger than `reach`.
     """
     h, w = shape
-    cov = np.zeros(shape, dtype=np.float32)
-    reach = half + 1.0
+    dist = np.full(shape, reach + 2.0)
     for (ax, ay), (bx, by) in np.concatenate(segments):
         x0, x1 = max(int(min(ax, bx) - reach), 0), min(int(max(ax, bx) + reach) + 2, w)
         y0, y1 = max(int(min(ay, by) - reach), 0), min(int(max(ay, by) + reach) + 2, h)
@@ -208,10 +264,8 @@ def _line_coverage(shape: tuple[int, int], segments: list[np.ndarray], half: flo
         ys = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(ay)
         dx, dy = bx - ax, by - ay
         t = np.clip((xs * dx + ys * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
-        dist = np.hypot(xs - t * dx, ys - t * dy)
-        stroke = np.clip(half + 0.5 - dist, 0, 1)
-        np.maximum(cov[y0:y1, x0:x1], stroke, out=cov[y0:y1, x0:x1])
-    return cov
+        np.minimum(dist[y0:y1, x0:x1], np.hypot(xs - t * dx, ys - t * dy), out=dist[y0:y1, x0:x1])
+    return dist
 
 
 _TEXTURES: weakref.WeakKeyDictionary[Track, GroundTexture] = weakref.WeakKeyDictionary()
