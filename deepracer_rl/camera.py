@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +38,7 @@ ROAD_RGB = (40, 40, 44)
 BORDER_RGB = (236, 236, 232)  # white lines along both borders
 CENTRE_RGB = (240, 220, 128)  # yellow-white centre dashes
 LINE_WIDTH = 0.05  # metres, border lines and centre dashes
+LINE_WIDTH_RANGE = (0.038, 0.076)  # metres, line_style widths: 1.5 to 3 inch tape (DeepRacer tracks: 2 inch)
 DASH_LENGTH = 0.15  # metres of paint in every DASH_PERIOD of centre line
 DASH_PERIOD = 0.30
 FLOOR_GRAIN = 5.0  # gray levels of low-frequency mottling on the mat
@@ -125,6 +126,33 @@ class GroundTexture:
     @classmethod
     def build(cls, track: Track, resolution: float = TEXTURE_RESOLUTION, margin: float = FLOOR_MARGIN) -> GroundTexture:
         """Draw the road, border lines and dashed centre line of a track on a mat."""
+        layers = _TextureLayers.build(track, resolution, margin, LINE_WIDTH / 2)
+        paint, floor = layers.paint()
+        rgb = _compose(paint, floor, layers.default_mat())
+        return cls(rgb=rgb, floor=floor, paint=paint, resolution=layers.resolution, x0=layers.x0, y0=layers.y0)
+
+
+@dataclass(frozen=True, eq=False)
+class _TextureLayers:
+    """What a ground texture is painted from, so lines can be repainted (`DomainRandomization.line_style`).
+
+    (H, W) layers on the texture's grid: road coverage, distance in texels (float64) to the
+    nearest border-line segment and to the nearest centre dash (exact up to `reach` texels,
+    larger beyond), the fine grain and the mat's mottling (gray levels).
+    """
+
+    road: np.ndarray
+    line_distance: np.ndarray
+    dash_distance: np.ndarray
+    fine: np.ndarray
+    blotch: np.ndarray
+    resolution: float
+    x0: float
+    y0: float
+
+    @classmethod
+    def build(cls, track: Track, resolution: float, margin: float, max_half_width: float) -> _TextureLayers:
+        """Layers of a track's texture; line distances are exact for lines up to 2 * max_half_width metres wide."""
         pts = np.vstack([track.waypoints, track.inner, track.outer])
         lo = pts.min(axis=0) - margin
         hi = pts.max(axis=0) + margin
@@ -149,23 +177,54 @@ class GroundTexture:
             cv2.fillPoly(canvas, [quad], 255, cv2.LINE_8, _DRAW_SHIFT)  # one by one: no even-odd holes
         a_road = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         del canvas
-        # Lines: analytic coverage, exact to a fraction of a texel.
-        half = LINE_WIDTH / resolution / 2
-        a_line = _line_coverage((h, w), [np.stack([e[:-1], e[1:]], axis=1) for e in (inner, outer)], half)
-        a_dash = _line_coverage((h, w), [texels(_dashes(ring(track.waypoints)))], half)
+        # Lines: analytic distances, exact to a fraction of a texel.
+        reach = max_half_width / resolution + 1.0
+        d_line = _segment_distance((h, w), [np.stack([e[:-1], e[1:]], axis=1) for e in (inner, outer)], reach)
+        d_dash = _segment_distance((h, w), [texels(_dashes(ring(track.waypoints)))], reach)
         rng = np.random.default_rng(0)  # the default look is the same every time
         fine = rng.standard_normal((h, w), dtype=np.float32) * ROAD_GRAIN
         blotch = rng.standard_normal((h // 16 + 2, w // 16 + 2), dtype=np.float32)
         blotch = cv2.resize(blotch, (w, h), interpolation=cv2.INTER_CUBIC) * FLOOR_GRAIN
+        return cls(a_road, d_line, d_dash, fine, blotch, resolution, x0, y0)
+
+    def paint(
+        self,
+        border_rgb: Sequence[float] = BORDER_RGB,
+        centre_rgb: Sequence[float] = CENTRE_RGB,
+        border_width: float = LINE_WIDTH,
+        centre_width: float = LINE_WIDTH,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Paint (road and lines premultiplied by coverage, uint8 RGB) and mat coverage (uint8) for a line style.
+
+        A texel at distance d (texels) from a line of half width h is covered clip(h - d + 0.5, 0, 1):
+        exact area for straight edges, a one-texel ramp.
+        """
+        a_line = np.clip(border_width / self.resolution / 2 + 0.5 - self.line_distance, 0, 1).astype(np.float32)
+        a_dash = np.clip(centre_width / self.resolution / 2 + 0.5 - self.dash_distance, 0, 1).astype(np.float32)
+        a_road = self.road
         floor = (1 - a_road) * (1 - a_line) * (1 - a_dash)
-        road_rgb = np.float32(ROAD_RGB) + fine[..., None]
+        road_rgb = np.float32(ROAD_RGB) + self.fine[..., None]
         paint = (a_road * (1 - a_line) * (1 - a_dash))[..., None] * road_rgb
-        paint += (a_line * (1 - a_dash))[..., None] * np.float32(BORDER_RGB)
-        paint += a_dash[..., None] * np.float32(CENTRE_RGB)
-        mat = np.float32(FLOOR_RGB) + (blotch + fine)[..., None]
-        paint, floor = _to_uint8(paint), _to_uint8(floor * 255)
-        rgb = _compose(paint, floor, mat)
-        return cls(rgb=rgb, floor=floor, paint=paint, resolution=resolution, x0=x0, y0=y0)
+        paint += (a_line * (1 - a_dash))[..., None] * np.float32(border_rgb)
+        paint += a_dash[..., None] * np.float32(centre_rgb)
+        return _to_uint8(paint), _to_uint8(floor * 255)
+
+    def default_mat(self) -> np.ndarray:
+        """The default mat: FLOOR_RGB with mottling and grain (float32 (H, W, 3))."""
+        return np.float32(FLOOR_RGB) + (self.blotch + self.fine)[..., None]
+
+
+_LAYERS: weakref.WeakKeyDictionary[Track, _TextureLayers] = weakref.WeakKeyDictionary()
+
+
+def _texture_layers(track: Track) -> _TextureLayers:
+    """The track's texture layers with line distances for every width of LINE_WIDTH_RANGE, built once per Track."""
+    layers = _LAYERS.get(track)
+    if layers is None:
+        layers = _TextureLayers.build(track, TEXTURE_RESOLUTION, FLOOR_MARGIN, LINE_WIDTH_RANGE[1] / 2)
+        distances = {name: getattr(layers, name).astype(np.float32) for name in ("line_distance", "dash_distance")}
+        layers = _LAYERS[track] = replace(layers, **distances)  # float32: faster repainting, half the memory
+    return layers
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
@@ -190,15 +249,14 @@ def _dashes(line: np.ndarray, pieces: int = 5) -> np.ndarray:
     return np.stack([xy[:, :-1], xy[:, 1:]], axis=2).reshape(-1, 2, 2)
 
 
-def _line_coverage(shape: tuple[int, int], segments: list[np.ndarray], half: float) -> np.ndarray:
-    """Coverage 0..1 of texels by round-capped strokes of half width `half` along segments.
+def _segment_distance(shape: tuple[int, int], segments: list[np.ndarray], reach: float) -> np.ndarray:
+    """Distance (texels, float64) from every texel to the nearest of the segments, exact up to `reach`.
 
-    `segments` are (K, 2, 2) arrays in texel coordinates. A texel is covered by
-    clip(half - distance + 0.5, 0, 1): exact area for straight edges, one texel wide ramp.
+    `segments` are (K, 2, 2) arrays in texel coordinates. Only texels within about `reach` of a
+    segment's bounding box are measured; the rest keep a distance larger than `reach`.
     """
     h, w = shape
-    cov = np.zeros(shape, dtype=np.float32)
-    reach = half + 1.0
+    dist = np.full(shape, reach + 2.0)
     for (ax, ay), (bx, by) in np.concatenate(segments):
         x0, x1 = max(int(min(ax, bx) - reach), 0), min(int(max(ax, bx) + reach) + 2, w)
         y0, y1 = max(int(min(ay, by) - reach), 0), min(int(max(ay, by) + reach) + 2, h)
@@ -208,10 +266,8 @@ def _line_coverage(shape: tuple[int, int], segments: list[np.ndarray], half: flo
         ys = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(ay)
         dx, dy = bx - ax, by - ay
         t = np.clip((xs * dx + ys * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
-        dist = np.hypot(xs - t * dx, ys - t * dy)
-        stroke = np.clip(half + 0.5 - dist, 0, 1)
-        np.maximum(cov[y0:y1, x0:x1], stroke, out=cov[y0:y1, x0:x1])
-    return cov
+        np.minimum(dist[y0:y1, x0:x1], np.hypot(xs - t * dx, ys - t * dy), out=dist[y0:y1, x0:x1])
+    return dist
 
 
 _TEXTURES: weakref.WeakKeyDictionary[Track, GroundTexture] = weakref.WeakKeyDictionary()
@@ -382,41 +438,139 @@ def _runs(values: np.ndarray) -> list[tuple[int, int]]:
 # ---- domain randomisation -----------------------------------------------------------------
 
 
+FLOOR_KINDS = ("plain", "mottled", "tiles", "grain", "carpet", "concrete", "wood")  # procedural mats
+_LEGACY_FLOOR_KINDS = FLOOR_KINDS[:4]  # the mats of `floor_texture` before carpet, concrete and wood
+NOISE_BANKS = 6  # noise levels of a `noise` range, evenly spaced over it (banks of precomputed noise)
+CLUTTER_CLEARANCE = 0.3  # metres between clutter and the nearest road or line paint
+_RANGE_LIMITS = {  # (low, high) knobs: allowed bounds, units in the docstring
+    "camera_height": (-0.05, 0.1),
+    "noise": (0.0, 64.0),
+    "blur_sigma": (0.1, 5.0),
+    "exposure": (0.25, 4.0),
+    "jpeg_quality": (1, 100),
+}
+
+
 @dataclass(frozen=True)
 class DomainRandomization:
     """Image and scene jitter for training; all off by default, drawn from the renderer's seed.
 
-    Per frame: brightness (gain 1 +- brightness), contrast (about mid-gray, 1 +- contrast),
-    gaussian noise (std in gray levels), a small gaussian blur with probability `blur`.
-    Per episode (`CameraRenderer.new_episode`): camera height +- camera_height metres and
-    pitch +- camera_pitch radians, and one of TEXTURE_POOL scene variants, each a random
-    mat (if floor_texture) under a per-channel colour gain 1 +- color.
+    The same seed and call sequence give the same frames; a knob that is off draws nothing, so
+    turning one on does not change what the others draw. Widths in pixels are of DeepRacer's
+    160-pixel-wide image and scale with the rendered width.
+
+    Per frame, in this order (after boxes are drawn, before any `CameraPerturbation`):
+    - `lens`: barrel distortion of the wide-angle lens (DeepRacer's camera has a ~120 degree
+      fisheye-like lens; the renderer is a pinhole). Half the episodes keep the pinhole (the
+      simulator's camera; this also halves the cost), the others a strength k uniform in
+      [0, lens] (limit 0.5): the pixel at radius r (in half image diagonals) shows the pinhole
+      image at radius r (1 + k r^2) / (1 + k), so the corners stay and the centre is magnified
+      by 1 + k (lines bow outwards). It models the look of the lens, not its wider field of view.
+    - `brightness` (gain 1 +- brightness, < 1), `contrast` (about mid-gray, 1 +- contrast, < 1)
+      and the episode's `exposure` gain, one lookup table.
+    - a gaussian blur with probability `blur` (0..1), sigma uniform in `blur_sigma` px (focus).
+    - `motion_blur`: a vertical box blur (the ground streams vertically through the image when
+      driving) of length uniform in [0, motion_blur] px (limit 16; under 1 px nothing). The
+      renderer is given poses, not speeds, so the length is random per frame rather than
+      scaled by the car's speed. At 4 m/s and a 1/60 s exposure the near ground
+      moves about 5 px (mid ground) to 19 px (bottom row) at 160x120, so 3 px is a mild setting.
+    - `noise`: gaussian noise, std in gray levels: a number is a fixed std, a (low, high) pair
+      a std drawn per frame from NOISE_BANKS levels evenly spaced over it (limit 64).
+    - `jpeg`: with this probability (0..1) the frame is JPEG encoded and decoded at a quality
+      uniform in `jpeg_quality` (integers 1..100), as the car's camera sends MJPEG at 160x120.
+
+    Per episode (`CameraRenderer.new_episode`):
+    - camera pose within the car's mounting tolerance: `camera_height` metres (a number: +-;
+      a (low, high) pair: the range, within -0.05..0.1), `camera_pitch` +- radians (+ = down),
+      `camera_yaw` +- radians (+ = left; limit 0.2).
+    - `exposure`: a gain log-uniform in (low, high) (within 0.25..4), the venue's light and
+      the camera's auto exposure.
+    - one of TEXTURE_POOL scene variants, each drawn once per renderer from its own stream:
+      - `floor_texture`: a random mat of one of `floor_kinds` (FLOOR_KINDS: plain, mottled,
+        tiles, grain; carpet, concrete, wood as in DeepRacer venues);
+      - `color`: a per-channel colour gain 1 +- color (< 1);
+      - `white_balance`: a colour temperature shift, ln(red gain / blue gain) uniform in
+        +- white_balance (limit 1; 0.7 is the shift between 3000 K and 6500 K light) with a
+        green tint of a quarter of that, normalised so gray levels keep their luminance;
+      - `line_style`: border line brightness 0.7..1 of white with a +-5 % tint, centre line
+        colour between yellow and white at brightness 0.7..1, each width uniform in
+        LINE_WIDTH_RANGE (1.5 to 3 inch tape; the default is 5 cm);
+      - `clutter`: up to this many flat objects (rugs, papers, tape, bags: ellipses,
+        rectangles and strips of 5-50 cm, random colours) lying on the mat at least
+        CLUTTER_CLEARANCE metres from the road's paint (limit 100).
     """
 
     brightness: float = 0.0  # max relative change
     contrast: float = 0.0
     color: float = 0.0  # per-channel gain jitter
-    noise: float = 0.0  # gaussian noise std in gray levels
+    noise: float | tuple[float, float] = 0.0  # gaussian noise std in gray levels, or a (low, high) range
     blur: float = 0.0  # probability of a small gaussian blur
-    camera_height: float = 0.0  # max metres of z jitter
+    camera_height: float | tuple[float, float] = 0.0  # max metres of z jitter, or a (low, high) range
     camera_pitch: float = 0.0  # max radians of pitch jitter
     floor_texture: bool = False  # random floor colour/texture per episode
+    blur_sigma: tuple[float, float] = (0.4, 1.2)  # px, sigma of the `blur`
+    camera_yaw: float = 0.0  # max radians of yaw jitter
+    exposure: tuple[float, float] = (1.0, 1.0)  # gain range per episode (log-uniform)
+    white_balance: float = 0.0  # max |ln(red gain / blue gain)| per scene variant
+    jpeg: float = 0.0  # probability of JPEG artefacts per frame
+    jpeg_quality: tuple[int, int] = (20, 95)  # JPEG quality range of `jpeg`
+    motion_blur: float = 0.0  # px, max length of a vertical motion blur per frame
+    floor_kinds: tuple[str, ...] = _LEGACY_FLOOR_KINDS  # the mats `floor_texture` draws from
+    line_style: bool = False  # random line colours, brightness and widths per scene variant
+    clutter: int = 0  # max flat objects on the mat per scene variant
+    lens: float = 0.0  # max barrel distortion strength k per episode
 
     def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "color", "noise", "blur", "camera_height", "camera_pitch"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"DomainRandomization.{name} must be a finite number >= 0, got {value}")
+        for name in ("brightness", "contrast", "color", "blur", "camera_pitch", "camera_yaw", "white_balance"):
+            _check_number(name, getattr(self, name), 0.0, math.inf)
+        for name in ("noise", "camera_height"):
+            if not isinstance(getattr(self, name), (tuple, list)):
+                _check_number(name, getattr(self, name), 0.0, math.inf)
+        for name in ("jpeg", "blur"):
+            _check_number(name, getattr(self, name), 0.0, 1.0)
         if self.blur > 1:
             raise ValueError(f"DomainRandomization.blur is a probability in [0, 1], got {self.blur}")
         for name in ("brightness", "contrast", "color"):
             if getattr(self, name) >= 1:
                 raise ValueError(f"DomainRandomization.{name} must be < 1 so gains stay positive")
+        _check_number("camera_yaw", self.camera_yaw, 0.0, 0.2)
+        _check_number("white_balance", self.white_balance, 0.0, 1.0)
+        _check_number("motion_blur", self.motion_blur, 0.0, 16.0)
+        _check_number("lens", self.lens, 0.0, 0.5)
+        _check_number("clutter", self.clutter, 0, 100)
+        if self.clutter != int(self.clutter):
+            raise ValueError(f"DomainRandomization.clutter must be a whole number, got {self.clutter!r}")
+        for name, (low, high) in _RANGE_LIMITS.items():
+            value = getattr(self, name)
+            if name in ("noise", "camera_height") and not isinstance(value, (tuple, list)):
+                continue
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                raise ValueError(f"DomainRandomization.{name} must be a (low, high) pair, got {value!r}")
+            for v in value:
+                _check_number(name, v, low, high)
+            if value[0] > value[1]:
+                raise ValueError(f"DomainRandomization.{name} must have low <= high, got {value!r}")
+            if name == "jpeg_quality" and any(v != int(v) for v in value):
+                raise ValueError(f"DomainRandomization.jpeg_quality must be whole numbers, got {value!r}")
+            object.__setattr__(self, name, tuple(int(v) if name == "jpeg_quality" else float(v) for v in value))
+        kinds = self.floor_kinds
+        if isinstance(kinds, str) or not kinds or any(k not in FLOOR_KINDS for k in kinds):
+            raise ValueError(
+                f"DomainRandomization.floor_kinds must be a non-empty tuple of {', '.join(FLOOR_KINDS)}, got {kinds!r}"
+            )
+        object.__setattr__(self, "floor_kinds", tuple(kinds))
 
     @property
     def enabled(self) -> bool:
         """True if anything is randomised."""
         return self != DomainRandomization()
+
+
+def _check_number(name: str, value: object, low: float, high: float) -> None:
+    """ValueError naming DomainRandomization.<name> unless value is a finite number in [low, high]."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"DomainRandomization.{name} must be a finite number in [{low:g}, {high:g}], got {value!r}")
 
 
 # The randomisation of `deepracer-rl train --randomize` and `sim_node randomize:=true`.
@@ -430,6 +584,47 @@ STANDARD_RANDOMIZATION = DomainRandomization(
     camera_pitch=0.02,
     floor_texture=True,
 )
+
+# For policies that generalise: its ranges cover the robustness evaluation's test perturbations
+# (`robustness.PERTURBATIONS`: brightness 0.6 and 1.5, blur 2 px, noise std 8, JPEG quality 30,
+# pitch +-0.05 rad, height +2 cm) and add the real car's look (wide-angle lens, MJPEG, motion
+# blur, venues' floors, lines and clutter). JPEG and the blurs are applied to some frames only,
+# so a frame costs about 1.5x to 2x of an unrandomised one.
+GENERAL_RANDOMIZATION = DomainRandomization(
+    color=0.1,
+    noise=(0.0, 10.0),
+    blur=0.2,
+    blur_sigma=(0.4, 2.5),
+    camera_height=(-0.01, 0.03),
+    camera_pitch=0.06,
+    camera_yaw=0.03,
+    floor_texture=True,
+    floor_kinds=FLOOR_KINDS,
+    exposure=(0.55, 1.6),
+    white_balance=0.4,
+    jpeg=0.25,
+    jpeg_quality=(20, 95),
+    motion_blur=3.0,
+    line_style=True,
+    clutter=12,
+    lens=0.2,
+)
+
+RANDOMIZATION_PRESETS = {
+    "none": DomainRandomization(),
+    "standard": STANDARD_RANDOMIZATION,
+    "general": GENERAL_RANDOMIZATION,
+}
+
+
+def randomization_preset(name: str) -> DomainRandomization:
+    """The preset called `name` ("none", "standard", "general"; for `train --randomize NAME`)."""
+    try:
+        return RANDOMIZATION_PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown randomisation preset {name!r}: choose one of {', '.join(RANDOMIZATION_PRESETS)}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -509,8 +704,10 @@ class CameraPerturbation:
 TEXTURE_POOL = 16  # scene variants (mat x colour gain) per renderer, built when first drawn
 
 
-def _random_mat(rng: np.random.Generator, shape: tuple[int, int], resolution: float) -> np.ndarray:
-    """A random floor: a colour, plain, mottled, tiled or carpet-grained (float32 (H, W, 3) RGB)."""
+def _random_mat(
+    rng: np.random.Generator, shape: tuple[int, int], resolution: float, kinds: Sequence[str] = _LEGACY_FLOOR_KINDS
+) -> np.ndarray:
+    """A random floor of one of `kinds` (FLOOR_KINDS) in a random colour (float32 (H, W, 3) RGB)."""
     h, w = shape
 
     def colour() -> np.ndarray:
@@ -518,24 +715,147 @@ def _random_mat(rng: np.random.Generator, shape: tuple[int, int], resolution: fl
         return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
 
     base = colour()
-    kind = rng.integers(0, 4)
-    if kind == 0:  # plain
+    kind = kinds[int(rng.integers(0, len(kinds)))]
+    if kind == "plain":
         return np.broadcast_to(base, (h, w, 3))
-    if kind == 1:  # mottled, blotches of 5-50 cm
+    if kind == "mottled":  # blotches of 5-50 cm
         cell = max(1, int(rng.uniform(0.05, 0.5) / resolution))
         small = rng.standard_normal((h // cell + 2, w // cell + 2, 3), dtype=np.float32)
         small = small.mean(axis=2, keepdims=True) * 0.8 + small * 0.2
         blotches = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
         return base + blotches * np.float32(rng.uniform(8, 40))
-    if kind == 2:  # tiles of 20-100 cm, checkerboard or shaded
+    if kind == "tiles":  # tiles of 20-100 cm, checkerboard or shaded
         cell = max(1, int(rng.uniform(0.2, 1.0) / resolution))
         other = colour() if rng.random() < 0.5 else base * np.float32(rng.uniform(0.6, 0.9))
         rows, cols = np.ogrid[:h, :w]
         checker = ((rows // cell + cols // cell) % 2).astype(np.float32)[..., None]
         return base * (1 - checker) + other * checker
-    small = rng.standard_normal((h // 2 + 1, w // 2 + 1), dtype=np.float32)  # carpet grain
-    grain = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-    return base + grain * np.float32(rng.uniform(5, 25))
+    if kind == "grain":
+        small = rng.standard_normal((h // 2 + 1, w // 2 + 1), dtype=np.float32)  # carpet grain
+        grain = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
+        return base + grain * np.float32(rng.uniform(5, 25))
+    if kind == "carpet":
+        return _carpet(rng, shape, resolution)
+    if kind == "concrete":
+        return _concrete(rng, shape, resolution)
+    return _wood(rng, shape, resolution)
+
+
+def _hsv(rng: np.random.Generator, hue: tuple[float, float], sat: tuple[float, float], val: tuple[float, float]):
+    """A float32 RGB colour with OpenCV HSV (hue 0..180) drawn uniformly from the ranges."""
+    hsv = np.array([[[rng.uniform(*hue), rng.uniform(*sat), rng.uniform(*val)]]]).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -> np.ndarray:
+    """Unit-ish gaussian noise varying over `cell` texels (float32 (H, W))."""
+    h, w = shape
+    cell = max(1, int(cell))
+    small = rng.standard_normal((h // cell + 2, w // cell + 2), dtype=np.float32)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC if cell > 1 else cv2.INTER_NEAREST)
+
+
+def _carpet(rng: np.random.Generator, shape: tuple[int, int], resolution: float) -> np.ndarray:
+    """Event carpet: a muted colour, fine pile, tufts of 2-5 cm and often 50 cm carpet tiles laid in turns."""
+    h, w = shape
+    base = _hsv(rng, (0, 180), (20, 140), (50, 170))
+    pile = rng.standard_normal((h, w), dtype=np.float32) * np.float32(rng.uniform(5, 12))
+    tufts = _smooth_noise(rng, shape, rng.uniform(0.02, 0.05) / resolution) * np.float32(rng.uniform(3, 10))
+    shade = pile + tufts
+    if rng.random() < 0.6:  # tiles laid with alternating pile direction look lighter and darker
+        cell = max(1, int(0.5 / resolution))
+        rows, cols = np.ogrid[:h, :w]
+        shade += ((rows // cell + cols // cell) % 2 * 2 - 1).astype(np.float32) * np.float32(rng.uniform(3, 10))
+    return base + shade[..., None]
+
+
+def _concrete(rng: np.random.Generator, shape: tuple[int, int], resolution: float) -> np.ndarray:
+    """Polished concrete: gray, speckled, stained over 0.3-1.5 m, often with slab joints every 1-3 m."""
+    h, w = shape
+    base = _hsv(rng, (0, 180), (0, 25), (100, 200))
+    speckle = rng.standard_normal((h, w), dtype=np.float32) * np.float32(rng.uniform(3, 9))
+    stains = _smooth_noise(rng, shape, rng.uniform(0.3, 1.5) / resolution) * np.float32(rng.uniform(4, 18))
+    shade = speckle + stains
+    if rng.random() < 0.6:
+        period = max(2, int(rng.uniform(1.0, 3.0) / resolution))
+        width = max(1, int(round(0.01 / resolution)))
+        rows, cols = np.ogrid[:h, :w]
+        joints = ((rows % period) < width) | ((cols % period) < width)
+        shade -= joints.astype(np.float32) * np.float32(rng.uniform(20, 50))
+    return base + shade[..., None]
+
+
+def _wood(rng: np.random.Generator, shape: tuple[int, int], resolution: float) -> np.ndarray:
+    """Wooden floor: planks 8-20 cm wide and 0.6-2 m long, staggered, with grain streaks and dark seams."""
+    h, w = shape
+    base = _hsv(rng, (5, 22), (70, 180), (80, 200))
+    along_x = rng.random() < 0.5
+    rows, cols = np.mgrid[:h, :w].astype(np.float32)
+    u, v = (cols, rows) if along_x else (rows, cols)  # u along the planks, v across
+    plank_w = max(2, int(rng.uniform(0.08, 0.2) / resolution))
+    plank_l = max(4, int(rng.uniform(0.6, 2.0) / resolution))
+    lane = (v // plank_w).astype(np.int64)
+    offset = (lane * 7919 % 13) / 13.0 * plank_l  # staggered ends
+    piece = ((u + offset) // plank_l).astype(np.int64)
+    ident = (lane * 1_000_003 + piece) % 4096
+    tone = rng.uniform(-1, 1, 4096).astype(np.float32)[ident] * np.float32(rng.uniform(8, 25))
+    phase = rng.uniform(0, 2 * np.pi, 4096).astype(np.float32)[ident]
+    period = np.float32(rng.uniform(0.005, 0.02) / resolution)
+    wobble = _smooth_noise(rng, shape, 0.1 / resolution) * np.float32(1.5)
+    grain = np.sin((v % plank_w) / period * np.float32(2 * np.pi) + wobble + phase) * np.float32(rng.uniform(4, 12))
+    seams = ((v % plank_w) < 1) | (((u + offset) % plank_l) < 1)
+    shade = tone + grain - seams.astype(np.float32) * np.float32(rng.uniform(25, 60))
+    return base + shade[..., None]
+
+
+def _white_balance(rng: np.random.Generator, amount: float) -> np.ndarray:
+    """Per-channel gains (3,) of a colour temperature shift ln(R/B) in +-amount, green tint a quarter of it.
+
+    Normalised to luminance 1 (0.299 R + 0.587 G + 0.114 B), so gray levels keep their brightness.
+    """
+    t = rng.uniform(-amount, amount)
+    tint = rng.uniform(-amount, amount) / 4
+    gains = np.exp(np.array([t / 2, tint, -t / 2]))
+    return (gains / (gains @ np.array([0.299, 0.587, 0.114]))).astype(np.float32)
+
+
+def _line_style(rng: np.random.Generator) -> dict:
+    """Random line paint: border and centre colours (RGB) and widths (metres), see `DomainRandomization`."""
+    border = np.float32(255) * np.float32(rng.uniform(0.7, 1.0)) * (1 + rng.uniform(-0.05, 0.05, 3)).astype(np.float32)
+    mix = np.float32(rng.uniform(0, 1))  # 0 yellow, 1 white
+    centre = (np.float32(CENTRE_RGB) * (1 - mix) + np.float32(BORDER_RGB) * mix) * np.float32(rng.uniform(0.7, 1.0))
+    return {
+        "border_rgb": np.minimum(border, 255),
+        "centre_rgb": np.minimum(centre, 255),
+        "border_width": rng.uniform(*LINE_WIDTH_RANGE),
+        "centre_width": rng.uniform(*LINE_WIDTH_RANGE),
+    }
+
+
+def _add_clutter(rng: np.random.Generator, mat: np.ndarray, floor: np.ndarray, resolution: float, count: int) -> None:
+    """Draw up to `count` flat objects on `mat` (float32 (H, W, 3), in place) clear of the road's paint.
+
+    A candidate (ellipse, rectangle or strip of 5-50 cm, random colour) is kept when its centre
+    lies at least CLUTTER_CLEARANCE plus its own radius from every texel that is not bare mat.
+    """
+    h, w = floor.shape
+    clear = cv2.distanceTransform((floor == 255).astype(np.uint8), cv2.DIST_L2, 5) * resolution  # metres
+    for _ in range(count):
+        size = rng.uniform(0.05, 0.5, 2)
+        cx, cy, angle = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, 180)
+        shape = int(rng.integers(0, 3))
+        colour = tuple(float(c) for c in _hsv(rng, (0, 180), (0, 255), (30, 250)))
+        if clear[int(cy), int(cx)] < CLUTTER_CLEARANCE + size.max() / 2:
+            continue
+        axes = size / resolution / 2
+        if shape == 2:  # a strip of tape or a cable
+            axes[1] = max(1.0, 0.02 / resolution)
+        centre = (int(cx * 16), int(cy * 16))
+        if shape == 0:
+            cv2.ellipse(mat, centre, (int(axes[0] * 16), int(axes[1] * 16)), angle, 0, 360, colour, -1, cv2.LINE_AA, 4)
+        else:
+            box = cv2.boxPoints(((cx, cy), (2 * axes[0], 2 * axes[1]), angle))
+            cv2.fillConvexPoly(mat, np.round(box * 16).astype(np.int32), colour, cv2.LINE_AA, 4)
 
 
 # ---- objects standing on the ground ---------------------------------------------------------
@@ -651,11 +971,42 @@ class _Scene:
 
 @dataclass
 class _Car:
-    """Per-car episode state: its camera view, its scene and its random stream."""
+    """Per-car episode state: its camera view, its scene, its random stream and its image settings."""
 
     view: _View
     scene: _Scene
     rng: np.random.Generator = field(repr=False)
+    exposure: float = 1.0  # gain of this episode (`DomainRandomization.exposure`)
+    lens: tuple[np.ndarray, np.ndarray] | None = None  # cv2.remap maps of this episode's lens
+
+
+@lru_cache(maxsize=128)
+def _motion_kernel(length: float) -> np.ndarray:
+    """A vertical box kernel (n, 1) of `length` pixels (>= 1): ones, the last tap the fraction left."""
+    taps = np.ones((math.ceil(length), 1), np.float32)
+    taps[-1] = length - (len(taps) - 1)
+    return taps / np.float32(length)
+
+
+@lru_cache(maxsize=256)
+def _gain_lut(gain: float) -> np.ndarray:
+    """Lookup table of a gain on pixel values (made once per episode's exposure)."""
+    return _to_uint8(gain * np.arange(256.0))
+
+
+def _lens_maps(width: int, height: int, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap maps (fixed point) of a barrel distortion of strength k that keeps the corners.
+
+    Output pixel at radius r (in half image diagonals from the centre) samples the input at
+    radius r (1 + k r^2) / (1 + k).
+    """
+    x = np.arange(width, dtype=np.float32) + np.float32(0.5 - width / 2)
+    y = np.arange(height, dtype=np.float32)[:, None] + np.float32(0.5 - height / 2)
+    half_diagonal = np.float32(math.hypot(width, height) / 2)
+    scale = (1 + np.float32(k) * (x * x + y * y) / half_diagonal**2) / np.float32(1 + k)
+    map_x = x * scale + np.float32(width / 2 - 0.5)
+    map_y = y * scale + np.float32(height / 2 - 0.5)
+    return cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
 
 
 # ---- renderer -----------------------------------------------------------------------------
@@ -713,24 +1064,31 @@ class CameraRenderer:
         self._cars: list[_Car] = []
         self._pool: dict[int, _Scene] = {}
         r = self.randomization
-        self._per_frame = bool(r.brightness or r.contrast or r.blur or r.noise)
+        image = (r.brightness, r.contrast, r.blur, r.noise, r.exposure != (1.0, 1.0), r.jpeg, r.motion_blur, r.lens)
+        self._per_frame = any(image)
         self._noise = None
+        self._noise_banks: list[np.ndarray | None] = []
         self._perturbation_noise = None
         if self.perturbation.noise_std:  # a bank 4 frames long, like the randomisation's
             rng = np.random.default_rng(self._stream(3))
             noise = rng.standard_normal(4 * int(np.prod(self.shape)), dtype=np.float32)
             noise *= np.float32(self.perturbation.noise_std)
             self._perturbation_noise = np.clip(np.round(noise), -255, 255).astype(np.int16)
-        if r.noise:  # a bank of gaussian noise 4 frames long, read from a random offset per frame
+        if isinstance(r.noise, tuple):  # NOISE_BANKS levels over the range, 2 frames long each, one pattern
+            unit = np.random.default_rng(self._stream(4)).standard_normal(2 * int(np.prod(self.shape)), np.float32)
+            for std in np.linspace(r.noise[0], r.noise[1], NOISE_BANKS):
+                bank = np.clip(np.round(unit * np.float32(std)), -255, 255).astype(np.int16)
+                self._noise_banks.append(bank if std > 0 else None)
+        elif r.noise:  # a bank of gaussian noise 4 frames long, read from a random offset per frame
             rng = np.random.default_rng(self._stream(0))
             size = 4 * int(np.prod(self.shape))
             noise = rng.standard_normal(size, dtype=np.float32) * np.float32(self.randomization.noise)
             self._noise = np.clip(np.round(noise), -255, 255).astype(np.int16)
 
     def new_episode(self, car_index: int) -> None:
-        """Redraw one car's per-episode randomisation (camera height/pitch, mat, colour gain)."""
+        """Redraw one car's per-episode randomisation (camera pose, scene variant, exposure, lens)."""
         car = self._car(car_index)
-        car.view, car.scene = self._draw_episode(car.rng)
+        car.view, car.scene, car.exposure, car.lens = self._draw_episode(car.rng)
 
     # ---- internals --------------------------------------------------------------------
     def _stream(self, *key: int) -> np.random.SeedSequence:
@@ -739,19 +1097,20 @@ class CameraRenderer:
     def _levels(self, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
         return _pyramid(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.grayscale else rgb)
 
-    def _make_view(self, dz: float = 0.0, dpitch: float = 0.0, gains: np.ndarray | None = None) -> _View:
+    def _make_view(
+        self, dz: float = 0.0, dpitch: float = 0.0, gains: np.ndarray | None = None, dyaw: float = 0.0
+    ) -> _View:
         resolution, p = self.texture.resolution, self.perturbation
-        dz, dpitch = dz + p.camera_height_m, dpitch + p.camera_pitch_rad
-        return _make_view(
-            self.camera, self.width, self.height, resolution, self.grayscale, dz, dpitch, gains, p.camera_yaw_rad
-        )
+        dz, dpitch, yaw = dz + p.camera_height_m, dpitch + p.camera_pitch_rad, dyaw + p.camera_yaw_rad
+        return _make_view(self.camera, self.width, self.height, resolution, self.grayscale, dz, dpitch, gains, yaw)
 
     def _car(self, index: int) -> _Car:
         if index < 0:
             raise IndexError(f"car index must be >= 0, got {index}")
         while len(self._cars) <= index:
             rng = np.random.default_rng(self._stream(1, len(self._cars)))
-            self._cars.append(_Car(*self._draw_episode(rng), rng))
+            view, scene, exposure, lens = self._draw_episode(rng)
+            self._cars.append(_Car(view, scene, rng, exposure, lens))
         return self._cars[index]
 
     def _pool_scene(self, k: int) -> _Scene:
@@ -761,26 +1120,46 @@ class CameraRenderer:
             r, tex = self.randomization, self.texture
             rng = np.random.default_rng(self._stream(2, k))
             rgb = tex.rgb
-            if r.floor_texture:
-                rgb = tex.with_floor(_random_mat(rng, tex.floor.shape, tex.resolution))
+            mat = _random_mat(rng, tex.floor.shape, tex.resolution, r.floor_kinds) if r.floor_texture else None
+            if mat is not None and not (r.line_style or r.clutter):
+                rgb = tex.with_floor(mat)
             gains = (1 + rng.uniform(-1, 1, 3) * r.color).astype(np.float32) if r.color else None
+            if r.white_balance:
+                wb = _white_balance(rng, r.white_balance)
+                gains = wb if gains is None else gains * wb
+            if r.line_style or r.clutter:  # repainted from the track's layers
+                layers = _texture_layers(self.track)
+                paint, floor = layers.paint(**_line_style(rng)) if r.line_style else (tex.paint, tex.floor)
+                mat = np.array(layers.default_mat() if mat is None else mat, dtype=np.float32, order="C")
+                if r.clutter:
+                    _add_clutter(rng, mat, floor, tex.resolution, int(r.clutter))
+                rgb = _compose(paint, floor, mat)
             if gains is not None:
                 rgb = _to_uint8(rgb * gains)
             scene = self._pool[k] = _Scene(self._levels(rgb), gains)
         return scene
 
-    def _draw_episode(self, rng: np.random.Generator) -> tuple[_View, _Scene]:
+    def _draw_episode(self, rng: np.random.Generator) -> tuple[_View, _Scene, float, tuple | None]:
+        """A car's episode: view (camera pose, scene gains), scene variant, exposure gain, lens maps."""
         r = self.randomization
         if not r.enabled:
-            return self._view, self._scene
-        dz = rng.uniform(-1, 1) * r.camera_height
+            return self._view, self._scene, 1.0, None
+        if isinstance(r.camera_height, tuple):
+            dz = rng.uniform(*r.camera_height)
+        else:
+            dz = rng.uniform(-1, 1) * r.camera_height
         dpitch = rng.uniform(-1, 1) * r.camera_pitch
         scene = self._scene
-        if r.floor_texture or r.color:
+        if r.floor_texture or r.color or r.white_balance or r.line_style or r.clutter:
             scene = self._pool_scene(int(rng.integers(TEXTURE_POOL)))
-        if dz == 0 and dpitch == 0 and scene.gains is None:
-            return self._view, scene
-        return self._make_view(dz, dpitch, scene.gains), scene
+        dyaw = rng.uniform(-1, 1) * r.camera_yaw if r.camera_yaw else 0.0
+        exposure = math.exp(rng.uniform(*np.log(r.exposure))) if r.exposure != (1.0, 1.0) else 1.0
+        lens = None
+        if r.lens and rng.random() < 0.5:  # else this episode's camera is a pinhole, as the simulator's
+            lens = _lens_maps(self.width, self.height, rng.uniform(0, r.lens))
+        if dz == 0 and dpitch == 0 and dyaw == 0 and scene.gains is None:
+            return self._view, scene, exposure, lens
+        return self._make_view(dz, dpitch, scene.gains, dyaw), scene, exposure, lens
 
     # ---- rendering --------------------------------------------------------------------
     def render(
@@ -845,7 +1224,7 @@ class CameraRenderer:
                     if polygons[k] is not None:
                         cv2.fillConvexPoly(frame, polygons[k], colours[k], cv2.LINE_8, _DRAW_SHIFT)
             if self._per_frame:
-                self._jitter(frame, car.rng)
+                self._jitter(frame, car)
             if self.perturbation.per_frame:
                 self._perturb(frame, car.rng)
         return out
@@ -980,27 +1359,47 @@ class CameraRenderer:
             noise = self._perturbation_noise[start : start + frame.size].reshape(frame.shape)
             cv2.add(frame, noise, dst=frame, dtype=cv2.CV_8U)
         if p.jpeg_quality:
-            bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-            ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(p.jpeg_quality)])
-            flag = cv2.IMREAD_GRAYSCALE if frame.ndim == 2 else cv2.IMREAD_COLOR
-            decoded = cv2.imdecode(data, flag)
-            frame[...] = decoded if frame.ndim == 2 else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+            frame[...] = _jpeg(frame, int(p.jpeg_quality))
 
-    def _jitter(self, frame: np.ndarray, rng: np.random.Generator) -> None:
-        """Per-frame brightness/contrast (one LUT), blur and noise, in place."""
-        r = self.randomization
+    def _jitter(self, frame: np.ndarray, car: _Car) -> None:
+        """Per-frame randomisation of one car's frame, in place (order: `DomainRandomization`)."""
+        r, rng = self.randomization, car.rng
+        scale = self.width / OBSERVATION_WIDTH  # pixel widths are of the 160-pixel image
+        if car.lens is not None:
+            frame[...] = cv2.remap(frame, car.lens[0], car.lens[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if r.brightness or r.contrast:
             gain = 1 + rng.uniform(-1, 1) * r.brightness
             contrast = 1 + rng.uniform(-1, 1) * r.contrast
-            lut = _to_uint8(gain * (contrast * (np.arange(256) - 128.0) + 128.0))
+            lut = _to_uint8(gain * car.exposure * (contrast * (np.arange(256) - 128.0) + 128.0))
             cv2.LUT(frame, lut, dst=frame)
+        elif car.exposure != 1.0:  # the episode's table
+            cv2.LUT(frame, _gain_lut(car.exposure), dst=frame)
         if r.blur and rng.random() < r.blur:
-            sigma = rng.uniform(0.4, 1.2) * self.width / 160.0  # "small" at any image size
+            sigma = rng.uniform(*r.blur_sigma) * scale  # "small" at any image size
             cv2.GaussianBlur(frame, (0, 0), sigma, dst=frame)
-        if self._noise is not None:
-            start = int(rng.integers(0, len(self._noise) - frame.size))
-            noise = self._noise[start : start + frame.size].reshape(frame.shape)
-            cv2.add(frame, noise, dst=frame, dtype=cv2.CV_8U)
+        if r.motion_blur:
+            length = rng.uniform(0, r.motion_blur) * scale
+            if length >= 1:  # a vertical box of `length` pixels (fractional end tap)
+                taps = _motion_kernel(round(length * 4) / 4)
+                cv2.filter2D(frame, -1, taps, dst=frame, borderType=cv2.BORDER_REPLICATE)
+        noise = self._noise
+        if self._noise_banks:
+            noise = self._noise_banks[int(rng.integers(0, len(self._noise_banks)))]
+        if noise is not None:
+            start = int(rng.integers(0, len(noise) - frame.size))
+            cv2.add(frame, noise[start : start + frame.size].reshape(frame.shape), dst=frame, dtype=cv2.CV_8U)
+        if r.jpeg and rng.random() < r.jpeg:
+            frame[...] = _jpeg(frame, int(rng.integers(r.jpeg_quality[0], r.jpeg_quality[1] + 1)))
+
+
+def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
+    """The frame (gray or RGB) after JPEG encoding at `quality` (1-100) and decoding."""
+    bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    decoded = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if frame.ndim == 2 else cv2.IMREAD_COLOR)
+    return decoded if frame.ndim == 2 else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
 # ---- maps and example views ---------------------------------------------------------------
