@@ -273,6 +273,11 @@ def _segment_distance(shape: tuple[int, int], segments: list[np.ndarray], reach:
 _TEXTURES: weakref.WeakKeyDictionary[Track, GroundTexture] = weakref.WeakKeyDictionary()
 
 
+def forget_ground_texture(track: Track) -> None:
+    """Drop the cached ground texture of `track` (a renderer that still holds it keeps its copy)."""
+    _TEXTURES.pop(track, None)
+
+
 def ground_texture(track: Track) -> GroundTexture:
     """The track's ground texture, built once per Track object."""
     texture = _TEXTURES.get(track)
@@ -519,8 +524,13 @@ class DomainRandomization:
     line_style: bool = False  # random line colours, brightness and widths per scene variant
     clutter: int = 0  # max flat objects on the mat per scene variant
     lens: float = 0.0  # max barrel distortion strength k per episode
+    scene_variants: int = 16  # scene variants per renderer (TEXTURE_POOL); each costs a texture's build and memory
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.scene_variants, int) and 1 <= self.scene_variants <= 64):
+            raise ValueError(
+                f"DomainRandomization.scene_variants must be a whole number in 1..64, got {self.scene_variants!r}"
+            )
         for name in ("brightness", "contrast", "color", "blur", "camera_pitch", "camera_yaw", "white_balance"):
             _check_number(name, getattr(self, name), 0.0, math.inf)
         for name in ("noise", "camera_height"):
@@ -1151,7 +1161,7 @@ class CameraRenderer:
         dpitch = rng.uniform(-1, 1) * r.camera_pitch
         scene = self._scene
         if r.floor_texture or r.color or r.white_balance or r.line_style or r.clutter:
-            scene = self._pool_scene(int(rng.integers(TEXTURE_POOL)))
+            scene = self._pool_scene(int(rng.integers(r.scene_variants)))
         dyaw = rng.uniform(-1, 1) * r.camera_yaw if r.camera_yaw else 0.0
         exposure = math.exp(rng.uniform(*np.log(r.exposure))) if r.exposure != (1.0, 1.0) else 1.0
         lens = None

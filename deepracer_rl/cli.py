@@ -619,10 +619,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-stack", dest="frame_stack", type=int, default=None)
     p.add_argument(
         "--randomize",
-        action="store_true",
+        nargs="?",
+        const="standard",
         default=None,
-        help="domain randomisation of the camera (brightness, contrast, colour, noise, blur, "
-        "camera pose, floor) for policies that must drive the real car",
+        choices=["none", "standard", "general"],
+        help="domain randomisation of the camera for policies that must drive other cameras and tracks: "
+        "standard (brightness, contrast, colour, noise, blur, camera pose, floor; the default of a bare "
+        "--randomize) or general (wider, plus exposure, white balance, JPEG, motion blur, lens, floors, "
+        "line styles, clutter: docs/randomisation.md)",
     )
     hp = p.add_argument_group("hyperparameters (DeepRacer console names)")
     hp.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="default: 256")

@@ -58,7 +58,10 @@ class TrainConfig:
     image_height: int = TRAINING_IMAGE_SIZE[1]
     grayscale: bool = True
     frame_stack: int = 1
-    randomize: bool = False  # domain randomisation of the camera (camera.STANDARD_RANDOMIZATION)
+    randomize: bool | str = (
+        False  # camera randomisation: a preset name of camera.RANDOMIZATION_PRESETS (True: standard)
+    )
+    randomization: dict[str, Any] | None = None  # the randomisation's values, recorded when the run starts
     network: str = "shallow"  # a name of `networks.NETWORKS`
     sensors: list[str] = field(default_factory=lambda: list(DEFAULT_SENSORS))  # from the metadata's "sensor"
     action_space_sha256: str | None = None  # ActionSpace.digest() of the actions the policy was built for

@@ -48,6 +48,7 @@ PER_INVOCATION = frozenset(
         "sensors",
         "action_space_sha256",
         "input_sha256",  # derived from the files
+        "randomization",  # derived from `randomize` when the run started
     }
 )
 DIFF_LINES = 30  # lines of a reward file's diff shown in the message

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .action_space import SPEED_MAX
-from .camera import OBSERVATION_HEIGHT, OBSERVATION_WIDTH, CameraPerturbation, DomainRandomization
+from .camera import (
+    OBSERVATION_HEIGHT,
+    OBSERVATION_WIDTH,
+    CameraPerturbation,
+    DomainRandomization,
+    forget_ground_texture,
+)
 from .car import CarSpec
 from .track import Track
 
@@ -28,7 +34,7 @@ if TYPE_CHECKING:
     from .camera import CameraRenderer
 
 GRAVITY = 9.81
-RENDERER_CACHE_BYTES = 1 << 30  # ground textures kept for the tracks no car is on (multi-track runs)
+RENDERER_CACHE_BYTES = 3 << 30  # renderers (ground textures, scene variants) kept for tracks no car is on
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,7 @@ class Simulator:
             if total <= self.renderer_cache_bytes:
                 break
             total -= _renderer_bytes(self._renderers.pop(k))
+            forget_ground_texture(self.tracks[k])
 
     def render(self, rows: np.ndarray | None = None) -> np.ndarray | None:
         """Camera frames of every car, or of the cars in `rows` (in that order); None without a camera."""

@@ -10,6 +10,7 @@ checkpoint and say how to continue.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -86,7 +87,11 @@ def check_config(config: TrainConfig) -> None:
             raise TrainingError("--workers needs Ray: pip install 'deepracer_rl[ray]' (the pinned version)")
     elif config.ray_address is not None:
         raise TrainingError("--ray-address names the Ray cluster of --workers N: give --workers too")
-    if config.backend != "inprocess" and config.randomize:
+    try:
+        randomization = training_randomization(config)
+    except (ValueError, TypeError) as exc:
+        raise TrainingError(f"--randomize {config.randomize}: {exc}") from None
+    if config.backend != "inprocess" and randomization is not None:
         raise TrainingError(
             "--randomize applies to the in-process simulator; over ROS the simulator randomises "
             "its camera (sim_node randomize:=true)"
@@ -146,6 +151,9 @@ def prepare_run(
         raise TrainingError(f"{run.path} already holds a run; use --resume to continue it or choose another --out")
     if staging is not None:
         config = keep_generated_tracks(config, staging, run)
+    randomization = training_randomization(config)
+    if randomization is not None:  # the values, so that the run reproduces if the preset changes later
+        config.randomization = dataclasses.asdict(randomization)
     reward_src = Path(config.reward) if config.reward else RewardFunction().path
     shutil.copyfile(reward_src, run.reward_path)
     actions = ActionSpace.load(config.metadata)
@@ -173,13 +181,33 @@ def race_kwargs(config: TrainConfig, run: RunDir | str | os.PathLike) -> dict[st
     )
 
 
+MULTI_TRACK_SCENE_VARIANTS = 2  # randomised scene variants per track of a multi-track run
+
+
+def training_randomization(config: TrainConfig) -> Any:
+    """The camera randomisation a run trains with (`camera.DomainRandomization`), or None: the values
+    the run recorded when it started (`config.randomization`), else the preset `--randomize` names
+    (a multi-track run draws from MULTI_TRACK_SCENE_VARIANTS scene variants per track)."""
+    from .camera import DomainRandomization, randomization_preset
+
+    if not config.randomize or config.randomize == "none":
+        return None
+    if config.randomization:
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in config.randomization.items()}
+        return DomainRandomization(**values)
+    preset = randomization_preset("standard" if config.randomize is True else str(config.randomize))
+    if config.tracks and preset.scene_variants > MULTI_TRACK_SCENE_VARIANTS:
+        # the tracks bring the variety; a scene variant costs one texture build (~1 s, ~20 MB) per track
+        return dataclasses.replace(preset, scene_variants=MULTI_TRACK_SCENE_VARIANTS)
+    return preset
+
+
 def backend_options(config: TrainConfig, training: bool = True) -> dict[str, Any]:
     """The backend's own options: camera randomisation (training in-process), the ROS timeouts."""
     options: dict[str, Any] = {}
-    if training and config.randomize:
-        from .camera import STANDARD_RANDOMIZATION
-
-        options["randomization"] = STANDARD_RANDOMIZATION
+    randomization = training_randomization(config) if training else None
+    if randomization is not None:
+        options["randomization"] = randomization
     if config.backend == "ros" and config.ros_timeout is not None:
         options.update(timeout=config.ros_timeout, connect_timeout=config.ros_timeout)
     return options
