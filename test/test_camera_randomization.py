@@ -332,3 +332,43 @@ def test_general_covers_the_robustness_test_perturbations():
             elif key == "camera_height_m":
                 assert g.camera_height[0] <= value <= g.camera_height[1], name
     assert g.camera_height[0] < 0  # a lower mount too
+
+
+def test_the_baseline_driver_steers_from_poses_so_randomisation_cannot_change_its_lap():
+    """The scripted pure-pursuit baseline reads poses, never frames: GENERAL changes what the camera
+    sees, not one pose, reward or the lap of the baseline."""
+    from deepracer_rl.action_space import ActionSpace
+    from deepracer_rl.baseline import PurePursuitDriver
+    from deepracer_rl.env import RaceEnv
+
+    space = ActionSpace.from_metadata(
+        {
+            "action_space_type": "continuous",
+            "action_space": {"steering_angle": {"low": -30.0, "high": 30.0}, "speed": {"low": 0.1, "high": 4.0}},
+        }
+    )
+    (s_lo, s_hi), (v_lo, v_hi) = space.steering_range, space.speed_range
+
+    def lap(randomization):
+        env = RaceEnv("reinvent_base", model_metadata=space, randomization=randomization)
+        obs, _ = env.reset(seed=0)
+        driver = PurePursuitDriver(env.core)
+        poses, rewards, frames = [], [], [obs]
+        for _ in range(int(40 * env.core.control_hz)):
+            steer, speed = driver.act()
+            action = np.array([2 * (steer[0] - s_lo) / (s_hi - s_lo) - 1, 2 * (speed[0] - v_lo) / (v_hi - v_lo) - 1])
+            obs, reward, terminated, truncated, info = env.step(action.astype(np.float32))
+            poses.append(env.core.poses()[0].copy())
+            rewards.append(reward)
+            frames.append(obs)
+            if terminated or truncated:
+                break
+        env.close()
+        return np.array(poses), rewards, info["episode_status"], np.stack(frames)
+
+    plain = lap(None)
+    general = lap(GENERAL_RANDOMIZATION)
+    assert plain[2] == general[2] == "lap_complete"
+    np.testing.assert_array_equal(plain[0], general[0])
+    assert plain[1] == general[1]
+    assert np.any(plain[3] != general[3])  # while the camera saw something else
