@@ -1075,6 +1075,7 @@ class CameraRenderer:
         r = self.randomization
         image = (r.brightness, r.contrast, r.blur, r.noise, r.exposure != (1.0, 1.0), r.jpeg, r.motion_blur, r.lens)
         self._per_frame = any(image)
+        self._batched = bool(r.motion_blur or r.jpeg or isinstance(r.noise, tuple))  # see _jitter
         self._noise = None
         self._noise_banks: list[np.ndarray | None] = []
         self._perturbation_noise = None
@@ -1371,34 +1372,54 @@ class CameraRenderer:
             frame[...] = _jpeg(frame, int(p.jpeg_quality))
 
     def _jitter(self, frame: np.ndarray, car: _Car) -> None:
-        """Per-frame randomisation of one car's frame, in place (order: `DomainRandomization`)."""
+        """Per-frame randomisation of one car's frame, in place (order: `DomainRandomization`).
+
+        With motion blur, JPEG or a noise range on, the frame's random numbers come from one call
+        (the cost of a draw is mostly Python's); otherwise one by one, as before those knobs.
+        """
         r, rng = self.randomization, car.rng
         scale = self.width / OBSERVATION_WIDTH  # pixel widths are of the 160-pixel image
+        if self._batched:
+            batch = iter(rng.random(9).tolist())
+
+            def uniform() -> float:
+                return next(batch)
+
+            def index(n: int) -> int:
+                return min(int(next(batch) * n), n - 1)
+        else:
+            uniform = rng.random
+
+            def index(n: int) -> int:
+                return int(rng.integers(0, n))
+
         if car.lens is not None:
             frame[...] = cv2.remap(frame, car.lens[0], car.lens[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if r.brightness or r.contrast:
-            gain = 1 + rng.uniform(-1, 1) * r.brightness
-            contrast = 1 + rng.uniform(-1, 1) * r.contrast
+            gain = 1 + (2 * uniform() - 1) * r.brightness
+            contrast = 1 + (2 * uniform() - 1) * r.contrast
             lut = _to_uint8(gain * car.exposure * (contrast * (np.arange(256) - 128.0) + 128.0))
             cv2.LUT(frame, lut, dst=frame)
         elif car.exposure != 1.0:  # the episode's table
             cv2.LUT(frame, _gain_lut(car.exposure), dst=frame)
-        if r.blur and rng.random() < r.blur:
-            sigma = rng.uniform(*r.blur_sigma) * scale  # "small" at any image size
+        if r.blur and uniform() < r.blur:
+            low, high = r.blur_sigma
+            sigma = (low + (high - low) * uniform()) * scale  # "small" at any image size
             cv2.GaussianBlur(frame, (0, 0), sigma, dst=frame)
         if r.motion_blur:
-            length = rng.uniform(0, r.motion_blur) * scale
+            length = uniform() * r.motion_blur * scale
             if length >= 1:  # a vertical box of `length` pixels (fractional end tap)
                 taps = _motion_kernel(round(length * 4) / 4)
                 cv2.filter2D(frame, -1, taps, dst=frame, borderType=cv2.BORDER_REPLICATE)
         noise = self._noise
         if self._noise_banks:
-            noise = self._noise_banks[int(rng.integers(0, len(self._noise_banks)))]
+            noise = self._noise_banks[index(len(self._noise_banks))]
         if noise is not None:
-            start = int(rng.integers(0, len(noise) - frame.size))
+            start = index(len(noise) - frame.size)
             cv2.add(frame, noise[start : start + frame.size].reshape(frame.shape), dst=frame, dtype=cv2.CV_8U)
-        if r.jpeg and rng.random() < r.jpeg:
-            frame[...] = _jpeg(frame, int(rng.integers(r.jpeg_quality[0], r.jpeg_quality[1] + 1)))
+        if r.jpeg and uniform() < r.jpeg:
+            low, high = r.jpeg_quality
+            frame[...] = _jpeg(frame, low + index(high - low + 1))
 
 
 def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
