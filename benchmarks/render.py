@@ -4,7 +4,8 @@ Run: python benchmarks/render.py [--track reinvent_base] [--cars 16]
 Prints milliseconds per batch (best of a few repeats, one OpenCV thread) and frames/s, then
 the figures as one JSON line. The box cases render a pack of cars behind 4 car-sized boxes,
 with and without the boxes, at 160x120 and 80x60 gray (and count the boxes each car sees).
-Targets: 16 cars 160x120 gray <= 2 ms per batch; 640x480 RGB >= 100 fps.
+Targets: 16 cars 160x120 gray <= 2 ms per batch; 640x480 RGB >= 100 fps; the GENERAL
+randomisation preset at most about 2x the time of no randomisation (`cost_general`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import cv2
 import numpy as np
 
-from deepracer_rl.camera import Box, CameraRenderer, DomainRandomization, car_box, ground_texture
+from deepracer_rl.camera import Box, CameraRenderer, DomainRandomization, car_box, ground_texture, randomization_preset
 from deepracer_rl.car import CarSpec
 from deepracer_rl.track import Track
 
@@ -103,6 +104,15 @@ def main() -> None:
             poses,
             100,
         ),
+        *[
+            (
+                f"{args.cars} cars 160x120 gray, {name.upper()} preset",
+                CameraRenderer(track, camera, 160, 120, True, randomization_preset(name), seed=0),
+                poses,
+                100,
+            )
+            for name in ("standard", "general")
+        ],
         (f"{args.cars} cars 160x120 RGB", CameraRenderer(track, camera, 160, 120, False), poses, 100),
         (
             f"1 car {camera.width}x{camera.height} RGB",
@@ -112,11 +122,13 @@ def main() -> None:
         ),
     ]
     figures = {}
-    keys = ["gray160", "gray160_randomized", "rgb160", "rgb640_1car"]
+    keys = ["gray160", "gray160_randomized", "gray160_standard", "gray160_general", "rgb160", "rgb640_1car"]
     for key, (name, renderer, batch, calls) in zip(keys, cases):
         cpu, wall = seconds_per_call(lambda r=renderer, b=batch: r.render(b), calls)
         print(f"{name:<45} {1e3 * cpu:7.3f} ms/batch CPU ({1e3 * wall:.3f} wall)  {len(batch) / cpu:7.0f} frames/s")
         figures[f"fps_{key}"] = round(len(batch) / cpu)
+    for name in ("standard", "general"):  # cost of a preset: frame time over the unrandomised one
+        figures[f"cost_{name}"] = round(figures["fps_gray160"] / figures[f"fps_gray160_{name}"], 2)
 
     pack, boxes = pack_and_boxes(track, args.cars)
     for width, height in ((160, 120), (80, 60)):

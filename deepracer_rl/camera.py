@@ -447,7 +447,22 @@ FLOOR_KINDS = ("plain", "mottled", "tiles", "grain", "carpet", "concrete", "wood
 _LEGACY_FLOOR_KINDS = FLOOR_KINDS[:4]  # the mats of `floor_texture` before carpet, concrete and wood
 NOISE_BANKS = 6  # noise levels of a `noise` range, evenly spaced over it (banks of precomputed noise)
 CLUTTER_CLEARANCE = 0.3  # metres between clutter and the nearest road or line paint
-_RANGE_LIMITS = {  # (low, high) knobs: allowed bounds, units in the docstring
+_NUMBER_LIMITS = {  # knobs given as one number: allowed bounds, units in the docstring
+    "brightness": (0.0, 1.0),
+    "contrast": (0.0, 1.0),
+    "color": (0.0, 1.0),
+    "noise": (0.0, 64.0),
+    "blur": (0.0, 1.0),
+    "camera_height": (0.0, 0.05),
+    "camera_pitch": (0.0, 0.2),
+    "camera_yaw": (0.0, 0.2),
+    "white_balance": (0.0, 1.0),
+    "jpeg": (0.0, 1.0),
+    "motion_blur": (0.0, 16.0),
+    "clutter": (0, 100),
+    "lens": (0.0, 0.5),
+}
+_RANGE_LIMITS = {  # knobs given as a (low, high) pair: allowed bounds, units in the docstring
     "camera_height": (-0.05, 0.1),
     "noise": (0.0, 64.0),
     "blur_sigma": (0.1, 5.0),
@@ -472,28 +487,32 @@ class DomainRandomization:
       image at radius r (1 + k r^2) / (1 + k), so the corners stay and the centre is magnified
       by 1 + k (lines bow outwards). It models the look of the lens, not its wider field of view.
     - `brightness` (gain 1 +- brightness, < 1), `contrast` (about mid-gray, 1 +- contrast, < 1)
-      and the episode's `exposure` gain, one lookup table.
-    - a gaussian blur with probability `blur` (0..1), sigma uniform in `blur_sigma` px (focus).
+      and the episode's `exposure` gain, one lookup table (made once per episode when only the
+      exposure varies).
+    - a gaussian blur with probability `blur` (0..1), sigma uniform in `blur_sigma` px (within
+      0.1..5; focus and a dirty lens).
     - `motion_blur`: a vertical box blur (the ground streams vertically through the image when
       driving) of length uniform in [0, motion_blur] px (limit 16; under 1 px nothing). The
       renderer is given poses, not speeds, so the length is random per frame rather than
-      scaled by the car's speed. At 4 m/s and a 1/60 s exposure the near ground
-      moves about 5 px (mid ground) to 19 px (bottom row) at 160x120, so 3 px is a mild setting.
+      scaled by the car's speed. At 4 m/s and a 1/60 s exposure the near ground moves about
+      5 px (mid ground) to 19 px (bottom row) at 160x120, so 3 px is a mild setting.
     - `noise`: gaussian noise, std in gray levels: a number is a fixed std, a (low, high) pair
       a std drawn per frame from NOISE_BANKS levels evenly spaced over it (limit 64).
     - `jpeg`: with this probability (0..1) the frame is JPEG encoded and decoded at a quality
       uniform in `jpeg_quality` (integers 1..100), as the car's camera sends MJPEG at 160x120.
 
     Per episode (`CameraRenderer.new_episode`):
-    - camera pose within the car's mounting tolerance: `camera_height` metres (a number: +-;
-      a (low, high) pair: the range, within -0.05..0.1), `camera_pitch` +- radians (+ = down),
-      `camera_yaw` +- radians (+ = left; limit 0.2).
+    - camera pose within the car's mounting tolerance (the camera sits on a plastic bracket
+      whose angle is set by hand, on a chassis that squats and rolls; a few degrees are 0.05
+      rad): `camera_height` metres (a number: +- it, limit 0.05; a (low, high) pair: the range,
+      within -0.05..0.1), `camera_pitch` +- radians (+ = down, limit 0.2), `camera_yaw` +-
+      radians (+ = left, limit 0.2).
     - `exposure`: a gain log-uniform in (low, high) (within 0.25..4), the venue's light and
       the camera's auto exposure.
-    - one of TEXTURE_POOL scene variants, each drawn once per renderer from its own stream:
+    - one of `scene_variants` (default TEXTURE_POOL) scene variants, each drawn once per renderer from its own stream:
       - `floor_texture`: a random mat of one of `floor_kinds` (FLOOR_KINDS: plain, mottled,
         tiles, grain; carpet, concrete, wood as in DeepRacer venues);
-      - `color`: a per-channel colour gain 1 +- color (< 1);
+      - `color`: a per-channel colour gain 1 +- color (< 1), also on walls, sky and boxes;
       - `white_balance`: a colour temperature shift, ln(red gain / blue gain) uniform in
         +- white_balance (limit 1; 0.7 is the shift between 3000 K and 6500 K light) with a
         green tint of a quarter of that, normalised so gray levels keep their luminance;
@@ -531,23 +550,13 @@ class DomainRandomization:
             raise ValueError(
                 f"DomainRandomization.scene_variants must be a whole number in 1..64, got {self.scene_variants!r}"
             )
-        for name in ("brightness", "contrast", "color", "blur", "camera_pitch", "camera_yaw", "white_balance"):
-            _check_number(name, getattr(self, name), 0.0, math.inf)
-        for name in ("noise", "camera_height"):
-            if not isinstance(getattr(self, name), (tuple, list)):
-                _check_number(name, getattr(self, name), 0.0, math.inf)
-        for name in ("jpeg", "blur"):
-            _check_number(name, getattr(self, name), 0.0, 1.0)
-        if self.blur > 1:
-            raise ValueError(f"DomainRandomization.blur is a probability in [0, 1], got {self.blur}")
+        for name, (low, high) in _NUMBER_LIMITS.items():
+            value = getattr(self, name)
+            if not (name in _RANGE_LIMITS and isinstance(value, (tuple, list))):  # pairs: below
+                _check_number(name, value, low, high)
         for name in ("brightness", "contrast", "color"):
             if getattr(self, name) >= 1:
                 raise ValueError(f"DomainRandomization.{name} must be < 1 so gains stay positive")
-        _check_number("camera_yaw", self.camera_yaw, 0.0, 0.2)
-        _check_number("white_balance", self.white_balance, 0.0, 1.0)
-        _check_number("motion_blur", self.motion_blur, 0.0, 16.0)
-        _check_number("lens", self.lens, 0.0, 0.5)
-        _check_number("clutter", self.clutter, 0, 100)
         if self.clutter != int(self.clutter):
             raise ValueError(f"DomainRandomization.clutter must be a whole number, got {self.clutter!r}")
         for name, (low, high) in _RANGE_LIMITS.items():
@@ -1076,6 +1085,7 @@ class CameraRenderer:
         r = self.randomization
         image = (r.brightness, r.contrast, r.blur, r.noise, r.exposure != (1.0, 1.0), r.jpeg, r.motion_blur, r.lens)
         self._per_frame = any(image)
+        self._batched = bool(r.motion_blur or r.jpeg or isinstance(r.noise, tuple))  # see _jitter
         self._noise = None
         self._noise_banks: list[np.ndarray | None] = []
         self._perturbation_noise = None
@@ -1372,34 +1382,54 @@ class CameraRenderer:
             frame[...] = _jpeg(frame, int(p.jpeg_quality))
 
     def _jitter(self, frame: np.ndarray, car: _Car) -> None:
-        """Per-frame randomisation of one car's frame, in place (order: `DomainRandomization`)."""
+        """Per-frame randomisation of one car's frame, in place (order: `DomainRandomization`).
+
+        With motion blur, JPEG or a noise range on, the frame's random numbers come from one call
+        (the cost of a draw is mostly Python's); otherwise one by one, as before those knobs.
+        """
         r, rng = self.randomization, car.rng
         scale = self.width / OBSERVATION_WIDTH  # pixel widths are of the 160-pixel image
+        if self._batched:
+            batch = iter(rng.random(9).tolist())
+
+            def uniform() -> float:
+                return next(batch)
+
+            def index(n: int) -> int:
+                return min(int(next(batch) * n), n - 1)
+        else:
+            uniform = rng.random
+
+            def index(n: int) -> int:
+                return int(rng.integers(0, n))
+
         if car.lens is not None:
             frame[...] = cv2.remap(frame, car.lens[0], car.lens[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if r.brightness or r.contrast:
-            gain = 1 + rng.uniform(-1, 1) * r.brightness
-            contrast = 1 + rng.uniform(-1, 1) * r.contrast
+            gain = 1 + (2 * uniform() - 1) * r.brightness
+            contrast = 1 + (2 * uniform() - 1) * r.contrast
             lut = _to_uint8(gain * car.exposure * (contrast * (np.arange(256) - 128.0) + 128.0))
             cv2.LUT(frame, lut, dst=frame)
         elif car.exposure != 1.0:  # the episode's table
             cv2.LUT(frame, _gain_lut(car.exposure), dst=frame)
-        if r.blur and rng.random() < r.blur:
-            sigma = rng.uniform(*r.blur_sigma) * scale  # "small" at any image size
+        if r.blur and uniform() < r.blur:
+            low, high = r.blur_sigma
+            sigma = (low + (high - low) * uniform()) * scale  # "small" at any image size
             cv2.GaussianBlur(frame, (0, 0), sigma, dst=frame)
         if r.motion_blur:
-            length = rng.uniform(0, r.motion_blur) * scale
+            length = uniform() * r.motion_blur * scale
             if length >= 1:  # a vertical box of `length` pixels (fractional end tap)
                 taps = _motion_kernel(round(length * 4) / 4)
                 cv2.filter2D(frame, -1, taps, dst=frame, borderType=cv2.BORDER_REPLICATE)
         noise = self._noise
         if self._noise_banks:
-            noise = self._noise_banks[int(rng.integers(0, len(self._noise_banks)))]
+            noise = self._noise_banks[index(len(self._noise_banks))]
         if noise is not None:
-            start = int(rng.integers(0, len(noise) - frame.size))
+            start = index(len(noise) - frame.size)
             cv2.add(frame, noise[start : start + frame.size].reshape(frame.shape), dst=frame, dtype=cv2.CV_8U)
-        if r.jpeg and rng.random() < r.jpeg:
-            frame[...] = _jpeg(frame, int(rng.integers(r.jpeg_quality[0], r.jpeg_quality[1] + 1)))
+        if r.jpeg and uniform() < r.jpeg:
+            low, high = r.jpeg_quality
+            frame[...] = _jpeg(frame, low + index(high - low + 1))
 
 
 def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:

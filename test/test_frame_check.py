@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepracer_rl.camera import STANDARD_RANDOMIZATION, CameraRenderer
+from deepracer_rl.camera import GENERAL_RANDOMIZATION, STANDARD_RANDOMIZATION, CameraRenderer
 from deepracer_rl.car import CarSpec
 from deepracer_rl.inference import DegenerateFrame, FrameCheck, PolicyRunner
 from deepracer_rl.policy import OnnxPolicy
@@ -14,8 +14,8 @@ from deepracer_rl.track import Track
 CAMERA = CarSpec.from_urdf().camera
 
 
-def views(track: str, n: int, randomized: bool, seed: int = 0) -> np.ndarray:
-    """n RGB camera frames (640x480) at random poses near the centre line of `track`."""
+def views(track: str, n: int, randomized: bool, seed: int = 0, randomization=STANDARD_RANDOMIZATION) -> np.ndarray:
+    """n RGB camera frames (640x480) at random poses near the centre line of `track` (randomised: `randomization`)."""
     t = Track.load(track)
     rng = np.random.default_rng(seed)
     points, headings = t.point_at(rng.uniform(0, t.length, n))
@@ -26,7 +26,7 @@ def views(track: str, n: int, randomized: bool, seed: int = 0) -> np.ndarray:
     poses[:, 2] += rng.uniform(-0.3, 0.3, n)
     renderer = CameraRenderer(
         t, CAMERA, CAMERA.width, CAMERA.height, grayscale=False,
-        randomization=STANDARD_RANDOMIZATION if randomized else None, seed=seed,
+        randomization=randomization if randomized else None, seed=seed,
     )  # fmt: skip
     for i in range(n):
         renderer.new_episode(i)
@@ -39,6 +39,15 @@ def test_track_views_pass_also_with_domain_randomisation(track):
     for frame in [*views(track, 20, randomized=False), *views(track, 40, randomized=True)]:
         check(frame)
         check(frame[:, :, 1])  # a mono8 camera
+
+
+@pytest.mark.parametrize("track", ["reinvent_base", "Bowtie_track", "2022_summit_speedway"])
+def test_track_views_pass_with_the_general_randomisation(track):
+    """GENERAL_RANDOMIZATION (exposure 0.55-1.6, noise up to 10, JPEG, lens, ...) still looks like a scene."""
+    check = FrameCheck()
+    for frame in views(track, 24, randomized=True, seed=1, randomization=GENERAL_RANDOMIZATION):
+        check(frame)
+        check(frame[:, :, 1])
 
 
 @pytest.mark.parametrize(
