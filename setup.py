@@ -6,6 +6,7 @@ ament index marker.
 """
 
 from glob import glob
+from os.path import isdir
 
 from setuptools import setup
 
@@ -22,6 +23,7 @@ setup(
         (f"{SHARE}/urdf", glob("urdf/*.urdf")),
         (f"{SHARE}/config", glob("config/*.yaml") + glob("config/*.json")),
         (f"{SHARE}/tracks", glob(f"{PACKAGE}/tracks/*")),
+        *[(f"{SHARE}/{folder}", glob(f"{folder}/*")) for folder in sorted(glob("models/*")) if isdir(folder)],
     ],
     zip_safe=False,
 )

@@ -28,7 +28,7 @@ from .algorithms import load_model
 from .camera import CameraPerturbation
 from .episode import evaluation_start_poses
 from .evaluate import Driver, LapReport, LapStep, StepObserver, baseline_driver, policy_driver, run_laps
-from .inference import load_policy
+from .inference import load_policy, resolve_model, shipped_models
 from .policy import ONNX_NAME, OPENVINO_XML
 from .race import RaceCore
 from .reward_process import make_reward
@@ -145,9 +145,10 @@ def _race_and_driver(target: str | os.PathLike | None, driver: str) -> tuple[dic
         raise ValueError(f"unknown driver {driver!r}; choose policy or baseline")
     if not target:
         raise ValueError("give RUN_OR_MODEL (a run directory, model .zip or export dir), or --driver baseline")
-    path = Path(target)
+    path = resolve_model(target)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such run directory, model .zip or export dir")
+        shipped = ", ".join(shipped_models()) or "none"
+        raise FileNotFoundError(f"{path}: no such run directory, model .zip, export dir or shipped model ({shipped})")
     if (path / ONNX_NAME).exists() or (path / OPENVINO_XML).exists() or path.suffix in (".onnx", ".xml"):
         policy = load_policy(path)  # a model.xml runs on OpenVINO
         kwargs = dict(track="reinvent_base", metadata=policy.actions, observation=policy.observation)

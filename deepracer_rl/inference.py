@@ -30,6 +30,7 @@ import numpy as np
 from .action_space import ActionSpace
 from .observation import FrameStack, observation_from_image
 from .policy import ONNX_NAME, OPENVINO_XML, ExportedPolicy, OnnxPolicy, OpenVinoPolicy, PolicyLoadError
+from .resources import share_path
 
 RUNTIMES = ("auto", "onnxruntime", "openvino")
 
@@ -97,6 +98,21 @@ class Command:
         return self.speed == 0.0 and self.steering_deg == 0.0
 
 
+def shipped_models() -> list[str]:
+    """Names of the exported models that ship with the package (`models/<name>/model.onnx`)."""
+    root = share_path("models")
+    return sorted(p.parent.name for p in root.glob(f"*/{ONNX_NAME}")) if root.is_dir() else []
+
+
+def resolve_model(model: str | os.PathLike) -> Path:
+    """A model path as given, or a shipped model's export dir by name (`general` -> models/general)."""
+    path = Path(model)
+    if path.exists() or os.sep in str(model) or not str(model):
+        return path
+    shipped = share_path("models", str(model))
+    return shipped if (shipped / ONNX_NAME).exists() else path
+
+
 def load_policy(model: str | os.PathLike, runtime: str = "auto", threads: int = 1) -> ExportedPolicy:
     """An exported policy on its runtime: `model` is an export dir, its model.onnx or its model.xml.
 
@@ -105,9 +121,12 @@ def load_policy(model: str | os.PathLike, runtime: str = "auto", threads: int = 
     """
     if runtime not in RUNTIMES:
         raise PolicyLoadError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    path = Path(model)
+    path = resolve_model(model)
     if not path.exists():
-        raise PolicyLoadError(f"{path}: no such export dir, model.onnx or model.xml")
+        raise PolicyLoadError(
+            f"{path}: no such export dir, model.onnx or model.xml, and no shipped model of that name "
+            f"(shipped: {', '.join(shipped_models()) or 'none'})"
+        )
     if runtime == "auto":
         root = path.parent if path.is_file() else path
         only_ir = (root / OPENVINO_XML).exists() and not (root / ONNX_NAME).exists()

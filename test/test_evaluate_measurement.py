@@ -116,3 +116,15 @@ def test_a_checkpoint_zip_of_a_run_is_evaluated_with_its_runs_settings(tiny_run,
     shutil.copy(checkpoint, loose)
     assert main(["evaluate", str(loose), "--laps", "1"]) == 2
     assert "a model .zip outside a run directory" in capsys.readouterr().err
+
+
+def test_a_shipped_model_is_evaluated_and_loaded_by_its_name(capsys):
+    from deepracer_rl.inference import load_policy, shipped_models
+
+    assert "racing_reinvent_base" in shipped_models()
+    assert load_policy("racing_reinvent_base").actions is not None  # what the inference node's model:= takes
+    assert main(["evaluate", "racing_reinvent_base", "--laps", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["attempted_laps"] == 1 and out["tracks"][0]["track"] == "reinvent_base"
+    assert main(["evaluate", "no_such_model", "--laps", "1"]) == 2
+    assert "shipped model (" in capsys.readouterr().err
