@@ -34,6 +34,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from .config import TrainConfig
+from .evaluate import LapReport
 
 MAX_RESTARTS = 3  # restarts Ray makes of one worker actor before the pool makes a new one
 MAX_FAILURES = 10  # deaths of one worker within one update before the run stops
@@ -115,7 +116,8 @@ def inline_files(race_kwargs: dict[str, Any]) -> dict[str, Any]:
     from .track import Track
 
     out = dict(race_kwargs)
-    out["track"] = Track.load(out["track"]) if not isinstance(out["track"], Track) else out["track"]
+    if isinstance(out["track"], (str, os.PathLike)):  # Tracks and TrackSets travel as they are
+        out["track"] = Track.load(out["track"])
     if not isinstance(out.get("metadata"), ActionSpace):
         out["metadata"] = ActionSpace.load(out.get("metadata"))
     reward = out.pop("reward", None)
@@ -158,6 +160,17 @@ class PolicySpec:
 
     def build(self) -> Any:
         return self.policy_class(self.observation_space, self.action_space, lambda _: 0.0, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class ValidationLap:
+    """One validation lap for a worker: the track (a Track: it travels to other nodes), the start pose
+    (x, y, yaw), the camera perturbation's changes (`CameraPerturbation` fields) and the race's seed."""
+
+    track: Any
+    start: tuple[float, float, float]
+    perturbation: dict[str, float]
+    seed: int | None
 
 
 def policy_weights(policy: Any) -> dict[str, np.ndarray]:
@@ -259,6 +272,43 @@ class RolloutWorker:
             "seconds": time.perf_counter() - started,
         }
 
+    def validation_laps(
+        self, policy: tuple[PolicySpec, dict[str, np.ndarray]], jobs: list[ValidationLap]
+    ) -> list[LapReport]:
+        """Drive validation laps with the learner's policy (deterministic), one race per lap, with this
+        worker's action space, reward and observation; the reports in the order of `jobs`."""
+        import torch
+
+        from .camera import CameraPerturbation
+        from .evaluate import policy_driver, run_laps
+        from .race import RaceCore
+
+        spec, weights = policy
+        if self.policy is None:
+            self.policy = spec.build()
+            self.policy.set_training_mode(False)
+            torch.manual_seed(self.seed)
+        self.policy.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
+        core = self.env.core
+        reports = []
+        for job in jobs:
+            camera = CameraPerturbation(**job.perturbation)
+            options = {"perturbation": camera} if camera.enabled else {}
+            race = RaceCore.create(
+                job.track,
+                n_cars=1,
+                metadata=core.actions,
+                reward=core.reward_fn,
+                observation=core.obs_spec,
+                seed=job.seed,
+                **options,
+            )
+            try:
+                reports.append(run_laps(race, policy_driver(self.policy), 1, starts=np.asarray(job.start)[None]))
+            finally:
+                race.close()
+        return reports
+
     def close(self) -> None:
         self.env.close()
         if self.reward_folder is not None:
@@ -320,7 +370,7 @@ class WorkerPool:
 
     def reset(self) -> np.ndarray:
         """Reset every worker's cars; their first observations, workers in order."""
-        return np.concatenate(self._gather(lambda actor: actor.reset.remote()))
+        return np.concatenate(self._gather(lambda i, actor: actor.reset.remote()))
 
     def collect(
         self,
@@ -333,15 +383,28 @@ class WorkerPool:
         store). A worker that dies is restarted and collects again (`on_restart(index)` first: its
         episodes are gone)."""
         ref = self.ray.put((spec, weights))
-        rollouts = self._gather(lambda actor: actor.collect.remote(ref, n_steps), on_restart)
+        rollouts = self._gather(lambda i, actor: actor.collect.remote(ref, n_steps), on_restart)
         self.last_bytes = sum(w.nbytes for w in weights.values()) * len(self.actors)
         self.last_bytes += sum(rollout_bytes(r) for r in rollouts)
         self.last_collect_s = [float(r["seconds"]) for r in rollouts]
         return rollouts
 
-    def _gather(self, call: Callable[[Any], Any], on_restart: Callable[[int], None] | None = None) -> list[Any]:
+    def validate(self, spec: PolicySpec, weights: dict[str, np.ndarray], jobs: list[ValidationLap]) -> list[LapReport]:
+        """Validation laps spread over the workers (job k on worker k mod N, one Ray call per worker);
+        the reports in the order of `jobs`. A worker that dies is restarted and drives its laps again."""
+        ref = self.ray.put((spec, weights))
+        n = len(self.actors)
+        shares = [jobs[i::n] for i in range(n)]
+        results = self._gather(lambda i, actor: actor.validation_laps.remote(ref, shares[i]))
+        out: list[LapReport] = [None] * len(jobs)  # type: ignore[list-item]
+        for i, reports in enumerate(results):
+            out[i::n] = reports
+        return out
+
+    def _gather(self, call: Callable[[int, Any], Any], on_restart: Callable[[int], None] | None = None) -> list[Any]:
+        """`call(i, actor)` on every worker; the results in worker order (dead workers revived, asked again)."""
         ray = self.ray
-        pending = {i: call(actor) for i, actor in enumerate(self.actors)}
+        pending = {i: call(i, actor) for i, actor in enumerate(self.actors)}
         results: dict[int, Any] = {}
         failures = [0] * len(self.actors)
         while pending:
@@ -355,7 +418,7 @@ class WorkerPool:
                 self._revive(i, exc)
                 if on_restart is not None:
                     on_restart(i)
-                pending[i] = call(self.actors[i])
+                pending[i] = call(i, self.actors[i])
         return [results[i] for i in range(len(self.actors))]
 
     def _revive(self, i: int, exc: BaseException) -> None:

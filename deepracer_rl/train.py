@@ -284,52 +284,44 @@ def evaluate_model(
 def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[str], None] | None = None) -> LapReport:
     """The evaluation that selects the best model: `eval_laps` laps on each validation track (from
     starts spread round it, drawn from the run's seed, the same at every evaluation), on the plain
-    camera and under each `val_perturb`. A one-track run without perturbations evaluates as always
-    (laps from the start line). The table goes to validation.csv and, in one line, to `say`."""
+    camera and under each `val_perturb`; with Ray workers, one lap per (track, camera, start) on the
+    workers. A one-track run without perturbations or workers evaluates as always (laps from the
+    start line). The table goes to validation.csv and, in one line, to `say`."""
     tracks = validation_tracks(config, run)
-    if not config.val_perturb and not config.tracks and tracks == [track_path(config.track, run)]:
+    pool = getattr(getattr(model, "env", None), "pool", None)  # distributed.WorkerPool of --workers
+    if pool is not None and not pool.actors:  # closed: the final validation runs here
+        pool = None
+    one_track = not config.val_perturb and not config.tracks and tracks == [track_path(config.track, run)]
+    if pool is None and one_track:
         return evaluate_model(model, config, run, laps=config.eval_laps)
+    seed = None if one_track else config.seed  # one track: the first lap from the start line, as always
     from .camera import CameraPerturbation
-    from .reward_process import make_reward
 
-    kwargs = race_kwargs(config, run)
-    kwargs.pop("track")
-    reward = make_reward(kwargs.pop("reward"), kwargs.pop("reward_isolation"))
     cameras = [("plain", CameraPerturbation())]
     cameras += [(text, CameraPerturbation.parse([text])) for text in config.val_perturb]
-    driver = policy_driver(model)
+    groups = [(_cached_track(ref), label, camera) for ref in tracks for label, camera in cameras]
+    if pool is not None:
+        reports = _validate_on_workers(model, pool, groups, config.eval_laps, seed)
+    else:
+        reports = _validate_here(model, config, run, groups, seed)
     merged = LapReport(laps=0)
     rows, cells = [], []
-    try:
-        for ref in tracks:
-            track = _cached_track(ref)
-            for label, camera in cameras:
-                options = {"perturbation": camera} if camera.enabled else {}
-                core = RaceCore.create(track, n_cars=1, reward=reward, seed=config.seed, **kwargs, **options)
-                try:
-                    starts = evaluation_start_poses(core.track, config.eval_laps, config.seed)
-                    report = run_laps(core, driver, config.eval_laps, starts=starts)
-                finally:
-                    core.close()
-                merged.extend(report)
-                rows.append(
-                    {
-                        "timesteps": int(getattr(model, "num_timesteps", 0)),
-                        "track": track.name,
-                        "camera": label,
-                        "completed_laps": report.completed_laps,
-                        "laps": report.laps,
-                        "mean_progress": round(report.mean_progress, 2),
-                        "lap_times_s": " ".join(f"{t:.3f}" for t in report.lap_times_s),
-                    }
-                )
-                times = "/".join(f"{t:.1f}s" for t in report.lap_times_s)
-                cells.append(
-                    f"{track.name}{'' if label == 'plain' else ' ' + label} {report.completed_laps}/{report.laps}"
-                    + (f" {times}" if times else f" {report.mean_progress:.0f}%")
-                )
-    finally:
-        reward.close()
+    for (track, label, _), report in zip(groups, reports):
+        merged.extend(report)
+        rows.append(
+            {
+                "timesteps": int(getattr(model, "num_timesteps", 0)),
+                "track": track.name,
+                "camera": label,
+                "completed_laps": report.completed_laps,
+                "laps": report.laps,
+                "mean_progress": round(report.mean_progress, 2),
+                "lap_times_s": " ".join(f"{t:.3f}" for t in report.lap_times_s),
+            }
+        )
+        times = "/".join(f"{t:.1f}s" for t in report.lap_times_s)
+        where = track.name if label == "plain" else f"{track.name} {label}"
+        cells.append(f"{where} {report.completed_laps}/{report.laps} " + (times or f"{report.mean_progress:.0f}%"))
     if merged.lap_times_s:  # ranked after progress, which comes first (`rundir.is_better`)
         merged.score_lap_s = float(np.mean(merged.lap_times_s))
     for row in rows:
@@ -340,6 +332,49 @@ def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[
             f"mean progress {merged.mean_progress:.1f}% | " + " | ".join(cells)
         )
     return merged
+
+
+def _validate_here(
+    model: Any, config: TrainConfig, run: RunDir, groups: list[tuple[Any, str, Any]], seed: int | None
+) -> list[LapReport]:
+    """Validation laps in this process: one race per (track, camera), `eval_laps` laps each."""
+    from .reward_process import make_reward
+
+    kwargs = race_kwargs(config, run)
+    kwargs.pop("track")
+    reward = make_reward(kwargs.pop("reward"), kwargs.pop("reward_isolation"))
+    driver = policy_driver(model)
+    reports = []
+    try:
+        for track, _, camera in groups:
+            options = {"perturbation": camera} if camera.enabled else {}
+            core = RaceCore.create(track, n_cars=1, reward=reward, seed=config.seed, **kwargs, **options)
+            try:
+                starts = evaluation_start_poses(core.track, config.eval_laps, seed)
+                reports.append(run_laps(core, driver, config.eval_laps, starts=starts))
+            finally:
+                core.close()
+    finally:
+        reward.close()
+    return reports
+
+
+def _validate_on_workers(
+    model: Any, pool: Any, groups: list[tuple[Any, str, Any]], laps: int, seed: int | None
+) -> list[LapReport]:
+    """Validation laps on the Ray workers, one per (track, camera, start); a report per (track, camera)."""
+    from .distributed import PolicySpec, ValidationLap, policy_weights
+
+    jobs, owners = [], []
+    for g, (track, _, camera) in enumerate(groups):
+        for start in evaluation_start_poses(track, laps, seed):
+            jobs.append(ValidationLap(track, tuple(float(v) for v in start), camera.changes(), seed))
+            owners.append(g)
+    driven = pool.validate(PolicySpec.of(model), policy_weights(model.policy), jobs)
+    reports = [LapReport(laps=0) for _ in groups]
+    for g, lap in zip(owners, driven):
+        reports[g].extend(lap)
+    return reports
 
 
 _TRACK_CACHE: dict[str, Any] = {}

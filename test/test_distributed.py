@@ -169,6 +169,41 @@ def test_evaluation_laps_as_ray_tasks_report_what_laps_in_this_process_report(tw
     assert episodes == {"0", "1"}
 
 
+def test_validation_of_a_multi_track_run_on_the_workers_reports_what_it_reports_here(tmp_path):
+    """Model selection with --workers: each validation lap (track, camera, start) runs on a worker, with
+    the learner's weights; the table is the one validation in this process gives."""
+    from deepracer_rl.algorithms import load_model
+    from deepracer_rl.train import make_worker_env, validate_model
+
+    out = tmp_path / "run"
+    config = small_config(
+        steps=2000,
+        eval_every=1000,
+        track_specs=["reinvent_base", "Oval_track"],
+        val_track_specs=["Bowtie_track"],
+        val_perturb=["brightness=0.7"],
+        eval_laps=2,
+    )
+    train(config, out)
+    run = RunDir(out)
+    saved = run.load_config()
+    rows = run.validation_csv.read_text().splitlines()
+    assert rows[0].startswith("timesteps,track,camera")
+    assert {r.split(",")[1] for r in rows[1:]} == {"Bowtie_track"}
+    assert {r.split(",")[2] for r in rows[1:]} == {"plain", "brightness=0.7"}
+    env = make_worker_env(saved, run)
+    try:
+        on_workers = load_model(run.checkpoint, env=env, algo=saved.algo)
+        spread = validate_model(on_workers, saved, run)
+    finally:
+        env.close()
+    here = validate_model(load_model(run.checkpoint, algo=saved.algo), saved, run)
+    assert spread.laps == here.laps == 4  # 2 starts x (plain + one perturbation)
+    assert spread.statuses == here.statuses
+    assert spread.progress == pytest.approx(here.progress, abs=1e-6)
+    assert spread.lap_times_s == pytest.approx(here.lap_times_s)
+
+
 def test_ctrl_c_stops_a_run_with_workers_with_a_checkpoint_to_resume(tmp_path, local_ray):
     out = tmp_path / "run"
     args = ["deepracer_rl.cli", "train", "--workers", "2", "--n-envs", "2", "--steps", "100000"]
