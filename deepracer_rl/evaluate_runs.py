@@ -32,6 +32,7 @@ from .inference import load_policy, resolve_model, shipped_models
 from .policy import ONNX_NAME, OPENVINO_XML
 from .race import RaceCore
 from .reward_process import make_reward
+from .run_tracks import validation_tracks
 from .rundir import RunDir, find_run
 from .track import Track
 from .train import race_kwargs
@@ -156,6 +157,8 @@ def _race_and_driver(target: str | os.PathLike | None, driver: str) -> tuple[dic
     run, model_path = find_run(path)
     config = run.load_config()
     kwargs = race_kwargs(config, run)
+    if config.tracks:  # a multi-track run is measured on its validation tracks unless --track says otherwise
+        kwargs["track"] = validation_tracks(config, run)
     return kwargs, policy_driver(load_model(model_path, algo=config.algo)), str(model_path), run
 
 
@@ -216,7 +219,9 @@ def evaluate_target(
     kwargs, drive, label, run = dict(subject.race), subject.drive, subject.label, subject.run
     default_track = kwargs.pop("track")
     # Every name is checked before driving; Track objects keep their cached ground textures.
-    loaded = [t if isinstance(t, Track) else Track.load(default_track if t is None else t) for t in tracks]
+    if tracks == [None]:
+        tracks = list(default_track) if isinstance(default_track, list) else [default_track]
+    loaded = [t if isinstance(t, Track) else Track.load(t) for t in tracks]
     writer = None
     if video is not None:
         from .video import Mp4Writer

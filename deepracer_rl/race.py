@@ -22,7 +22,7 @@ from .reward import RewardFunction
 from .reward_process import IsolatedReward, RewardIsolation, make_reward
 from .sensors import sensors_for
 from .track import Track
-from .track_set import TrackSet
+from .track_set import DIRECTIONS, TrackSet
 
 TrackInput = Track | str | TrackSet | Sequence[Track | str]
 
@@ -40,7 +40,7 @@ def load_race_inputs(
     metadata: ActionSpace | str | os.PathLike | None,
     reward: RewardFunction | IsolatedReward | str | os.PathLike | None,
     reward_isolation: RewardIsolation | None = None,
-) -> tuple[Track, ActionSpace, RewardFunction | IsolatedReward]:
+) -> tuple[Track | TrackSet, ActionSpace, RewardFunction | IsolatedReward]:
     """The track, action space and reward function of a race, from objects or files (None:
     the console's default action space, the default reward). A reward file runs in a child
     process when `reward_isolation` is given; the file is loaded last, after the cheap checks.
@@ -117,7 +117,8 @@ class RaceCore:
         spec = observation or ObservationSpec()
         chosen = sensors_for(actions.sensor) if sensors else ()
         try:
-            TrackSet((track,) if isinstance(track, Track) else track, direction)  # checks the direction
+            if direction not in DIRECTIONS:
+                raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
             sim = make_backend(backend, track, int(n_cars), spec, chosen, seed=seed, **backend_options)
         except BaseException:
             if reward_fn is not reward:

@@ -240,6 +240,11 @@ def test_cli_trains_on_several_tracks_validates_on_held_out_ones_and_resumes(tmp
     assert resumed.returncode == 0, resumed.stderr
     plots = _cli("plot", str(out), cwd=tmp_path)
     assert plots.returncode == 0 and (out / "plots" / "training_tracks.png").exists(), plots.stderr
+    measured = _cli("evaluate", str(out), "--laps", "1", "--json", cwd=tmp_path)  # on its validation tracks
+    assert measured.returncode == 0, measured.stderr
+    assert [t["track"] for t in json.loads(measured.stdout)["tracks"]] == ["random_9_000"]
+    rescore = _cli("rescore", str(out), "--reward", str(REPO / "config/general/reward_function.py"), cwd=tmp_path)
+    assert rescore.returncode == 2 and "multi-track run" in rescore.stderr
 
 
 def test_cli_refuses_a_track_value_that_names_nothing_before_writing(tmp_path: Path) -> None:
