@@ -9,6 +9,8 @@ the centre line.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import os
 from pathlib import Path
@@ -21,6 +23,7 @@ from .evaluate import run_laps
 from .race import RaceCore
 from .raceline import Raceline
 from .reward import build_params_batch
+from .rundir import RunDir, is_better
 from .track import Track
 
 
@@ -470,3 +473,69 @@ def score_along_lines(function: Any, line: Raceline) -> dict[str, dict[str, floa
             "lap_reward": float(rewards.sum()),
         }
     return out
+
+
+# ---- what a shipped model's training took ------------------------------------------------------
+TRAINING_RECORD = "training.json"  # beside an export's model.onnx: `training_record` of its run
+
+
+def training_record(run: str | os.PathLike) -> dict[str, Any]:
+    """What a run's records (config.json, progress.csv, evaluations.csv) say its training took:
+    steps and wall minutes in all, and the evaluation lap its best model was kept for (the
+    best-model rule `rundir.is_better` over the evaluation rows), with the minutes trained by then
+    (the first rollout that ended at or after that step)."""
+    run_dir = RunDir(run).require()
+    config = run_dir.load_config()
+    progress = _csv_rows(run_dir.progress_csv)
+    if not progress:
+        raise ValueError(f"{run_dir.path}: no {run_dir.progress_csv.name} (has it trained?)")
+    best: list | None = None
+    best_row: dict[str, str] | None = None
+    laps = []
+    for row in _csv_rows(run_dir.evaluations_csv):
+        times = [float(t) for t in row["lap_times_s"].split()]
+        lap = min(times) if times else None
+        laps.append([int(row["timesteps"]), lap])
+        if is_better([float(row["mean_progress"]), lap], best):
+            best, best_row = [float(row["mean_progress"]), lap], row
+    record: dict[str, Any] = {
+        "run": run_dir.path.name,
+        "track": config.track,
+        "seed": config.seed,
+        "timesteps": int(progress[-1]["timesteps"]),
+        "minutes": round(float(progress[-1]["wall_s"]) / 60.0, 2),
+        "best": None,
+        "evaluation_laps": laps,
+    }
+    if best_row is not None:
+        steps = int(best_row["timesteps"])
+        wall = next(
+            (float(r["wall_s"]) for r in progress if int(r["timesteps"]) >= steps), float(progress[-1]["wall_s"])
+        )
+        record["best"] = {"timesteps": steps, "lap_s": best[1], "progress": best[0], "minutes": round(wall / 60.0, 2)}
+    return record
+
+
+def write_training_record(run: str | os.PathLike, model_dir: str | os.PathLike | None = None) -> Path:
+    """Write `training_record(run)` as `TRAINING_RECORD` into an export dir (default:
+    models/racing_<the run's track> under the current directory)."""
+    record = training_record(run)
+    out = Path(model_dir) if model_dir is not None else Path("models") / f"racing_{record['track']}"
+    if not (out / "model.onnx").exists():
+        raise FileNotFoundError(f"{out}: no model.onnx (export the run there first)")
+    path = out / TRAINING_RECORD
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    return path
+
+
+def read_training_record(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """An export dir's `TRAINING_RECORD`, {} when it has none."""
+    path = Path(model_dir) / TRAINING_RECORD
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
