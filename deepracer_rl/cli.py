@@ -74,7 +74,9 @@ def cmd_raceline(args: argparse.Namespace) -> int:
     result = line.summary()
     result["files"] = {kind: str(path) for kind, path in write_raceline(line, args.out).items()}
     if args.reward_file:
-        result["files"]["reward"] = str(write_reward_file(line, args.reward_file, args.reward_speed_weight))
+        result["files"]["reward"] = str(
+            write_reward_file(line, args.reward_file, args.reward_speed_weight, pace=args.reward_pace)
+        )
     if args.verify:
         result.update(verify_raceline(line, laps=args.laps))
         driven = result["driven_lap_s"]
@@ -103,12 +105,17 @@ def cmd_raceline(args: argparse.Namespace) -> int:
 
 def cmd_actions(args: argparse.Namespace) -> int:
     from .raceline import compute_raceline
-    from .racing import coverage_gaps, raceline_action_space
+    from .racing import coverage_gaps, raceline_action_space, recipe_action_space
 
     if not args.continuous and args.n < 3:
         raise CliError(f"--n {args.n}: a discrete action space from a racing line needs at least 3 actions")
+    if args.recovery and args.continuous:
+        raise CliError("--recovery adds discrete actions: it does not apply to --continuous")
     line = compute_raceline(args.from_raceline, reverse=args.reverse, margin=args.margin)
-    space = raceline_action_space(line, n=args.n, continuous=args.continuous)
+    if args.recovery:
+        space = recipe_action_space(line, n=args.n)
+    else:
+        space = raceline_action_space(line, n=args.n, continuous=args.continuous)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     space.save(args.out)
     if space.kind == "discrete":
@@ -416,6 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="W",
         help="--reward-file: share 0..1 of the reward for speed vs the line's profile (default: %(default)s)",
     )
+    p.add_argument(
+        "--reward-pace",
+        dest="reward_pace",
+        action="store_true",
+        help="--reward-file: the training recipe's reward instead, (0.1 + nearness to the line) x speed per step "
+        "(docs/racing.md; --reward-speed-weight does not apply)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_raceline)
 
@@ -425,6 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_margin_option(p)
     p.add_argument("--n", type=int, default=10, help="discrete actions (default: %(default)s)")
     p.add_argument("--continuous", action="store_true", help="a continuous space whose bounds cover the line")
+    p.add_argument(
+        "--recovery",
+        action="store_true",
+        help="append the training recipe's three recovery actions, turned the way the line turns overall "
+        "(docs/racing.md)",
+    )
     p.add_argument("--out", default="model_metadata.json", help="file to write (default: %(default)s)")
     p.set_defaults(func=cmd_actions)
 

@@ -1,13 +1,16 @@
 """The racing recipe of issue 19, item 4 (docs/racing.md, "Training toward the limit"): its action
 space holds the racing line's actions plus the recovery actions, its reward embeds the shipped line
-and prefers the racing line, and a shipped model (models/racing_reinvent_base/) is intact and laps
-reinvent_base within 15 % of the driven optimum."""
+and prefers the racing line, the other tracks' inputs are what `actions --recovery` and `raceline
+--reward-pace` generate, a shipped model (models/racing_reinvent_base/) is intact and laps
+reinvent_base within 15 % of the driven optimum, and benchmarks/racing.py's evaluation path and
+training records work."""
 
 from __future__ import annotations
 
 import ast
 import functools
 import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -15,9 +18,21 @@ import numpy as np
 import pytest
 
 from deepracer_rl.action_space import ActionSpace
+from deepracer_rl.config import TrainConfig
 from deepracer_rl.raceline import compute_raceline
-from deepracer_rl.racing import raceline_action_space, score_along_lines
+from deepracer_rl.racing import (
+    RECOVERY_ACTIONS,
+    raceline_action_space,
+    read_training_record,
+    recipe_action_space,
+    recovery_actions,
+    reward_source,
+    score_along_lines,
+    training_record,
+    write_training_record,
+)
 from deepracer_rl.reward import EXAMPLES_DIR, RewardFunction
+from deepracer_rl.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 METADATA = REPO / "config" / "racing_reinvent_base.json"
@@ -26,18 +41,16 @@ MODEL = REPO / "models" / "racing_reinvent_base"
 DRIVEN_OPTIMUM_S = 4.867  # docs/racing.md: reinvent_base's line driven from standstill
 
 
-@functools.lru_cache(maxsize=1)
-def _line():
-    return compute_raceline("reinvent_base")
+OTHER_TRACKS = ("Oval_track", "Bowtie_track", "reInvent2019_track")  # the recipe's other tracks
+
+
+@functools.cache
+def _line(track: str = "reinvent_base", reverse: bool = False):
+    return compute_raceline(track, reverse=reverse)
 
 
 def _assignments(path: Path) -> dict:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    return {
-        node.targets[0].id: ast.literal_eval(node.value)
-        for node in tree.body
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-    }
+    return _assignments_of(path.read_text(encoding="utf-8"))
 
 
 def test_recipe_actions_are_the_lines_plus_recovery():
@@ -46,6 +59,43 @@ def test_recipe_actions_are_the_lines_plus_recovery():
     assert len(pairs) == 13
     assert np.allclose(pairs[:10], line, atol=0.01)
     assert pairs[10:] == [(-15.0, 2.0), (25.0, 1.5), (20.0, 2.2)]
+    assert np.allclose(recipe_action_space(_line(), n=10).actions, pairs)  # `actions --recovery` makes it
+
+
+def test_recovery_actions_turn_the_way_the_line_turns():
+    assert recovery_actions(_line()) == list(RECOVERY_ACTIONS)  # reinvent_base: counter-clockwise
+    assert recovery_actions(_line("reinvent_base", reverse=True)) == [(15.0, 2.0), (-25.0, 1.5), (-20.0, 2.2)]
+
+
+def _function_source(text: str) -> list[str]:
+    """The reward file's imports and functions (all but its docstring and RACELINE), as ast dumps."""
+    tree = ast.parse(text)
+    return [ast.dump(node) for node in tree.body if isinstance(node, (ast.FunctionDef, ast.Import))]
+
+
+@pytest.mark.parametrize("track", ("reinvent_base", *OTHER_TRACKS))
+def test_recipe_inputs_are_generated(track):
+    """config/racing_<track>.json and _reward.py are `actions --from-raceline TRACK --n 10 --recovery`
+    and `raceline TRACK --reward-file F --reward-pace` (the line to 1 cm: the optimiser's floating point)."""
+    line = _line(track)
+    pairs = ActionSpace.load(REPO / "config" / f"racing_{track}.json").actions
+    assert np.allclose(pairs, recipe_action_space(line, n=10).actions, atol=0.01)
+    shipped_text = (REPO / "config" / f"racing_{track}_reward.py").read_text(encoding="utf-8")
+    generated = reward_source(line, pace=True)
+    assert _function_source(shipped_text) == _function_source(generated)
+    shipped = np.array(_assignments_of(shipped_text)["RACELINE"])
+    fresh = np.array(_assignments_of(generated)["RACELINE"])
+    assert shipped.shape == fresh.shape
+    assert np.abs(shipped[:, :2] - fresh[:, :2]).max() < 0.01
+
+
+def _assignments_of(text: str) -> dict:
+    tree = ast.parse(text)
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
 
 
 def test_recipe_reward_embeds_the_shipped_line_and_prefers_it():
@@ -67,3 +117,48 @@ def test_shipped_recipe_model_is_intact_and_laps_within_15_percent(capsys):
     assert report["completed_laps"] == 1
     assert max(report["lap_times_s"]) <= 1.15 * DRIVEN_OPTIMUM_S
     assert np.isfinite(report["lap_times_s"]).all()
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("racing_benchmark", REPO / "benchmarks" / "racing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not MODEL.exists(), reason="no recipe model shipped")
+def test_benchmark_evaluates_a_shipped_model():
+    """benchmarks/racing.py's evaluation path (`evaluate MODEL`) and training record of a shipped model."""
+    bench = _benchmark()
+    laps = bench.learned_laps(MODEL, "reinvent_base", laps=1)
+    assert laps["learned_completed_laps"] == laps["learned_attempted_laps"] == 1
+    assert laps["learned_lap_s"] == laps["learned_lap_times_s"][0] <= 1.15 * DRIVEN_OPTIMUM_S
+    for track in bench.TRACKS:
+        record = read_training_record(REPO / "models" / f"racing_{track}")
+        assert record["track"] == track and record["minutes"] > 0 and record["best"]["lap_s"] > 0
+
+
+def test_training_record_reads_the_runs_records(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.save_config(TrainConfig(track="Oval_track", seed=3))
+    for row in (
+        {"timesteps": 2048, "wall_s": 30.0},
+        {"timesteps": 4096, "wall_s": 60.0},
+        {"timesteps": 6144, "wall_s": 90.0},
+    ):
+        run.append_csv(run.progress_csv, {"iteration": 1, **row})
+    for steps, times, progress in ((2000, "", 40.0), (4000, "6.2", 100.0), (6000, "6.5", 100.0)):
+        run.append_csv(run.evaluations_csv, {"timesteps": steps, "lap_times_s": times, "mean_progress": progress})
+    record = training_record(run.path)
+    assert record["track"] == "Oval_track" and record["seed"] == 3
+    assert (record["timesteps"], record["minutes"]) == (6144, 1.5)
+    assert record["best"] == {"timesteps": 4000, "lap_s": 6.2, "progress": 100.0, "minutes": 1.0}
+    assert record["evaluation_laps"] == [[2000, None], [4000, 6.2], [6000, 6.5]]
+    with pytest.raises(FileNotFoundError, match="no model.onnx"):
+        write_training_record(run.path, tmp_path / "export")
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "model.onnx").write_bytes(b"")
+    write_training_record(run.path, tmp_path / "export")
+    assert read_training_record(tmp_path / "export") == record
+    assert read_training_record(tmp_path) == {}
