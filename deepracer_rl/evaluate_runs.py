@@ -405,6 +405,7 @@ def video_observer(core: RaceCore, writer: Any) -> StepObserver:
             step.lap + 1,
             step.sim_time,
             step.status,
+            objects=core.object_boxes(0),
         )
         writer.write(frame)
 

@@ -293,6 +293,17 @@ class RaceCore:
         self.judge.last_arc[i] = self.judge.track_of(i).project(pose[None, :2]).arc_length[0]
         self.last_hit[i] = -1
 
+    def object_boxes(self, i: int) -> list[Any]:
+        """The obstacles and bot cars car i sees now, as `camera.Box`es (empty without objects): for
+        views drawn outside the backend (the evaluation video, `RaceEnv.render`)."""
+        if self.objects is None:
+            return []
+        from .camera import Box
+
+        state = self._worlds[self._world_key[i]].state().take(np.array([i]))
+        colours = state.colours if state.colours is not None else np.full((state.count, 3), 128)
+        return [Box(*row, colour=tuple(int(c) for c in rgb)) for row, rgb in zip(state.box_params()[0], colours)]
+
     def penalties(self) -> tuple[float, float]:
         """(PENALTY_SECONDS, COLLISION_PENALTY) of this race's phase (`evaluation`); (0, 0) without objects."""
         return (0.0, 0.0) if self.objects is None else self.objects.penalties(self.evaluation)

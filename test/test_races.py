@@ -289,3 +289,22 @@ def test_lidar_and_stereo_are_refused_with_the_reason() -> None:
         check_sensor_names(["FRONT_FACING_CAMERA", "STEREO_CAMERAS"])
     with pytest.raises(SensorError, match="'STEREO_CAMERAS' is not supported yet.*stereo pair"):
         check_sensor_names(["STEREO_CAMERAS"])
+
+
+def test_race_env_takes_objects_and_its_full_size_view_shows_them() -> None:
+    from deepracer_rl.env import RaceEnv
+
+    with_box = RaceEnv(render_mode="rgb_array", objects={"OBJECT_POSITIONS": ["0.02,1"]})
+    plain = RaceEnv(render_mode="rgb_array")
+    try:
+        obs, _ = with_box.reset(seed=0)
+        plain.reset(seed=0)
+        assert obs.shape == with_box.observation_space.shape  # the camera's Box space, as in a time trial
+        (box,) = with_box.core.object_boxes(0)
+        state = with_box.core._worlds[(0, False)].state()
+        assert (box.x, box.y, box.length) == pytest.approx((*state.poses[0, 0, :2], 0.4))
+        assert with_box.core.object_boxes(0) and plain.core.object_boxes(0) == []
+        assert np.count_nonzero(with_box.render() != plain.render()) > 1000
+    finally:
+        with_box.close()
+        plain.close()
