@@ -20,7 +20,7 @@ import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from .car import CarSpec
 from .observation import ObservationSpec
 from .sensors import Sensor
 from .track import Track
+
+if TYPE_CHECKING:
+    from .camera import CarBoxes
 
 BUILTIN_BACKENDS = {
     "inprocess": "deepracer_rl.inprocess:InProcessBackend",
@@ -56,6 +59,7 @@ class SimulatorBackend(ABC):
     sensors: tuple[Sensor, ...]  # what `sensor_data` delivers (empty: no sensor data, e.g. scripted drivers)
     errors: tuple[type[BaseException], ...] = ()  # what it raises when its simulator is gone
     supports_multiple_tracks: bool = False  # whether `track` may be several tracks, a car on each (in-process)
+    supports_objects: bool = False  # whether its sensors show obstacles and bot cars (`show_objects`)
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -86,6 +90,12 @@ class SimulatorBackend(ABC):
     @abstractmethod
     def sensor_data(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Per sensor name, the latest frames (k, C, h, w) of cars `rows` at `observation`'s size."""
+
+    def show_objects(self, boxes: CarBoxes | None) -> None:
+        """The obstacles and bot cars each car's sensors see from now on (row = car), or none.
+        `RaceCore` judges collisions itself; a backend that cannot show objects refuses races with them."""
+        if boxes is not None:
+            raise ValueError(f"the {type(self).__name__} backend does not show obstacles or bot cars")
 
     def reseed(self, seed: int | None) -> None:  # noqa: B027  (optional: backends without randomness)
         """Restart the simulator's own random streams (camera randomisation), where it has any."""

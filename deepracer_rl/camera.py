@@ -940,6 +940,60 @@ def car_box(pose: Sequence[float], colour: Sequence[int] = BOX_RGB, car: CarSpec
     )
 
 
+@dataclass(frozen=True)
+class CarBoxes:
+    """Boxes seen per car, as arrays (each car its own world: `world_objects.ObjectWorld`).
+
+    params (N, B, 6): x, y, yaw, length, width, height of box b of car n's world (metres,
+    radians, as `Box`); colours (B, 3) or (N, B, 3) RGB 0..255; present (N, B) bool or None
+    (all): which boxes exist (ragged per-car lists are padded). Row n goes with row n of the
+    poses given to `CameraRenderer.render`.
+    """
+
+    params: np.ndarray
+    colours: np.ndarray
+    present: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        params = np.asarray(self.params, dtype=np.float64)
+        if params.ndim != 3 or params.shape[2] != 6:
+            raise ValueError(f"CarBoxes.params must have shape (N, B, 6), got {params.shape}")
+        if not np.all(np.isfinite(params)) or np.any(params[..., 3:] <= 0):
+            raise ValueError("CarBoxes.params must be finite, with sizes > 0")
+        colours = np.asarray(self.colours, dtype=np.float32)
+        if colours.shape not in ((params.shape[1], 3), params.shape[:2] + (3,)):
+            raise ValueError(f"CarBoxes.colours must have shape (B, 3) or (N, B, 3), got {colours.shape}")
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "colours", colours)
+        if self.present is not None:
+            object.__setattr__(self, "present", np.asarray(self.present, dtype=bool).reshape(params.shape[:2]))
+
+    @classmethod
+    def from_lists(cls, boxes: Sequence[Sequence[Box]]) -> CarBoxes:
+        """Per-car lists of `Box` (any lengths) as arrays."""
+        n, b = len(boxes), max((len(row) for row in boxes), default=0)
+        params = np.zeros((n, b, 6))
+        params[..., 3:] = 1.0
+        colours = np.zeros((n, b, 3), dtype=np.float32)
+        present = np.zeros((n, b), dtype=bool)
+        for i, row in enumerate(boxes):
+            for k, box in enumerate(row):
+                params[i, k] = (box.x, box.y, box.yaw, box.length, box.width, box.height)
+                colours[i, k] = box.colour
+                present[i, k] = True
+        return cls(params, colours, present)
+
+    def take(self, rows: np.ndarray) -> CarBoxes:
+        """The boxes of cars `rows` (in that order)."""
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        colours = self.colours if self.colours.ndim == 2 else self.colours[rows]
+        return CarBoxes(self.params[rows], colours, None if self.present is None else self.present[rows])
+
+    @property
+    def empty(self) -> bool:
+        return self.params.shape[1] == 0 or (self.present is not None and not self.present.any())
+
+
 # Corner k of a box: footprint corner k % 4 at (-,-), (+,-), (+,+), (-,+) half length, half
 # width from its centre (box frame), on the ground for k < 4 and at the top for k >= 4.
 _CORNER_SIGNS = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]] * 2, dtype=np.float64) / 2
@@ -961,6 +1015,26 @@ def _box_corners(params: np.ndarray) -> np.ndarray:
     corners[:, :4, 2] = 0.0
     corners[:, 4:, 2] = params[:, 5:6]
     return corners
+
+
+def _as_boxes(objects: Sequence[Box] | Sequence[Sequence[Box]] | CarBoxes | None, n: int) -> CarBoxes | None:
+    """The boxes `render` draws as arrays (one row shared by every car, or n rows), None when none."""
+    if objects is None:
+        return None
+    if isinstance(objects, CarBoxes):
+        if len(objects.params) != n:
+            raise ValueError(f"{n} poses but boxes of {len(objects.params)} cars")
+        return None if objects.empty else objects
+    if not len(objects):
+        return None
+    if isinstance(objects[0], Box):
+        params = np.array([(b.x, b.y, b.yaw, b.length, b.width, b.height) for b in objects], dtype=np.float64)
+        rgb = np.array([b.colour for b in objects], dtype=np.float32)
+        return CarBoxes(params[None], rgb)
+    if len(objects) != n:
+        raise ValueError(f"{n} poses but box lists of {len(objects)} cars")
+    boxes = CarBoxes.from_lists(objects)  # type: ignore[arg-type]
+    return None if boxes.empty else boxes
 
 
 def _clip_depth(poly: np.ndarray, near: float, far: float) -> np.ndarray:
@@ -1183,14 +1257,19 @@ class CameraRenderer:
 
     # ---- rendering --------------------------------------------------------------------
     def render(
-        self, poses: np.ndarray, indices: Sequence[int] | None = None, objects: Sequence[Box] | None = None
+        self,
+        poses: np.ndarray,
+        indices: Sequence[int] | None = None,
+        objects: Sequence[Box] | Sequence[Sequence[Box]] | CarBoxes | None = None,
     ) -> np.ndarray:
         """poses (N,3) x, y, yaw -> (N,H,W) uint8 if grayscale else (N,H,W,3) uint8 RGB.
 
         Row i of `poses` is car `indices[i]` (default: car i): its randomisation and stream.
-        `objects`: boxes standing on the track, the same for every car, drawn over ground and
-        background before the per-frame jitter (see `_object_draws`); a box whose footprint
-        holds the camera is that car's own and is skipped. None or empty costs nothing.
+        `objects`: boxes standing on the track, drawn over ground and background before the
+        per-frame jitter (see `_object_draws`): one list of `Box` for every car, or each car's
+        own (a list of N lists, or `CarBoxes` with N rows: cars in worlds of their own); a box
+        whose footprint holds the camera is that car's own and is skipped. None or empty costs
+        nothing.
         """
         poses = np.asarray(poses, dtype=np.float64)
         if poses.ndim != 2 or poses.shape[1] != 3:
@@ -1218,7 +1297,8 @@ class CameraRenderer:
             m = self._level_maps[view.levels][None] @ pose[idx][:, None] @ view.homographies[None]
             for i, mi in zip(idx, m):
                 mats[i] = mi
-        draws = self._object_draws(poses, cars, objects) if objects is not None and len(objects) else None
+        boxes = _as_boxes(objects, n)
+        draws = self._object_draws(poses, cars, boxes) if boxes is not None else None
         w = self.width
         for i, car in enumerate(cars):
             frame = out[i]
@@ -1250,7 +1330,7 @@ class CameraRenderer:
         return out
 
     def _object_draws(
-        self, poses: np.ndarray, cars: list[_Car], objects: Sequence[Box]
+        self, poses: np.ndarray, cars: list[_Car], objects: CarBoxes
     ) -> tuple[list[np.ndarray | None], list, list[int]]:
         """The faces of `objects` each car sees, in drawing order: polygons, colours, ends.
 
@@ -1264,9 +1344,10 @@ class CameraRenderer:
         NumPy over cars x boxes; only the faces to draw are looped over.
         """
         n = len(poses)
-        params = np.array([(b.x, b.y, b.yaw, b.length, b.width, b.height) for b in objects], dtype=np.float64)
-        rgb = np.array([b.colour for b in objects], dtype=np.float32)
-        corners = _box_corners(params)  # (B, 8, 3) world
+        params = objects.params  # (P, B, 6): P = 1 (the same boxes for every car) or n
+        p_rows, n_boxes = params.shape[:2]
+        rgb = objects.colours.reshape(-1, 3)  # (B or P * B, 3)
+        corners = _box_corners(params.reshape(-1, 6)).reshape(p_rows, n_boxes, 8, 3)  # world
         fx, fy, cx, cy = self.camera.intrinsics(self.width, self.height)
         near, far = self.camera.near, self.camera.far
         z = np.array([car.view.z for car in cars])
@@ -1293,7 +1374,7 @@ class CameraRenderer:
             ],
             axis=1,
         )  # (N, 3, 3)
-        rel = corners[None] - cam[:, None, None]  # (N, B, 8, 3)
+        rel = corners - cam[:, None, None]  # (N, B, 8, 3)
         q = rel @ axes[:, None].transpose(0, 1, 3, 2)  # (N, B, 8, 3) depth, right, down
         d, r, dn = q[..., 0], q[..., 1], q[..., 2]
         # Outside the frustum: all corners beyond one of its planes (image edges, near, far).
@@ -1308,15 +1389,18 @@ class CameraRenderer:
         )  # (N, B)
         # The camera in each box's frame (forward along its length, left, up) decides which faces
         # point toward it (back-face culling, in _FACES order) and whether it is inside (own box).
-        bc, bs = np.cos(params[:, 2]), np.sin(params[:, 2])
-        dx, dy = cam[:, None, 0] - params[:, 0], cam[:, None, 1] - params[:, 1]  # (N, B)
+        bc, bs = np.cos(params[..., 2]), np.sin(params[..., 2])  # (P, B)
+        dx, dy = cam[:, None, 0] - params[..., 0], cam[:, None, 1] - params[..., 1]  # (N, B)
         along, across = bc * dx + bs * dy, bc * dy - bs * dx
-        half_l, half_w = params[:, 3] / 2, params[:, 4] / 2
+        half_l, half_w = params[..., 3] / 2, params[..., 4] / 2
         facing = np.stack(
-            [along > half_l, along < -half_l, across < -half_w, across > half_w, cam[:, 2:] > params[:, 5]], axis=2
+            [along > half_l, along < -half_l, across < -half_w, across > half_w, cam[:, 2:] > params[..., 5]], axis=2
         )  # (N, B, 5)
         own = (np.abs(along) <= half_l) & (np.abs(across) <= half_w)
-        draw = facing & ~(outside | own)[..., None]  # (N, B, 5)
+        hidden = outside | own
+        if objects.present is not None:
+            hidden |= ~objects.present
+        draw = facing & ~hidden[..., None]  # (N, B, 5)
         order = np.argsort(-np.hypot(dx, dy), axis=1, kind="stable")  # farthest first
         cars_i, ranks, faces = np.nonzero(draw[np.arange(n)[:, None], order])  # car-major, then by rank
         ends = [0] + np.cumsum(np.bincount(cars_i, minlength=n)).tolist()
@@ -1338,9 +1422,10 @@ class CameraRenderer:
             if id(car.scene) not in scenes:
                 scenes[id(car.scene)] = len(gains)
                 gains.append(car.scene.gains)
-        table = self._face_colours(rgb, gains)
+        table = self._face_colours(rgb, gains)  # (S, B or N * B, 5)
         scene_of = np.array([scenes[id(car.scene)] for car in cars])
-        return polygons, table[scene_of[cars_i], boxes, faces].tolist(), ends
+        colour_of = boxes if len(rgb) == n_boxes else cars_i * n_boxes + boxes
+        return polygons, table[scene_of[cars_i], colour_of, faces].tolist(), ends
 
     @staticmethod
     def _to_fixed(points: np.ndarray, fx: float, fy: float, cx: float, cy: float) -> np.ndarray:

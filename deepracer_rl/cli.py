@@ -178,6 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         randomize=args.randomize,
         workers=args.workers,
         ray_address=args.ray_address,
+        world_config=_world_config(args),
         **options,
     )
     print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
@@ -246,6 +247,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _world_config(args: argparse.Namespace):
+    """--world-config FILE as `RaceObjects` (errors name the file and the key), or None."""
+    path = getattr(args, "world_config_file", None)
+    if path is None:
+        return None
+    from .world_objects import load_world_config
+
+    return load_world_config(path)
+
+
 def _config_from_args(args: argparse.Namespace):
     from .config import TrainConfig
 
@@ -258,6 +269,9 @@ def _config_from_args(args: argparse.Namespace):
             setattr(config, field.name, value)
     if args.image_size:
         config.image_width, config.image_height = _parse_size(args.image_size)
+    objects = _world_config(args)
+    if objects is not None:
+        config.world_config = objects.to_mapping()
     return config
 
 
@@ -514,6 +528,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--trajectory", default=None, metavar="CSV", help="write the per-step trajectory here")
     p.add_argument(
+        "--world-config",
+        dest="world_config_file",
+        default=None,
+        metavar="FILE.yaml|json",
+        help="obstacles and bot cars on the track (default: the run's; none for the baseline); each collision "
+        "costs COLLISION_PENALTY s (5) and puts the car back behind the object: DeepRacer's world-config keys "
+        "(NUMBER_OF_OBSTACLES, RANDOMIZE_OBSTACLE_LOCATIONS, "
+        "OBJECT_POSITIONS, OBSTACLE_TYPE, IS_OBSTACLE_BOT_CAR, NUMBER_OF_BOT_CARS, BOT_CAR_SPEED, IS_LANE_CHANGE, ...; "
+        "docs/races.md)",
+    )
+    p.add_argument(
         "--video",
         default=None,
         metavar="FILE.mp4",
@@ -594,6 +619,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="JSON",
         help="model_metadata.json (default: the DeepRacer console's action space)",
+    )
+    p.add_argument(
+        "--world-config",
+        dest="world_config_file",
+        default=None,
+        metavar="FILE.yaml|json",
+        help="obstacles and bot cars on the track (object avoidance, head-to-bot), recorded in the run; a "
+        "collision ends the episode as crashed: DeepRacer's world-config keys "
+        "(NUMBER_OF_OBSTACLES, RANDOMIZE_OBSTACLE_LOCATIONS, "
+        "OBJECT_POSITIONS, OBSTACLE_TYPE, IS_OBSTACLE_BOT_CAR, NUMBER_OF_BOT_CARS, BOT_CAR_SPEED, IS_LANE_CHANGE, ...; "
+        "docs/races.md)",
     )
     p.add_argument("--algo", choices=sorted(ALGORITHMS), default=None, help="default: ppo")
     p.add_argument("--steps", type=int, default=None, help="env steps in all (default: 150000)")

@@ -41,6 +41,8 @@ class TrainConfig:
     tracks: list[str] = field(default_factory=list)  # the training tracks they resolved to (run-relative paths
     # for generated ones); empty: `track` alone
     direction: str = "as-is"  # as-is | ccw | cw | both (drawn per episode)
+    world_config: dict[str, Any] | None = None  # obstacles and bot cars: DeepRacer's world-config keys
+    # (`world_objects.RaceObjects.to_mapping`, from --world-config FILE); None: a time trial
     val_track_specs: list[str] = field(default_factory=list)  # --val-track values as given
     val_tracks: list[str] = field(default_factory=list)  # the validation tracks (model selection); empty: `track`
     val_perturb: list[str] = field(default_factory=list)  # NAME=VALUE camera perturbations validated under too
@@ -132,6 +134,13 @@ class TrainConfig:
             )
         if self.direction not in DIRECTIONS:
             raise ConfigError(f"--direction {self.direction}: expected one of {', '.join(DIRECTIONS)}")
+        if self.world_config is not None:
+            from .world_objects import RaceObjects
+
+            try:
+                RaceObjects.from_mapping(self.world_config)
+            except ValueError as exc:
+                raise ConfigError(f"--world-config: {exc}") from None
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes {self.max_minutes}: expected a positive number of minutes")
         limit = memory_limit if memory_limit is not None else _memory_bytes()

@@ -107,7 +107,7 @@ class RaceEnv(gym.Env):
 
             camera = self.core.car.camera
             self._viewer = CameraRenderer(self.core.track, camera, camera.width, camera.height, grayscale=False)
-        return self._viewer.render(self.core.poses()[:1])[0]
+        return self._viewer.render(self.core.poses()[:1], objects=self.core.object_boxes(0) or None)[0]
 
     def close(self) -> None:
         self.core.close()

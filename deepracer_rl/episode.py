@@ -224,8 +224,12 @@ class EpisodeJudge:
         steering_deg: np.ndarray,
         speed_cmd: np.ndarray,
         active: np.ndarray | None = None,
+        crashed: np.ndarray | None = None,
     ) -> JudgeResult:
-        """Judge one control step of every car (or of the `active` ones) at `poses` (N, 3)."""
+        """Judge one control step of every car (or of the `active` ones) at `poses` (N, 3).
+
+        `crashed` (N,) bool: the cars that touch an object (races with objects): status crashed
+        after lap complete and before the others (DeepRacer's order), param `is_crashed`."""
         poses = np.asarray(poses, dtype=np.float64).reshape(self.n, 3)
         steering_deg = np.asarray(steering_deg, dtype=np.float64).reshape(self.n)
         speed_cmd = np.asarray(speed_cmd, dtype=np.float64).reshape(self.n)
@@ -260,11 +264,13 @@ class EpisodeJudge:
         rules = self.rules
         # The first rule that holds decides, in this order (applied here from the last one up).
         codes = np.zeros(self.n, dtype=np.int8)
+        crashed = np.zeros(self.n, dtype=bool) if crashed is None else np.asarray(crashed, dtype=bool).reshape(self.n)
         for code, holds in (
-            (5, self.steps * self.dt >= rules.max_seconds),
-            (4, (self.steps >= self.window) & (moved_all < rules.immobilized_distance)),
-            (3, self.best - self.driven > rules.reversed_fraction * self.loop_length),
-            (2, off_track),
+            (6, self.steps * self.dt >= rules.max_seconds),
+            (5, (self.steps >= self.window) & (moved_all < rules.immobilized_distance)),
+            (4, self.best - self.driven > rules.reversed_fraction * self.loop_length),
+            (3, off_track),
+            (2, crashed),
             (1, self.driven >= self.lap_length),
             (0, ~active),
         ):
@@ -293,6 +299,7 @@ class EpisodeJudge:
                     all_wheels_on_track=wheels[chosen].all(axis=1),
                     is_offtrack=off_track[chosen],
                     is_reversed=reverse,
+                    is_crashed=crashed[chosen],
                     sim_time=self.steps[chosen] * self.dt,
                     projection=projection,
                 )
@@ -304,6 +311,7 @@ class EpisodeJudge:
 _STATUS_BY_CODE = (
     EpisodeStatus.IN_PROGRESS,
     EpisodeStatus.LAP_COMPLETE,
+    EpisodeStatus.CRASHED,
     EpisodeStatus.OFF_TRACK,
     EpisodeStatus.REVERSED,
     EpisodeStatus.IMMOBILIZED,

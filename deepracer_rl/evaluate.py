@@ -74,6 +74,8 @@ class LapReport:
     progress: list[float] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     off_track: int = 0
+    collisions: int = 0  # steps a car touched an obstacle or bot car (races with objects)
+    penalty_s: float = 0.0  # s of penalties added to the laps (off track, collisions)
     seconds: list[float] = field(default_factory=list)  # per lap: sim s driven, penalties included
     rewards: list[float] = field(default_factory=list)  # per lap: the summed reward
     score_lap_s: float | None = None  # the lap time model selection ranks by, where not the best lap (validation)
@@ -97,6 +99,8 @@ class LapReport:
         self.laps += other.laps
         self.completed_laps += other.completed_laps
         self.off_track += other.off_track
+        self.collisions += other.collisions
+        self.penalty_s += other.penalty_s
         for name in ("lap_times_s", "progress", "statuses", "seconds", "rewards"):
             getattr(self, name).extend(getattr(other, name))
 
@@ -107,6 +111,8 @@ class LapReport:
             "lap_times_s": [round(t, 3) for t in self.lap_times_s],
             "mean_progress": round(self.mean_progress, 2),
             "off_track": self.off_track,
+            "collisions": self.collisions,
+            "penalty_s": round(self.penalty_s, 3),
             "statuses": self.statuses,
         }
 
@@ -145,13 +151,21 @@ def run_laps(
     simtrace_csv: str | os.PathLike | None = None,
     on_step: StepObserver | None = None,
     starts: np.ndarray | None = None,
+    collision_penalty: float | None = None,
 ) -> LapReport:
     """Drive `laps` laps with `driver` and report: from the start line, or lap k from `starts[k]`
     (x, y, yaw; `episode.evaluation_start_poses` spreads them round the track); optionally write the
     trajectory CSV and DeepRacer's evaluation simtrace (episode = lap, tstamp = sim clock in s
-    plus the penalties so far, so its lap times are the report's), and call `on_step` every step."""
+    plus the penalties so far, so its lap times are the report's), and call `on_step` every step.
+
+    In a race with objects the laps are DeepRacer's evaluation: a car that touches an object gets
+    `collision_penalty` s (None: the world config's COLLISION_PENALTY, 5 s in evaluation) and goes
+    back RESET_BEHIND_DIST before it in the other lane (`RaceCore.crash_reset`); the lap goes on."""
     if core.n != 1:
         raise ValueError("evaluation drives one car")
+    was_evaluation, core.evaluation = core.evaluation, True
+    if collision_penalty is None:
+        collision_penalty = core.penalties()[1]
     if starts is not None and len(starts) != laps:
         raise ValueError(f"{len(starts)} start poses for {laps} laps")
     report = LapReport(laps=laps)
@@ -224,8 +238,15 @@ def run_laps(
                     report.off_track += 1
                     if off_track_penalty is not None:
                         penalty += off_track_penalty
+                        report.penalty_s += off_track_penalty
                         core.put_back_on_track(0)
                         status = EpisodeStatus.IN_PROGRESS
+                elif status is EpisodeStatus.CRASHED:
+                    report.collisions += 1
+                    penalty += collision_penalty
+                    report.penalty_s += collision_penalty
+                    core.crash_reset(0)
+                    status = EpisodeStatus.IN_PROGRESS
                 if simtrace is not None:
                     action = action_index(core.actions, float(steer[0]), float(speed[0]))
                     if params["steps"] == 1:
@@ -245,6 +266,7 @@ def run_laps(
                 report.completed_laps += 1
                 report.lap_times_s.append(seconds)
     finally:
+        core.evaluation = was_evaluation
         if handle is not None:
             handle.close()
         if simtrace is not None:

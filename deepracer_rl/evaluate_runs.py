@@ -44,6 +44,8 @@ def merge_reports(reports: Sequence[LapReport]) -> LapReport:
     for part in reports:
         merged.completed_laps += part.completed_laps
         merged.off_track += part.off_track
+        merged.collisions += part.collisions
+        merged.penalty_s += part.penalty_s
         for name in ("lap_times_s", "progress", "statuses", "seconds", "rewards"):
             getattr(merged, name).extend(getattr(part, name))
     return merged
@@ -64,6 +66,8 @@ class TrackResult:
             "attempted_laps": report.laps,
             "lap_times_s": [round(t, 3) for t in report.lap_times_s],
             "off_track": report.off_track,
+            "collisions": report.collisions,
+            "penalty_s": round(report.penalty_s, 3),
             "mean_progress": round(report.mean_progress, 2),
             "statuses": report.statuses,
         }
@@ -110,6 +114,8 @@ class Evaluation:
             lap_times_s=[round(t, 3) for t in report.lap_times_s],
             mean_progress=round(report.mean_progress, 2),
             off_track=report.off_track,
+            collisions=report.collisions,
+            penalty_s=round(report.penalty_s, 3),
             statuses=report.statuses,
             seed=self.seed,
             randomize=self.randomize,
@@ -178,6 +184,7 @@ def evaluate_target(
     randomize: bool = False,
     workers: int | None = None,
     ray_address: str | None = None,
+    world_config: Any = None,
     **backend_options: Any,
 ) -> Evaluation:
     """Drive `laps` evaluation laps of `target` (a path, or a `Subject` loaded once for many calls)
@@ -189,7 +196,8 @@ def evaluate_target(
     evaluation simtrace (one track); `video`: an MP4 of the laps (one track); `observer`: made with
     each race (its track, car, actions), then called with every `LapStep`. `workers`: drive the
     laps as Ray tasks, one per (track, start), at most `workers` at once (`lap_tasks`), on the Ray
-    at `ray_address` or a local one."""
+    at `ray_address` or a local one. `world_config`: obstacles and bot cars (`RaceObjects` or DeepRacer's
+    world-config keys) instead of the run's; collisions cost COLLISION_PENALTY s (`run_laps`)."""
     if laps < 1:
         raise ValueError(f"--laps must be at least 1, got {laps}")
     if workers is not None:
@@ -215,9 +223,15 @@ def evaluate_target(
             from .camera import STANDARD_RANDOMIZATION
 
             backend_options["randomization"] = STANDARD_RANDOMIZATION
+    if world_config is not None:  # checked before anything is loaded; passed on as the race's objects
+        from .race import race_objects
+
+        backend_options["objects"] = race_objects(world_config)
     subject = target if isinstance(target, Subject) else load_subject(target, driver)
     kwargs, drive, label, run = dict(subject.race), subject.drive, subject.label, subject.run
     default_track = kwargs.pop("track")
+    if "objects" in backend_options:
+        kwargs.pop("objects", None)
     # Every name is checked before driving; Track objects keep their cached ground textures.
     if tracks == [None]:
         tracks = list(default_track) if isinstance(default_track, list) else [default_track]
@@ -305,6 +319,8 @@ def _one_lap(
     subject = target if isinstance(target, Subject) else load_subject(target, driver)
     kwargs = dict(subject.race)
     kwargs.pop("track")
+    if "objects" in backend_options:
+        kwargs.pop("objects", None)
     reward = make_reward(kwargs.pop("reward", None), kwargs.pop("reward_isolation", None))
     with tempfile.TemporaryDirectory(prefix="deepracer_rl_lap_") as folder:
         csv_path = Path(folder) / "lap.csv" if simtrace else None
@@ -394,6 +410,7 @@ def video_observer(core: RaceCore, writer: Any) -> StepObserver:
             step.lap + 1,
             step.sim_time,
             step.status,
+            objects=core.object_boxes(0),
         )
         writer.write(frame)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .backend import CarStates, SimulatorBackend
-from .camera import CameraPerturbation, DomainRandomization
+from .camera import CameraPerturbation, CarBoxes, DomainRandomization
 from .car import CarSpec
 from .observation import ObservationSpec
 from .sensors import Sensor
@@ -20,6 +20,7 @@ class InProcessBackend(SimulatorBackend):
     may be on another of several tracks (multi-track training)."""
 
     supports_multiple_tracks = True
+    supports_objects = True
 
     def __init__(
         self,
@@ -63,9 +64,13 @@ class InProcessBackend(SimulatorBackend):
 
     def reseed(self, seed: int | None) -> None:
         """A fresh simulator whose camera randomisation streams start from `seed` (cars stay on their tracks)."""
-        car_track = self.sim.car_track.copy()
+        car_track, objects = self.sim.car_track.copy(), self.sim.objects
         self.sim = Simulator(self._tracks, car=self.car, seed=seed, **self._sim_kwargs)
         self.sim.car_track[:] = car_track
+        self.sim.objects = objects
+
+    def show_objects(self, boxes: CarBoxes | None) -> None:
+        self.sim.objects = boxes
 
     def reset_cars(self, rows: np.ndarray, poses: np.ndarray, new_episode: bool = True) -> None:
         for i, pose in zip(np.asarray(rows, dtype=np.intp).reshape(-1), np.asarray(poses).reshape(-1, 3)):

@@ -8,7 +8,7 @@ topics alike: the backend only moves cars and reports their poses and sensor dat
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,28 @@ from .reward_process import IsolatedReward, RewardIsolation, make_reward
 from .sensors import sensors_for
 from .track import Track
 from .track_set import DIRECTIONS, TrackSet
+from .world_objects import (
+    BOT_CAR,
+    ObjectState,
+    ObjectWorld,
+    RaceObjects,
+    collisions,
+    crash_reset_pose,
+    objects_params,
+)
 
 TrackInput = Track | str | TrackSet | Sequence[Track | str]
+ObjectsInput = RaceObjects | Mapping[str, Any] | None
+START_BACKOFF_M, START_BACKOFF_STEPS = 0.1, 20  # a start touching an object moves back this far, at most so often
+
+
+def race_objects(objects: ObjectsInput) -> RaceObjects | None:
+    """The obstacles and bot cars of a race: a `RaceObjects`, a world-config mapping with
+    DeepRacer's keys (errors name the key), or None; a config without objects is a time trial (None)."""
+    if objects is None:
+        return None
+    config = objects if isinstance(objects, RaceObjects) else RaceObjects.from_mapping(objects)
+    return config if config.count else None
 
 
 def load_tracks(track: TrackInput, direction: str = "as-is") -> TrackSet:
@@ -71,6 +91,8 @@ class RaceCore:
         rules: RaceRules | None = None,
         seed: int | None = None,
         direction: str = "as-is",
+        objects: RaceObjects | None = None,
+        collision_rule: str = "overlap",
     ):
         self.backend = backend
         self.track_set = TrackSet(backend.tracks, direction)
@@ -85,6 +107,23 @@ class RaceCore:
         self.episodes = np.zeros(self.n, dtype=np.int64)  # episodes started per car
         self.frames = FrameStacks(self.obs_spec, self.n)
         self.owns_reward = False  # whether close() closes reward_fn (create() sets it for what it loaded)
+        # Obstacles and bot cars (object avoidance, head-to-bot): one ObjectWorld per (track, driving
+        # direction), world i of it is car i's while car i races there (`reset_cars`).
+        self.objects = objects
+        self.collision_rule = collision_rule
+        self.evaluation = False  # DeepRacer's evaluation penalties (`penalties`), else training's
+        self.last_hit = np.full(self.n, -1)  # index of the object each car touched at its last step
+        self._seed = seed
+        self._worlds: dict[tuple[int, bool], ObjectWorld] = {}
+        self._world_key = [(0, False)] * self.n
+        if objects is not None:
+            if backend.sensors and not backend.supports_objects:
+                raise ValueError(
+                    f"the {type(backend).__name__} backend does not show obstacles or bot cars to its sensors; "
+                    "races with objects use --backend inprocess"
+                )
+            self._world((0, False))  # a layout that cannot be placed fails now
+            self._show_objects()
 
     @classmethod
     def create(
@@ -101,15 +140,18 @@ class RaceCore:
         sensors: bool = True,
         reward_isolation: RewardIsolation | None = None,
         direction: str = "as-is",
+        objects: ObjectsInput = None,
         **backend_options: Any,
     ) -> RaceCore:
         """A race from names and files: the backend by name, the metadata's sensors (none when
         `sensors` is False: scripted drivers read poses only), the reward file in a child process
         when `reward_isolation` is given. The race closes what it made (backend, reward process).
         `track`: one track, or several (names, paths, Tracks or a TrackSet: cars draw one per
-        episode); `direction`: as-is, ccw, cw or both (drawn per episode)."""
+        episode); `direction`: as-is, ccw, cw or both (drawn per episode). `objects`: DeepRacer's
+        obstacles and bot cars (`RaceObjects` or a world-config mapping), each car in a world of its own."""
         if int(n_cars) < 1:
             raise ValueError(f"the number of cars must be at least 1, got {n_cars}")
+        config = race_objects(objects)  # errors name the world-config key, before anything is loaded
         track, actions, reward_fn = load_race_inputs(track, metadata, reward, reward_isolation)
         if isinstance(track, TrackSet):
             direction = track.direction if direction == "as-is" else direction
@@ -124,7 +166,15 @@ class RaceCore:
             if reward_fn is not reward:
                 reward_fn.close()
             raise
-        core = cls(sim, actions, reward_fn, start=start, rules=rules, seed=seed, direction=direction)
+        try:
+            core = cls(
+                sim, actions, reward_fn, start=start, rules=rules, seed=seed, direction=direction, objects=config
+            )
+        except BaseException:
+            sim.close()
+            if reward_fn is not reward:
+                reward_fn.close()
+            raise
         core.owns_reward = reward_fn is not reward
         return core
 
@@ -152,6 +202,12 @@ class RaceCore:
         self.rng = np.random.default_rng(seed)
         self.episodes[:] = 0
         self.backend.reseed(seed)
+        self._seed = seed
+        if self.objects is not None:  # the object layouts start over from the seed too
+            self._worlds.clear()
+            self._world_key = [(0, False)] * self.n
+            self._world((0, False))
+            self._show_objects()
 
     def start_pose(self, i: int, track_index: int = 0, reverse: bool = False) -> tuple[np.ndarray, bool]:
         """The start pose of car i's next episode on `tracks[track_index]` (driven `reverse`d), and
@@ -183,12 +239,35 @@ class RaceCore:
             poses.append(start if pose is None else np.asarray(pose, dtype=np.float64))
             directions.append(start_reverse if reverse is None else reverse)
             indices.append(k)
+        if self.objects is not None:
+            poses = [self._reset_objects(int(i), p, d, k) for i, p, d, k in zip(rows, poses, directions, indices)]
         if len(self.track_set.tracks) > 1:
             self.backend.place_on_tracks(rows, np.array(indices, dtype=np.intp))
         self.backend.reset_cars(rows, np.array(poses).reshape(-1, 3))
         for i, p, direction, k in zip(rows, poses, directions, indices):
             self.judge.start(int(i), p, direction, track_index=k)
+        if self.objects is not None:
+            self.last_hit[rows] = -1
+            self._show_objects()
         self._store(rows, fresh=True)
+
+    def _reset_objects(self, i: int, pose: np.ndarray, reverse: bool, k: int) -> np.ndarray:
+        """A new layout in car i's world of track k (driven `reverse`d), clear of its start, and the
+        start: `pose`, or moved back along the centre line (START_BACKOFF steps) while it touches an
+        object of a fixed layout (on narrow tracks DeepRacer's first obstacle, 2 % in, reaches the line)."""
+        key = (int(k), bool(reverse))
+        world = self._world(key)
+        self._world_key[i] = key
+        pose = np.asarray(pose, dtype=np.float64)
+        arc = world.track.project(pose[None, :2]).arc_length
+        world.reset([i], keep_clear=arc)
+        state = world.state().take(np.array([i]))
+        for step in range(1, START_BACKOFF_STEPS + 1):
+            if not collisions(pose[None], state, self.car, self.collision_rule)[0][0]:
+                break
+            (point,), (heading,) = world.track.point_at(arc - step * START_BACKOFF_M)
+            pose = np.array([point[0], point[1], heading])
+        return pose
 
     def car_track(self, i: int) -> Track:
         """The track car i is on now (as its file runs)."""
@@ -201,6 +280,107 @@ class RaceCore:
         (point,), (heading,) = direction.point_at(arc)
         self.backend.reset_cars(np.array([i]), np.array([[point[0], point[1], heading]]), new_episode=False)
         self.judge.last_arc[i] = self.judge.track_of(i).project(point[None]).arc_length[0]
+
+    def crash_reset(self, i: int) -> None:
+        """Car i back where DeepRacer puts it after hitting an object (same episode): RESET_BEHIND_DIST
+        before the object it touched, in the other lane, stopped (`world_objects.crash_reset_pose`)."""
+        hit = int(self.last_hit[i])
+        if self.objects is None or hit < 0:
+            raise ValueError(f"car {i} has not touched an object")
+        world = self._worlds[self._world_key[i]]
+        obstacle = world.state().poses[i, hit]
+        pose = crash_reset_pose(world.track, obstacle, self.objects.reset_behind_dist)
+        self.backend.reset_cars(np.array([i]), pose[None], new_episode=False)
+        self.judge.last_arc[i] = self.judge.track_of(i).project(pose[None, :2]).arc_length[0]
+        self.last_hit[i] = -1
+
+    def object_boxes(self, i: int) -> list[Any]:
+        """The obstacles and bot cars car i sees now, as `camera.Box`es (empty without objects): for
+        views drawn outside the backend (the evaluation video, `RaceEnv.render`)."""
+        if self.objects is None:
+            return []
+        from .camera import Box
+
+        state = self._worlds[self._world_key[i]].state().take(np.array([i]))
+        colours = state.colours if state.colours is not None else np.full((state.count, 3), 128)
+        return [Box(*row, colour=tuple(int(c) for c in rgb)) for row, rgb in zip(state.box_params()[0], colours)]
+
+    def penalties(self) -> tuple[float, float]:
+        """(PENALTY_SECONDS, COLLISION_PENALTY) of this race's phase (`evaluation`); (0, 0) without objects."""
+        return (0.0, 0.0) if self.objects is None else self.objects.penalties(self.evaluation)
+
+    # ---- objects --------------------------------------------------------------------------
+    def _world(self, key: tuple[int, bool]) -> ObjectWorld:
+        """The objects of track `key[0]` driven reversed or not (`key[1]`), one world per car."""
+        world = self._worlds.get(key)
+        if world is None:
+            track = self.track_set.tracks[key[0]]
+            seed = None if self._seed is None else int(self._seed) * 7919 + 2 * key[0] + int(key[1]) + 15
+            assert self.objects is not None
+            world = self._worlds[key] = ObjectWorld(self.objects, track.reversed() if key[1] else track, self.n, seed)
+        return world
+
+    def _object_states(self) -> list[tuple[ObjectWorld, np.ndarray, ObjectState]]:
+        """(world, its cars, their objects) for every world some car races in."""
+        groups: dict[tuple[int, bool], list[int]] = {}
+        for i, key in enumerate(self._world_key):
+            groups.setdefault(key, []).append(i)
+        out = []
+        for key, idx in groups.items():
+            world, rows = self._worlds[key], np.array(idx, dtype=np.intp)
+            state = world.state()
+            out.append((world, rows, state if len(rows) == self.n else state.take(rows)))
+        return out
+
+    def _show_objects(self, states: list[tuple[ObjectWorld, np.ndarray, ObjectState]] | None = None) -> None:
+        """Hand every car's objects to the backend's sensors (the camera draws them)."""
+        if not self.backend.sensors:
+            return
+        from .camera import CarBoxes
+
+        states = self._object_states() if states is None else states
+        k = states[0][2].count
+        params = np.empty((self.n, k, 6))
+        for _, rows, state in states:
+            params[rows] = state.box_params()
+        self.backend.show_objects(CarBoxes(params, states[0][2].colours))
+
+    def _judge_objects(self, poses: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Step the objects one control tick, then each car's collision and its `objects_*` params."""
+        dt = 1.0 / self.control_hz
+        for world in self._worlds.values():
+            world.step(dt)
+        states = self._object_states()
+        crashed = np.zeros(self.n, dtype=bool)
+        params: list[dict[str, Any]] = [{} for _ in range(self.n)]
+        bot_speed = self.objects.bot_car_speed if self.objects.number_of_bot_cars else None  # type: ignore[union-attr]
+        for world, rows, state in states:
+            hit, index = collisions(poses[rows], state, self.car, self.collision_rule)
+            crashed[rows], self.last_hit[rows] = hit, index
+            for i, p in zip(rows.tolist(), objects_params(world.track, poses[rows], state, self.car, bot_speed)):
+                params[i] = p
+            self._pause_bots(world, rows[hit], index[hit], poses, state.take(np.flatnonzero(hit)))
+        self._show_objects(states)
+        return crashed, params
+
+    def _pause_bots(
+        self, world: ObjectWorld, cars: np.ndarray, hit: np.ndarray, poses: np.ndarray, state: ObjectState
+    ) -> None:
+        """DeepRacer's bot cars stop PENALTY_SECONDS when one hits a car that is ahead of it
+        (`bot_cars_agent_ctrl.judge_action`); the car is crashed all the same."""
+        pause = self.penalties()[0]
+        if pause <= 0 or len(cars) == 0:
+            return
+        track = world.track
+        for j, (i, k) in enumerate(zip(cars.tolist(), hit.tolist())):
+            if state.kinds[k] != BOT_CAR:
+                continue
+            car_arc, bot_arc = track.project(np.array([poses[i, :2], state.poses[j, k, :2]])).arc_length
+            ahead = car_arc - bot_arc
+            if track.closed:
+                ahead = (ahead + 0.5 * track.length) % track.length - 0.5 * track.length
+            if ahead > 0:
+                world.pause_bots([i], pause)
 
     # ---- stepping -------------------------------------------------------------------------
     def step(self, actions: Any) -> tuple[np.ndarray, list[EpisodeStatus], list[dict[str, Any]]]:
@@ -217,7 +397,14 @@ class RaceCore:
         steering_deg = np.asarray(steering_deg, dtype=np.float64).reshape(self.n)
         speed = np.asarray(speed, dtype=np.float64).reshape(self.n)
         self.backend.step(steering_deg, speed)
-        judged = self.judge.update(self.backend.states().poses, steering_deg, speed)
+        poses = self.backend.states().poses
+        if self.objects is None:
+            judged = self.judge.update(poses, steering_deg, speed)
+        else:
+            crashed, object_params = self._judge_objects(poses)
+            judged = self.judge.update(poses, steering_deg, speed, crashed=crashed)
+            for params, extra in zip(judged.params, object_params):
+                params.update(extra)
         rewards = self.reward_fn.batch(judged.params)
         return rewards, judged.status, judged.params
 

@@ -34,6 +34,17 @@ DEEPRACER_SENSOR_NAMES = (
     "DISCRETIZED_SECTOR_LIDAR",
 )
 
+CAMERA_SENSORS = ("FRONT_FACING_CAMERA", "STEREO_CAMERAS")
+LIDAR_SENSORS = ("LIDAR", "SECTOR_LIDAR", "DISCRETIZED_SECTOR_LIDAR")
+_LIDAR_WHY = (
+    ": its ray cast and observations exist (deepracer_rl/lidar.py), but a policy of camera and lidar "
+    "(a Dict observation, a multi-input network, one ONNX input per sensor, /scan in the inference node) "
+    "is not built (docs/races.md)"
+)
+_NOT_BUILT = {name: _LIDAR_WHY for name in LIDAR_SENSORS} | {
+    "STEREO_CAMERAS": ": the renderer draws one camera per car; the stereo pair is not built (docs/races.md)"
+}
+
 
 class SensorError(ValueError):
     """A sensor name that is unknown, not built yet, or not given as a list of names."""
@@ -92,12 +103,20 @@ def check_sensor_names(names: object, where: str = "model_metadata.json") -> tup
     names = tuple(names)
     if not names:
         raise SensorError(f"{where}: field 'sensor' is empty; give at least [\"FRONT_FACING_CAMERA\"]")
+    for kind, group in (("camera", CAMERA_SENSORS), ("lidar", LIDAR_SENSORS)):
+        chosen = [name for name in names if name in group]
+        if len(chosen) > 1:
+            raise SensorError(
+                f"{where}: field 'sensor' names {len(chosen)} {kind} kinds {chosen}; DeepRacer takes one "
+                f"{kind} at most (one of {', '.join(group)})"
+            )
     for name in names:
         if name in SENSORS:
             continue
         if name in DEEPRACER_SENSOR_NAMES:
+            why = _NOT_BUILT.get(name, "")
             raise SensorError(
-                f"{where}: sensor {name!r} is not supported yet (built: {', '.join(SENSORS)}); "
+                f"{where}: sensor {name!r} is not supported yet (built: {', '.join(SENSORS)}){why}; "
                 f"it would not be trained as something else"
             )
         raise SensorError(f"{where}: unknown sensor {name!r}; DeepRacer's are {', '.join(DEEPRACER_SENSOR_NAMES)}")

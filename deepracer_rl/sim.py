@@ -31,7 +31,7 @@ from .car import CarSpec
 from .track import Track
 
 if TYPE_CHECKING:
-    from .camera import CameraRenderer
+    from .camera import CameraRenderer, CarBoxes
 
 GRAVITY = 9.81
 RENDERER_CACHE_BYTES = 3 << 30  # renderers (ground textures, scene variants) kept for tracks no car is on
@@ -143,6 +143,7 @@ class Simulator:
         self.renderer_cache_bytes = int(renderer_cache_bytes)
         self._renderers: OrderedDict[int, CameraRenderer] = OrderedDict()
         self.renderers_built = 0  # renderers made so far (a rebuilt one counts again)
+        self.objects: CarBoxes | None = None  # boxes each car's camera sees (races with objects), row = car
         self.renderer = self.renderer_for(0) if image_size is not None else None
 
     # ---- cars -------------------------------------------------------------------------
@@ -190,17 +191,21 @@ class Simulator:
             forget_ground_texture(self.tracks[k])
 
     def render(self, rows: np.ndarray | None = None) -> np.ndarray | None:
-        """Camera frames of every car, or of the cars in `rows` (in that order); None without a camera."""
+        """Camera frames of every car, or of the cars in `rows` (in that order); None without a camera.
+        Each car sees its row of `objects` (when set)."""
         if self._image_size is None:
             return None
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.intp).reshape(-1)
+        objects = self.objects
         if len(self.tracks) == 1:
-            return self.renderer.render(self.state.pose[rows], rows)  # type: ignore[union-attr]
+            boxes = None if objects is None else objects.take(rows)
+            return self.renderer.render(self.state.pose[rows], rows, boxes)  # type: ignore[union-attr]
         which = self.car_track[rows]
         out = None
         for k in np.unique(which).tolist():
             at = np.flatnonzero(which == k)
-            frames = self.renderer_for(k).render(self.state.pose[rows[at]], rows[at])
+            boxes = None if objects is None else objects.take(rows[at])
+            frames = self.renderer_for(k).render(self.state.pose[rows[at]], rows[at], boxes)
             if out is None:
                 out = np.empty((len(rows),) + frames.shape[1:], dtype=frames.dtype)
             out[at] = frames

@@ -87,6 +87,11 @@ def check_config(config: TrainConfig) -> None:
             raise TrainingError("--workers needs Ray: pip install 'deepracer_rl[ray]' (the pinned version)")
     elif config.ray_address is not None:
         raise TrainingError("--ray-address names the Ray cluster of --workers N: give --workers too")
+    if config.world_config is not None and config.backend != "inprocess":
+        raise TrainingError(
+            "--world-config places obstacles and bot cars in the in-process simulator; over ROS the "
+            "simulator would have to spawn them (not built yet): use --backend inprocess"
+        )
     try:
         randomization = training_randomization(config)
     except (ValueError, TypeError) as exc:
@@ -172,13 +177,16 @@ def race_kwargs(config: TrainConfig, run: RunDir | str | os.PathLike) -> dict[st
     exists, so errors name the file they edit; the run's copy is the record (and the fallback)."""
     run = as_run(run)
     reward = Path(config.reward) if config.reward else None
-    return dict(
+    kwargs = dict(
         track=training_track_set(config, run),
         metadata=str(run.metadata_path),
         reward=str(reward if reward is not None and reward.exists() else run.reward_path),
         observation=config.observation(),
         reward_isolation=config.isolation(),
     )
+    if config.world_config is not None:
+        kwargs["objects"] = dict(config.world_config)
+    return kwargs
 
 
 MULTI_TRACK_SCENE_VARIANTS = 2  # randomised scene variants per track of a multi-track run

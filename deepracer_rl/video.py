@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from .camera import CameraRenderer, render_topdown
+from .camera import Box, CameraRenderer, render_topdown
 from .car import CarSpec
 from .track import Track
 
@@ -61,13 +62,15 @@ class Dashboard:
         lap: int,
         sim_time: float,
         status: str = "in_progress",
+        objects: Sequence[Box] | None = None,
     ) -> np.ndarray:
         """(H, W, 3) uint8 RGB: the camera at `pose` (x, y m; yaw rad) and the map, with the command
-        (degrees, + = left; m/s), the step's reward, progress (0..100 %), lap (1-based) and sim time (s)."""
+        (degrees, + = left; m/s), the step's reward, progress (0..100 %), lap (1-based) and sim time (s);
+        the camera sees `objects` (obstacles, bot cars) when given."""
         pose = np.asarray(pose, dtype=np.float64).reshape(3)
         self.trail.append(pose[:2].copy())
         out = np.full(self.shape, 32, dtype=np.uint8)
-        out[: CAMERA_SIZE[1], : CAMERA_SIZE[0]] = self.renderer.render(pose[None])[0]
+        out[: CAMERA_SIZE[1], : CAMERA_SIZE[0]] = self.renderer.render(pose[None], objects=objects or None)[0]
         trail = np.array(self.trail) if len(self.trail) > 1 else None
         top = render_topdown(self.track, pose[None], trail=trail, size=MAP_SIZE)
         out[: top.shape[0], CAMERA_SIZE[0] : CAMERA_SIZE[0] + top.shape[1]] = top

@@ -26,6 +26,7 @@ import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -63,6 +64,15 @@ FRONT_OF_CAR = 0.14
 FRUSTUM_NEAR = 0.2
 FRUSTUM_FAR = 300.0
 FRUSTUM_ASPECT = 480.0 / 640.0
+# Colours the in-process camera draws objects in (RGB): stand-ins for the models' textures (the
+# white box, the DeepRacer-branded box, the cardboard Amazon box, the bot car's shell), not
+# measured from DeepRacer's meshes.
+OBSTACLE_RGB: dict[str, tuple[int, int, int]] = {
+    "box_obstacle": (225, 225, 225),
+    "deepracer_box_obstacle": (120, 70, 190),
+    "amazon_box_obstacle": (190, 140, 90),
+}
+BOT_CAR_RGB = (200, 45, 45)
 # Obstacles keep this much track (m, along the centre line, both ways) clear around a
 # learner car's start when placed at random; not a DeepRacer figure (DeepRacer only starts
 # its layout MIN_DISTANCE_BETWEEN_OBSTACLES after the start line).
@@ -261,6 +271,77 @@ class RaceObjects:
         return penalty, collision
 
 
+# DeepRacer's other world-config / training-params keys (DRfC's `run.env` DR_* settings and the
+# simapp's training params), accepted in a --world-config file and left to other options.
+OTHER_WORLD_KEYS = frozenset(
+    {
+        "WORLD_NAME",
+        "RACE_TYPE",
+        "CHANGE_START_POSITION",
+        "ALTERNATE_DRIVING_DIRECTION",
+        "START_POSITION_OFFSET",
+        "REVERSE_DIR",
+        "ENABLE_DOMAIN_RANDOMIZATION",
+        "NUMBER_OF_EPISODES",
+        "NUMBER_OF_TRIALS",
+        "NUMBER_OF_RESETS",
+        "OFF_TRACK_PENALTY",
+        "IS_CONTINUOUS",
+        "CAR_NAME",
+        "DISPLAY_NAME",
+        "RACER_NAME",
+        "BODY_SHELL_TYPE",
+        "CAR_COLOR",
+        "SIMTRACE_S3_BUCKET",
+        "SIMTRACE_S3_PREFIX",
+        "METRICS_S3_BUCKET",
+        "METRICS_S3_OBJECT_KEY",
+        "MODEL_METADATA_FILE_S3_KEY",
+        "SAGEMAKER_SHARED_S3_BUCKET",
+        "SAGEMAKER_SHARED_S3_PREFIX",
+        "AWS_REGION",
+        "KINESIS_VIDEO_STREAM_NAME",
+        "VIDEO_JOB_TYPE",
+        "MP4_S3_BUCKET",
+        "MP4_S3_OBJECT_PREFIX",
+        "ROBOMAKER_SIMULATION_JOB_ACCOUNT_ID",
+        "LEADERBOARD_TYPE",
+        "LEADERBOARD_NAME",
+    }
+)
+
+
+def load_world_config(path: str | Path) -> RaceObjects:
+    """`RaceObjects` from a world-config file (YAML, or JSON by its .json suffix) with DeepRacer's
+    keys (e.g. DRfC's training params: NUMBER_OF_OBSTACLES: 3). DeepRacer's other keys
+    (`OTHER_WORLD_KEYS`: WORLD_NAME, RACE_TYPE, ...) are ignored; any other key is an error that
+    names it, as is every bad value."""
+    import json
+
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WorldConfigError(f"{path}: cannot read the world config ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise WorldConfigError(
+            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}"
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise WorldConfigError(f"{path}: expected a mapping of DeepRacer keys (NUMBER_OF_OBSTACLES: 3, ...)")
+    kept = {k: v for k, v in data.items() if str(k).strip().upper() not in OTHER_WORLD_KEYS}
+    try:
+        return RaceObjects.from_mapping(kept)
+    except WorldConfigError as exc:
+        raise WorldConfigError(f"{path}: {exc}") from None
+
+
 # ---- geometry helpers ---------------------------------------------------------------------
 
 
@@ -415,9 +496,26 @@ class ObjectState:
     size: np.ndarray
     z: np.ndarray
 
+    colours: np.ndarray | None = None  # (K, 3) RGB the camera draws each object in
+
     @property
     def count(self) -> int:
         return len(self.kinds)
+
+    def take(self, rows: np.ndarray) -> ObjectState:
+        """The objects of worlds `rows` (in that order)."""
+        rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        return ObjectState(
+            self.poses[rows], self.speeds[rows], self.kinds, self.footprint, self.size, self.z, self.colours
+        )
+
+    def box_params(self) -> np.ndarray:
+        """(W, K, 6) the camera's boxes (`camera.CarBoxes.params`): x, y, yaw, length, width, height."""
+        w, k = self.poses.shape[:2]
+        out = np.empty((w, k, 6))
+        out[..., :3] = self.poses
+        out[..., 3:] = self.size[None]
+        return out
 
 
 @dataclass
@@ -459,6 +557,8 @@ class ObjectWorld:
         self.footprint = np.array([obstacle_foot] * n_obs + [CAR_FOOTPRINT] * n_bot, dtype=np.float64).reshape(-1, 2)
         self.size = np.array([obstacle_size] * n_obs + [car_size] * n_bot, dtype=np.float64).reshape(-1, 3)
         self.z = np.array([BOT_CAR_Z if obstacle_bot else OBSTACLE_Z] * n_obs + [BOT_CAR_Z] * n_bot, dtype=np.float64)
+        obstacle_rgb = BOT_CAR_RGB if obstacle_bot else OBSTACLE_RGB[config.obstacle_type]
+        self.colours = np.array([obstacle_rgb] * n_obs + [BOT_CAR_RGB] * n_bot, dtype=np.float32).reshape(-1, 3)
         self.obstacles = np.zeros((worlds, n_obs, 3))
         b = n_bot
         self.bots = _BotCars(
@@ -646,7 +746,7 @@ class ObjectWorld:
         if n_bot:
             moving = (self.bots.pause <= 0.0).astype(np.float64)
             speeds[:, -n_bot:] = self.config.bot_car_speed * moving[:, None]
-        return ObjectState(poses, speeds, self.kinds, self.footprint, self.size, self.z)
+        return ObjectState(poses, speeds, self.kinds, self.footprint, self.size, self.z, self.colours)
 
 
 # ---- collisions, params, resets -----------------------------------------------------------

@@ -21,6 +21,7 @@ from deepracer_rl.camera import (
     TOP_SHADE,
     Box,
     CameraRenderer,
+    CarBoxes,
     DomainRandomization,
     car_box,
 )
@@ -413,3 +414,36 @@ def test_a_batch_of_randomised_cars_sees_each_other(camera, reinvent):
     assert rgb.shape == (2, 4, H, W, 3)
     # The camera-height jitter of the randomisation still puts other cars where they belong.
     assert np.any(rgb != frames(None, grayscale=False))
+
+
+# ---- each car its own boxes -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grayscale", [True, False])
+def test_boxes_per_car_equal_each_car_drawn_alone(camera, reinvent, grayscale):
+    # Cars in worlds of their own: car i sees only its list; the batch equals one call per car.
+    poses = np.stack([pose_at(reinvent, a) for a in (0.0, 3.0, 6.0)])
+    own = [
+        [Box(*camera_point(camera, poses[0], 1.0), length=0.4, width=0.3, height=0.25)],
+        [],
+        [
+            Box(*camera_point(camera, poses[2], 0.9, 0.2), colour=(30, 200, 90)),
+            Box(*camera_point(camera, poses[2], 1.6, -0.2), length=0.3),
+        ],
+    ]
+    renderer = CameraRenderer(reinvent, camera, W, H, grayscale=grayscale)
+    batch = renderer.render(poses, objects=own)
+    for i in range(3):
+        alone = renderer.render(poses[i : i + 1], [i], objects=own[i] or None)
+        np.testing.assert_array_equal(batch[i], alone[0])
+    plain = renderer.render(poses)
+    assert np.any(batch[0] != plain[0]) and np.any(batch[2] != plain[2])
+    np.testing.assert_array_equal(batch[1], plain[1])
+    # The same as arrays, and a car's boxes picked by row.
+    arrays = CarBoxes.from_lists(own)
+    np.testing.assert_array_equal(renderer.render(poses, objects=arrays), batch)
+    np.testing.assert_array_equal(renderer.render(poses[[2, 0]], [2, 0], objects=arrays.take([2, 0])), batch[[2, 0]])
+    # No box anywhere costs nothing and draws nothing.
+    np.testing.assert_array_equal(renderer.render(poses, objects=[[], [], []]), plain)
+    with pytest.raises(ValueError, match="3 poses but box lists of 2 cars"):
+        renderer.render(poses, objects=own[:2])

@@ -1,0 +1,86 @@
+"""Race types' speed: camera-observation env steps/s of a time trial, object avoidance and head-to-bot.
+
+Run: python benchmarks/race_types.py [--track reinvent_base] [--cars 16] [--steps 200] [--repeats 3]
+One process, pinned to one CPU where the OS allows it (as benchmarks/sim.py); steps/s count env
+steps (one car, one control period, 160x120 grayscale observation, the default reward and
+discrete action space, random actions, episodes reset as they end) per CPU second of this
+process. The three races run in the same process, one after the other, so their figures compare.
+Object avoidance: 6 boxes at random (RANDOMIZE_OBSTACLE_LOCATIONS); head-to-bot: 3 bot cars
+changing lanes (IS_LANE_CHANGE). Also the fraction of steps that end an episode (crashes end
+episodes early in the races with objects). Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before NumPy loads its BLAS
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sim import best_rate, pin_to_one_core  # noqa: E402
+
+from deepracer_rl.env import RaceEnv  # noqa: E402
+from deepracer_rl.track import Track  # noqa: E402
+from deepracer_rl.vec_env import RaceVecEnv  # noqa: E402
+
+RACES = {
+    "time_trial": None,
+    "object_avoidance_6_boxes": {"NUMBER_OF_OBSTACLES": 6, "RANDOMIZE_OBSTACLE_LOCATIONS": True},
+    "head_to_bot_3_bots": {"NUMBER_OF_BOT_CARS": 3, "IS_LANE_CHANGE": True},
+}
+
+
+def batched(track: Track, cars: int, steps: int, repeats: int, objects: dict | None) -> tuple[float, float, float]:
+    env = RaceVecEnv(n_envs=cars, seed=0, track=track, objects=objects)
+    env.reset()
+    actions = np.random.default_rng(0).integers(0, env.action_space.n, (steps, cars))
+    resets = 0
+
+    def run() -> None:
+        nonlocal resets
+        for action in actions:
+            resets += int(env.step(action)[2].sum())
+
+    try:
+        run()  # warm-up
+        resets = 0
+        cpu, wall = best_rate(run, steps * cars, repeats)
+    finally:
+        env.close()
+    return cpu, wall, resets / (repeats * steps * cars)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--track", default="reinvent_base")
+    parser.add_argument("--cars", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=200, help="control steps per timed run")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", message=".*render_mode.*")
+    where = pin_to_one_core()
+    track = Track.load(args.track)
+    RaceEnv(track).reset(seed=0)  # the ground texture, outside the timings
+    print(f"track {track.name}, {where}, {args.cars} cars, best of {args.repeats} runs of {args.steps} control steps")
+    out: dict = {"track": track.name, "cars": args.cars}
+    for name, objects in RACES.items():
+        cpu, wall, ends = batched(track, args.cars, args.steps, args.repeats, objects)
+        out[name] = {"steps_per_s_cpu": round(cpu), "steps_per_s_wall": round(wall), "episode_ends": round(ends, 4)}
+        print(f"  {name:26s} {cpu:8,.0f} steps/s CPU ({wall:,.0f} wall), {100 * ends:.1f} % of steps end an episode")
+    base = out["time_trial"]["steps_per_s_cpu"]
+    for name in RACES:
+        out[name]["of_time_trial"] = round(out[name]["steps_per_s_cpu"] / base, 3)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
