@@ -77,9 +77,16 @@ def check_config(config: TrainConfig) -> None:
                 f"--workers trains PPO only, not {config.algo!r} (docs/scaling.md says why SAC does not yet): "
                 "use --algo ppo, or train SAC without --workers"
             )
-        if config.backend != "inprocess":
+        if config.backend == "ros":  # each worker races in a domain of its own (distributed.worker_domain_ids)
+            from .distributed import worker_domain_ids
+
+            try:
+                worker_domain_ids(config.workers, config.ros_domain_base)
+            except ValueError as exc:
+                raise TrainingError(str(exc)) from None
+        elif config.backend != "inprocess":
             raise TrainingError(
-                "--workers drives the in-process simulator on each worker; --backend ros is one simulator per run"
+                f"--workers drives the in-process simulator or the ROS backend on each worker, not {config.backend!r}"
             )
         from importlib.util import find_spec
 
@@ -87,6 +94,14 @@ def check_config(config: TrainConfig) -> None:
             raise TrainingError("--workers needs Ray: pip install 'deepracer_rl[ray]' (the pinned version)")
     elif config.ray_address is not None:
         raise TrainingError("--ray-address names the Ray cluster of --workers N: give --workers too")
+    if (config.ros_domain_base is not None or config.external_simulators) and not (
+        config.workers and config.backend == "ros"
+    ):
+        option = "--ros-domain-base" if config.ros_domain_base is not None else "--external-simulators"
+        raise TrainingError(
+            f"{option} places the simulators of --workers N --backend ros; one simulator without workers "
+            "races in this process's ROS_DOMAIN_ID"
+        )
     try:
         randomization = training_randomization(config)
     except (ValueError, TypeError) as exc:
