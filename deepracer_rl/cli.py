@@ -355,7 +355,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         "stale_command_timeout": args.stale_command_timeout,
         "cars": args.cars,
     }
-    return sim_node.run(args=args.ros_args, overrides=overrides)
+    return sim_node.run(args=args.ros_args, overrides=overrides, parent_pid=args.parent_pid)
 
 
 def _add_backend_options(p: argparse.ArgumentParser, action: str, default: str | None = "inprocess") -> None:
@@ -658,6 +658,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="auto|HOST:PORT",
         help="with --workers: the Ray cluster to join (ray start --head ...); default: start a local Ray",
     )
+    p.add_argument(
+        "--ros-domain-base",
+        dest="ros_domain_base",
+        type=int,
+        default=None,
+        metavar="B",
+        help="with --workers N --backend ros: worker i races in ROS_DOMAIN_ID B+i (0..101 in all); default: "
+        "this process's ROS_DOMAIN_ID + 1",
+    )
+    p.add_argument(
+        "--external-simulators",
+        dest="external_simulators",
+        action="store_const",
+        const=True,
+        default=None,
+        help="with --workers N --backend ros: start no simulators; worker i races the one you started in "
+        "ROS_DOMAIN_ID B+i on its node (e.g. Gazebo; docs/scaling.md)",
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument(
@@ -841,6 +859,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         metavar="SECONDS",
         help="real time: stop the car this long after the last /cmd_vel (default: 0.5)",
+    )
+    p.add_argument(
+        "--parent-pid",
+        dest="parent_pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="stop when process PID is no longer this simulator's parent (a Ray worker's simulator: "
+        "it ends with its worker, even one killed by SIGKILL)",
     )
     p.add_argument(
         "ros_args",

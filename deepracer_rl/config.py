@@ -55,6 +55,9 @@ class TrainConfig:
     ray_address: str | None = None  # --ray-address: a running Ray cluster ("auto", HOST:PORT); None: start one
     backend: str = "inprocess"  # a name of `backend.available_backends()`
     ros_timeout: float | None = None  # --backend ros: s to wait for the simulator (None: the backend's 15 s / 5 s)
+    ros_domain_base: int | None = None  # --workers + --backend ros: worker i races in ROS_DOMAIN_ID base + i
+    # (None: this process's ROS_DOMAIN_ID + 1, distributed.worker_domain_ids)
+    external_simulators: bool = False  # --workers + --backend ros: race simulators the user started per domain
     seed: int = 0
     image_width: int = TRAINING_IMAGE_SIZE[0]
     image_height: int = TRAINING_IMAGE_SIZE[1]

@@ -12,6 +12,12 @@ A worker that dies (killed, out of memory, a crashed simulator) is restarted by 
 (`max_restarts`) or, once Ray gives up, made again by `WorkerPool`; its partial rollout is
 dropped and collected again, and the run says so in one line. Ray is imported only here and
 only when a run has workers.
+
+With `--backend ros` each worker races its own simulator behind the topic contract in a ROS domain
+of its own (`worker_domain_ids`): it sets ROS_DOMAIN_ID before rclpy initialises in its process and
+starts `deepracer-rl sim --lockstep --cars K` as a child (`WorkerSimulator`), which ends with the
+worker even when the worker is killed; with `external_simulators` it races one the user started in
+that domain (Gazebo).
 """
 
 from __future__ import annotations
@@ -19,7 +25,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +51,11 @@ MAX_FAILURES = 10  # deaths of one worker within one update before the run stops
 STARTUP_TIMEOUT_S = 300.0  # s for the workers to be placed and build their cars
 DROPPED_PARAMS = ("waypoints",)  # the track's, the same every step: not sent back per step
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+MAX_DOMAIN_ID = 101  # highest ROS_DOMAIN_ID every RMW takes on Linux (above it ports clash with ephemeral ones)
+SIM_READY_TIMEOUT_S = 120.0  # s for a worker's simulator to start (imports, the track's renderer)
+SIM_STOP_TIMEOUT_S = 10.0  # s a worker's simulator has to stop after SIGINT before its group is killed
+SIM_IMAGE_SIZE = (160, 120)  # a worker's simulator camera: DeepRacer's policy image (camera.OBSERVATION_*)
+SIM_READY = "lockstep (one period per /cmd_vel)"  # in sim_node's first log line: it publishes and listens
 
 
 class WorkerError(RuntimeError):
@@ -51,6 +66,119 @@ def worker_seed(seed: int, index: int) -> int:
     """Worker `index`'s seed, derived from the run's seed (numpy's SeedSequence spawn keys), so a
     run with the same seed and worker count reproduces."""
     return int(np.random.SeedSequence(seed, spawn_key=(index,)).generate_state(1)[0])
+
+
+def worker_domain_ids(workers: int, base: int | None = None, environ: Any = os.environ) -> list[int]:
+    """The ROS_DOMAIN_ID of each worker of a `--backend ros` run: base + i for worker i. The default base
+    is this (the learner's) process's ROS_DOMAIN_ID + 1 (1 when unset), so no worker shares the
+    learner's domain. ValueError when an id falls outside 0..MAX_DOMAIN_ID."""
+    if base is None:
+        text = environ.get("ROS_DOMAIN_ID", "").strip() or "0"
+        if not text.isdigit():
+            raise ValueError(f"ROS_DOMAIN_ID={text!r} is not a domain id; give --ros-domain-base B")
+        base = int(text) + 1
+    ids = [base + i for i in range(workers)]
+    if ids and not (0 <= ids[0] and ids[-1] <= MAX_DOMAIN_ID):
+        raise ValueError(
+            f"--workers {workers} --backend ros races in ROS_DOMAIN_ID {ids[0]}..{ids[-1]} (one per worker), but "
+            f"valid ids are 0..{MAX_DOMAIN_ID}: give --ros-domain-base B with 0 <= B <= {MAX_DOMAIN_ID + 1 - workers}"
+            + (" (or fewer workers)" if workers > MAX_DOMAIN_ID else "")
+        )
+    return ids
+
+
+def use_ros_domain(domain_id: int) -> None:
+    """This process's ROS domain (before rclpy initialises in it), discovery on this machine unless the
+    user chose a range (a worker's simulator runs beside it)."""
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def track_rows(track: Any) -> np.ndarray:
+    """A Track as DeepRacer's (N, 6) route array (a closed loop repeats its first row), for a `.npy` file."""
+    rows = np.hstack([track.waypoints, track.inner, track.outer])
+    return np.vstack([rows, rows[:1]]) if track.closed else rows
+
+
+class WorkerSimulator:
+    """A worker's own `deepracer-rl sim --lockstep --cars K` in the worker's ROS domain: a child process in
+    a process group of its own, its output in a file of its temporary folder.
+
+    It ends with the worker: `close()` sends SIGINT, waits `SIM_STOP_TIMEOUT_S`, then kills the group
+    and reaps it; a worker that dies without closing (SIGKILL, out of memory) leaves it to notice it
+    has a new parent (`sim --parent-pid`, checked every 0.1 s), and it stops by itself. A child
+    process rather than a thread: the simulator renders and publishes on a core of its own, and a
+    crash or hang in it cannot take the worker's Python down with it.
+    """
+
+    def __init__(self, track: Any, n_cars: int, grayscale: bool, seed: int, domain_id: int):
+        from .track import Track
+        from .track_set import TrackSet
+
+        if isinstance(track, (str, os.PathLike)):
+            track = Track.load(track)
+        if isinstance(track, TrackSet):
+            track = track.tracks[0]  # the ROS backend refuses several tracks
+        self.domain_id = domain_id
+        self.folder = Path(tempfile.mkdtemp(prefix="deepracer_rl_sim_"))
+        track_file = self.folder / "track.npy"
+        np.save(track_file, track_rows(track))
+        width, height = SIM_IMAGE_SIZE
+        command = [sys.executable, "-m", "deepracer_rl.cli", "sim", "--lockstep", "--cars", str(n_cars)]
+        command += ["--track", str(track_file), "--size", f"{width}x{height}"]
+        command += ["--encoding", "mono8" if grayscale else "rgb8", "--seed", str(seed % 2**31)]
+        command += ["--parent-pid", str(os.getpid())]
+        env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id))
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+        self.log_path = self.folder / "sim.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: close() stops all of it
+            cwd=self.folder,
+            env=env,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = SIM_READY_TIMEOUT_S) -> None:
+        """Until the simulator has made its topics (its first log line), else stop it and raise a WorkerError."""
+        deadline = time.monotonic() + timeout
+        while SIM_READY not in self.output():
+            code = self.proc.poll()
+            if code is not None or time.monotonic() > deadline:
+                why = f"exited with code {code}" if code is not None else f"did not start within {timeout:g} s"
+                tail = self.output()[-2000:]
+                self.close()
+                raise WorkerError(f"the simulator of ROS_DOMAIN_ID {self.domain_id} {why}:\n{tail}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        """SIGINT, wait, then SIGKILL to the group and reap; remove the folder (safe to call twice)."""
+        proc = self.proc
+        try:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+                proc.wait(SIM_STOP_TIMEOUT_S)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+            self.log.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def ray_module() -> Any:
@@ -179,9 +307,21 @@ def policy_weights(policy: Any) -> dict[str, np.ndarray]:
 
 
 class RolloutWorker:
-    """One worker's cars and policy copy (run as a Ray actor by `WorkerPool`; plain Python here)."""
+    """One worker's cars and policy copy (run as a Ray actor by `WorkerPool`; plain Python here).
 
-    def __init__(self, index: int, seed: int, n_cars: int, env_kwargs: dict[str, Any], gamma: float):
+    `ros_domain` (with `backend="ros"`): the worker's ROS_DOMAIN_ID; it starts its own simulator there
+    (`WorkerSimulator`) unless `start_simulator` is False (one the user started in that domain)."""
+
+    def __init__(
+        self,
+        index: int,
+        seed: int,
+        n_cars: int,
+        env_kwargs: dict[str, Any],
+        gamma: float,
+        ros_domain: int | None = None,
+        start_simulator: bool = True,
+    ):
         import cv2
         import torch
 
@@ -193,7 +333,22 @@ class RolloutWorker:
         self.index, self.seed, self.gamma = index, seed, gamma
         kwargs = _materialise_reward(env_kwargs)
         self.reward_folder = kwargs.pop("reward_folder", None)  # removed by close()
-        self.env = RaceVecEnv(n_envs=n_cars, seed=seed, **kwargs)
+        self.ros_domain = ros_domain
+        self.simulator: WorkerSimulator | None = None
+        self.env: Any = None
+        try:
+            if ros_domain is not None:
+                use_ros_domain(ros_domain)  # before rclpy initialises in this process
+                kwargs["domain_id"] = ros_domain
+                if start_simulator:
+                    observation = kwargs.get("observation")
+                    grayscale = True if observation is None else observation.grayscale
+                    self.simulator = WorkerSimulator(kwargs["track"], n_cars, grayscale, seed, ros_domain)
+                    self.simulator.wait_ready()
+            self.env = RaceVecEnv(n_envs=n_cars, seed=seed, **kwargs)
+        except BaseException:
+            self.close()
+            raise
         self.policy: Any = None  # built from the first rollout's PolicySpec
         self.last_obs: np.ndarray | None = None
         self.episode_starts = np.ones(n_cars, dtype=bool)
@@ -204,6 +359,8 @@ class RolloutWorker:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "package": str(Path(__file__).resolve().parent),
+            "ros_domain_id": self.ros_domain,
+            "simulator_pid": None if self.simulator is None else self.simulator.pid,
             "observation_space": self.env.observation_space,
             "action_space": self.env.action_space,
         }
@@ -310,9 +467,22 @@ class RolloutWorker:
         return reports
 
     def close(self) -> None:
-        self.env.close()
-        if self.reward_folder is not None:
-            shutil.rmtree(self.reward_folder, ignore_errors=True)
+        """The cars (and their rclpy context), then the simulator, then the temporary files."""
+        try:
+            if self.env is not None:
+                self.env.close()
+        finally:
+            if self.simulator is not None:
+                self.simulator.close()
+            if self.reward_folder is not None:
+                shutil.rmtree(self.reward_folder, ignore_errors=True)
+
+
+def _ros_note(where: dict[str, Any]) -> str:
+    if where.get("ros_domain_id") is None:
+        return ""
+    sim = where.get("simulator_pid")
+    return f" (ROS_DOMAIN_ID {where['ros_domain_id']}{f', simulator pid {sim}' if sim else ''})"
 
 
 def rollout_bytes(rollout: dict[str, Any]) -> int:
@@ -331,10 +501,15 @@ class WorkerPool:
         env_kwargs: dict[str, Any],
         gamma: float,
         say: Callable[[str], None] = print,
+        ros_domains: list[int] | None = None,
+        start_simulators: bool = True,
     ):
         ray = ray_module()
         self.ray, self.n_cars, self.say = ray, n_cars, say
-        self.args = [(i, worker_seed(seed, i), n_cars, env_kwargs, gamma) for i in range(workers)]
+        domains = ros_domains or [None] * workers
+        self.args = [
+            (i, worker_seed(seed, i), n_cars, env_kwargs, gamma, domains[i], start_simulators) for i in range(workers)
+        ]
         self.actor_class = ray.remote(
             num_cpus=1,
             max_restarts=MAX_RESTARTS,
@@ -365,8 +540,10 @@ class WorkerPool:
         return self.n_cars * len(self.actors)
 
     def describe(self) -> str:
-        """One line: each worker's pid and host."""
-        return ", ".join(f"worker {i}: pid {w.get('pid')} on {w.get('host')}" for i, w in enumerate(self.where))
+        """One line: each worker's pid and host (and ROS domain, simulator pid)."""
+        return ", ".join(
+            f"worker {i}: pid {w.get('pid')} on {w.get('host')}{_ros_note(w)}" for i, w in enumerate(self.where)
+        )
 
     def reset(self) -> np.ndarray:
         """Reset every worker's cars; their first observations, workers in order."""
@@ -562,6 +739,22 @@ class DistributedPPO(PPO):
 
 def make_pool_env(config: TrainConfig, env_kwargs: dict[str, Any], say: Callable[[str], None] = print) -> WorkerVecEnv:
     """The run's Ray workers (`config.workers` x `config.n_envs` cars, seeds from `worker_seed`)
-    behind a `WorkerVecEnv`; `env_kwargs`: the `RaceVecEnv` arguments besides cars and seed."""
-    pool = WorkerPool(config.workers, config.n_envs, config.seed, env_kwargs, config.discount, say)
+    behind a `WorkerVecEnv`; `env_kwargs`: the `RaceVecEnv` arguments besides cars and seed. With the
+    ROS backend each worker races in its own domain (`worker_domain_ids`)."""
+    domains = None
+    if env_kwargs.get("backend") == "ros":
+        try:
+            domains = worker_domain_ids(config.workers, config.ros_domain_base)
+        except ValueError as exc:
+            raise WorkerError(str(exc)) from None
+    pool = WorkerPool(
+        config.workers,
+        config.n_envs,
+        config.seed,
+        env_kwargs,
+        config.discount,
+        say,
+        ros_domains=domains,
+        start_simulators=not config.external_simulators,
+    )
     return WorkerVecEnv(pool)

@@ -29,6 +29,8 @@ PER_INVOCATION = frozenset(
         "steps",
         "max_minutes",
         "ros_timeout",
+        "ros_domain_base",
+        "external_simulators",
         "ray_address",
         "backend",
         "torch_threads",

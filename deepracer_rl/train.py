@@ -77,9 +77,16 @@ def check_config(config: TrainConfig) -> None:
                 f"--workers trains PPO only, not {config.algo!r} (docs/scaling.md says why SAC does not yet): "
                 "use --algo ppo, or train SAC without --workers"
             )
-        if config.backend != "inprocess":
+        if config.backend == "ros":  # each worker races in a domain of its own (distributed.worker_domain_ids)
+            from .distributed import worker_domain_ids
+
+            try:
+                worker_domain_ids(config.workers, config.ros_domain_base)
+            except ValueError as exc:
+                raise TrainingError(str(exc)) from None
+        elif config.backend != "inprocess":
             raise TrainingError(
-                "--workers drives the in-process simulator on each worker; --backend ros is one simulator per run"
+                f"--workers drives the in-process simulator or the ROS backend on each worker, not {config.backend!r}"
             )
         from importlib.util import find_spec
 
@@ -91,6 +98,14 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError(
             "--world-config places obstacles and bot cars in the in-process simulator; over ROS the "
             "simulator would have to spawn them (not built yet): use --backend inprocess"
+        )
+    if (config.ros_domain_base is not None or config.external_simulators) and not (
+        config.workers and config.backend == "ros"
+    ):
+        option = "--ros-domain-base" if config.ros_domain_base is not None else "--external-simulators"
+        raise TrainingError(
+            f"{option} places the simulators of --workers N --backend ros; one simulator without workers "
+            "races in this process's ROS_DOMAIN_ID"
         )
     try:
         randomization = training_randomization(config)
@@ -486,6 +501,11 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
         try:
             if not resume:  # a broken track, reward or metadata file fails before anything is written
                 config, notes = resolve_run_tracks(config, Path(staging))
+                if config.tracks and config.backend != "inprocess":
+                    raise TrackSetupError(
+                        f"--backend {config.backend} races on one track; a multi-track run "
+                        f"({len(config.tracks)} tracks) trains on --backend inprocess"
+                    )
                 for note in notes:
                     _say(note)
                 dry_run(

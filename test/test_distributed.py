@@ -221,13 +221,93 @@ def test_ctrl_c_stops_a_run_with_workers_with_a_checkpoint_to_resume(tmp_path, l
     assert RunDir(out).checkpoint.is_file() and RunDir(out).load_state()["timesteps"] >= 1000
 
 
+def test_two_workers_over_the_ros_backend_race_their_own_simulators_in_their_own_domains(tmp_path, capsys):
+    """--workers 2 --backend ros on real rclpy/DDS: each worker starts `deepracer-rl sim --lockstep` in
+    ROS_DOMAIN_ID base + i and races it; the run trains; closing the pool ends both simulators."""
+    pytest.importorskip("rclpy")
+    domain = int(os.environ["ROS_DOMAIN_ID"])  # the session's (conftest.py)
+    base = None if domain + 2 <= 101 else 1  # the default: this process's domain + 1
+    out = tmp_path / "run"
+    config = small_config(
+        n_envs=1,
+        backend="ros",
+        ros_domain_base=base,
+        ros_timeout=30.0,
+        steps=800,
+        episodes_between_updates=4,  # 400 steps per update: 200 per car
+        eval_every=800,
+        checkpoint_every=800,
+        eval_laps=1,
+        image_width=40,
+        image_height=40,
+        network="small",
+        batch_size=64,
+    )
+    started = time.monotonic()
+    summary = train(config, out)
+    seconds = time.monotonic() - started
+    err = capsys.readouterr().err
+    workers = re.findall(r"worker (\d): pid (\d+) on \S+ \(ROS_DOMAIN_ID (\d+), simulator pid (\d+)\)", err)
+    assert len(workers) == 2, err
+    domains = [int(w[2]) for w in workers]
+    assert domains == [(domain + 1 if base is None else base) + i for i in range(2)], err
+    assert summary["timesteps"] >= 800
+    saved = json.loads(RunDir(out).config_path.read_text())
+    assert (saved["workers"], saved["n_envs"], saved["backend"]) == (2, 1, "ros")
+    assert RunDir(out).load_state()["timesteps"] >= 800 and RunDir(out).checkpoint.is_file()
+    assert RunDir(out).training_simtraces(), "no training simtrace"
+    for _, worker_pid, _, sim_pid in workers:  # the pool closed: no simulator (nor worker) is left
+        for pid in (int(sim_pid), int(worker_pid)):
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    print(f"2 ROS workers x 1 car: {summary['timesteps']} steps in {seconds:.1f} s, domains {domains}")
+
+
+def test_a_worker_killed_by_sigkill_leaves_no_simulator_running(tmp_path):
+    """A process holding a `WorkerSimulator` dies by SIGKILL: its simulator notices (--parent-pid) and stops."""
+    pytest.importorskip("rclpy")
+    code = (
+        "from deepracer_rl.distributed import WorkerSimulator; from deepracer_rl.track import Track\n"
+        "sim = WorkerSimulator(Track.load('reinvent_base'), 1, True, 0, int(__import__('sys').argv[1]))\n"
+        "sim.wait_ready(); print('simulator', sim.pid, flush=True); __import__('time').sleep(300)\n"
+    )
+    worker = SimProcess(tmp_path / "worker.log", ["-c", code, os.environ["ROS_DOMAIN_ID"]], module=False)
+    try:
+        deadline = time.monotonic() + 120
+        while not (match := re.search(r"simulator (\d+)", worker.output())):
+            assert worker.proc.poll() is None and time.monotonic() < deadline, worker.output()
+            time.sleep(0.1)
+        sim = int(match.group(1))
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while _running(sim):  # the simulator is in its own group: only it can end itself
+            assert time.monotonic() < deadline, "the simulator outlived its killed worker"
+            time.sleep(0.05)
+    finally:
+        worker.interrupt()
+        if "sim" in locals() and _running(sim):
+            os.killpg(sim, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for init to reap it has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--workers", "2", "--algo", "sac"], "--workers trains PPO only"),
         (["--ray-address", "auto"], "give --workers too"),
         (["--workers", "-1"], "--workers -1"),
-        (["--workers", "2", "--backend", "ros"], "in-process simulator"),
+        (["--workers", "2", "--backend", "ros", "--ros-domain-base", "101"], "valid ids are 0..101"),
+        (["--backend", "ros", "--ros-domain-base", "5"], "--ros-domain-base places the simulators"),
+        (["--workers", "2", "--external-simulators"], "--external-simulators places the simulators"),
     ],
 )
 def test_bad_worker_options_are_refused_with_one_message(args, message, tmp_path, capsys):

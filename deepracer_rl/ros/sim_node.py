@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import signal
 import sys
 import time
@@ -340,8 +341,15 @@ class SimNode(Node):
         super().destroy_node()
 
 
-def run(args: list[str] | None = None, overrides: dict | None = None) -> int:
-    """Run the node until Ctrl-C or SIGTERM; `overrides` set parameters (name -> value). Returns the exit code."""
+def run(args: list[str] | None = None, overrides: dict | None = None, parent_pid: int | None = None) -> int:
+    """Run the node until Ctrl-C or SIGTERM; `overrides` set parameters (name -> value). Returns the exit code.
+
+    `parent_pid`: also stop once this process is no longer our parent (it ended, even by SIGKILL, and
+    we were handed to init or a subreaper): a Ray worker's simulator never outlives its worker.
+    """
+    if parent_pid is not None and os.getppid() != parent_pid:
+        print(f"{NODE_NAME}: error: the parent process {parent_pid} is gone", file=sys.stderr)
+        return 2
     contract.use_sim_node_fastdds_profile()
     contract.init_node_process(args)
     node = None
@@ -351,6 +359,9 @@ def run(args: list[str] | None = None, overrides: dict | None = None) -> int:
         node = SimNode(parameter_overrides=params)
         while rclpy.ok():
             node.spin_once(0.1)
+            if parent_pid is not None and os.getppid() != parent_pid:  # one syscall, ~0.3 us
+                node.get_logger().info(f"the parent process {parent_pid} ended: stopping")
+                break
     except KeyboardInterrupt:
         pass
     except (ValueError, TrackError, FileNotFoundError) as exc:
