@@ -254,3 +254,14 @@ def test_cli_refuses_a_track_value_that_names_nothing_before_writing(tmp_path: P
     assert "--track nosuch*: no shipped track name matches it" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (out / "config.json").exists()
+
+
+def test_cli_refuses_several_tracks_over_ros_before_writing(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = _cli(
+        "train", "--out", str(out), "--track", "reinvent_base", "--track", "Oval_track", "--backend", "ros",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "--backend ros races on one track" in result.stderr and "Traceback" not in result.stderr
+    assert not (out / "config.json").exists()
