@@ -112,8 +112,10 @@ def cmd_actions(args: argparse.Namespace) -> int:
     if args.recovery and args.continuous:
         raise CliError("--recovery adds discrete actions: it does not apply to --continuous")
     line = compute_raceline(args.from_raceline, reverse=args.reverse, margin=args.margin)
+    if args.recovery_min_speed and not args.recovery:
+        raise CliError("--recovery-min-speed selects among the recovery actions: it needs --recovery")
     if args.recovery:
-        space = recipe_action_space(line, n=args.n)
+        space = recipe_action_space(line, n=args.n, recovery_min_speed=args.recovery_min_speed)
     else:
         space = raceline_action_space(line, n=args.n, continuous=args.continuous)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -458,6 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="append the training recipe's three recovery actions, turned the way the line turns overall "
         "(docs/racing.md)",
+    )
+    p.add_argument(
+        "--recovery-min-speed",
+        dest="recovery_min_speed",
+        type=float,
+        default=0.0,
+        metavar="M/S",
+        help="--recovery: leave out the recovery actions slower than this (Bowtie_track's recipe: 2)",
     )
     p.add_argument("--out", default="model_metadata.json", help="file to write (default: %(default)s)")
     p.set_defaults(func=cmd_actions)

@@ -5,17 +5,35 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from typing import TYPE_CHECKING
 
 from .resources import share_path
 from .reward import EXAMPLES_DIR
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 DEMO_TRACK = "reinvent_base"
 DEMO_REWARD = EXAMPLES_DIR / "centerline_speed.py"
 
 
+def demo_config(seed: int = 0, steps: int = 300_000, minutes: float = 10.0) -> TrainConfig:
+    """The demo's training run (benchmarks/train.py measures this configuration)."""
+    from .config import TrainConfig
+
+    return TrainConfig(
+        track=DEMO_TRACK,
+        reward=str(DEMO_REWARD),
+        metadata=str(share_path("config", "model_metadata.json")),
+        steps=steps,
+        seed=seed,
+        max_minutes=minutes,
+        stop_when_lapping=False,
+    )
+
+
 def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 0) -> int:
     from .algorithms import load_model
-    from .config import TrainConfig
     from .export import export_run
     from .plots import plot_run
     from .rundir import RunDir
@@ -25,15 +43,7 @@ def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 
     if run.path.exists():
         shutil.rmtree(run.path)  # the demo always starts from scratch
     started = time.time()
-    config = TrainConfig(
-        track=DEMO_TRACK,
-        reward=str(DEMO_REWARD),
-        metadata=str(share_path("config", "model_metadata.json")),
-        steps=steps,
-        seed=seed,
-        max_minutes=minutes,
-        stop_when_lapping=False,
-    )
+    config = demo_config(seed, steps, minutes)
     print(f"[demo] training PPO on {DEMO_TRACK} for up to {minutes:g} min / {steps} steps -> {run.path}")
     summary = train(config, run.path)
     print(f"[demo] trained {summary['timesteps']} steps, {summary['episodes']} episodes in {summary['minutes']} min")

@@ -242,12 +242,13 @@ def recovery_actions(line: Raceline) -> list[tuple[float, float]]:
     return [(sign * steer if steer else 0.0, speed) for steer, speed in RECOVERY_ACTIONS]
 
 
-def recipe_action_space(line: Raceline, n: int = 10) -> ActionSpace:
+def recipe_action_space(line: Raceline, n: int = 10, recovery_min_speed: float = 0.0) -> ActionSpace:
     """The training recipe's discrete space: the line's `n` actions then `recovery_actions(line)`
-    (those already among the line's are not repeated)."""
+    (those already among the line's are not repeated, those slower than `recovery_min_speed` m/s
+    left out: Bowtie_track's variant drops the (25°, 1.5 m/s) one, docs/racing.md)."""
     base = raceline_action_space(line, n=n)
     pairs = [(float(s), float(v)) for s, v in base.actions]
-    extra = [pair for pair in recovery_actions(line) if pair not in pairs]
+    extra = [pair for pair in recovery_actions(line) if pair not in pairs and pair[1] >= recovery_min_speed]
     metadata = {
         "action_space_type": "discrete",
         "action_space": [{"steering_angle": s, "speed": v} for s, v in pairs + extra],

@@ -62,6 +62,35 @@ def test_recipe_actions_are_the_lines_plus_recovery():
     assert np.allclose(recipe_action_space(_line(), n=10).actions, pairs)  # `actions --recovery` makes it
 
 
+def test_recovery_min_speed_leaves_out_the_slow_recovery_actions(tmp_path, capsys):
+    """Bowtie_track's variant (docs/racing.md): `actions --recovery --recovery-min-speed 2` drops (25°, 1.5 m/s)."""
+    from deepracer_rl.cli import main
+
+    full = recipe_action_space(_line(), n=10).actions
+    fast = recipe_action_space(_line(), n=10, recovery_min_speed=2.0).actions
+    assert [tuple(a) for a in fast[10:]] == [(-15.0, 2.0), (20.0, 2.2)]
+    assert np.allclose(fast[:10], full[:10])
+    out = tmp_path / "fast.json"
+    assert (
+        main(
+            [
+                "actions",
+                "--from-raceline",
+                "reinvent_base",
+                "--recovery",
+                "--recovery-min-speed",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert np.allclose(ActionSpace.load(out).actions, fast)
+    assert main(["actions", "--from-raceline", "reinvent_base", "--recovery-min-speed", "2", "--out", str(out)]) != 0
+    assert "needs --recovery" in capsys.readouterr().err
+
+
 def test_recovery_actions_turn_the_way_the_line_turns():
     assert recovery_actions(_line()) == list(RECOVERY_ACTIONS)  # reinvent_base: counter-clockwise
     assert recovery_actions(_line("reinvent_base", reverse=True)) == [(15.0, 2.0), (-25.0, 1.5), (-20.0, 2.2)]
