@@ -740,6 +740,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="env steps between evaluation laps (default: 10000)",
     )
     hp.add_argument(
+        "--eval-laps",
+        dest="eval_laps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="laps per validation track and camera at each evaluation, from N starts spread round the track "
+        "(default: 1)",
+    )
+    hp.add_argument(
         "--threads",
         dest="torch_threads",
         type=int,

@@ -220,7 +220,7 @@ def test_cli_trains_on_several_tracks_validates_on_held_out_ones_and_resumes(tmp
     common = ["--out", str(out), "--n-envs", "4", "--eval-every", "2048", "--no-reward-isolation"]
     first = _cli(
         "train", *common, "--track", "reinvent_base", "--track", "Oval_track", "--track", "random:2",
-        "--val-track", "random:1:9", "--direction", "both", "--steps", "2048", cwd=tmp_path,
+        "--val-track", "random:1:9", "--direction", "both", "--eval-laps", "2", "--steps", "2048", cwd=tmp_path,
     )  # fmt: skip
     assert first.returncode == 0, first.stderr
     config = json.loads((out / "config.json").read_text())
@@ -234,6 +234,7 @@ def test_cli_trains_on_several_tracks_validates_on_held_out_ones_and_resumes(tmp
     assert "validation at" in first.stderr and "random_9_000" in first.stderr
     validation = (out / "validation.csv").read_text().splitlines()
     assert validation[0].startswith("timesteps,track,camera,completed_laps,laps")
+    assert config["eval_laps"] == 2 and validation[1].split(",")[4] == "2"  # two starts per validation track
     per_track = (out / "progress_tracks.csv").read_text()
     assert "Oval_track" in per_track and "random_0_000" in per_track
     resumed = _cli("train", *common, "--resume", "--steps", "4096", cwd=tmp_path)
