@@ -47,12 +47,15 @@ class PurePursuitDriver:
         track = core.track
         pose = core.poses()
         sign = np.where(core.judge.reverse, -1.0, 1.0)
-        arc = track.project(pose[:, :2]).arc_length
+        where = track.project(pose[:, :2])
+        arc = where.arc_length
         target, along = track.point_at(arc + sign * self.lookahead)
         objects = self.core.car_objects() if self.avoidance is not None else None
         slow = np.zeros(len(arc), dtype=bool)
+        follow = np.full(len(arc), np.inf)
         if self.avoidance is not None and objects is not None and objects.count:
-            offset, slow = self.avoidance.offsets(track, objects, arc, sign, self.lookahead)
+            across = where.distance * np.where(where.is_left, 1.0, -1.0)
+            offset, slow, follow = self.avoidance.offsets(track, objects, arc, across, sign, self.lookahead)
             target = target + offset[:, None] * np.stack([-np.sin(along), np.cos(along)], axis=1)
         dx, dy = target[:, 0] - pose[:, 0], target[:, 1] - pose[:, 1]
         alpha = np.arctan2(dy, dx) - pose[:, 2]
@@ -69,6 +72,7 @@ class PurePursuitDriver:
         speed = np.clip(allowed, self.min_speed, self.max_speed)
         if self.avoidance is not None:
             speed = np.where(slow, np.minimum(speed, max(self.min_speed, self.avoidance.speed)), speed)
+            speed = np.minimum(speed, follow)
         return np.degrees(steer), speed
 
 
@@ -83,7 +87,12 @@ class ObjectAvoidance:
     `approach[1]` m) until the car's centre is `passed[0]` m past it; then, if nothing else
     blocks, the offset it asked for ramps out by `passed[1]` m past it, so the car eases across
     the road instead of swerving and is free for the next object as soon as it has cleared this
-    one. Offsets are metres left of the centre line in the direction the track's file runs.
+    one. A moving object's band also covers where it drifts across the road in the next `drift_s`
+    seconds (its speed times the sine of its heading to the road). Offsets are metres left of the
+    centre line in the direction the track's file runs. When no gap is left beside a moving object
+    less than `follow_within` m ahead (a bot car mid-way through a lane change), the car follows
+    it at its speed until one opens; nor does it cut across the front of a moving object less
+    than `cross_within` m ahead: that object's far side is out of reach.
     """
 
     def __init__(
@@ -96,10 +105,14 @@ class ObjectAvoidance:
         slow_within: float = 2.5,
         speed: float = 1.5,
         candidates: int = 41,
+        drift_s: float = 1.5,
+        follow_within: float = 2.0,
+        cross_within: float = 1.0,
     ):
         self.car_half_width = 0.5 * car_width
         self.approach, self.passed, self.clearance, self.edge = approach, passed, clearance, edge
-        self.slow_within, self.speed = slow_within, speed
+        self.slow_within, self.speed, self.drift_s = slow_within, speed, drift_s
+        self.follow_within, self.cross_within = follow_within, cross_within
         self.unit = np.linspace(-1.0, 1.0, candidates)
         self._edge_cache: dict[int, tuple[Track, np.ndarray, np.ndarray]] = {}
 
@@ -118,10 +131,18 @@ class ObjectAvoidance:
         return cached[1], cached[2]
 
     def offsets(
-        self, track: Track, objects: ObjectState, arc: np.ndarray, sign: np.ndarray, lookahead: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(N,) lateral offsets (m) of the look-ahead points and (N,) whether an object is close
-        ahead of the car (drive slowly). `arc` (N,) the cars' centre-line positions (m), `sign`
+        self,
+        track: Track,
+        objects: ObjectState,
+        arc: np.ndarray,
+        across: np.ndarray,
+        sign: np.ndarray,
+        lookahead: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N,) lateral offsets (m) of the look-ahead points, (N,) whether an object is close
+        ahead of the car (drive slowly) and (N,) the speed (m/s) of a moving object close ahead
+        that leaves no gap to pass (follow it; inf: none). `arc` (N,) the cars' centre-line positions (m),
+        `across` (N,) theirs across the road (m left of the centre line), `sign`
         +1 / -1 for the file's direction / reversed, objects row i = car i's world."""
         n, k = objects.poses.shape[:2]
         projection = track.project(objects.poses[..., :2].reshape(-1, 2))
@@ -136,6 +157,11 @@ class ObjectAvoidance:
         along, across = objects.footprint[:, 0], objects.footprint[:, 1]
         blocked = 0.5 * (np.abs(np.cos(turn)) * across + np.abs(np.sin(turn)) * along)
         blocked += self.car_half_width + self.clearance  # (N, K)
+        # A moving object (a bot car changing lanes) drifts across the road while the car passes:
+        # the band covers where it is now and where it will be `drift_s` seconds on.
+        drift = objects.speeds * np.sin(turn) * self.drift_s
+        lateral = lateral + 0.5 * drift
+        blocked = blocked + 0.5 * np.abs(drift)
 
         ahead = sign[:, None] * (projection.arc_length.reshape(n, k) - arc[:, None])  # of the car's centre
         if track.closed:
@@ -148,6 +174,7 @@ class ObjectAvoidance:
         slow = ((ahead > -p0) & (ahead < self.slow_within)).any(axis=1)
 
         offset = np.zeros(n)
+        follow = np.full(n, np.inf)
         for i in np.flatnonzero((blocking | fading).any(axis=1)):
             if blocking[i].any():
                 chosen, weight = np.flatnonzero(blocking[i]), ramp_in[i]
@@ -163,9 +190,20 @@ class ObjectAvoidance:
                 c = low + 0.5 * (self.unit + 1.0) * (high - low)  # (M,)
                 gap = np.abs(c[:, None] - lateral[i, rows][None, :]) - blocked[i, rows][None, :]
                 r = np.minimum(gap.min(axis=1), np.minimum(high - c, c - low))
+                # No cutting across the front of a moving object close ahead: its far side is out of reach.
+                near = [m for m in rows if 0.0 < ahead[i, m] < self.cross_within and objects.speeds[i, m] > 0.0]
+                for m in near:
+                    far = c < lateral[i, m] if across[i] > lateral[i, m] else c > lateral[i, m]
+                    r = np.where(far, -np.inf, r)
                 if room is not None and r.max() < 0.0:
                     break  # no gap for this one too: it waits until the nearer ones are passed
                 room, cand, used = r, c, rows
-            best = cand[int(np.argmax(room - 1e-3 * np.abs(cand)))]  # ties: nearer the centre
-            offset[i] = best * weight[used].max()
-        return offset, slow
+            if np.isfinite(room).any():
+                pick = int(np.argmax(room - 1e-3 * np.abs(cand)))  # ties: nearer the centre
+            else:  # nothing within reach: keep to this side
+                pick = int(np.argmin(np.abs(cand - across[i])))
+            offset[i] = cand[pick] * weight[used].max()
+            moving = [j for j in used if objects.speeds[i, j] > 0.0 and 0.0 < ahead[i, j] < self.follow_within]
+            if room[pick] < 0.0 and moving:  # no gap beside a car close ahead: follow it until one opens
+                follow[i] = min(float(objects.speeds[i, j]) for j in moving)
+        return offset, slow, follow
