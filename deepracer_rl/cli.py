@@ -155,7 +155,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if seed_env(args):
-        if args.video:
+        if args.video or args.video_in_run:
             raise CliError("--video draws the race track and the car: it does not apply to --env")
         return cmd_evaluate_env(args)
     from .camera import CameraPerturbation
@@ -181,6 +181,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         ray_address=args.ray_address,
         world_config=_world_config(args),
+        video_in_run=args.video_in_run,
         **options,
     )
     print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
@@ -555,6 +556,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an H.264 MP4 of the laps: the car's camera, a top-down map, speed, steering, reward, progress",
     )
     p.add_argument(
+        "--video-in-run",
+        dest="video_in_run",
+        action="store_true",
+        help="write the MP4 into the run, beside the evaluation's simtrace and result "
+        "(RUN/evaluation-<stamp>/video.mp4), where deepracer-rl console shows it",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -780,6 +788,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="run the reward function in the training process (a little faster; a hang or crash in it "
         "then hangs or ends the run)",
+    )
+    p.add_argument(
+        "--camera-snapshot",
+        dest="camera_snapshot",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="every SECONDS, write car 0's camera (as the policy sees it) to RUN/camera/latest.jpg, where "
+        "deepracer-rl console shows it live (default: off)",
     )
     hp.add_argument(
         "--max-minutes",
