@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+from typing import TYPE_CHECKING
 
 from .algorithms import ALGORITHMS
 from .backend import available_backends
@@ -17,6 +18,9 @@ from .reward import RewardFunctionError, validate_reward
 from .reward_process import IsolatedReward
 from .rundir import RunError
 from .track import Track, TrackError, available_tracks
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 
 def cmd_tracks(args: argparse.Namespace) -> int:
@@ -260,7 +264,8 @@ def _world_config(args: argparse.Namespace):
     return load_world_config(path)
 
 
-def _config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of `train`'s arguments (unset options keep the defaults)."""
     from .config import TrainConfig
 
     config = TrainConfig()
@@ -292,7 +297,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainingError, train
 
     try:  # train() checks every setting before anything is loaded or written
-        summary = train(_config_from_args(args), args.out, resume=args.resume, force=args.force)
+        summary = train(config_from_args(args), args.out, resume=args.resume, force=args.force)
     except TrainingError as exc:
         raise CliError(str(exc)) from None
     print(
@@ -338,6 +343,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(args.out, minutes=args.minutes, steps=args.steps, seed=args.seed)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from .console import run_console
+
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port {args.port}: expected 0..65535")
+    # the console checks forms with this module's parser and checks: it is handed over, not imported
+    return run_console(args.runs, sys.modules[__name__], host=args.host, port=args.port, token=args.token)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -912,6 +926,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="ROS arguments passed on to rclpy (e.g. --ros-args -r __ns:=/car1)",
     )
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser(
+        "console", help="a local web console: runs, live training curves and camera, evaluation videos, leaderboard"
+    )
+    p.add_argument("--runs", default="runs", metavar="DIR", help="the runs directory (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s; 0: any free port)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only); any other needs a token",
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="the token every request must carry (?token=, cookie or 'Authorization: Bearer'); default with a "
+        "non-loopback --host: $DEEPRACER_CONSOLE_TOKEN or a generated one, printed with the URL",
+    )
+    p.set_defaults(func=cmd_console)
 
     p = sub.add_parser("demo", help="the main job: train on reinvent_base, evaluate, export, plot")
     p.add_argument("--out", default="runs/demo")
