@@ -426,6 +426,8 @@ class Console:
                 )
             if value is not None and value != "":
                 argv += [RESUME_OPTIONS[key], _option_value(key, value)]
+        if not body.get("steps"):  # train's --steps default is no run's target: keep the run's own
+            argv += ["--steps", str(run.load_config().steps)]
         self.check_train(argv, None, [])
         return self.jobs.start("resume", name, argv)
 
