@@ -604,6 +604,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ConsoleError(HTTPStatus.NOT_FOUND, f"POST /{'/'.join(parts)}: no such action")
         if not parts:
             return html_reply(pages.index_page(runs))
+        if parts == ["favicon.ico"]:
+            return Reply(HTTPStatus.NO_CONTENT, content_type="image/x-icon")
         head = parts[0]
         if head == "static" and len(parts) == 2:
             return static_file(parts[1])
@@ -720,6 +722,10 @@ def static_file(name: str) -> Reply:
     return Reply(body=(STATIC_DIR / name).read_bytes(), content_type=f"{kind}; charset=utf-8")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _warm_up() -> None:
     """Import what checking a training imports (torch, SB3) before the first form arrives."""
     with contextlib.suppress(Exception):
@@ -765,6 +771,10 @@ def run_console(
     if not is_loopback(host) and not token:
         token = secrets.token_urlsafe(24)
     server = make_server(runs_path, cli, host, port, token)
+    # Ctrl-C and SIGTERM stop the console (also when started in the background, where SIGINT comes
+    # ignored: the jobs would inherit that and could not be stopped).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     threading.Thread(target=_warm_up, daemon=True).start()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{server.server_address[1]}/" + (f"?token={token}" if token else "")

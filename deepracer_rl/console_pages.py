@@ -44,6 +44,14 @@ def _best_validation(summary: dict[str, Any]) -> str:
     return f"{best['mean_progress']:.1f} %" + (f", {lap:.2f} s" if lap is not None else "")
 
 
+def _best_lap(summary: dict[str, Any]) -> str:
+    lap = summary.get("best_lap_s")
+    if lap is None:
+        return "-"
+    several = len(summary.get("tracks") or []) > 1 or summary.get("best_lap_track") not in summary.get("tracks", [])
+    return f"{lap:.2f} s" + (f" ({summary['best_lap_track']})" if several and summary.get("best_lap_track") else "")
+
+
 def _tracks_text(tracks: list[str]) -> str:
     return ", ".join(tracks[:3]) + (f" (+{len(tracks) - 3})" if len(tracks) > 3 else "")
 
@@ -63,7 +71,7 @@ def index_page(runs: Path) -> str:
             f"<td>{escape(', '.join(s['sensors']))}</td>"
             f'<td class="steps">{s["steps"]} / {s["target_steps"]}</td>'
             f"<td>{escape(_best_validation(s))}</td>"
-            f'<td class="best-lap">{escape(_fmt(s["best_lap_s"], " s"))}</td>'
+            f'<td class="best-lap">{escape(_best_lap(s))}</td>'
             f'<td class="status status-{escape(s["status"])}">{escape(s["status"])}</td></tr>'
         )
     table = (
@@ -91,7 +99,11 @@ def run_page(runs: Path, name: str) -> str:
             ("Reward (mean per episode, per policy update)", chart.format("chart-reward")),
             ("Progress % and laps completed % (training), evaluation progress %", chart.format("chart-progress")),
             ("Lap time (best per evaluation, s)", chart.format("chart-laps")),
-            ("Camera of car 0 (live while training)", '<img id="camera" alt="no camera snapshot yet">'),
+            (
+                "Camera of car 0 (live while training)",
+                '<img id="camera" alt="car 0\'s camera" hidden><p id="camera-none">no camera snapshot: trainings '
+                "started here write one (from the CLI: train --camera-snapshot 1)</p>",
+            ),
             (f"Actions taken (newest {run_views.SIMTRACE_ITERATIONS} iterations)", chart.format("chart-actions")),
             ("Reward over the track (heat map)", '<canvas id="heatmap" width="480" height="320"></canvas>'),
         )
@@ -104,7 +116,7 @@ def run_page(runs: Path, name: str) -> str:
 &middot; sensors {escape(", ".join(s.get("sensors", [])))}
 &middot; <span id="steps">{s.get("steps", 0)}</span> / {s.get("target_steps", "-")} steps
 &middot; best validation <span id="best-validation">{escape(_best_validation(s))}</span>
-&middot; best lap <span id="best-lap">{escape(_fmt(s.get("best_lap_s"), " s"))}</span></p>
+&middot; best lap <span id="best-lap">{escape(_best_lap(s))}</span></p>
 <p class="settings">{settings}</p>
 <section class="controls">
  <button id="stop" type="button">Stop</button>
@@ -146,9 +158,11 @@ def new_page(race_types: dict[str, Any]) -> str:
  <label>world config (YAML/JSON, obstacles and bot cars) <textarea name="world_config" rows="3"></textarea></label>
 </fieldset>
 <fieldset><legend>Reward function (reward_function(params); empty: follow the centre line)</legend>
+ <label>upload a .py <input type="file" data-into="reward" accept=".py,text/x-python"></label><br>
  <textarea name="reward" rows="10" cols="80" placeholder="def reward_function(params):&#10;    return 1.0"></textarea>
 </fieldset>
 <fieldset><legend>Action space (model_metadata.json; empty: the DeepRacer console's default)</legend>
+ <label>upload a .json <input type="file" data-into="action_space" accept=".json,application/json"></label><br>
  <textarea name="action_space" rows="5" cols="80"></textarea>
 </fieldset>
 <fieldset><legend>Training</legend>

@@ -115,6 +115,12 @@ function heatmap(canvas, data) {
   canvas.dataset.steps = String(data.steps);
 }
 
+function bestLap(s) {
+  if (s.best_lap_s === null) { return "-"; }
+  const several = s.tracks.length > 1 || !s.tracks.includes(s.best_lap_track);
+  return s.best_lap_s.toFixed(2) + " s" + (several && s.best_lap_track ? " (" + s.best_lap_track + ")" : "");
+}
+
 // ---- the run page ------------------------------------------------------------------------------
 async function refreshCurves() {
   const data = await api("/api/runs/" + runName + "/progress");
@@ -138,7 +144,7 @@ async function refreshRun() {
   status.textContent = s.status;
   status.className = "status status-" + s.status;
   document.getElementById("steps").textContent = s.steps;
-  document.getElementById("best-lap").textContent = s.best_lap_s === null ? "-" : s.best_lap_s.toFixed(2) + " s";
+  document.getElementById("best-lap").textContent = bestLap(s);
   const bv = s.best_validation;
   document.getElementById("best-validation").textContent = bv ? bv.mean_progress.toFixed(1) + " %" + (bv.best_lap_s ? ", " + bv.best_lap_s.toFixed(2) + " s" : "") : "-";
   document.getElementById("stop").disabled = !s.jobs.some((j) => j.status === "running" && (j.kind === "train" || j.kind === "resume"));
@@ -150,9 +156,11 @@ async function refreshRun() {
     message.textContent = last.kind + " " + last.status + (last.message ? ": " + last.message : "");
     message.className = last.status === "failed" ? "" : "ok";
   }
-  if (s.camera) {
-    const camera = document.getElementById("camera");
-    if (s.status === "training" || !camera.src) { camera.src = "/api/runs/" + runName + "/camera.jpg?t=" + Date.now(); }
+  const camera = document.getElementById("camera");
+  camera.hidden = !s.camera;
+  document.getElementById("camera-none").hidden = s.camera;
+  if (s.camera && (s.status === "training" || !camera.src)) {
+    camera.src = "/api/runs/" + runName + "/camera.jpg?t=" + Date.now();
   }
   return s;
 }
@@ -222,7 +230,6 @@ if (page === "run") {
     return body;
   });
   control("export", "export", () => ({ format: document.getElementById("export-format").value }));
-  document.getElementById("camera").addEventListener("error", (e) => { e.target.removeAttribute("src"); });
   every(1500, refreshCurves);
   every(1000, refreshRun);
   every(4000, refreshEvaluations);
@@ -237,7 +244,7 @@ if (page === "index") {
       const row = document.querySelector('tr[data-run="' + CSS.escape(s.name) + '"]');
       if (!row || s.status === "broken") { continue; }
       row.querySelector(".steps").textContent = s.steps + " / " + s.target_steps;
-      row.querySelector(".best-lap").textContent = s.best_lap_s === null ? "-" : s.best_lap_s.toFixed(2) + " s";
+      row.querySelector(".best-lap").textContent = bestLap(s);
       const status = row.querySelector(".status");
       status.textContent = s.status;
       status.className = "status status-" + s.status;
@@ -257,6 +264,11 @@ if (page === "new") {
     const d = defaults[form.race_type.value];
     form.world_config.value = d ? JSON.stringify(d) : "";
   });
+  for (const input of form.querySelectorAll("input[type=file][data-into]")) {  // a file's text into its box
+    input.addEventListener("change", async () => {
+      if (input.files.length) { form.elements[input.dataset.into].value = await input.files[0].text(); }
+    });
+  }
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const f = new FormData(form);
