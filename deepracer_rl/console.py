@@ -542,6 +542,9 @@ class Handler(BaseHTTPRequestHandler):
             reply = json_reply({"error": str(exc)}, HTTPStatus.NOT_FOUND)
         except (FileNotFoundError, ValueError) as exc:
             reply = json_reply({"error": str(exc)}, HTTPStatus.NOT_FOUND if isinstance(exc, FileNotFoundError) else 400)
+        except Exception as exc:  # a file being rewritten, a run in a state nobody foresaw: say what, not a traceback
+            sys.stderr.write(f"console: {method} {url.path}: {type(exc).__name__}: {exc}\n")
+            reply = json_reply({"error": f"{type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
         try:
             self._send(reply, method)
         except (BrokenPipeError, ConnectionResetError):

@@ -213,6 +213,8 @@ def test_a_training_started_from_the_api_shows_points_within_10_s_and_stops_resu
     budget = first_point_budget()
     wait_for(points, budget, f"the first points of the curve (budget {budget:.1f} s)", interval=0.25)
     first = time.monotonic() - started
+    _, summary = console.get("/api/runs/live")
+    assert summary["status"] == "training" and summary["pid"] == job["pid"]  # it holds run.lock
     status, stopped = console.post("/api/runs/live/stop", {})
     assert status == 202 and stopped[0]["id"] == job["id"]
     job = wait_for(lambda: job_done(console, job["id"]), 60, "the training to stop")
