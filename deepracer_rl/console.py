@@ -176,6 +176,7 @@ class Jobs:
                     cwd=self.cwd,
                     env=env,
                 )
+            threading.Thread(target=proc.wait, daemon=True).start()  # reaped when it ends, watched or not
             job = Job(job_id, kind, run, argv, log_path, proc)
             self.jobs[job_id] = job
             return job
