@@ -259,6 +259,21 @@ def _list_field(body: dict[str, Any], name: str) -> list[str]:
     return value
 
 
+TRACK_VALUE = re.compile(r"[A-Za-z0-9_*?\[\]-][A-Za-z0-9_.*?\[\]-]*|random:\d+(:\d+)?")
+
+
+def _track_value(name: str, value: str) -> str:
+    """A track as the console accepts it: a shipped name, a glob of them, `all` or `random:N[:SEED]`;
+    no file paths and no @LIST files (a request's paths stay inside the runs directory)."""
+    if not TRACK_VALUE.fullmatch(value):
+        raise ConsoleError(
+            HTTPStatus.BAD_REQUEST,
+            f"{name} {value!r}: expected a shipped track name, a glob of them, all, or random:N[:SEED] "
+            "(the console takes no file paths)",
+        )
+    return value
+
+
 def _option_value(name: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ConsoleError(HTTPStatus.BAD_REQUEST, f"{name}: expected a number or a word, got {value!r}")
@@ -323,11 +338,11 @@ class Console:
                 HTTPStatus.CONFLICT, f"name: run {name!r} already exists; resume it or choose another name"
             )
         argv = ["train", "--out", str(path), "--camera-snapshot", str(CAMERA_SNAPSHOT_S)]
-        tracks = _list_field(body, "track")
+        tracks = [_track_value("track", t) for t in _list_field(body, "track")]
         for track in tracks:
             argv += ["--track", track]
         for track in _list_field(body, "val_track"):
-            argv += ["--val-track", track]
+            argv += ["--val-track", _track_value("val_track", track)]
         reward = _text_field(body, "reward")
         reward_path = self._upload(reward, ".py") if reward else None
         if reward_path is not None:
@@ -450,7 +465,7 @@ class Console:
         argv += ["--laps", _option_value("laps", laps)]
         track = body.get("track")
         if track:
-            argv += ["--track", _option_value("track", track)]
+            argv += ["--track", _track_value("track", _option_value("track", track))]
         args = parse_cli(self.cli, argv)
         if args.laps < 1:
             raise ConsoleError(

@@ -258,6 +258,11 @@ def test_a_run_name_leaving_the_runs_directory_is_refused(console):
     assert status == 400 and reply["error"].startswith("name: ")
     status, reply = console.post("/api/runs/..%2Fdemo/stop", {})
     assert status == 400
+    for track in ("/etc/passwd", "@/etc/passwd", "../runs/demo/x.npy"):
+        status, reply = console.post("/api/train", {"name": "elsewhere", "track": [track]})
+        assert status == 400 and "takes no file paths" in reply["error"] and "root:" not in reply["error"]
+    status, reply = console.post("/api/runs/demo/evaluate", {"track": "/etc/passwd"})
+    assert status == 400 and "takes no file paths" in reply["error"]
 
 
 def test_requests_addressed_to_another_host_and_non_json_posts_are_refused(console):
