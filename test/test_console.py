@@ -181,6 +181,21 @@ def test_export_from_the_api_downloads_as_one_archive(console):
     assert {"demo/model.onnx", "demo/model_metadata.json", "demo/SHA256SUMS"} <= names
 
 
+def test_an_evaluation_from_the_api_adds_its_result_and_video(console):
+    _, before = console.get("/api/runs/demo/evaluations")
+    status, job = console.post("/api/runs/demo/evaluate", {"laps": 1, "track": "Straight_track"})
+    assert status == 202 and "--video-in-run" in job["command"]
+    job = wait_for(lambda: job_done(console, job["id"]), 120, "the evaluation")
+    assert job["status"] == "finished", job["output"]
+    _, after = console.get("/api/runs/demo/evaluations")
+    assert len(after) == len(before) + 1
+    newest = after[-1]
+    assert newest["result"]["track"] == "Straight_track" and newest["result"]["video"] == "video.mp4"
+    assert newest["video_url"].endswith(f"/evaluations/{newest['id']}/video.mp4")
+    status, reply = console.post("/api/runs/demo/evaluate", {"laps": 0})
+    assert status == 400 and reply["error"] == "deepracer-rl evaluate: error: --laps must be at least 1, got 0"
+
+
 def test_a_form_error_is_the_clis_own_message(console, tmp_path):
     status, reply = console.post("/api/train", {"name": "bad", "options": {"batch_size": "x"}})
     code, out = run_cli(tmp_path / "cli.log", "train", "--out", str(tmp_path / "r"), "--batch-size", "x", timeout=60)
