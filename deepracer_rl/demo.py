@@ -82,6 +82,10 @@ def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 
     print(f"[demo] exported policy: {export / 'model.onnx'} + {export / 'model_metadata.json'}")
     for path in plots:
         print(f"[demo] plot: {path}")
+    print(
+        f"[demo] watch it in the web console: deepracer-rl console --runs {run.path.parent} "
+        f"-> http://127.0.0.1:8765/runs/{run.path.name}"
+    )
     print(f"[demo] total time {(time.time() - started) / 60:.1f} min")
     print(
         json.dumps(

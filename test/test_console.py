@@ -14,6 +14,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from processes import SimProcess, run_cli
 
@@ -246,6 +247,30 @@ def test_a_training_started_from_the_api_shows_points_within_10_s_and_stops_resu
     _, summary = console.get("/api/runs/live")
     assert summary["status"] == "done" and summary["steps"] >= 2000
     shutil.rmtree(runs / "live")
+
+
+def test_the_camera_snapshot_is_car_0s_newest_frame():
+    from deepracer_rl.callbacks import camera_image
+
+    gray = np.arange(2 * 3 * 6 * 8, dtype=np.uint8).reshape(2, 3, 6, 8)  # 2 cars, a stack of 3 gray frames
+    assert np.array_equal(camera_image(gray, grayscale=True), gray[0, -1])
+    colour = np.arange(2 * 6 * 6 * 8, dtype=np.uint8).reshape(2, 6, 6, 8)  # a stack of 2 RGB frames
+    bgr = camera_image(colour, grayscale=False)
+    assert (
+        bgr.shape == (6, 8, 3)
+        and np.array_equal(bgr[..., 0], colour[0, 5])
+        and np.array_equal(bgr[..., 2], colour[0, 3])
+    )
+    assert camera_image(None, grayscale=True) is None
+
+
+def test_a_csv_row_being_written_is_not_served(tmp_path):
+    from deepracer_rl.run_views import read_csv_rows
+
+    path = tmp_path / "progress.csv"
+    path.write_text("iteration,timesteps,mean_reward\n1,128,2.5\n2,25")  # the trainer is mid-row
+    assert read_csv_rows(path) == [{"iteration": 1, "timesteps": 128, "mean_reward": 2.5}]
+    assert read_csv_rows(tmp_path / "not_yet.csv") == []
 
 
 # ---- security -------------------------------------------------------------------------------------
