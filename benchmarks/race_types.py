@@ -7,7 +7,15 @@ discrete action space, random actions, episodes reset as they end) per CPU secon
 process. The three races run in the same process, one after the other, so their figures compare.
 Object avoidance: 6 boxes at random (RANDOMIZE_OBSTACLE_LOCATIONS); head-to-bot: 3 bot cars
 changing lanes (IS_LANE_CHANGE). Also the fraction of steps that end an episode (crashes end
-episodes early in the races with objects). Ends with one JSON line.
+episodes early in the races with objects).
+
+The scripted driver (`baseline.PurePursuitDriver`, which steers round objects) as the reference of
+the races with objects: `--baseline-laps` evaluation laps (DeepRacer's evaluation rules: a
+collision costs 5 s and puts the car back behind the object), each on a new layout of 3 random
+boxes, and with 3 bot cars changing lanes: laps completed, laps without a collision, collisions,
+and how many layouts hold two boxes in opposite lanes closer than `CLOSE_PAIR_M` centre to centre
+(DeepRacer's random placement keeps only 2 % of the track length between boxes, and on narrow
+tracks such a pair leaves no gap a car can steer through). Ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -29,8 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sim import best_rate, pin_to_one_core  # noqa: E402
 
 from deepracer_rl.env import RaceEnv  # noqa: E402
+from deepracer_rl.evaluate import baseline_driver, run_laps  # noqa: E402
+from deepracer_rl.race import RaceCore  # noqa: E402
 from deepracer_rl.track import Track  # noqa: E402
 from deepracer_rl.vec_env import RaceVecEnv  # noqa: E402
+from deepracer_rl.world_objects import BOT_CAR, has_close_opposite_pair  # noqa: E402
 
 RACES = {
     "time_trial": None,
@@ -59,12 +70,50 @@ def batched(track: Track, cars: int, steps: int, repeats: int, objects: dict | N
     return cpu, wall, resets / (repeats * steps * cars)
 
 
+SCRIPTED_RACES = {
+    "object_avoidance_3_random_boxes": {"NUMBER_OF_OBSTACLES": 3, "RANDOMIZE_OBSTACLE_LOCATIONS": True},
+    "head_to_bot_3_bots": {"NUMBER_OF_BOT_CARS": 3, "IS_LANE_CHANGE": True},
+}
+CLOSE_PAIR_M = 1.5  # boxes in opposite lanes nearer than this (centre to centre, along the track)
+
+
+def close_opposite_pair(core: RaceCore) -> bool:
+    """Whether the car's layout has two boxes in opposite lanes within CLOSE_PAIR_M of each other."""
+    objects = core.car_objects()
+    if objects is None or BOT_CAR in objects.kinds:
+        return False
+    return has_close_opposite_pair(core.track, objects.poses[0], CLOSE_PAIR_M)
+
+
+def scripted(track: Track, laps: int, objects: dict) -> dict:
+    """The scripted driver's evaluation laps, one layout each."""
+    core = RaceCore.create(track, n_cars=1, sensors=False, seed=0, objects=objects)
+    driver = baseline_driver()
+    out = {"laps": laps, "completed": 0, "without_collision": 0, "collisions": 0, "close_pair_layouts": 0}
+    clean_elsewhere = 0
+    try:
+        for _ in range(laps):
+            report = run_laps(core, driver, laps=1)
+            close = close_opposite_pair(core)
+            out["completed"] += report.completed_laps
+            out["without_collision"] += int(report.completed_laps == 1 and report.collisions == 0)
+            out["collisions"] += report.collisions
+            out["close_pair_layouts"] += int(close)
+            clean_elsewhere += int(not close and report.completed_laps == 1 and report.collisions == 0)
+    finally:
+        core.close()
+    others = laps - out["close_pair_layouts"]
+    out["without_collision_other_layouts"] = f"{clean_elsewhere}/{others}"
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--track", default="reinvent_base")
     parser.add_argument("--cars", type=int, default=16)
     parser.add_argument("--steps", type=int, default=200, help="control steps per timed run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline-laps", type=int, default=30, help="scripted-driver laps per race with objects")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*render_mode.*")
     where = pin_to_one_core()
@@ -79,6 +128,15 @@ def main() -> None:
     base = out["time_trial"]["steps_per_s_cpu"]
     for name in RACES:
         out[name]["of_time_trial"] = round(out[name]["steps_per_s_cpu"] / base, 3)
+    out["scripted_driver"] = {}
+    for name, objects in SCRIPTED_RACES.items():
+        row = out["scripted_driver"][name] = scripted(track, args.baseline_laps, objects)
+        print(
+            f"  scripted driver, {name}: {row['completed']}/{row['laps']} laps completed, "
+            f"{row['without_collision']} without a collision ({row['collisions']} collisions); "
+            f"{row['close_pair_layouts']} layouts with boxes in opposite lanes < {CLOSE_PAIR_M} m apart, "
+            f"the others {row['without_collision_other_layouts']} without a collision"
+        )
     print(json.dumps(out))
 
 

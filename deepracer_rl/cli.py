@@ -37,11 +37,22 @@ def cmd_tracks(args: argparse.Namespace) -> int:
 
 def cmd_validate_reward(args: argparse.Namespace) -> int:
     track = Track.load(args.track)
+    objects = _world_config(args)
+    params = None
+    if objects is not None and objects.count:  # positions near the objects too, every objects_* key filled
+        from .car import CarSpec
+        from .world_objects import sample_params_with_objects
+
+        params = sample_params_with_objects(track, objects, CarSpec.from_urdf(), count=args.samples)
     with IsolatedReward(args.file) as function:  # a reward that hangs or crashes is reported, not suffered
-        summary = validate_reward(args.file, track, count=args.samples, function=function)
+        summary = validate_reward(args.file, track, count=args.samples, function=function, params=params)
         along = _along_raceline(args, track, function) if args.along_raceline else None
+    near = ""
+    if params is not None:
+        crashed = sum(p["is_crashed"] for p in params)
+        near = f" (half of them 0.2-3 m behind one of {objects.count} objects, {crashed} touching one)"
     print(
-        f"OK {summary['file']}: {summary['calls']} calls on {summary['track']}, "
+        f"OK {summary['file']}: {summary['calls']} calls on {summary['track']}{near}, "
         f"reward min {summary['min']:.4g} mean {summary['mean']:.4g} max {summary['max']:.4g}"
     )
     if along is not None:
@@ -255,13 +266,36 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _world_config(args: argparse.Namespace):
-    """--world-config FILE as `RaceObjects` (errors name the file and the key), or None."""
-    path = getattr(args, "world_config_file", None)
-    if path is None:
-        return None
-    from .world_objects import load_world_config
+    """The race's obstacles and bot cars (`RaceObjects`; none in a time trial) from --race-type,
+    --world-config FILE and the per-key options (which override the file), or None when none of
+    them is given. Errors name the file or option and the key."""
+    from .world_objects import RaceObjects, WorldConfigError, read_world_config, world_objects_for
 
-    return load_world_config(path)
+    path = getattr(args, "world_config_file", None)
+    race_type = getattr(args, "race_type", None)
+    options = {}
+    for field in dataclasses.fields(RaceObjects):
+        value = getattr(args, "wc_" + field.name, None)
+        if value is not None:
+            key = RaceObjects.key(field.name)
+            flag = "--" + field.name.replace("_", "-")
+            try:  # each value alone first, so that a bad one is named by its option
+                RaceObjects.from_mapping({key: value})
+            except WorldConfigError as exc:
+                raise CliError(f"{flag} {_shown(value)}: {str(exc).removeprefix(key + ': ')}") from None
+            options[key] = value
+    if path is None and race_type is None and not options:
+        return None
+    mapping = read_world_config(path) if path is not None else {}
+    where = " and ".join(
+        part for part in (str(path) if path else "", "the race options" if options or race_type else "") if part
+    )
+    return world_objects_for(race_type, {**mapping, **options}, where=where)
+
+
+def _shown(value: object) -> str:
+    """An option's value as the user typed it (a repeated option's values comma-separated)."""
+    return " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -278,7 +312,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.image_size:
         config.image_width, config.image_height = _parse_size(args.image_size)
     objects = _world_config(args)
-    if objects is not None:
+    if objects is not None and objects.count:
         config.world_config = objects.to_mapping()
     return config
 
@@ -395,6 +429,66 @@ def _add_backend_options(p: argparse.ArgumentParser, action: str, default: str |
     )
 
 
+_RACE_OPTION_UNITS = {
+    "min_distance_between_obstacles": "% of the track length; ",
+    "bot_car_speed": "m/s; ",
+    "lower_lane_change_time": "s; ",
+    "upper_lane_change_time": "s; ",
+    "lane_change_distance": "m; ",
+    "min_distance_between_bot_cars": "m; ",
+    "penalty_seconds": "s a bot car stands after hitting the car; ",
+    "collision_penalty": "s added to the lap per collision; ",
+    "reset_behind_dist": "m behind the object the car is put back; ",
+}
+
+
+def _add_race_options(p: argparse.ArgumentParser, world_config_help: str) -> None:
+    """--race-type, --world-config FILE and one option per DeepRacer world-config key in kebab case
+    (`--number-of-obstacles 3`, `--randomize-obstacle-locations`, ...): options override the file."""
+    from .world_objects import OBSTACLE_TYPES, RACE_TYPES, RaceObjects
+
+    group = p.add_argument_group(
+        "race type (DeepRacer's world config; each option is DeepRacer's key in kebab case and overrides "
+        "--world-config; docs/races.md)"
+    )
+    group.add_argument(
+        "--race-type",
+        dest="race_type",
+        choices=RACE_TYPES,
+        default=None,
+        help="time_trial, object_avoidance (default 6 obstacles, as DRfC) or head_to_bot (default 3 bot cars)",
+    )
+    group.add_argument(
+        "--world-config", dest="world_config_file", default=None, metavar="FILE.yaml|json", help=world_config_help
+    )
+    for field in dataclasses.fields(RaceObjects):
+        flag = "--" + field.name.replace("_", "-")
+        kwargs: dict = {"dest": "wc_" + field.name, "default": None}
+        default = field.default
+        if field.name == "object_positions":
+            kwargs.update(
+                action="append",
+                metavar="PROGRESS,LANE",
+                help="an obstacle at this fraction of the "
+                "track length in lane 1 (inner) or -1 (outer), repeatable; overrides the number",
+            )
+        elif field.name == "obstacle_type":
+            kwargs.update(choices=OBSTACLE_TYPES, help=f"default: {default}")
+        elif isinstance(default, bool):
+            kwargs.update(action=argparse.BooleanOptionalAction, help=f"default: {str(default).lower()}")
+        elif isinstance(default, int):
+            kwargs.update(type=int, metavar="N", help=f"default: {default}")
+        else:
+            shown = (
+                "2 in evaluation, 0 in training"
+                if field.name == "penalty_seconds"
+                else ("5 in evaluation, 0 in training" if field.name == "collision_penalty" else f"{default:g}")
+            )
+            unit = _RACE_OPTION_UNITS.get(field.name, "")
+            kwargs.update(type=float, metavar="X", help=f"{unit}default: {shown}")
+        group.add_argument(flag, **kwargs)
+
+
 def _add_margin_option(p: argparse.ArgumentParser) -> None:
     """--margin M: metres between the racing line and each border."""
     p.add_argument(
@@ -430,6 +524,11 @@ def build_parser() -> argparse.ArgumentParser:
         "at its speed profile), to see which it prefers",
     )
     _add_margin_option(p)
+    _add_race_options(
+        p,
+        "obstacles and bot cars: the reward is also called at positions near them, with every objects_* key "
+        "filled (DeepRacer's world-config keys, YAML or JSON)",
+    )
     p.set_defaults(func=cmd_validate_reward)
 
     p = sub.add_parser("raceline", help="the minimum-time racing line of a track: .npy, CSV, PNG, lap time")
@@ -553,17 +652,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--trajectory", default=None, metavar="CSV", help="write the per-step trajectory here")
     p.add_argument(
-        "--world-config",
-        dest="world_config_file",
-        default=None,
-        metavar="FILE.yaml|json",
-        help="obstacles and bot cars on the track (default: the run's; none for the baseline); each collision "
-        "costs COLLISION_PENALTY s (5) and puts the car back behind the object: DeepRacer's world-config keys "
-        "(NUMBER_OF_OBSTACLES, RANDOMIZE_OBSTACLE_LOCATIONS, "
-        "OBJECT_POSITIONS, OBSTACLE_TYPE, IS_OBSTACLE_BOT_CAR, NUMBER_OF_BOT_CARS, BOT_CAR_SPEED, IS_LANE_CHANGE, ...; "
-        "docs/races.md)",
-    )
-    p.add_argument(
         "--video",
         default=None,
         metavar="FILE.mp4",
@@ -593,6 +681,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_options(p, "drive the laps")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_env_options(p, "evaluate the policy in RUN_OR_MODEL (or only the baselines) on", env_arg=True)
+    _add_race_options(
+        p,
+        "obstacles and bot cars on the track (default: the run's; none for the baseline); each collision costs "
+        "COLLISION_PENALTY s (5) and puts the car back behind the object: a YAML or JSON file of DeepRacer's "
+        "world-config keys",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("robustness", help="evaluate on tracks x camera perturbations: a JSON table and a PNG heat map")
@@ -651,17 +745,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="JSON",
         help="model_metadata.json (default: the DeepRacer console's action space)",
-    )
-    p.add_argument(
-        "--world-config",
-        dest="world_config_file",
-        default=None,
-        metavar="FILE.yaml|json",
-        help="obstacles and bot cars on the track (object avoidance, head-to-bot), recorded in the run; a "
-        "collision ends the episode as crashed: DeepRacer's world-config keys "
-        "(NUMBER_OF_OBSTACLES, RANDOMIZE_OBSTACLE_LOCATIONS, "
-        "OBJECT_POSITIONS, OBSTACLE_TYPE, IS_OBSTACLE_BOT_CAR, NUMBER_OF_BOT_CARS, BOT_CAR_SPEED, IS_LANE_CHANGE, ...; "
-        "docs/races.md)",
     )
     p.add_argument("--algo", choices=sorted(ALGORITHMS), default=None, help="default: ppo")
     p.add_argument("--steps", type=int, default=None, help="env steps in all (default: 150000)")
@@ -820,6 +903,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop (with a checkpoint) after this much wall time",
     )
     add_env_options(p, "train PPO on", env_arg=True)
+    _add_race_options(
+        p,
+        "obstacles and bot cars on the track (object avoidance, head-to-bot), recorded in the run; a collision "
+        "ends the episode as crashed: a YAML or JSON file of DeepRacer's world-config keys (NUMBER_OF_OBSTACLES, "
+        "RANDOMIZE_OBSTACLE_LOCATIONS, OBJECT_POSITIONS, NUMBER_OF_BOT_CARS, BOT_CAR_SPEED, RACE_TYPE, ...)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="write model.onnx + model_metadata.json of a run")

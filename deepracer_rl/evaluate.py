@@ -127,7 +127,8 @@ def policy_driver(model: Any, deterministic: bool = True) -> Driver:
     return drive
 
 
-def baseline_driver() -> Driver:
+def baseline_driver(avoid_objects: bool = True) -> Driver:
+    """The scripted driver (`baseline.PurePursuitDriver`): the centre line, round any objects."""
     from .baseline import PurePursuitDriver
 
     drivers: dict[int, PurePursuitDriver] = {}
@@ -135,7 +136,7 @@ def baseline_driver() -> Driver:
     def drive(core: RaceCore) -> tuple[np.ndarray, np.ndarray]:
         driver = drivers.get(id(core))
         if driver is None or driver.core is not core:
-            driver = drivers[id(core)] = PurePursuitDriver(core)
+            driver = drivers[id(core)] = PurePursuitDriver(core, avoid_objects=avoid_objects)
         return driver.act()
 
     return drive

@@ -25,6 +25,7 @@ from .track import Track
 from .track_set import DIRECTIONS, TrackSet
 from .world_objects import (
     BOT_CAR,
+    START_CLEARANCE,
     ObjectState,
     ObjectWorld,
     RaceObjects,
@@ -254,7 +255,8 @@ class RaceCore:
     def _reset_objects(self, i: int, pose: np.ndarray, reverse: bool, k: int) -> np.ndarray:
         """A new layout in car i's world of track k (driven `reverse`d), clear of its start, and the
         start: `pose`, or moved back along the centre line (START_BACKOFF steps) while it touches an
-        object of a fixed layout (on narrow tracks DeepRacer's first obstacle, 2 % in, reaches the line)."""
+        object of a fixed layout or has one less than START_CLEARANCE ahead, where no car could steer
+        round it (on narrow tracks DeepRacer's first obstacle, 2 % in, reaches the line)."""
         key = (int(k), bool(reverse))
         world = self._world(key)
         self._world_key[i] = key
@@ -262,10 +264,16 @@ class RaceCore:
         arc = world.track.project(pose[None, :2]).arc_length
         world.reset([i], keep_clear=arc)
         state = world.state().take(np.array([i]))
+        track = world.track
+        object_arcs = track.project(state.poses[0, :, :2]).arc_length
         for step in range(1, START_BACKOFF_STEPS + 1):
-            if not collisions(pose[None], state, self.car, self.collision_rule)[0][0]:
+            ahead = object_arcs - track.project(pose[None, :2]).arc_length[0]
+            if track.closed:
+                ahead = np.mod(ahead + 0.5 * track.length, track.length) - 0.5 * track.length
+            close = ((ahead > 0.0) & (ahead < START_CLEARANCE)).any()
+            if not close and not collisions(pose[None], state, self.car, self.collision_rule)[0][0]:
                 break
-            (point,), (heading,) = world.track.point_at(arc - step * START_BACKOFF_M)
+            (point,), (heading,) = track.point_at(arc - step * START_BACKOFF_M)
             pose = np.array([point[0], point[1], heading])
         return pose
 
@@ -283,13 +291,19 @@ class RaceCore:
 
     def crash_reset(self, i: int) -> None:
         """Car i back where DeepRacer puts it after hitting an object (same episode): RESET_BEHIND_DIST
-        before the object it touched, in the other lane, stopped (`world_objects.crash_reset_pose`)."""
+        before the object it touched, in the other lane, stopped (`world_objects.crash_reset_pose`);
+        farther back (START_BACKOFF steps) while that pose touches another object."""
         hit = int(self.last_hit[i])
         if self.objects is None or hit < 0:
             raise ValueError(f"car {i} has not touched an object")
         world = self._worlds[self._world_key[i]]
-        obstacle = world.state().poses[i, hit]
-        pose = crash_reset_pose(world.track, obstacle, self.objects.reset_behind_dist)
+        state = world.state().take(np.array([i]))
+        behind = self.objects.reset_behind_dist
+        pose = crash_reset_pose(world.track, state.poses[0, hit], behind)
+        for step in range(1, START_BACKOFF_STEPS + 1):  # not onto another object (a close opposite-lane pair)
+            if not collisions(pose[None], state, self.car, self.collision_rule)[0][0]:
+                break
+            pose = crash_reset_pose(world.track, state.poses[0, hit], behind + step * START_BACKOFF_M)
         self.backend.reset_cars(np.array([i]), pose[None], new_episode=False)
         self.judge.last_arc[i] = self.judge.track_of(i).project(pose[None, :2]).arc_length[0]
         self.last_hit[i] = -1
@@ -305,6 +319,19 @@ class RaceCore:
         colours = state.colours if state.colours is not None else np.full((state.count, 3), 128)
         return [Box(*row, colour=tuple(int(c) for c in rgb)) for row, rgb in zip(state.box_params()[0], colours)]
 
+    def car_objects(self) -> ObjectState | None:
+        """The obstacles and bot cars each car races among now, row i = car i's world (None without
+        objects): for drivers that see the world (the scripted baseline), not for policies."""
+        if self.objects is None:
+            return None
+        states = self._object_states()
+        first = states[0][2]
+        poses = np.empty((self.n, first.count, 3))
+        speeds = np.empty((self.n, first.count))
+        for _, rows, state in states:
+            poses[rows], speeds[rows] = state.poses, state.speeds
+        return ObjectState(poses, speeds, first.kinds, first.footprint, first.size, first.z, first.colours)
+
     def penalties(self) -> tuple[float, float]:
         """(PENALTY_SECONDS, COLLISION_PENALTY) of this race's phase (`evaluation`); (0, 0) without objects."""
         return (0.0, 0.0) if self.objects is None else self.objects.penalties(self.evaluation)
@@ -315,7 +342,8 @@ class RaceCore:
         world = self._worlds.get(key)
         if world is None:
             track = self.track_set.tracks[key[0]]
-            seed = None if self._seed is None else int(self._seed) * 7919 + 2 * key[0] + int(key[1]) + 15
+            # Layouts come from the race's seed, 0 without one: an evaluation's layouts reproduce.
+            seed = (0 if self._seed is None else int(self._seed)) * 7919 + 2 * key[0] + int(key[1]) + 15
             assert self.objects is not None
             world = self._worlds[key] = ObjectWorld(self.objects, track.reversed() if key[1] else track, self.n, seed)
         return world

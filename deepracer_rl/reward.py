@@ -50,6 +50,8 @@ PARAM_KEYS = (
     "objects_left_of_center",
     "objects_location",
     "objects_speed",
+    "objects_distance_from_center",
+    "object_in_camera",
 )
 
 
@@ -197,6 +199,8 @@ def build_params_batch(
                 "objects_left_of_center": [],
                 "objects_location": [],
                 "objects_speed": [],
+                "objects_distance_from_center": [],
+                "object_in_camera": False,
             }
         )
     return out
@@ -316,32 +320,37 @@ def sample_params(track: Track, count: int = 200, seed: int = 0) -> list[dict[st
     for i in range(count):
         direction = track.reversed() if (track.closed and i % 4 == 3) else track
         s = rng.uniform(0.0, direction.length)
-        (centre,), (heading,) = direction.point_at(np.array([s]))
         lateral = rng.uniform(-0.7, 0.7) * direction.width
-        normal = np.array([-math.sin(heading), math.cos(heading)])
-        x, y = centre + lateral * normal
-        # The road's real borders decide (row widths overstate it where rows are skewed);
-        # the wheels are taken as 0.1 m either side of the car's centre.
-        on_track, *wheels_on = direction.contains(
-            centre + np.array([lateral, lateral - 0.1, lateral + 0.1])[:, None] * normal
-        )
-        out.append(
-            build_params(
-                direction,
-                x=float(x),
-                y=float(y),
-                yaw=float(heading + rng.normal(0.0, 0.3)),
-                speed=float(rng.uniform(0.5, 4.0)),
-                steering_angle=float(rng.uniform(-30, 30)),
-                steps=int(rng.integers(1, 500)),
-                progress=float(100.0 * s / direction.length),
-                all_wheels_on_track=bool(all(wheels_on)),
-                is_offtrack=not bool(on_track),
-                is_reversed=direction is not track,
-                sim_time=float(rng.uniform(0, 60)),
-            )
-        )
+        out.append(params_at(track, direction, s, lateral, rng))
     return out
+
+
+def params_at(track: Track, direction: Track, s: float, lateral: float, rng: np.random.Generator) -> dict[str, Any]:
+    """The params of a car `s` m along `direction` (`track` or `track.reversed()`) and `lateral` m
+    left of its centre line, heading along it give or take 0.3 rad, with speed, steering, steps
+    and sim time drawn from `rng`."""
+    (centre,), (heading,) = direction.point_at(np.array([s]))
+    normal = np.array([-math.sin(heading), math.cos(heading)])
+    x, y = centre + lateral * normal
+    # The road's real borders decide (row widths overstate it where rows are skewed);
+    # the wheels are taken as 0.1 m either side of the car's centre.
+    on_track, *wheels_on = direction.contains(
+        centre + np.array([lateral, lateral - 0.1, lateral + 0.1])[:, None] * normal
+    )
+    return build_params(
+        direction,
+        x=float(x),
+        y=float(y),
+        yaw=float(heading + rng.normal(0.0, 0.3)),
+        speed=float(rng.uniform(0.5, 4.0)),
+        steering_angle=float(rng.uniform(-30, 30)),
+        steps=int(rng.integers(1, 500)),
+        progress=float(100.0 * s / direction.length),
+        all_wheels_on_track=bool(all(wheels_on)),
+        is_offtrack=not bool(on_track),
+        is_reversed=direction is not track,
+        sim_time=float(rng.uniform(0, 60)),
+    )
 
 
 def validate_reward(
@@ -349,15 +358,16 @@ def validate_reward(
     track: Track,
     count: int = 200,
     function: Callable[[dict[str, Any]], float] | None = None,
+    params: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run a reward file on params from many real positions (the console's Validate).
 
     `function`: the loaded file to call (e.g. a `reward_process.IsolatedReward` of `path`);
-    None loads `path` into this process."""
+    None loads `path` into this process. `params`: the calls to make (default: `sample_params`)."""
     if count < 1:
         raise ValueError(f"count must be at least 1 (positions to try), got {count}")
     function = function if function is not None else RewardFunction(path)
-    rewards = np.array([function(p) for p in sample_params(track, count)])
+    rewards = np.array([function(p) for p in (params if params is not None else sample_params(track, count))])
     return {
         "file": str(path),
         "track": track.name,

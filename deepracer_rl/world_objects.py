@@ -311,11 +311,20 @@ OTHER_WORLD_KEYS = frozenset(
 )
 
 
-def load_world_config(path: str | Path) -> RaceObjects:
-    """`RaceObjects` from a world-config file (YAML, or JSON by its .json suffix) with DeepRacer's
-    keys (e.g. DRfC's training params: NUMBER_OF_OBSTACLES: 3). DeepRacer's other keys
-    (`OTHER_WORLD_KEYS`: WORLD_NAME, RACE_TYPE, ...) are ignored; any other key is an error that
-    names it, as is every bad value."""
+RACE_TYPES = ("time_trial", "object_avoidance", "head_to_bot")
+# What a race type brings when the config does not say: DRfC's run.env defaults
+# (DR_OA_NUMBER_OF_OBSTACLES=6, DR_H2B_NUMBER_OF_BOT_CARS=3).
+RACE_TYPE_DEFAULTS: dict[str, dict[str, object]] = {
+    "time_trial": {},
+    "object_avoidance": {"NUMBER_OF_OBSTACLES": 6},
+    "head_to_bot": {"NUMBER_OF_BOT_CARS": 3},
+}
+
+
+def read_world_config(path: str | Path) -> dict[str, object]:
+    """The keys of a world-config file (YAML, or JSON by its .json suffix), upper-cased: DeepRacer's
+    obstacle and bot-car keys and RACE_TYPE; DeepRacer's other keys (`OTHER_WORLD_KEYS`: WORLD_NAME,
+    ...) are dropped. Errors name the file."""
     import json
 
     import yaml
@@ -335,11 +344,56 @@ def load_world_config(path: str | Path) -> RaceObjects:
         data = {}
     if not isinstance(data, Mapping):
         raise WorldConfigError(f"{path}: expected a mapping of DeepRacer keys (NUMBER_OF_OBSTACLES: 3, ...)")
-    kept = {k: v for k, v in data.items() if str(k).strip().upper() not in OTHER_WORLD_KEYS}
+    out: dict[str, object] = {}
+    for raw, value in data.items():
+        key = str(raw).strip().upper()
+        if key == "RACE_TYPE" or key not in OTHER_WORLD_KEYS:
+            out[key] = value
+    return out
+
+
+def world_objects_for(race_type: str | None, mapping: Mapping[str, object], where: str = "world config") -> RaceObjects:
+    """The obstacles and bot cars of a race type (time_trial, object_avoidance, head_to_bot; or
+    the mapping's RACE_TYPE) and DeepRacer's keys in `mapping`, which override the type's
+    defaults (`RACE_TYPE_DEFAULTS`). Without a type, the keys alone decide. A time trial with
+    objects, an object-avoidance race without obstacles or a head-to-bot race without bot cars
+    is an error naming `where` and the key."""
+    values = {str(k).strip().upper(): v for k, v in mapping.items()}
+    given = values.pop("RACE_TYPE", None)
+    if given is not None:
+        text = str(given).strip().lower()
+        if text not in RACE_TYPES:
+            raise WorldConfigError(
+                f"{where}: RACE_TYPE {given!r} is not one of {', '.join(t.upper() for t in RACE_TYPES)}"
+            )
+        if race_type is not None and race_type != text:
+            raise WorldConfigError(f"{where}: RACE_TYPE {given} disagrees with --race-type {race_type}")
+        race_type = text
+    if race_type is not None and race_type not in RACE_TYPES:
+        raise WorldConfigError(f"race type {race_type!r} is not one of {', '.join(RACE_TYPES)}")
     try:
-        return RaceObjects.from_mapping(kept)
+        objects = RaceObjects.from_mapping({**RACE_TYPE_DEFAULTS.get(race_type or "", {}), **values})
     except WorldConfigError as exc:
-        raise WorldConfigError(f"{path}: {exc}") from None
+        raise WorldConfigError(f"{where}: {exc}") from None
+    if race_type == "time_trial" and objects.count:
+        raise WorldConfigError(
+            f"{where}: a time trial has no obstacles or bot cars, but NUMBER_OF_OBSTACLES/OBJECT_POSITIONS give "
+            f"{objects.obstacle_count} and NUMBER_OF_BOT_CARS {objects.number_of_bot_cars}; choose object_avoidance "
+            "or head_to_bot"
+        )
+    if race_type == "object_avoidance" and objects.obstacle_count == 0:
+        raise WorldConfigError(f"{where}: an object-avoidance race needs NUMBER_OF_OBSTACLES of at least 1")
+    if race_type == "head_to_bot" and objects.number_of_bot_cars == 0:
+        raise WorldConfigError(f"{where}: a head-to-bot race needs NUMBER_OF_BOT_CARS of at least 1")
+    return objects
+
+
+def load_world_config(path: str | Path) -> RaceObjects:
+    """`RaceObjects` from a world-config file with DeepRacer's keys (e.g. DRfC's training params:
+    NUMBER_OF_OBSTACLES: 3; RACE_TYPE: OBJECT_AVOIDANCE brings DRfC's defaults); DeepRacer's other
+    keys (`OTHER_WORLD_KEYS`: WORLD_NAME, ...) are ignored; any other key is an error that names
+    it and the file, as is every bad value."""
+    return world_objects_for(None, read_world_config(path), where=str(path))
 
 
 # ---- geometry helpers ---------------------------------------------------------------------
@@ -903,3 +957,54 @@ def crash_reset_pose(track: Track, obstacle: np.ndarray, reset_behind_dist: floa
     is_inner = np.linalg.norm(point - near_inner) < np.linalg.norm(point - near_outer)
     lane = Lanes.OUTER if is_inner else Lanes.INNER
     return Lanes(track).obstacle_pose(np.array([arc]), np.array([lane]))[0]
+
+
+def sample_params_with_objects(
+    track: Track, objects: RaceObjects, car: CarSpec, count: int = 200, seed: int = 0
+) -> list[dict[str, object]]:
+    """Reward params from many real positions in a race with objects (validate-reward): those of
+    `reward.sample_params`, every other one moved to 0.2-3 m behind an object in a fresh layout,
+    each with its layout's `objects_*` keys, `object_in_camera` and `is_crashed` (the car touches
+    an object), as a race fills them."""
+    from .reward import params_at, sample_params
+
+    rng = np.random.default_rng(seed + 1)
+    worlds: dict[bool, ObjectWorld] = {}
+    bot_speed = objects.bot_car_speed if objects.number_of_bot_cars else None
+    out = []
+    for i, params in enumerate(sample_params(track, count, seed)):
+        reverse = bool(params["is_reversed"])
+        direction = track.reversed() if reverse else track
+        world = worlds.get(reverse)
+        if world is None:
+            world = worlds[reverse] = ObjectWorld(objects, direction, 1, seed + int(reverse))
+        world.reset([0])
+        state = world.state()
+        if i % 2 == 0 and state.count:  # close behind an object, anywhere across the road
+            k = int(rng.integers(state.count))
+            arc = direction.project(state.poses[0, k : k + 1, :2]).arc_length[0] - rng.uniform(0.2, 3.0)
+            params = params_at(track, direction, arc % direction.length, rng.uniform(-0.5, 0.5) * direction.width, rng)
+        pose = np.array([[params["x"], params["y"], math.radians(float(params["heading"]))]])
+        params.update(objects_params(direction, pose, state, car, bot_speed)[0])
+        params["is_crashed"] = bool(collisions(pose, state, car)[0][0])
+        out.append(params)
+    return out
+
+
+def has_close_opposite_pair(track: Track, poses: np.ndarray, within: float = 1.5) -> bool:
+    """Whether two obstacles at `poses` (K, 3) stand in opposite lanes less than `within` m apart
+    along the centre line (neighbours, wrapping on a loop). DeepRacer's random placement keeps only
+    MIN_DISTANCE_BETWEEN_OBSTACLES (2 % of the length) between boxes, and on a narrow track such a
+    pair leaves no gap that a car can steer through: a collision nobody can avoid."""
+    poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
+    if len(poses) < 2:
+        return False
+    projection = track.project(poses[:, :2])
+    order = np.argsort(projection.arc_length)
+    arcs, left = projection.arc_length[order], projection.is_left[order]
+    gaps = np.diff(arcs)
+    pairs = left[1:] != left[:-1]
+    if track.closed:
+        gaps = np.append(gaps, arcs[0] + track.length - arcs[-1])
+        pairs = np.append(pairs, left[-1] != left[0])
+    return bool((pairs & (gaps < within)).any())

@@ -401,7 +401,7 @@ def test_nan_output_publishes_stop_and_logs(tmp_path, nodes, ros):
     ros.commands.clear()
     assert ros.wait_for(lambda: len(ros.commands) >= 5, 10.0, frames=True), log_of(node)
     assert all(c[1:] == (0.0, 0.0) for c in ros.commands)
-    assert node.interrupt() == 0
+    assert node.interrupt() == 0, log_of(node)[-3000:]  # the node's own words if Ctrl-C did not end it cleanly
     assert "not finite" in log_of(node)
 
 
@@ -446,7 +446,7 @@ def test_enable_service_gates_driving_and_car_profile_starts_disabled(cloned_pol
     after = [c for c in ros.commands if c[0] > disabled_at - 0.5]
     assert after and after[-1][1:] == (0.0, 0.0)
     assert not moving([c for c in ros.commands if c[0] > disabled_at + 0.2])
-    assert node.interrupt() == 0
+    assert node.interrupt() == 0, log_of(node)[-3000:]
     assert "Traceback" not in log_of(node)
 
 
@@ -472,7 +472,7 @@ def test_node_drives_with_the_openvino_ir(cloned_policy, nodes, ros, tmp_path):
     ros.wait_connected()
     ros.commands.clear()
     assert ros.wait_for(lambda: len(moving(ros.commands)) >= 5, 10.0, frames=True), log_of(node)
-    assert node.interrupt() == 0
+    assert node.interrupt() == 0, log_of(node)[-3000:]
     assert "(openvino, discrete" in log_of(node), log_of(node)
     # The same frame over and over: every command is the one onnxruntime gives for it.
     expected = twist(PolicyRunner(OnnxPolicy(export)).act(camera_frame()), CAR.wheelbase)
@@ -556,5 +556,5 @@ def test_closed_loop_sim_node_and_inference_node_drive_a_full_lap(lockstep, clon
     # /cmd_vel publisher, so the speed limit is checked on what the simulator drove too.
     assert max(o.twist.twist.linear.x for o in ros.odometry) <= DISCRETE.max_speed + 1e-6
     assert all(c[1] <= DISCRETE.max_speed for c in ros.commands)
-    assert driver.interrupt() == 0
-    assert sim.interrupt() == 0
+    assert driver.interrupt() == 0, log_of(driver)[-3000:]
+    assert sim.interrupt() == 0, log_of(sim)[-3000:]
