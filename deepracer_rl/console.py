@@ -54,11 +54,6 @@ CAMERA_SNAPSHOT_S = 1.0  # trainings started here write car 0's camera this ofte
 STOP_TIMEOUT_S = 60.0  # a stopped job's grace to checkpoint and exit before its group is killed
 MAX_BODY = 1 << 20  # bytes of a request body (a reward file, an action space, a world config)
 REWARD_SAMPLES = 50  # positions an uploaded reward is tried on before a training starts (as validate-reward)
-RACE_TYPES = {  # the DeepRacer console's race types -> the world config used when none is given
-    "time_trial": None,
-    "object_avoidance": {"NUMBER_OF_OBSTACLES": 3},
-    "head_to_bot": {"NUMBER_OF_BOT_CARS": 2},
-}
 # Form fields of a new training -> the train option they become (the CLI validates their values).
 TRAIN_OPTIONS = {
     "direction": "--direction",
@@ -350,21 +345,13 @@ class Console:
         metadata = _text_field(body, "action_space")
         if metadata:
             argv += ["--metadata", str(self._upload(metadata, ".json"))]
-        race_type = body.get("race_type") or "time_trial"
-        if race_type not in RACE_TYPES:
-            raise ConsoleError(
-                HTTPStatus.BAD_REQUEST, f"race_type {race_type!r}: expected one of {', '.join(RACE_TYPES)}"
-            )
+        race_type = body.get("race_type")
+        if race_type:  # the CLI's --race-type: its choices, its default obstacles and bot cars
+            argv += ["--race-type", _option_value("race_type", race_type)]
         world = _text_field(body, "world_config")
-        if world and race_type == "time_trial":
-            raise ConsoleError(
-                HTTPStatus.BAD_REQUEST,
-                "world_config: a time trial has no obstacles or bot cars; choose object_avoidance or head_to_bot",
-            )
-        if race_type != "time_trial":
-            text = world or json.dumps(RACE_TYPES[race_type])
-            suffix = ".json" if text.lstrip().startswith("{") else ".yaml"
-            argv += ["--world-config", str(self._upload(text, suffix))]
+        if world:  # DeepRacer's world-config keys, YAML or JSON, as train --world-config FILE
+            suffix = ".json" if world.lstrip().startswith("{") else ".yaml"
+            argv += ["--world-config", str(self._upload(world, suffix))]
         options = body.get("options") or {}
         if not isinstance(options, dict):
             raise ConsoleError(HTTPStatus.BAD_REQUEST, "options: expected an object of training settings")
@@ -632,7 +619,7 @@ class Handler(BaseHTTPRequestHandler):
             console._run(parts[1])
             return html_reply(pages.run_page(runs, parts[1]))
         if head == "new" and len(parts) == 1:
-            return html_reply(pages.new_page(RACE_TYPES))
+            return html_reply(pages.new_page())
         if head == "leaderboard" and len(parts) == 1:
             return html_reply(pages.leaderboard_page(runs, query.get("track", [""])[0]))
         if head == "api":

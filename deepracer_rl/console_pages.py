@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -137,25 +136,26 @@ def run_page(runs: Path, name: str) -> str:
     return _page(f"Run {name}", body, {"page": "run", "run": name})
 
 
-def new_page(race_types: dict[str, Any]) -> str:
+def new_page() -> str:
     from .algorithms import ALGORITHMS
     from .networks import NETWORKS
     from .track import available_tracks
+    from .world_objects import RACE_TYPES
 
     tracks = "".join(f'<option value="{escape(t)}">' for t in available_tracks())
     options = lambda names, default: "".join(  # noqa: E731
         f"<option{' selected' if n == default else ''}>{escape(n)}</option>" for n in names
     )
-    defaults = json.dumps({k: v for k, v in race_types.items() if v})
     body = f"""
 <h1>New training</h1>
-<form id="train-form" data-world-defaults="{escape(defaults)}">
+<form id="train-form">
 <fieldset><legend>Run</legend>
  <label>name <input name="name" required pattern="[A-Za-z0-9][A-Za-z0-9_.-]*"></label>
  <label>track(s), comma separated <input name="track" list="track-names" value="reinvent_base"></label>
  <datalist id="track-names">{tracks}</datalist>
- <label>race type <select name="race_type">{options(race_types, "time_trial")}</select></label>
- <label>world config (YAML/JSON, obstacles and bot cars) <textarea name="world_config" rows="3"></textarea></label>
+ <label>race type <select name="race_type">{options(RACE_TYPES, "time_trial")}</select></label>
+ <label>world config (YAML/JSON, DeepRacer's keys; empty: the race type's defaults)
+  <textarea name="world_config" rows="3"></textarea></label>
 </fieldset>
 <fieldset><legend>Reward function (reward_function(params); empty: follow the centre line)</legend>
  <label>upload a .py <input type="file" data-into="reward" accept=".py,text/x-python"></label><br>

@@ -211,6 +211,10 @@ def test_a_form_error_is_the_clis_own_message(console, tmp_path):
     nan_reward = "def reward_function(params):\n    return float('nan')\n"
     status, reply = console.post("/api/train", {"name": "bad", "reward": nan_reward})
     assert status == 400 and "reward_function returned nan" in reply["error"]
+    status, reply = console.post("/api/train", {"name": "bad", "race_type": "drag_race"})
+    assert status == 400 and reply["error"].startswith(
+        "deepracer-rl train: error: argument --race-type: invalid choice: 'drag_race'"
+    )
     status, reply = console.post("/api/train", {"name": "bad", "options": {"no_such": 1}})
     assert status == 400 and reply["error"].startswith("options.no_such: not a training setting")
     status, reply = console.post("/api/train", {"name": "demo"})

@@ -259,11 +259,6 @@ if (page === "index") {
 // ---- the new-training page ---------------------------------------------------------------------------
 if (page === "new") {
   const form = document.getElementById("train-form");
-  const defaults = JSON.parse(form.dataset.worldDefaults || "{}");
-  form.race_type.addEventListener("change", () => {
-    const d = defaults[form.race_type.value];
-    form.world_config.value = d ? JSON.stringify(d) : "";
-  });
   for (const input of form.querySelectorAll("input[type=file][data-into]")) {  // a file's text into its box
     input.addEventListener("change", async () => {
       if (input.files.length) { form.elements[input.dataset.into].value = await input.files[0].text(); }
