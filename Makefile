@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint benchmarks clean
+.PHONY: venv browser demo test lint benchmarks clean
 
 # The ROS message packages that are not on PyPI (interfaces/: the DeepRacer car's, tf2_msgs) are
 # built with rosidl and installed into the venv by tools/build_interfaces.py (cmake, g++, make).
@@ -21,10 +21,14 @@ $(STAMP): requirements.txt setup.py pyproject.toml tools/build_interfaces.py $(I
 
 venv: $(STAMP)
 
-demo: venv
+# Chromium + chromedriver from Debian for the console's page tests (idempotent; apt-get when missing).
+browser:
+	bash tools/install_browser.sh
+
+demo: venv browser
 	$(VENV)/bin/deepracer-rl demo --out runs/demo
 
-test: venv
+test: venv browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q

@@ -9,6 +9,7 @@ ones of the same step wrote):
 4. `CheckpointCallback`    latest.zip + state.json every `checkpoint_every` steps
 5. `ProgressBarCallback`   the tqdm bar: steps/s, episodes, mean progress, best lap
 6. `StopCallback`          time budget, Ctrl-C (a flag set by the SIGINT handler), lapping
+7. `CameraSnapshotCallback` (opt-in: `--camera-snapshot SECONDS`) car 0's camera as RUN/camera/latest.jpg
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .config import TrainConfig
 from .episode import EpisodeStatus
 from .evaluate import LapReport
 from .logs import MetricsLog, TrainingSimtrace
-from .rundir import RunDir, is_better, save_model_atomic
+from .rundir import RunDir, is_better, save_model_atomic, write_bytes_atomic
 
 
 @dataclass
@@ -333,6 +334,46 @@ class StopCallback(_RunCallback):
         return False
 
 
+class CameraSnapshotCallback(_RunCallback):
+    """Car 0's camera image as the policy sees it (its newest frame) into `RunDir.camera_snapshot`, a
+    JPEG rewritten atomically at most every `every_s` seconds of wall time: what the console shows live."""
+
+    def __init__(self, progress: TrainingProgress, run: RunDir, every_s: float, grayscale: bool):
+        super().__init__(progress)
+        self.run = run
+        self.every_s = every_s
+        self.grayscale = grayscale
+        self.last = -np.inf
+
+    def _on_step(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return True
+        self.last = now
+        image = camera_image(self.locals.get("new_obs"), self.grayscale)
+        if image is not None:
+            import cv2
+
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            if ok:
+                write_bytes_atomic(self.run.camera_snapshot, data.tobytes())
+        return True
+
+
+def camera_image(observations: Any, grayscale: bool) -> np.ndarray | None:
+    """Car 0's newest camera frame (H x W gray, or H x W x 3 BGR for OpenCV) from a batch of
+    observations (channels first, stacked frames oldest first: 1 channel per frame when `grayscale`,
+    else 3), or None when there is no image."""
+    if isinstance(observations, dict):
+        observations = next((v for v in observations.values() if np.ndim(v) == 4), None)
+    if observations is None or np.ndim(observations) != 4:
+        return None
+    frame = np.asarray(observations[0])
+    if grayscale or frame.shape[0] < 3:
+        return np.ascontiguousarray(frame[-1], dtype=np.uint8)
+    return np.ascontiguousarray(np.moveaxis(frame[-3:], 0, -1)[..., ::-1], dtype=np.uint8)
+
+
 @dataclass
 class RunCallbacks:
     """The callbacks of a run, by role, and the CallbackList SB3 runs."""
@@ -370,5 +411,8 @@ def run_callbacks(
     checkpoint = CheckpointCallback(progress, run, config.checkpoint_every, start, simtrace)
     bar = ProgressBarCallback(progress, config.steps, start, cars)
     stop = StopCallback(progress, config, bar.say)
-    chain = [c for c in (simtrace, stats, evaluation, checkpoint, bar, stop) if c is not None]
+    camera = None
+    if config.camera_snapshot:
+        camera = CameraSnapshotCallback(progress, run, config.camera_snapshot, config.grayscale)
+    chain = [c for c in (simtrace, stats, evaluation, checkpoint, bar, stop, camera) if c is not None]
     return RunCallbacks(progress, simtrace, checkpoint, bar, CallbackList(chain), stats)

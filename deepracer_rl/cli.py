@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+from typing import TYPE_CHECKING
 
 from .algorithms import ALGORITHMS
 from .backend import available_backends
@@ -17,6 +18,9 @@ from .reward import RewardFunctionError, validate_reward
 from .reward_process import IsolatedReward
 from .rundir import RunError
 from .track import Track, TrackError, available_tracks
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 
 def cmd_tracks(args: argparse.Namespace) -> int:
@@ -166,7 +170,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if seed_env(args):
-        if args.video:
+        if args.video or args.video_in_run:
             raise CliError("--video draws the race track and the car: it does not apply to --env")
         return cmd_evaluate_env(args)
     from .camera import CameraPerturbation
@@ -192,6 +196,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         ray_address=args.ray_address,
         world_config=_world_config(args),
+        video_in_run=args.video_in_run,
         **options,
     )
     print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
@@ -293,7 +298,8 @@ def _shown(value: object) -> str:
     return " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
-def _config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of `train`'s arguments (unset options keep the defaults)."""
     from .config import TrainConfig
 
     config = TrainConfig()
@@ -325,7 +331,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainingError, train
 
     try:  # train() checks every setting before anything is loaded or written
-        summary = train(_config_from_args(args), args.out, resume=args.resume, force=args.force)
+        summary = train(config_from_args(args), args.out, resume=args.resume, force=args.force)
     except TrainingError as exc:
         raise CliError(str(exc)) from None
     print(
@@ -371,6 +377,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(args.out, minutes=args.minutes, steps=args.steps, seed=args.seed)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from .console import run_console
+
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port {args.port}: expected 0..65535")
+    # the console checks forms with this module's parser and checks: it is handed over, not imported
+    return run_console(args.runs, sys.modules[__name__], host=args.host, port=args.port, token=args.token)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -643,6 +658,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an H.264 MP4 of the laps: the car's camera, a top-down map, speed, steering, reward, progress",
     )
     p.add_argument(
+        "--video-in-run",
+        dest="video_in_run",
+        action="store_true",
+        help="write the MP4 into the run, beside the evaluation's simtrace and result "
+        "(RUN/evaluation-<stamp>/video.mp4), where deepracer-rl console shows it",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -864,6 +886,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the reward function in the training process (a little faster; a hang or crash in it "
         "then hangs or ends the run)",
     )
+    p.add_argument(
+        "--camera-snapshot",
+        dest="camera_snapshot",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="every SECONDS, write car 0's camera (as the policy sees it) to RUN/camera/latest.jpg, where "
+        "deepracer-rl console shows it live (default: off)",
+    )
     hp.add_argument(
         "--max-minutes",
         dest="max_minutes",
@@ -984,6 +1015,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="ROS arguments passed on to rclpy (e.g. --ros-args -r __ns:=/car1)",
     )
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser(
+        "console", help="a local web console: runs, live training curves and camera, evaluation videos, leaderboard"
+    )
+    p.add_argument("--runs", default="runs", metavar="DIR", help="the runs directory (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s; 0: any free port)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only); any other needs a token",
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="the token every request must carry (?token=, cookie or 'Authorization: Bearer'); default with a "
+        "non-loopback --host: $DEEPRACER_CONSOLE_TOKEN or a generated one, printed with the URL",
+    )
+    p.set_defaults(func=cmd_console)
 
     p = sub.add_parser("demo", help="the main job: train on reinvent_base, evaluate, export, plot")
     p.add_argument("--out", default="runs/demo")

@@ -85,6 +85,7 @@ class TrainConfig:
     max_minutes: float | None = None
     stop_when_lapping: bool = False  # stop once an evaluation completes every lap
     simtrace: bool = True
+    camera_snapshot: float | None = None  # s between JPEGs of car 0's camera in the run (camera/latest.jpg)
     torch_threads: int = 2
     reward_isolation: bool = True  # the reward function runs in a child process (reward_process)
     reward_timeout: float = DEFAULT_TIMEOUT_S  # s one reward_function call may take (isolated only)
@@ -144,6 +145,10 @@ class TrainConfig:
                 RaceObjects.from_mapping(self.world_config)
             except ValueError as exc:
                 raise ConfigError(f"--world-config: {exc}") from None
+        if self.camera_snapshot is not None and not (
+            isinstance(self.camera_snapshot, (int, float)) and 0.1 <= self.camera_snapshot <= 3600
+        ):
+            raise ConfigError(f"--camera-snapshot {self.camera_snapshot}: expected seconds within 0.1..3600")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes {self.max_minutes}: expected a positive number of minutes")
         limit = memory_limit if memory_limit is not None else _memory_bytes()

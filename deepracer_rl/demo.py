@@ -1,4 +1,4 @@
-"""`make demo`: train on reinvent_base from scratch, evaluate 3 laps, export, plot, report."""
+"""`make demo`: train on reinvent_base from scratch, evaluate 3 laps (with their video), export, plot, report."""
 
 from __future__ import annotations
 
@@ -34,10 +34,12 @@ def demo_config(seed: int = 0, steps: int = 300_000, minutes: float = 10.0) -> T
 
 def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 0) -> int:
     from .algorithms import load_model
+    from .evaluate_runs import video_observer
     from .export import export_run
     from .plots import plot_run
-    from .rundir import RunDir
+    from .rundir import EVALUATION_RESULT, EVALUATION_VIDEO, RunDir
     from .train import evaluate_model, train
+    from .video import Mp4Writer
 
     run = RunDir(out)
     if run.path.exists():
@@ -48,16 +50,23 @@ def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 
     summary = train(config, run.path)
     print(f"[demo] trained {summary['timesteps']} steps, {summary['episodes']} episodes in {summary['minutes']} min")
     model = load_model(run.model_to_use(), algo=config.algo)
-    report = evaluate_model(
-        model,
-        run.load_config(),
-        run,
-        laps=3,
-        trajectory_csv=run.evaluation_trajectory,
-        simtrace_csv=run.new_evaluation_simtrace(),
-    )
-    result = report.as_dict()
-    (run.evaluation_trajectory.parent / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    folder = run.evaluation_trajectory.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = Mp4Writer(folder / EVALUATION_VIDEO)
+    try:
+        report = evaluate_model(
+            model,
+            run.load_config(),
+            run,
+            laps=3,
+            trajectory_csv=run.evaluation_trajectory,
+            simtrace_csv=run.new_evaluation_simtrace(),
+            observer=lambda core: video_observer(core, writer),
+        )
+    finally:
+        writer.close()
+    result = {"track": DEMO_TRACK, **report.as_dict(), "video": EVALUATION_VIDEO}
+    (folder / EVALUATION_RESULT).write_text(json.dumps(result, indent=2) + "\n")
     export = export_run(run.path, run.export_dir)
     plots = plot_run(run.path)
     print(
@@ -69,9 +78,14 @@ def run_demo(out: str, minutes: float = 10.0, steps: int = 300_000, seed: int = 
             f"[demo] lap times s: {', '.join(f'{t:.2f}' for t in report.lap_times_s)} (best {report.best_lap_s:.2f} s)"
         )
     print(f"[demo] run directory: {run.path}")
+    print(f"[demo] evaluation video: {folder / EVALUATION_VIDEO}")
     print(f"[demo] exported policy: {export / 'model.onnx'} + {export / 'model_metadata.json'}")
     for path in plots:
         print(f"[demo] plot: {path}")
+    print(
+        f"[demo] watch it in the web console: deepracer-rl console --runs {run.path.parent} "
+        f"-> http://127.0.0.1:8765/runs/{run.path.name}"
+    )
     print(f"[demo] total time {(time.time() - started) / 60:.1f} min")
     print(
         json.dumps(

@@ -15,6 +15,7 @@ as an MP4 (`video.Dashboard`: camera, top-down map, speed, steering, reward, pro
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ from .policy import ONNX_NAME, OPENVINO_XML
 from .race import RaceCore
 from .reward_process import make_reward
 from .run_tracks import validation_tracks
-from .rundir import RunDir, find_run
+from .rundir import EVALUATION_RESULT, EVALUATION_VIDEO, RunDir, find_run, write_atomic
 from .track import Track
 from .train import race_kwargs
 
@@ -185,6 +186,7 @@ def evaluate_target(
     workers: int | None = None,
     ray_address: str | None = None,
     world_config: Any = None,
+    video_in_run: bool = False,
     **backend_options: Any,
 ) -> Evaluation:
     """Drive `laps` evaluation laps of `target` (a path, or a `Subject` loaded once for many calls)
@@ -197,7 +199,9 @@ def evaluate_target(
     each race (its track, car, actions), then called with every `LapStep`. `workers`: drive the
     laps as Ray tasks, one per (track, start), at most `workers` at once (`lap_tasks`), on the Ray
     at `ray_address` or a local one. `world_config`: obstacles and bot cars (`RaceObjects` or DeepRacer's
-    world-config keys) instead of the run's; collisions cost COLLISION_PENALTY s (`run_laps`)."""
+    world-config keys) instead of the run's; collisions cost COLLISION_PENALTY s (`run_laps`).
+    Laps written into a run (its evaluation simtrace) also leave their result there
+    (`rundir.EVALUATION_RESULT`); `video_in_run`: the MP4 goes there too (`rundir.EVALUATION_VIDEO`)."""
     if laps < 1:
         raise ValueError(f"--laps must be at least 1, got {laps}")
     if workers is not None:
@@ -236,6 +240,14 @@ def evaluate_target(
     if tracks == [None]:
         tracks = list(default_track) if isinstance(default_track, list) else [default_track]
     loaded = [t if isinstance(t, Track) else Track.load(t) for t in tracks]
+    if video_in_run:
+        if video is not None:
+            raise ValueError("--video-in-run writes the video into the run: give it without --video")
+        if run is None or not simtrace or len(loaded) != 1 or workers is not None:
+            raise ValueError("--video-in-run records the laps of a run's model on one --track (no --workers)")
+    simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None and len(loaded) == 1 else None
+    if video_in_run and simtrace_csv is not None:
+        video = RunDir.evaluation_folder(simtrace_csv) / EVALUATION_VIDEO
     writer = None
     if video is not None:
         from .video import Mp4Writer
@@ -243,7 +255,6 @@ def evaluate_target(
         writer = Mp4Writer(video)  # VideoError (a ValueError) names a bad path before driving
     # The reward function is loaded once (a child process when isolated) and shared by the races.
     reward = make_reward(kwargs.pop("reward", None), kwargs.pop("reward_isolation", None))
-    simtrace_csv = run.new_evaluation_simtrace() if simtrace and run is not None and len(loaded) == 1 else None
     results = []
     if workers is not None:
         reward.close()  # each task loads the subject (and its reward) itself
@@ -263,7 +274,7 @@ def evaluate_target(
 
                 ray.shutdown()
         results = [TrackResult(one.name, report) for one, report in zip(loaded, reports)]
-        return Evaluation(label, backend, results, simtrace_csv, None, seed, perturbation, randomize)
+        return _kept(Evaluation(label, backend, results, simtrace_csv, None, seed, perturbation, randomize))
     try:
         for one in loaded:
             core = RaceCore.create(
@@ -290,16 +301,29 @@ def evaluate_target(
         reward.close()
         if writer is not None:
             writer.close()
-    return Evaluation(
-        label,
-        backend,
-        results,
-        simtrace_csv,
-        Path(video) if video else None,
-        seed=seed,
-        perturbation=perturbation,
-        randomize=randomize,
+    return _kept(
+        Evaluation(
+            label,
+            backend,
+            results,
+            simtrace_csv,
+            Path(video) if video else None,
+            seed=seed,
+            perturbation=perturbation,
+            randomize=randomize,
+        )
     )
+
+
+def _kept(evaluation: Evaluation) -> Evaluation:
+    """The evaluation, its result written beside its simtrace when it went into a run."""
+    if evaluation.simtrace is not None:
+        result = evaluation.as_dict()
+        folder = RunDir.evaluation_folder(evaluation.simtrace)
+        if evaluation.video is not None and evaluation.video.parent == folder:
+            result["video"] = evaluation.video.name
+        write_atomic(folder / EVALUATION_RESULT, json.dumps(result, indent=2) + "\n")
+    return evaluation
 
 
 def _one_lap(

@@ -116,42 +116,67 @@ def plot_raceline(track: Track, points: np.ndarray, speed: np.ndarray, title: st
     return out
 
 
+def reward_grid(
+    track: Track, simtraces: list[Path], max_rows: int = 400_000, bins: tuple[int, int] = (90, 60)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Mean reward per step over the track from training simtrace files: x edges, y edges, the
+    (x bins, y bins) grid of means (NaN where no step fell) and the steps used (the last `max_rows`)."""
+    data = _read_csv_columns(simtraces, ("X", "Y", "reward"), max_rows)
+    xs = np.concatenate([track.inner[:, 0], track.outer[:, 0]])
+    ys = np.concatenate([track.inner[:, 1], track.outer[:, 1]])
+    edges = (
+        np.linspace(xs.min() - 0.3, xs.max() + 0.3, bins[0]),
+        np.linspace(ys.min() - 0.3, ys.max() + 0.3, bins[1]),
+    )
+    total, xe, ye = np.histogram2d(data["X"], data["Y"], bins=edges, weights=data["reward"])
+    count, _, _ = np.histogram2d(data["X"], data["Y"], bins=edges)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+    return xe, ye, mean, len(data["X"])
+
+
 def plot_reward_heatmap(track: Track, simtraces: list[Path], out: Path, max_rows: int = 400_000) -> Path:
     """Mean reward per step over the track, from the training simtrace files (in iteration order)."""
     plt = _pyplot()
-    data = _read_csv_columns(simtraces, ("X", "Y", "reward"), max_rows)
+    xe, ye, mean, steps = reward_grid(track, simtraces, max_rows)
     fig, ax = plt.subplots(figsize=(9, 6))
     _draw_track(ax, track)
-    if len(data["X"]):
-        xs = np.concatenate([track.inner[:, 0], track.outer[:, 0]])
-        ys = np.concatenate([track.inner[:, 1], track.outer[:, 1]])
-        bins = (np.linspace(xs.min() - 0.3, xs.max() + 0.3, 90), np.linspace(ys.min() - 0.3, ys.max() + 0.3, 60))
-        total, xe, ye = np.histogram2d(data["X"], data["Y"], bins=bins, weights=data["reward"])
-        count, _, _ = np.histogram2d(data["X"], data["Y"], bins=bins)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, total / count, np.nan)
+    if steps:
         mesh = ax.pcolormesh(xe, ye, mean.T, cmap="magma", shading="auto")
         fig.colorbar(mesh, ax=ax, label="mean reward per step")
-    ax.set_title(f"Reward over the track (last {len(data['X'])} training steps)")
+    ax.set_title(f"Reward over the track (last {steps} training steps)")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
 
-def plot_actions(simtraces: list[Path], n_actions: int | None, out: Path, max_rows: int = 400_000) -> Path:
-    """How often each action (or steering angle) was taken, from the training simtrace files."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
+def action_histogram(simtraces: list[Path], n_actions: int | None, max_rows: int = 400_000) -> dict:
+    """How often each action was taken in the training simtrace files (the last `max_rows` steps):
+    {"kind": "action", "counts": per action index} for a discrete space, else
+    {"kind": "steering", "edges": 32 steering-angle bin edges (deg), "counts": 31 counts}."""
     data = _read_csv_columns(simtraces, ("steer", "throttle", "action"), max_rows, numeric=False)
     actions = data["action"]
     if n_actions and len(actions) and all(a.lstrip("-").isdigit() for a in actions[:100]):
         counts = np.bincount(actions.astype(int), minlength=n_actions)
+        return {"kind": "action", "counts": counts.tolist()}
+    steer = data["steer"].astype(float) if len(actions) else np.array([])
+    counts, edges = np.histogram(steer, bins=31, range=(-30.0, 30.0) if not len(steer) else None)
+    return {"kind": "steering", "edges": edges.tolist(), "counts": counts.tolist()}
+
+
+def plot_actions(simtraces: list[Path], n_actions: int | None, out: Path, max_rows: int = 400_000) -> Path:
+    """How often each action (or steering angle) was taken, from the training simtrace files."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    histogram = action_histogram(simtraces, n_actions, max_rows)
+    counts = np.asarray(histogram["counts"])
+    if histogram["kind"] == "action":
         ax.bar(np.arange(len(counts)), counts, color="tab:green")
         ax.set_xlabel("action index")
     else:
-        steer = data["steer"].astype(float) if len(actions) else np.array([])
-        ax.hist(steer, bins=31, color="tab:green")
+        edges = np.asarray(histogram["edges"])
+        ax.stairs(counts, edges, fill=True, color="tab:green")
         ax.set_xlabel("steering angle (deg)")
     ax.set_ylabel("steps")
     ax.set_title("Actions taken in training")

@@ -38,6 +38,7 @@ PER_INVOCATION = frozenset(
         "reward_timeout",
         "reward_memory_mb",
         "simtrace",
+        "camera_snapshot",
         "checkpoint_every",
         "eval_every",
         "eval_laps",

@@ -12,6 +12,8 @@
     progress_tracks.csv         per policy update and training track (multi-track runs): episodes, completion
     tracks/                     the generated tracks of `--track random:N` (the run's copies)
     evaluation/trajectory.csv   per-step trajectory of the demo's evaluation laps
+    evaluation/evaluation.json  the demo's evaluation result; evaluation/video.mp4 its laps
+    camera/latest.jpg           car 0's camera, written every few seconds by training (--camera-snapshot)
     tensorboard/                TensorBoard event files
     export/                     model.onnx + model_metadata.json + SHA256SUMS
     plots/                      PNG plots
@@ -22,6 +24,7 @@ model folder of a local DeepRacer training (DRfC's single-worker layout):
 
     training-simtrace/<N>-iteration.csv   the simtrace of iteration (policy update) N
     evaluation-<YYYYmmddHHMMSS>/evaluation-simtrace/0-iteration.csv   one per `evaluate RUN` / demo
+    (beside it, ours: evaluation-<...>/evaluation.json, the result, and video.mp4 with --video-in-run)
     model/model_metadata.json   copy of the action space, where DeepRacer keeps it
     ip/hyperparameters.json     the hyperparameters under DeepRacer's names
     metrics/TrainingMetrics.json   per episode: reward, completion, status, time (DeepRacer's JSON)
@@ -49,6 +52,8 @@ from .config import ConfigError, TrainConfig
 
 _ITERATION_FILE = re.compile(r"(\d+)-iteration\.csv")
 _EVALUATION_PREFIX = "evaluation-"
+EVALUATION_RESULT = "evaluation.json"  # in an evaluation's folder: its result (`evaluate_runs.Evaluation.as_dict`)
+EVALUATION_VIDEO = "video.mp4"  # in an evaluation's folder: its laps (`evaluate RUN --video-in-run`, the demo)
 
 
 class RunError(RuntimeError):
@@ -63,6 +68,15 @@ def write_atomic(path: Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` so that `path` is always either the old or the new file, whole (rename; no fsync:
+    for files rewritten every few seconds, such as the camera snapshot)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
@@ -183,6 +197,24 @@ class RunDir:
                 stamp += 1
                 continue
             return folder / "evaluation-simtrace" / "0-iteration.csv"
+
+    @staticmethod
+    def evaluation_folder(simtrace: Path) -> Path:
+        """The folder of the evaluation whose simtrace is `simtrace` (evaluation-<stamp>/)."""
+        return simtrace.parent.parent
+
+    def evaluation_folders(self) -> list[Path]:
+        """The folders of the run's evaluations, oldest first: `evaluation-<stamp>/` ones, then the
+        demo's `evaluation/` (when it holds a result). Each may hold EVALUATION_RESULT and EVALUATION_VIDEO."""
+        found = sorted(p for p in self.path.glob(f"{_EVALUATION_PREFIX}*") if p.is_dir())
+        if (self.evaluation_trajectory.parent / EVALUATION_RESULT).is_file():
+            found.append(self.evaluation_trajectory.parent)
+        return found
+
+    @property
+    def camera_snapshot(self) -> Path:
+        """Car 0's camera as a JPEG, rewritten atomically by training (`--camera-snapshot SECONDS`)."""
+        return self.path / "camera" / "latest.jpg"
 
     @property
     def deepracer_metadata_path(self) -> Path:

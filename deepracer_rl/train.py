@@ -157,6 +157,7 @@ def prepare_run(
             raise TrainingError(str(exc)) from None
         saved.steps = config.steps
         saved.max_minutes = config.max_minutes
+        saved.camera_snapshot = config.camera_snapshot
         if config.ros_timeout is not None:
             saved.ros_timeout = config.ros_timeout
         saved.ray_address = config.ray_address
@@ -289,8 +290,10 @@ def evaluate_model(
     trajectory_csv: Path | None = None,
     off_track_penalty: float | None = None,
     simtrace_csv: Path | None = None,
+    observer: Callable[[RaceCore], Callable[[Any], None]] | None = None,
 ) -> LapReport:
-    """Evaluation laps of a model from the start line, on the plain camera (as DeepRacer evaluates)."""
+    """Evaluation laps of a model from the start line, on the plain camera (as DeepRacer evaluates);
+    `observer`: made with the race, then called with every `evaluate.LapStep` (e.g. the video)."""
     return evaluate_driver(
         policy_driver(model),
         config,
@@ -301,6 +304,7 @@ def evaluate_model(
         off_track_penalty,
         backend="inprocess",
         simtrace_csv=simtrace_csv,
+        observer=observer,
     )
 
 
@@ -423,6 +427,7 @@ def evaluate_driver(
     off_track_penalty: float | None = None,
     backend: str = "inprocess",
     simtrace_csv: Path | None = None,
+    observer: Callable[[RaceCore], Callable[[Any], None]] | None = None,
     **options: Any,
 ) -> LapReport:
     """Evaluation laps of a driver on a run's race (its track unless `track`), over `backend`;
@@ -439,6 +444,7 @@ def evaluate_driver(
             off_track_penalty=off_track_penalty,
             trajectory_csv=trajectory_csv,
             simtrace_csv=simtrace_csv,
+            on_step=observer(core) if observer is not None else None,
         )
     finally:
         core.close()

@@ -299,10 +299,10 @@ def test_the_race_type_options_build_the_world_and_refuse_what_does_not_fit(tmp_
     for args, message in refused.items():
         out = _cli("evaluate", "--driver", "baseline", *args, cwd=tmp_path)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
-    from deepracer_rl.cli import _config_from_args, build_parser
+    from deepracer_rl.cli import build_parser, config_from_args
 
     def world_of(*args: str) -> dict | None:
-        return _config_from_args(build_parser().parse_args(["train", "--out", "x", *args])).world_config
+        return config_from_args(build_parser().parse_args(["train", "--out", "x", *args])).world_config
 
     assert world_of("--race-type", "object_avoidance")["NUMBER_OF_OBSTACLES"] == 6  # DRfC's default
     assert world_of("--race-type", "head_to_bot", "--bot-car-speed", "0.4", "--is-lane-change")["BOT_CAR_SPEED"] == 0.4
