@@ -328,10 +328,10 @@ class InferenceNode(Node):
         self.create_subscription(msg_type, topic, functools.partial(self._on_reading, stream), qos)
 
     def _check_topic_types(self) -> None:
-        """Refuse (`fatal`) a topic this node reads that the graph shows with other message types."""
-        for topic, types in self.get_topic_names_and_types():
-            wanted = self.expected_types.get(topic)
-            if wanted is not None and wanted not in types:
+        """Refuse (`fatal`) a topic this node reads whose publishers send another message type."""
+        for topic, wanted in self.expected_types.items():
+            types = sorted({info.topic_type for info in self.get_publishers_info_by_topic(topic)} - {wanted})
+            if types:
                 self.fatal = (
                     f"topic {topic} carries {', '.join(types)}, but this policy reads {wanted} there "
                     f"(sensors {', '.join(self.sensor_names)}); set the topic parameters to the right topics"
