@@ -163,6 +163,19 @@ def test_several_sensors_give_a_dict_observation_stacked_per_key(tmp_path):
     single.close()
 
 
+def test_the_gymnasium_vector_env_batches_the_dict_observation(tmp_path):
+    from deepracer_rl.gym_vector import RaceVectorEnv
+
+    meta = metadata(tmp_path, "camera_sector", sensor=["FRONT_FACING_CAMERA", "SECTOR_LIDAR"])
+    env = RaceVectorEnv(2, model_metadata=str(meta), observation=ObservationSpec(40, 30), seed=0)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs) and obs["SECTOR_LIDAR"].shape == (2, 8)
+    for _ in range(5):
+        obs, *_ = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs)
+    env.close()
+
+
 def test_one_camera_keeps_its_box_observation():
     from gymnasium import spaces
 
