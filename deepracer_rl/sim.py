@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 GRAVITY = 9.81
 # The DeepRacer Evo's stereo pair: zed_camera_joint_leftcam / _rightcam at y = +0.03 / -0.03 m of the chassis
-# (aws-deepracer/aws-deepracer, deepracer_description/models/xacro/urdf/deepracer_stereo_cameras_urdf.xacro).
+# (aws-deepracer/aws-deepracer, deepracer_description/models/xacro/urdf/deepracer_stereo_cameras_and_lidar_urdf.xacro).
 STEREO_BASELINE = 0.06  # m between the left and right cameras, each half of it beside the URDF camera
 RENDERER_CACHE_BYTES = 3 << 30  # renderers (ground textures, scene variants) kept for tracks no car is on
 
