@@ -90,9 +90,19 @@ def load_export_metadata(root: Path) -> tuple[dict, ActionSpace, ObservationSpec
 
 
 def _check_io(
-    model_path: Path, shape: list, outputs: object, observation: ObservationSpec, actions: ActionSpace
+    model_path: Path,
+    shape: list,
+    outputs: object,
+    observation: ObservationSpec,
+    actions: ActionSpace,
+    sensor: Sensor | None = None,
 ) -> None:
-    expected = [observation.channels, observation.height, observation.width]
+    """The one input's shape (that of `sensor`, default the front camera's) and the outputs' count."""
+    expected = (
+        [observation.channels, observation.height, observation.width]
+        if sensor is None
+        else list(sensor.space(observation).shape)
+    )
     if list(shape[1:]) != expected:
         raise PolicyLoadError(f"{model_path}: input shape {shape} does not match the metadata's observation {expected}")
     _check_outputs(model_path, outputs, actions)
@@ -164,7 +174,7 @@ class OnnxPolicy(ExportedPolicy):
         model_inputs = self.session.get_inputs()
         outputs = self.session.get_outputs()[0].shape[-1]
         if len(self.sensors) == 1:
-            _check_io(model_path, model_inputs[0].shape, outputs, self.observation, self.actions)
+            _check_io(model_path, model_inputs[0].shape, outputs, self.observation, self.actions, self.sensors[0])
         else:
             shapes = {i.name: list(i.shape[1:]) for i in model_inputs}
             wanted = {s.input_name: list(s.space(self.observation).shape) for s in self.sensors}
@@ -238,7 +248,7 @@ class OpenVinoPolicy(ExportedPolicy):
         shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()]
         out_shape = model.outputs[0].get_partial_shape()
         outputs = out_shape[len(out_shape) - 1].get_length() if out_shape[len(out_shape) - 1].is_static else None
-        _check_io(model_path, shape, outputs, self.observation, self.actions)
+        _check_io(model_path, shape, outputs, self.observation, self.actions, self.sensors[0])
         self.input_name = model.inputs[0].get_any_name()
         config = {
             "INFERENCE_NUM_THREADS": int(threads),

@@ -188,6 +188,53 @@ def test_one_camera_keeps_its_box_observation():
     env.close()
 
 
+def test_stereo_alone_with_ppo_and_camera_with_sector_lidar_with_sac_train_and_export(tmp_path):
+    """The policy follows the sensors: a Box of the stereo pair (CnnPolicy, input STEREO_CAMERAS) and a
+    Dict of camera + SECTOR_LIDAR trained by SAC (MultiInputPolicy); both export and run in onnxruntime."""
+    import torch
+
+    from deepracer_rl.algorithms import build_model
+    from deepracer_rl.config import TrainConfig
+    from deepracer_rl.export import export_policy
+    from deepracer_rl.policy import OnnxPolicy
+    from deepracer_rl.vec_env import RaceVecEnv
+
+    spec = ObservationSpec(40, 40)
+    continuous = json.loads((REPO / "config" / "model_metadata_continuous.json").read_text())
+    cases = [
+        ("ppo", metadata(tmp_path, "stereo", sensor=["STEREO_CAMERAS"]), "CnnPolicy"),
+        (
+            "sac",
+            metadata(tmp_path, "sector", **{**continuous, "sensor": ["FRONT_FACING_CAMERA", "SECTOR_LIDAR"]}),
+            "MultiInputPolicy",
+        ),
+    ]
+    for algo, meta, policy_name in cases:
+        env = RaceVecEnv(2, seed=0, metadata=str(meta), observation=spec)
+        config = TrainConfig(
+            algo=algo, network="small", batch_size=32, epochs=1, episodes_between_updates=1, torch_threads=1
+        )
+        model = build_model(config, env)
+        extractor = model.policy.actor.features_extractor if algo == "sac" else model.policy.features_extractor
+        several = policy_name == "MultiInputPolicy"
+        assert type(extractor).__name__ == ("SensorsExtractor" if several else "DeepRacerCNN")
+        if algo == "sac":
+            model.learning_starts = 32
+        model.learn(128)
+        out = export_policy(model, spec, ActionSpace.load(meta), tmp_path / f"export_{algo}", network="small")
+        exported = OnnxPolicy(out)
+        assert exported.input_names == tuple(s.input_name for s in exported.sensors)
+        obs = env.reset()
+        with torch.no_grad():
+            if algo == "sac":
+                reference = model.policy.actor(model.policy.obs_to_tensor(obs)[0], deterministic=True).numpy()
+            else:
+                tensor = model.policy.obs_to_tensor(obs)[0]
+                reference = model.policy.get_distribution(tensor).distribution.probs.numpy()
+        np.testing.assert_allclose(exported.outputs(obs), reference, atol=1e-4)
+        env.close()
+
+
 # ---- train, export, drive over ROS -----------------------------------------------------------
 
 
