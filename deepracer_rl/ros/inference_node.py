@@ -76,7 +76,7 @@ NODE_NAME = "inference_node"
 PROFILES = {
     # parameter defaults per profile; every one can still be set on its own
     "sim": {
-        "image_topic": contract.SENSOR_TOPICS["FRONT_FACING_CAMERA"],
+        "image_topic": contract.SENSOR_TOPICS["FRONT_FACING_CAMERA"][0],
         "image_type": "Image",
         "cmd_vel_topic": contract.CMD_VEL,
         "servo_topic": "",
