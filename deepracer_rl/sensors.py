@@ -222,7 +222,7 @@ def metadata_sensors(actions: object, where: str = "model_metadata.json") -> tup
 
 def observation_space(sensors: Sequence[Sensor], spec: ObservationSpec) -> spaces.Space:
     """The observation space of a car with these sensors: the single sensor's Box, or a Dict keyed by
-    the sensors' input names (in the order of `sensors`: cameras first)."""
+    the sensors' input names (gymnasium orders the keys by name; the ONNX inputs follow `sensors`)."""
     if not sensors:
         raise SensorError("a car without sensors has no observation")
     if len(sensors) == 1:
