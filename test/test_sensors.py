@@ -351,3 +351,23 @@ def test_the_inference_node_refuses_a_topic_of_another_message_type(stereo_lidar
     assert "topic /odom carries nav_msgs/msg/Odometry, but this policy reads sensor_msgs/msg/LaserScan" in output
     assert "Traceback" not in output
     assert sim.interrupt() == 0
+
+
+def test_a_scan_is_read_at_the_64_beam_angles_whatever_its_sampling():
+    from sensor_msgs.msg import LaserScan
+
+    from deepracer_rl.lidar import MAX_ANGLE, MIN_ANGLE
+    from deepracer_rl.ros.inference_node import scan_ranges
+
+    sim_scan = LaserScan(angle_min=MIN_ANGLE, angle_max=MAX_ANGLE, angle_increment=(MAX_ANGLE - MIN_ANGLE) / 63)
+    sim_scan.range_min, sim_scan.range_max = 0.15, 12.0
+    sim_scan.ranges = [0.5] * 63 + [math.inf]
+    np.testing.assert_allclose(scan_ranges(sim_scan), [0.5] * 63 + [math.inf])
+    dense = LaserScan(angle_min=-math.pi, angle_increment=2 * math.pi / 360, range_min=0.15, range_max=12.0)
+    dense.ranges = [1.0 + i / 1000 for i in range(360)]
+    dense.ranges[0] = 0.01  # below range_min: no hit
+    beams = scan_ranges(dense)
+    assert beams.shape == (64,) and np.all(np.isfinite(beams))
+    assert beams[0] == pytest.approx(1.0 + round((MIN_ANGLE + math.pi) / (2 * math.pi / 360)) / 1000, abs=1e-6)
+    with pytest.raises(ValueError, match="no usable ranges"):
+        scan_ranges(LaserScan())

@@ -68,6 +68,7 @@ from std_srvs.srv import SetBool
 from ..action_space import SPEED_MAX
 from ..car import CarSpec
 from ..inference import Command, PolicyRunner, ServoMapping, UnsafeOutput, load_policy, twist
+from ..lidar import MAX_ANGLE, MIN_ANGLE, SAMPLES
 from ..policy import PolicyLoadError
 from . import contract
 from .image import image_to_rgb
@@ -147,11 +148,21 @@ def camera_msg_pair(msg: Any, topic: str | None = None) -> tuple[np.ndarray, np.
 
 
 def scan_ranges(msg: LaserScan, topic: str | None = None) -> np.ndarray:
-    """A LaserScan's ranges (m; inf and NaN: no hit) as the 64 samples the lidar sensors take."""
+    """A LaserScan's ranges (m; NaN and out-of-range values: no hit, inf) at the 64 beam angles the
+    lidar sensors take (`lidar.MIN_ANGLE`..`MAX_ANGLE` in the laser frame): as published when the scan
+    has exactly those 64 samples (sim_node), else each beam the nearest sample in angle (a denser
+    scan, e.g. the car's rplidar; its own filtering on the car is not reproduced)."""
     ranges = np.asarray(msg.ranges, dtype=np.float64)
-    if len(ranges) != 64:
-        raise ValueError(f"LaserScan on {topic or 'the scan topic'} holds {len(ranges)} ranges, expected 64")
-    return np.where(np.isnan(ranges), np.inf, ranges)
+    if len(ranges) == 0 or not (math.isfinite(msg.angle_min) and msg.angle_increment != 0):
+        raise ValueError(f"LaserScan on {topic or 'the scan topic'} holds no usable ranges ({len(ranges)} samples)")
+    usable = np.isfinite(ranges) & (ranges >= msg.range_min) & (ranges <= msg.range_max)
+    ranges = np.where(usable, ranges, np.inf)
+    wanted = np.linspace(MIN_ANGLE, MAX_ANGLE, SAMPLES)
+    angles = msg.angle_min + msg.angle_increment * np.arange(len(ranges))
+    if len(ranges) == SAMPLES and np.allclose(angles, wanted, atol=1e-3):
+        return ranges
+    gap = np.abs((wanted[:, None] - angles[None, :] + math.pi) % (2 * math.pi) - math.pi)
+    return ranges[np.argmin(gap, axis=1)]
 
 
 def camera_msg_to_rgb(msg: Any, topic: str | None = None) -> np.ndarray:
