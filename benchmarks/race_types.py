@@ -7,7 +7,9 @@ discrete action space, random actions, episodes reset as they end) per CPU secon
 process. The three races run in the same process, one after the other, so their figures compare.
 Object avoidance: 6 boxes at random (RANDOMIZE_OBSTACLE_LOCATIONS); head-to-bot: 3 bot cars
 changing lanes (IS_LANE_CHANGE). Also the fraction of steps that end an episode (crashes end
-episodes early in the races with objects).
+episodes early in the races with objects). The stereo + lidar row is a time trial whose
+model_metadata.json asks for ["STEREO_CAMERAS", "LIDAR"] (two 160x120 grey views and the 64-beam
+scan per car and step).
 
 The scripted driver (`baseline.PurePursuitDriver`, which steers round objects) as the reference of
 the races with objects: `--baseline-laps` evaluation laps (DeepRacer's evaluation rules: a
@@ -28,6 +30,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -36,6 +39,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sim import best_rate, pin_to_one_core  # noqa: E402
 
+from deepracer_rl.action_space import ActionSpace  # noqa: E402
 from deepracer_rl.env import RaceEnv  # noqa: E402
 from deepracer_rl.evaluate import baseline_driver, run_laps  # noqa: E402
 from deepracer_rl.race import RaceCore  # noqa: E402
@@ -48,10 +52,13 @@ RACES = {
     "object_avoidance_6_boxes": {"NUMBER_OF_OBSTACLES": 6, "RANDOMIZE_OBSTACLE_LOCATIONS": True},
     "head_to_bot_3_bots": {"NUMBER_OF_BOT_CARS": 3, "IS_LANE_CHANGE": True},
 }
+SENSOR_RACES = {"stereo_cameras_and_lidar": ["STEREO_CAMERAS", "LIDAR"]}  # time trials with other sensors
 
 
-def batched(track: Track, cars: int, steps: int, repeats: int, objects: dict | None) -> tuple[float, float, float]:
-    env = RaceVecEnv(n_envs=cars, seed=0, track=track, objects=objects)
+def batched(
+    track: Track, cars: int, steps: int, repeats: int, objects: dict | None, metadata: str | None = None
+) -> tuple[float, float, float]:
+    env = RaceVecEnv(n_envs=cars, seed=0, track=track, objects=objects, metadata=metadata)
     env.reset()
     actions = np.random.default_rng(0).integers(0, env.action_space.n, (steps, cars))
     resets = 0
@@ -125,8 +132,17 @@ def main() -> None:
         cpu, wall, ends = batched(track, args.cars, args.steps, args.repeats, objects)
         out[name] = {"steps_per_s_cpu": round(cpu), "steps_per_s_wall": round(wall), "episode_ends": round(ends, 4)}
         print(f"  {name:26s} {cpu:8,.0f} steps/s CPU ({wall:,.0f} wall), {100 * ends:.1f} % of steps end an episode")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, sensors in SENSOR_RACES.items():
+            metadata = Path(tmp) / f"{name}.json"
+            metadata.write_text(json.dumps({**ActionSpace.default().to_metadata(), "sensor": sensors}))
+            cpu, wall, ends = batched(track, args.cars, args.steps, args.repeats, None, str(metadata))
+            out[name] = {"steps_per_s_cpu": round(cpu), "steps_per_s_wall": round(wall), "episode_ends": round(ends, 4)}
+            print(
+                f"  {name:26s} {cpu:8,.0f} steps/s CPU ({wall:,.0f} wall), {100 * ends:.1f} % of steps end an episode"
+            )
     base = out["time_trial"]["steps_per_s_cpu"]
-    for name in RACES:
+    for name in [*RACES, *SENSOR_RACES]:
         out[name]["of_time_trial"] = round(out[name]["steps_per_s_cpu"] / base, 3)
     out["scripted_driver"] = {}
     for name, objects in SCRIPTED_RACES.items():

@@ -52,6 +52,8 @@ class ActionSpace:
     neural_network: str = "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW"
     training_algorithm: str = "clipped_ppo"
     sensor: tuple[str, ...] = ("FRONT_FACING_CAMERA",)
+    # DISCRETIZED_SECTOR_LIDAR's "lidar_config" as written (checked with the sensors: `sensors.sensors_for`)
+    lidar_config: dict[str, Any] | None = None
 
     # ---- construction -----------------------------------------------------------------
     @classmethod
@@ -92,6 +94,7 @@ class ActionSpace:
                 data, "training_algorithm", cls.training_algorithm, TRAINING_ALGORITHMS, where
             ),
             "sensor": _sensor_names(data.get("sensor", list(cls.sensor)), where),
+            "lidar_config": _lidar_config(data.get("lidar_config"), where),
         }
         _check_version(data.get("version", METADATA_VERSIONS[-1]), where)
         if kind == "discrete":
@@ -189,7 +192,7 @@ class ActionSpace:
                 "steering_angle": {"low": self.steering_range[0], "high": self.steering_range[1]},
                 "speed": {"low": self.speed_range[0], "high": self.speed_range[1]},
             }
-        return {
+        metadata = {
             "action_space": action_space,
             "sensor": list(self.sensor),
             "neural_network": self.neural_network,
@@ -197,6 +200,9 @@ class ActionSpace:
             "action_space_type": self.kind,
             "version": METADATA_VERSIONS[-1],
         }
+        if self.lidar_config is not None:
+            metadata["lidar_config"] = dict(self.lidar_config)
+        return metadata
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(self.to_metadata(), indent=2) + "\n", encoding="utf-8")
@@ -231,6 +237,15 @@ def _sensor_names(value: Any, where: str) -> tuple[str, ...]:
             f"got {value!r}"
         )
     return tuple(value)
+
+
+def _lidar_config(value: Any, where: str) -> dict[str, Any] | None:
+    """The "lidar_config" field: an object or absent (its keys and values: `lidar.LidarConfig`)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MetadataError(f"{where}: field 'lidar_config' must be an object, got {value!r}")
+    return dict(value)
 
 
 def _number(entry: dict, key: str, where: str) -> float:

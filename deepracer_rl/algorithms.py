@@ -28,24 +28,34 @@ class Algorithm:
     description: str
 
 
-def _policy_kwargs(config: TrainConfig) -> dict[str, Any]:
-    from .cnn import DeepRacerCNN
+def _policy(config: TrainConfig, env: Any) -> tuple[str, dict[str, Any]]:
+    """SB3's policy name and kwargs for the env's observation, which the sensors decide
+    (`sensors.observation_space`): one camera's Box -> CnnPolicy + `DeepRacerCNN`; several sensors'
+    Dict -> MultiInputPolicy + `SensorsExtractor` (a CNN per camera, an MLP for the lidar)."""
+    from gymnasium import spaces
 
-    return dict(features_extractor_class=DeepRacerCNN, features_extractor_kwargs=dict(network=config.network))
+    from .cnn import DeepRacerCNN, SensorsExtractor
+
+    several = isinstance(env.observation_space, spaces.Dict)
+    return "MultiInputPolicy" if several else "CnnPolicy", dict(
+        features_extractor_class=SensorsExtractor if several else DeepRacerCNN,
+        features_extractor_kwargs=dict(network=config.network),
+    )
 
 
 def _build_ppo(config: TrainConfig, env: Any, common: dict[str, Any]) -> Any:
     from stable_baselines3 import PPO
 
     cls = common.pop("model_class", None) or PPO
+    policy, policy_kwargs = _policy(config, env)
     return cls(
-        "CnnPolicy",
+        policy,
         env,
         n_steps=config.rollout_steps,
         batch_size=config.batch_size,
         n_epochs=config.epochs,
         ent_coef=config.entropy,
-        policy_kwargs=_policy_kwargs(config),
+        policy_kwargs=policy_kwargs,
         **common,
     )
 
@@ -59,15 +69,16 @@ def _build_sac(config: TrainConfig, env: Any, common: dict[str, Any]) -> Any:
             "SAC needs a continuous action space: give a model_metadata.json with "
             '"action_space_type": "continuous", or use --algo ppo'
         )
+    policy, policy_kwargs = _policy(config, env)
     return SAC(
-        "CnnPolicy",
+        policy,
         env,
         batch_size=config.batch_size,
         buffer_size=50_000,
         ent_coef="auto" if config.entropy <= 0 else config.entropy,
         gradient_steps=max(1, config.epochs // 3),
         learning_starts=1_000,
-        policy_kwargs=_policy_kwargs(config),
+        policy_kwargs=policy_kwargs,
         **common,
     )
 

@@ -186,9 +186,13 @@ class EpisodeStatsCallback(_RunCallback):
             return None
         import torch
 
-        observations = np.asarray(buffer.observations)
-        observations = observations.reshape(-1, *observations.shape[2:])
-        chosen = observations[:: max(1, len(observations) // samples)]
+        def flat(values: np.ndarray) -> np.ndarray:
+            values = np.asarray(values)
+            values = values.reshape(-1, *values.shape[2:])
+            return values[:: max(1, len(values) // samples)]
+
+        stored = buffer.observations  # a dict of arrays by input name with several sensors
+        chosen: Any = {k: flat(v) for k, v in stored.items()} if isinstance(stored, dict) else flat(stored)
         with torch.no_grad():
             tensor, _ = policy.obs_to_tensor(chosen)
             return float(policy.get_distribution(tensor).entropy().mean())

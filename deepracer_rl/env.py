@@ -90,13 +90,13 @@ class RaceEnv(gym.Env):
         if seed is not None:
             self.core.reseed(seed)
         self.core.reset_cars(np.array([0]))
-        return self.core.stack[0].copy(), reset_info(self.core.judge.start_params(0))
+        return self.core.observation(0), reset_info(self.core.judge.start_params(0))
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         rewards, status, params = self.core.step(np.asarray(action)[None])
         self.core.observe(np.array([0]))
         terminated, truncated, info = step_result(status[0], params[0])
-        return self.core.stack[0].copy(), float(rewards[0]), terminated, truncated, info
+        return self.core.observation(0), float(rewards[0]), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         """The car's camera view at full camera resolution (RGB), drawn by the embedded renderer at its pose."""

@@ -6,11 +6,12 @@ against the ONNX graph and the torch policy on sample observations (rendered tra
 random frames) before it is kept: outputs further apart than `PARITY_TOLERANCE` fail the export.
 
 The ONNX graph takes float32 frames (N, C, H, W) with values 0..255, exactly the env's
-observation, and outputs `action`: per-action probabilities for a discrete space, or the
-deterministic (steering, speed) in [-1, 1] for a continuous one. The preprocessing that
-makes those frames from a camera image is `observation.observation_from_image`, described in
-the metadata's `observation` field, so the inference node feeds the network what it saw in
-training.
+observation (with several sensors: one named input per sensor, `Sensor.input_name`, listed in the
+metadata's `inputs`; the lidar's float values as the env gives them), and outputs `action`:
+per-action probabilities for a discrete space, or the deterministic (steering, speed) in
+[-1, 1] for a continuous one. The preprocessing that makes those frames from a camera image is
+`observation.observation_from_image`, described in the metadata's `observation` field, so the
+inference node feeds the network what it saw in training.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from .policy import (
 )
 from .run_tracks import track_path
 from .rundir import find_run
-from .sensors import sensors_for
+from .sensors import metadata_sensors
 
 FORMATS = ("onnx", "openvino")  # ONNX is always written; openvino adds the IR converted from it
 PARITY_TOLERANCE = 1e-4  # max |difference| of outputs (probabilities or actions in [-1, 1]) between runtimes
@@ -53,8 +54,9 @@ class ExportError(ValueError):
     """The export cannot be made or failed its parity check; the message says which file and why."""
 
 
-def policy_module(model: Any) -> Any:
-    """A torch module: frames (N, C, H, W) float 0..255 -> action probabilities or actions."""
+def policy_module(model: Any, input_names: tuple[str, ...] | None = None) -> Any:
+    """A torch module: frames (N, C, H, W) float 0..255 -> action probabilities or actions; with
+    `input_names` (several sensors) one tensor per input, in that order, as the Dict observation."""
     import torch
     from gymnasium import spaces
     from torch import nn
@@ -67,8 +69,9 @@ def policy_module(model: Any) -> Any:
             super().__init__()
             self.policy = policy
 
-        def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
             # SB3 scales image observations by 1/255 itself (preprocess_obs), as in training.
+            frames: Any = inputs[0] if input_names is None else dict(zip(input_names, inputs))
             if hasattr(self.policy, "actor"):  # SAC: squashed deterministic action
                 return self.policy.actor(frames, deterministic=True)
             features = self.policy.extract_features(frames)
@@ -135,18 +138,25 @@ def _write_export(
     """The files of `export_policy`, written into the (empty) staging folder `out` (`shown` in messages)."""
     import torch
 
-    (sensor,) = sensors_for(actions.sensor)
-    module = policy_module(model)
-    dummy = torch.zeros((1, observation.channels, observation.height, observation.width))
+    sensors = metadata_sensors(actions)
+    names = [sensor.input_name for sensor in sensors]
+    several = len(sensors) > 1
+    if several and "openvino" in formats:
+        raise ExportError(
+            f"{shown}: --format openvino exports one-input models; this one has {len(names)} inputs "
+            f"({', '.join(names)}): export it as ONNX (onnxruntime runs it)"
+        )
+    module = policy_module(model, tuple(names) if several else None)
+    dummies = tuple(torch.zeros((1, *sensor.space(observation).shape)) for sensor in sensors)
     with warnings.catch_warnings():  # the TorchScript exporter needs no extra packages; it warns
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
-            (dummy,),
+            dummies,
             str(out / ONNX_NAME),
-            input_names=[sensor.input_name],
+            input_names=names,
             output_names=["action"],
-            dynamic_axes={sensor.input_name: {0: "batch"}, "action": {0: "batch"}},
+            dynamic_axes={**{name: {0: "batch"} for name in names}, "action": {0: "batch"}},
             opset_version=17,
             dynamo=False,
         )
@@ -162,6 +172,11 @@ def _write_export(
         "input": "float32 NCHW, 0..255, from observation.observation_from_image",
         "output": "probabilities per action" if actions.kind == "discrete" else "steering, speed in [-1, 1]",
     }
+    if tuple(actions.sensor) != ("FRONT_FACING_CAMERA",):  # the ONNX inputs, one per sensor, by name
+        metadata["inputs"] = [
+            {"name": s.input_name, "sensor": s.name, "shape": list(s.space(observation).shape), "dtype": "float32"}
+            for s in sensors
+        ]
     (out / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     if "openvino" in formats:
         write_openvino(out, metadata)

@@ -88,7 +88,7 @@ class RaceVectorEnv(VectorEnv):
             self.single_action_space.seed(int(seed))
             self.action_space.seed(int(seed))
         self.core.reset_cars(self._everyone)
-        return self.core.stack.copy(), _batched([reset_info(self.core.judge.start_params(i)) for i in self._everyone])
+        return self.core.observation(), _batched([reset_info(self.core.judge.start_params(i)) for i in self._everyone])
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         rewards, statuses, params = self.core.step(actions)
@@ -103,11 +103,11 @@ class RaceVectorEnv(VectorEnv):
             final_obs = np.empty(self.num_envs, dtype=object)
             final_info = np.empty(self.num_envs, dtype=object)
             for i in rows:
-                final_obs[i] = self.core.stack[i].copy()
+                final_obs[i] = self.core.observation(int(i))
                 final_info[i] = results[i][2]
             infos.update(final_obs=final_obs, _final_obs=done, final_info=final_info, _final_info=done)
             self.core.reset_cars(rows)
-        return self.core.stack.copy(), rewards.astype(np.float64), terminated, truncated, infos
+        return self.core.observation(), rewards.astype(np.float64), terminated, truncated, infos
 
     def close_extras(self, **kwargs: Any) -> None:
         self.core.close()

@@ -160,7 +160,8 @@ def command_from_outputs(outputs: np.ndarray, actions: ActionSpace, max_speed: f
 
 
 class PolicyRunner:
-    """An exported policy with its frame stack: images in, checked commands out."""
+    """An exported policy with its frame stack: images in, checked commands out. A policy of several
+    sensors (`policy.sensors`) takes each sensor's data by name (`act_sensors`), one stack per sensor."""
 
     def __init__(
         self, policy: ExportedPolicy, max_speed: float = math.inf, frame_check: FrameCheck | None = FrameCheck()
@@ -168,6 +169,11 @@ class PolicyRunner:
         self.policy = policy
         self.actions = policy.actions
         self.stack = FrameStack(policy.observation)
+        self.stacks = {
+            s.name: FrameStack(policy.observation, space.shape, space.dtype)
+            for s in policy.sensors
+            for space in [s.space(policy.observation)]
+        }
         self.max_speed = max_speed
         self.frame_check = frame_check  # None: drive on any frame
 
@@ -175,10 +181,37 @@ class PolicyRunner:
         """The network input (C, h, w) uint8 after this camera image (also pushed on the stack)."""
         return self.stack.push(observation_from_image(image, self.policy.observation))
 
-    def outputs(self, observation: np.ndarray) -> np.ndarray:
+    def outputs(self, observation: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        if isinstance(observation, dict):
+            return self.policy.outputs({k: v[None] for k, v in observation.items()})[0]
         return self.policy.outputs(observation[None])[0]
 
-    def decide(self, observation: np.ndarray) -> Command:
+    def observe_sensors(self, data: dict[str, object]) -> dict[str, np.ndarray]:
+        """The network inputs by input name after one reading of every sensor (`data` by sensor name: a
+        camera image, the stereo pair (left, right), a scan's 64 ranges in m); pushed on their stacks."""
+        missing = [s.name for s in self.policy.sensors if s.name not in data]
+        if missing:
+            raise ValueError(f"no data of sensor(s) {', '.join(missing)}")
+        return {
+            s.input_name: self.stacks[s.name].push(s.frame(data[s.name], self.policy.observation))
+            for s in self.policy.sensors
+        }
+
+    def act_sensors(self, data: dict[str, object]) -> Command:
+        """The command for one reading of every sensor; DegenerateFrame for a camera image not to drive on."""
+        if self.frame_check is not None:
+            for s in self.policy.sensors:
+                if s.is_camera:
+                    images = data.get(s.name)
+                    for image in images if isinstance(images, (tuple, list)) else [images]:
+                        if image is not None:
+                            self.frame_check(image)
+        observation = self.observe_sensors(data)
+        if len(self.policy.sensors) == 1:
+            return self.decide(next(iter(observation.values())))
+        return self.decide(observation)
+
+    def decide(self, observation: np.ndarray | dict[str, np.ndarray]) -> Command:
         return command_from_outputs(self.outputs(observation), self.actions, self.max_speed)
 
     def act(self, image: np.ndarray) -> Command:
@@ -190,6 +223,8 @@ class PolicyRunner:
     def reset(self) -> None:
         """Forget the stacked frames (after a pause the old frames are stale)."""
         self.stack.clear()
+        for stack in self.stacks.values():
+            stack.clear()
 
 
 def twist(command: Command, wheelbase: float) -> tuple[float, float]:

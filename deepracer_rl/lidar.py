@@ -119,6 +119,20 @@ def _object_edges(objects: ObjectState | None, worlds: int) -> np.ndarray:
     return edges.reshape(worlds, -1, 2, 2)
 
 
+def box_edges(params: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """(N, 4B, 2, 2) footprint edges of boxes (N, B, 6): x, y, yaw, length, width, height (the
+    renderer's `camera.CarBoxes`); boxes not `present` (N, B) are moved far away (never hit)."""
+    params = np.asarray(params, dtype=np.float64)
+    n, b = params.shape[:2]
+    if b == 0:
+        return np.zeros((n, 0, 2, 2))
+    corners = rectangle_corners(params[..., :3], params[..., 3:5] / 2.0)  # (N, B, 4, 2)
+    edges = np.stack([corners, np.roll(corners, -1, axis=2)], axis=3)  # (N, B, 4, 2, 2)
+    if present is not None:
+        edges[~np.asarray(present, dtype=bool)] = _FAR
+    return edges.reshape(n, -1, 2, 2)
+
+
 class Lidar:
     """Ray casts 64 beams of N cars against the track's walls and each car's world objects.
 
@@ -169,9 +183,15 @@ class Lidar:
         return out
 
     def ranges(
-        self, poses: np.ndarray, objects: ObjectState | None = None, max_range: float = MAX_RANGE, noise: bool = True
+        self,
+        poses: np.ndarray,
+        objects: ObjectState | None = None,
+        max_range: float = MAX_RANGE,
+        noise: bool = True,
+        edges: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(N, 64) ranges (m) of the cars at base_link poses (N, 3); car n sees world n's objects.
+        """(N, 64) ranges (m) of the cars at base_link poses (N, 3); car n sees world n's objects
+        (or, given instead, the object edges (N, E, 2, 2) of `box_edges`).
 
         Beams start at MIN_RANGE and end at `max_range` (less than MAX_RANGE when only a clipped
         observation is needed: faster, same observation); no hit is inf. Noise: Gaussian,
@@ -180,7 +200,9 @@ class Lidar:
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
         n = len(poses)
         origin = self.origins(poses)
-        segments = self._candidates(origin, _object_edges(objects, n), max_range)
+        if edges is None:
+            edges = _object_edges(objects, n)
+        segments = self._candidates(origin, edges, max_range)
         # float32 from here: centimetre-level ranges need no more, and it halves the memory traffic.
         theta = origin[:, 2:3] + self.angles[None]  # (N, B)
         dx = np.cos(theta).astype(np.float32)[:, :, None]  # (N, B, 1)
@@ -205,14 +227,7 @@ class Lidar:
 
     def observe(self, kind: str, ranges: np.ndarray, config: LidarConfig | None = None) -> np.ndarray:
         """The observation of sensor `kind` from scans (N, 64), float32, DeepRacer's filters."""
-        if kind == "LIDAR":
-            return np.clip(np.where(np.isfinite(ranges), ranges, LIDAR_CLIP[1]), *LIDAR_CLIP).astype(np.float32)
-        if kind == "SECTOR_LIDAR":
-            return sector_discretize(ranges, SECTOR_LIDAR_SECTORS, 1, SECTOR_LIDAR_CLIPPING_DIST)
-        if kind == "DISCRETIZED_SECTOR_LIDAR":
-            c = LidarConfig() if config is None else config
-            return sector_discretize(ranges, c.num_sectors, c.num_values_per_sector, c.clipping_dist)
-        raise ValueError(f"not a lidar sensor: {kind!r}; one of {LIDAR_SENSORS}")
+        return observe(kind, ranges, config)
 
     @staticmethod
     def reach(kind: str, config: LidarConfig | None = None) -> float:
@@ -221,6 +236,19 @@ class Lidar:
         if far is None:
             far = (LidarConfig() if config is None else config).clipping_dist
         return min(far + 10 * NOISE_SD, MAX_RANGE)
+
+
+def observe(kind: str, ranges: np.ndarray, config: LidarConfig | None = None) -> np.ndarray:
+    """The observation of lidar sensor `kind` from scans (N, 64) in metres (inf: no hit), float32,
+    DeepRacer's filters (the in-process sensor and the inference node's /scan both call this)."""
+    if kind == "LIDAR":
+        return np.clip(np.where(np.isfinite(ranges), ranges, LIDAR_CLIP[1]), *LIDAR_CLIP).astype(np.float32)
+    if kind == "SECTOR_LIDAR":
+        return sector_discretize(ranges, SECTOR_LIDAR_SECTORS, 1, SECTOR_LIDAR_CLIPPING_DIST)
+    if kind == "DISCRETIZED_SECTOR_LIDAR":
+        c = LidarConfig() if config is None else config
+        return sector_discretize(ranges, c.num_sectors, c.num_values_per_sector, c.clipping_dist)
+    raise ValueError(f"not a lidar sensor: {kind!r}; one of {LIDAR_SENSORS}")
 
 
 def observation_shape(kind: str, config: LidarConfig | None = None) -> tuple[int]:

@@ -23,3 +23,7 @@ DEEPRACER_NETWORK_NAMES = {
     "deep": "DEEP_CONVOLUTIONAL_NETWORK",
     "small": "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
 }
+
+# The lidar's MLP when the car has a lidar beside its camera (`cnn.SensorsExtractor`): dense units per
+# layer (our choice, small: a 64-value scan).
+LIDAR_UNITS = (64, 64)

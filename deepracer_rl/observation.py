@@ -80,18 +80,22 @@ class FrameStacks:
     """The last k frames of N cars as their policy inputs (N, C*k, h, w), newest frame last.
 
     `push(rows, frames, fresh)` stores the newest frame of cars `rows`; a fresh episode
-    fills the whole stack with its first frame.
+    fills the whole stack with its first frame. `shape` and `dtype`: another sensor's stacked
+    input (one car), e.g. a lidar's (64 * k,) float32; frames are stacked along its first axis.
     """
 
-    def __init__(self, spec: ObservationSpec, n_cars: int = 1):
+    def __init__(
+        self, spec: ObservationSpec, n_cars: int = 1, shape: tuple[int, ...] | None = None, dtype: object = np.uint8
+    ):
         self.spec = spec
-        self.stack = np.zeros((n_cars, *spec.shape), dtype=np.uint8)
+        self.stack = np.zeros((n_cars, *(spec.shape if shape is None else shape)), dtype=dtype)
 
     def push(self, rows: np.ndarray, frames: np.ndarray, fresh: bool = False) -> None:
-        """Store `frames` (k, C, h, w), one per row of `rows`, as the newest frames of those cars."""
+        """Store `frames` (k, C, h, w) (or (k, n) of a vector sensor), one per row of `rows`, as the
+        newest frames of those cars."""
         per = frames.shape[1]
         if fresh:
-            self.stack[rows] = np.tile(frames, (1, self.spec.frame_stack, 1, 1))
+            self.stack[rows] = np.tile(frames, (1, self.spec.frame_stack) + (1,) * (frames.ndim - 2))
         elif self.spec.frame_stack == 1:
             self.stack[rows] = frames
         else:
@@ -99,11 +103,12 @@ class FrameStacks:
 
 
 class FrameStack:
-    """The frame stack of one camera (the inference node's): frames (C, h, w) in, input (C*k, h, w) out."""
+    """The frame stack of one camera (the inference node's): frames (C, h, w) in, input (C*k, h, w) out;
+    `shape`/`dtype` as `FrameStacks` for another sensor."""
 
-    def __init__(self, spec: ObservationSpec):
+    def __init__(self, spec: ObservationSpec, shape: tuple[int, ...] | None = None, dtype: object = np.uint8):
         self.spec = spec
-        self._stack = FrameStacks(spec, 1)
+        self._stack = FrameStacks(spec, 1, shape, dtype)
         self._fresh = True
         self._row = np.zeros(1, dtype=np.intp)
 
@@ -119,3 +124,10 @@ class FrameStack:
 
     def clear(self) -> None:
         self._fresh = True
+
+
+def copy_observation(observation: np.ndarray | dict[str, np.ndarray], row: int | None = None) -> object:
+    """A copy of a batch of observations (a Box's array or a Dict's arrays by key), or of its `row`."""
+    if isinstance(observation, dict):
+        return {key: (value if row is None else value[row]).copy() for key, value in observation.items()}
+    return (observation if row is None else observation[row]).copy()

@@ -19,6 +19,7 @@ import numpy as np
 
 from .action_space import ActionSpace, MetadataError
 from .observation import ObservationSpec
+from .sensors import Sensor, SensorError, metadata_sensors
 
 ONNX_NAME = "model.onnx"
 METADATA_NAME = "model_metadata.json"
@@ -89,30 +90,56 @@ def load_export_metadata(root: Path) -> tuple[dict, ActionSpace, ObservationSpec
 
 
 def _check_io(
-    model_path: Path, shape: list, outputs: object, observation: ObservationSpec, actions: ActionSpace
+    model_path: Path,
+    shape: list,
+    outputs: object,
+    observation: ObservationSpec,
+    actions: ActionSpace,
+    sensor: Sensor | None = None,
 ) -> None:
-    expected = [observation.channels, observation.height, observation.width]
+    """The one input's shape (that of `sensor`, default the front camera's) and the outputs' count."""
+    expected = (
+        [observation.channels, observation.height, observation.width]
+        if sensor is None
+        else list(sensor.space(observation).shape)
+    )
     if list(shape[1:]) != expected:
         raise PolicyLoadError(f"{model_path}: input shape {shape} does not match the metadata's observation {expected}")
+    _check_outputs(model_path, outputs, actions)
+
+
+def _check_outputs(model_path: Path, outputs: object, actions: ActionSpace) -> None:
     wanted = len(actions.actions) if actions.kind == "discrete" else 2
     if outputs != wanted:
         raise PolicyLoadError(f"{model_path}: {outputs} outputs, but the action space needs {wanted}")
 
 
+def export_sensors(metadata: dict, actions: ActionSpace, where: str) -> tuple[Sensor, ...]:
+    """The sensors an export reads (its metadata's "sensor" and "lidar_config"); PolicyLoadError names the file."""
+    try:
+        return metadata_sensors(actions, where)
+    except SensorError as exc:
+        raise PolicyLoadError(str(exc)) from None
+
+
 class ExportedPolicy:
-    """What both runtimes offer: root (the export dir), metadata, actions, observation, runtime, outputs, predict."""
+    """What both runtimes offer: root (the export dir), metadata, actions, observation, sensors (the
+    inputs, by `Sensor.input_name`), runtime, outputs, predict."""
 
     runtime = ""
     root: Path
     metadata: dict
     actions: ActionSpace
     observation: ObservationSpec
+    sensors: tuple[Sensor, ...] = ()
 
-    def outputs(self, observations: np.ndarray) -> np.ndarray:
-        """Raw network outputs for (N, C, H, W) float frames 0..255."""
+    def outputs(self, observations: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """Raw network outputs for (N, C, H, W) float frames 0..255 (several sensors: a dict by input name)."""
         raise NotImplementedError
 
-    def predict(self, observations: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+    def predict(
+        self, observations: np.ndarray | dict[str, np.ndarray], deterministic: bool = True
+    ) -> tuple[np.ndarray, None]:
         """SB3-style: action indices (discrete) or (N, 2) actions in [-1, 1]."""
         out = self.outputs(observations)
         if self.actions.kind == "discrete":
@@ -143,14 +170,31 @@ class OnnxPolicy(ExportedPolicy):
             self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for corrupt graphs
             raise PolicyLoadError(f"{model_path}: not a loadable ONNX model ({exc})") from None
-        model_input = self.session.get_inputs()[0]
-        _check_io(
-            model_path, model_input.shape, self.session.get_outputs()[0].shape[-1], self.observation, self.actions
-        )
-        self.input_name = model_input.name
+        self.sensors = export_sensors(self.metadata, self.actions, str(root / METADATA_NAME))
+        model_inputs = self.session.get_inputs()
+        outputs = self.session.get_outputs()[0].shape[-1]
+        if len(self.sensors) == 1:
+            _check_io(model_path, model_inputs[0].shape, outputs, self.observation, self.actions, self.sensors[0])
+        else:
+            shapes = {i.name: list(i.shape[1:]) for i in model_inputs}
+            wanted = {s.input_name: list(s.space(self.observation).shape) for s in self.sensors}
+            if shapes != wanted:
+                raise PolicyLoadError(
+                    f"{model_path}: inputs {shapes} do not match the sensors of {root / METADATA_NAME}: {wanted}"
+                )
+            _check_outputs(model_path, outputs, self.actions)
+        self.input_name = model_inputs[0].name
+        self.input_names = tuple(i.name for i in model_inputs)
+        self._input_ranks = {i.name: len(i.shape) for i in model_inputs}
 
-    def outputs(self, observations: np.ndarray) -> np.ndarray:
-        """Raw network outputs for (N, C, H, W) frames."""
+    def outputs(self, observations: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """Raw network outputs for (N, C, H, W) frames, or (several sensors) a dict of inputs by name."""
+        if isinstance(observations, dict):
+            feed = {}
+            for name, rank in self._input_ranks.items():
+                value = np.asarray(observations[name], dtype=np.float32)
+                feed[name] = value[None] if value.ndim == rank - 1 else value  # one car's input: a batch of one
+            return self.session.run(None, feed)[0]
         frames = np.asarray(observations, dtype=np.float32)
         if frames.ndim == 3:
             frames = frames[None]
@@ -177,6 +221,12 @@ class OpenVinoPolicy(ExportedPolicy):
                     f"{path}: missing (expected an export dir from deepracer-rl export --format openvino)"
                 )
         self.metadata, self.actions, self.observation = load_export_metadata(root)
+        self.sensors = export_sensors(self.metadata, self.actions, str(root / METADATA_NAME))
+        if len(self.sensors) > 1:
+            raise PolicyLoadError(
+                f"{model_path}: the OpenVINO path runs one-input models; {root / METADATA_NAME} names "
+                f"{len(self.sensors)} sensors: run the ONNX model (runtime onnxruntime)"
+            )
         try:
             import openvino as ov
         except ImportError:
@@ -198,7 +248,7 @@ class OpenVinoPolicy(ExportedPolicy):
         shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()]
         out_shape = model.outputs[0].get_partial_shape()
         outputs = out_shape[len(out_shape) - 1].get_length() if out_shape[len(out_shape) - 1].is_static else None
-        _check_io(model_path, shape, outputs, self.observation, self.actions)
+        _check_io(model_path, shape, outputs, self.observation, self.actions, self.sensors[0])
         self.input_name = model.inputs[0].get_any_name()
         config = {
             "INFERENCE_NUM_THREADS": int(threads),

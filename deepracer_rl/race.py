@@ -17,10 +17,10 @@ from .action_space import ActionError, ActionSpace
 from .backend import SimulatorBackend, make_backend
 from .car import CarSpec
 from .episode import EpisodeJudge, EpisodeStatus, RaceRules, StartRules, start_pose
-from .observation import FrameStacks, ObservationSpec
+from .observation import FrameStacks, ObservationSpec, copy_observation
 from .reward import RewardFunction
 from .reward_process import IsolatedReward, RewardIsolation, make_reward
-from .sensors import sensors_for
+from .sensors import metadata_sensors, observation_space
 from .track import Track
 from .track_set import DIRECTIONS, TrackSet
 from .world_objects import (
@@ -106,7 +106,13 @@ class RaceCore:
         self.judge = EpisodeJudge(backend.tracks, backend.car.wheel_contact_points(), self.n, backend.control_hz, rules)
         self.rng = np.random.default_rng(seed)
         self.episodes = np.zeros(self.n, dtype=np.int64)  # episodes started per car
-        self.frames = FrameStacks(self.obs_spec, self.n)
+        # One stack per sensor (none: the camera's shape, for drivers that read poses only).
+        self.sensor_frames = {
+            sensor.name: FrameStacks(self.obs_spec, self.n, space.shape, space.dtype)
+            for sensor in backend.sensors
+            for space in [sensor.space(self.obs_spec)]
+        }
+        self.frames = next(iter(self.sensor_frames.values()), None) or FrameStacks(self.obs_spec, self.n)
         self.owns_reward = False  # whether close() closes reward_fn (create() sets it for what it loaded)
         # Obstacles and bot cars (object avoidance, head-to-bot): one ObjectWorld per (track, driving
         # direction), world i of it is car i's while car i races there (`reset_cars`).
@@ -158,7 +164,10 @@ class RaceCore:
             direction = track.direction if direction == "as-is" else direction
             track = track.tracks[0] if len(track.tracks) == 1 else track.tracks
         spec = observation or ObservationSpec()
-        chosen = sensors_for(actions.sensor) if sensors else ()
+        where = str(metadata) if isinstance(metadata, (str, os.PathLike)) else "model_metadata.json"
+        chosen = metadata_sensors(actions, where) if sensors else ()
+        if chosen:
+            observation_space(chosen, spec)  # e.g. a grey stereo pair asked for in RGB: refused now
         try:
             if direction not in DIRECTIONS:
                 raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
@@ -189,9 +198,17 @@ class RaceCore:
         return self.backend.control_hz
 
     @property
-    def stack(self) -> np.ndarray:
-        """(N, C, h, w) the cars' current observations (stacked frames, newest last)."""
-        return self.frames.stack
+    def stack(self) -> np.ndarray | dict[str, np.ndarray]:
+        """(N, C, h, w) the cars' current observations (stacked frames, newest last); with several
+        sensors a dict of such arrays by input name (the Dict observation, `sensors.observation_space`)."""
+        sensors = self.backend.sensors
+        if len(sensors) <= 1:
+            return self.frames.stack
+        return {s.input_name: self.sensor_frames[s.name].stack for s in sensors}
+
+    def observation(self, row: int | None = None) -> np.ndarray | dict[str, np.ndarray]:
+        """A copy of every car's observation (or car `row`'s)."""
+        return copy_observation(self.stack, row)
 
     def poses(self) -> np.ndarray:
         """(N, 3) the cars' poses now (x, y, yaw in the track frame)."""
@@ -444,7 +461,8 @@ class RaceCore:
         if not self.backend.sensors or len(rows) == 0:
             return
         data = self.backend.sensor_data(rows)
-        self.frames.push(rows, data[self.backend.sensors[0].name], fresh=fresh)
+        for name, stacks in self.sensor_frames.items():
+            stacks.push(rows, data[name], fresh=fresh)
 
     def close(self) -> None:
         """Close the backend, and the reward function when the race loaded it."""

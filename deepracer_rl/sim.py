@@ -32,8 +32,12 @@ from .track import Track
 
 if TYPE_CHECKING:
     from .camera import CameraRenderer, CarBoxes
+    from .lidar import Lidar
 
 GRAVITY = 9.81
+# The DeepRacer Evo's stereo pair: zed_camera_joint_leftcam / _rightcam at y = +0.03 / -0.03 m of the chassis
+# (aws-deepracer/aws-deepracer, deepracer_description/models/xacro/urdf/deepracer_stereo_cameras_and_lidar_urdf.xacro).
+STEREO_BASELINE = 0.06  # m between the left and right cameras, each half of it beside the URDF camera
 RENDERER_CACHE_BYTES = 3 << 30  # renderers (ground textures, scene variants) kept for tracks no car is on
 
 
@@ -142,6 +146,7 @@ class Simulator:
         self._seed = seed
         self.renderer_cache_bytes = int(renderer_cache_bytes)
         self._renderers: OrderedDict[int, CameraRenderer] = OrderedDict()
+        self._lidars: dict[int, Lidar] = {}  # per track, made when a lidar first scans it
         self.renderers_built = 0  # renderers made so far (a rebuilt one counts again)
         self.objects: CarBoxes | None = None  # boxes each car's camera sees (races with objects), row = car
         self.renderer = self.renderer_for(0) if image_size is not None else None
@@ -196,21 +201,68 @@ class Simulator:
         if self._image_size is None:
             return None
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.intp).reshape(-1)
+        return self._render_at(self.state.pose[rows], rows)
+
+    def render_stereo(self, rows: np.ndarray | None = None, baseline: float = STEREO_BASELINE) -> np.ndarray | None:
+        """The stereo pair of every car (or of `rows`): (k, 2, H, W) left and right frames, the URDF camera
+        moved `baseline` / 2 to the car's left and right (same height, pitch and intrinsics); one batched render."""
+        if self._image_size is None:
+            return None
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.intp).reshape(-1)
+        pose = self.state.pose[rows]
+        left = pose.copy()
+        left[:, 0] -= 0.5 * baseline * np.sin(pose[:, 2])
+        left[:, 1] += 0.5 * baseline * np.cos(pose[:, 2])
+        right = 2.0 * pose - left
+        right[:, 2] = pose[:, 2]
+        frames = self._render_at(np.concatenate([left, right]), np.concatenate([rows, rows]))
+        return np.stack([frames[: len(rows)], frames[len(rows) :]], axis=1)
+
+    def _render_at(self, poses: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Frames from base_link `poses` of cars `rows` (their tracks, randomisation and objects)."""
         objects = self.objects
         if len(self.tracks) == 1:
             boxes = None if objects is None else objects.take(rows)
-            return self.renderer.render(self.state.pose[rows], rows, boxes)  # type: ignore[union-attr]
+            return self.renderer.render(poses, rows, boxes)  # type: ignore[union-attr]
         which = self.car_track[rows]
         out = None
         for k in np.unique(which).tolist():
             at = np.flatnonzero(which == k)
             boxes = None if objects is None else objects.take(rows[at])
-            frames = self.renderer_for(k).render(self.state.pose[rows[at]], rows[at], boxes)
+            frames = self.renderer_for(k).render(poses[at], rows[at], boxes)
             if out is None:
                 out = np.empty((len(rows),) + frames.shape[1:], dtype=frames.dtype)
             out[at] = frames
         if out is None:  # no rows
-            out = self.renderer.render(self.state.pose[rows], rows)  # type: ignore[union-attr]
+            out = self.renderer.render(poses, rows)  # type: ignore[union-attr]
+        return out
+
+    def lidar_for(self, index: int) -> Lidar:
+        """The lidar of track `index` (its barrier walls; seeded per track), made when first needed."""
+        lidar = self._lidars.get(index)
+        if lidar is None:
+            from .lidar import Lidar
+
+            seed = None if self._seed is None else self._seed + 2 + 7919 * index
+            lidar = self._lidars[index] = Lidar(self.tracks[index], self.car, seed=seed)
+        return lidar
+
+    def scan(self, rows: np.ndarray | None = None, max_range: float | None = None) -> np.ndarray:
+        """(k, 64) lidar ranges (m, inf: no hit within `max_range`, default the lidar's 12 m) of every
+        car or of `rows`, against its track's barrier walls and its row of `objects` (`lidar.Lidar`)."""
+        from .lidar import MAX_RANGE, box_edges
+
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.intp).reshape(-1)
+        reach = MAX_RANGE if max_range is None else float(max_range)
+        out = np.empty((len(rows), 64))
+        which = self.car_track[rows]
+        for k in np.unique(which).tolist():
+            at = np.flatnonzero(which == k)
+            edges = None
+            if self.objects is not None:
+                boxes = self.objects.take(rows[at])
+                edges = box_edges(boxes.params, boxes.present)
+            out[at] = self.lidar_for(k).ranges(self.state.pose[rows[at]], max_range=reach, edges=edges)
         return out
 
     # ---- physics ----------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .action_space import ActionSpace
+from .action_space import ActionSpace, MetadataError
 from .algorithms import AlgorithmError, algorithm, build_model, load_model
 from .backend import available_backends, backend_class
 from .callbacks import TrainingProgress, run_callbacks
@@ -46,7 +46,7 @@ from .run_tracks import (
     validation_tracks,
 )
 from .rundir import RunDir, RunError, is_better, save_model_atomic
-from .sensors import SensorError, check_sensor_names
+from .sensors import SensorError, check_sensor_names, metadata_sensors, observation_space
 from .vec_env import RaceVecEnv
 
 
@@ -476,12 +476,30 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, for
     run = as_run(out)
     check_config(config)
     if not resume:
+        check_metadata_sensors(config)  # a metadata file asking for sensors that cannot be: nothing is written
         refuse_foreign_directory(run)  # before the lock file is made in it
     try:
         with run.lock():
             return _train(config, run, resume, force)
     except RunError as exc:
         raise TrainingError(str(exc)) from None
+
+
+def check_metadata_sensors(config: TrainConfig) -> None:
+    """The metadata's sensors (`sensors.metadata_sensors`: names, one camera and at most one lidar,
+    lidar_config) at the run's image settings; TrainingError names the file and the field."""
+    if config.metadata is None:
+        return
+    try:
+        sensors = metadata_sensors(ActionSpace.load(config.metadata), str(config.metadata))
+        observation_space(sensors, config.observation())
+    except (SensorError, MetadataError) as exc:
+        raise TrainingError(str(exc)) from None
+    if len(sensors) > 1 and config.workers:
+        raise TrainingError(
+            f"{config.metadata}: Ray workers (--workers) train one-camera models; the sensors "
+            f"{', '.join(s.name for s in sensors)} train in this process (drop --workers)"
+        )
 
 
 def _start_workers(config: TrainConfig, run: RunDir) -> Any:

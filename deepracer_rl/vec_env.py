@@ -39,7 +39,7 @@ class RaceVecEnv(VecEnv):
             self.core.reseed(self._seeds[0])
         self._reset_seeds()
         self.core.reset_cars(np.arange(self.num_envs))
-        return self.core.stack.copy()
+        return self.core.observation()
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
@@ -58,12 +58,12 @@ class RaceVecEnv(VecEnv):
             if multi_track:
                 info["track"] = self.core.car_track(int(i)).name
             if done[i]:
-                info["terminal_observation"] = self.core.stack[i].copy()
+                info["terminal_observation"] = self.core.observation(int(i))
                 info["TimeLimit.truncated"] = truncated
             infos.append(info)
         if done.any():
             self.core.reset_cars(np.flatnonzero(done))
-        return self.core.stack.copy(), rewards.astype(np.float32), done, infos
+        return self.core.observation(), rewards.astype(np.float32), done, infos
 
     def close(self) -> None:
         self.core.close()

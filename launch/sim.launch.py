@@ -62,6 +62,7 @@ def launch_setup(context):
                     "encoding": LaunchConfiguration("encoding").perform(context),
                     "randomize": _true(LaunchConfiguration("randomize").perform(context)),
                     "seed": int(LaunchConfiguration("seed").perform(context)),
+                    "sensors": LaunchConfiguration("sensors").perform(context),
                 }
             ],
             output="screen",
@@ -100,6 +101,9 @@ def generate_launch_description():
             ),
             DeclareLaunchArgument("randomize", default_value="false", description="embedded: domain randomisation"),
             DeclareLaunchArgument("seed", default_value="0", description="embedded: random seed (-1: draw one)"),
+            DeclareLaunchArgument(
+                "sensors", default_value="", description="embedded: extra sensors, e.g. STEREO_CAMERAS,LIDAR"
+            ),
             DeclareLaunchArgument("policy", default_value="", description="export dir: start inference_node too"),
             DeclareLaunchArgument("max_speed", default_value="4.0", description="the policy's speed limit, m/s"),
             OpaqueFunction(function=launch_setup),

@@ -187,22 +187,23 @@ def test_the_ros_backend_class_comes_from_the_ros_package():
     assert cls.__module__ == "deepracer_rl.ros.backend" and cls.errors
 
 
-def test_sensor_registry_derives_the_observation_and_refuses_what_is_not_built():
+def test_sensor_registry_derives_the_observation_and_refuses_what_cannot_be():
     from deepracer_rl.observation import ObservationSpec
     from deepracer_rl.sensors import SENSORS, SensorError, check_sensor_names, observation_space, sensors_for
 
     (camera,) = sensors_for(["FRONT_FACING_CAMERA"])
     assert camera is SENSORS["FRONT_FACING_CAMERA"] and camera.input_name == "observation"
     assert observation_space([camera], ObservationSpec(80, 60)).shape == (1, 60, 80)
-    with pytest.raises(SensorError, match="'LIDAR' is not supported yet"):
-        check_sensor_names(["FRONT_FACING_CAMERA", "LIDAR"])
+    assert check_sensor_names(["FRONT_FACING_CAMERA", "LIDAR"]) == ("FRONT_FACING_CAMERA", "LIDAR")
+    with pytest.raises(SensorError, match="has no camera"):
+        check_sensor_names(["LIDAR"])
     with pytest.raises(SensorError, match="unknown sensor 'SONAR'"):
         check_sensor_names(["SONAR"])
     with pytest.raises(SensorError, match="must be a list"):
         check_sensor_names("FRONT_FACING_CAMERA")
 
 
-def test_metadata_with_a_sensor_string_or_an_unbuilt_sensor_is_refused(tmp_path):
+def test_metadata_with_a_sensor_string_or_a_sensor_combination_deepracer_lacks_is_refused(tmp_path):
     from deepracer_rl.action_space import ActionSpace, MetadataError
     from deepracer_rl.race import RaceCore
     from deepracer_rl.sensors import SensorError
@@ -212,8 +213,8 @@ def test_metadata_with_a_sensor_string_or_an_unbuilt_sensor_is_refused(tmp_path)
     path.write_text(json.dumps({**base, "sensor": "FRONT_FACING_CAMERA"}))
     with pytest.raises(MetadataError, match="field 'sensor' must be a non-empty list"):
         ActionSpace.load(path)
-    path.write_text(json.dumps({**base, "sensor": ["STEREO_CAMERAS"]}))
-    with pytest.raises(SensorError, match="'STEREO_CAMERAS' is not supported yet"):
+    path.write_text(json.dumps({**base, "sensor": ["FRONT_FACING_CAMERA", "STEREO_CAMERAS"]}))
+    with pytest.raises(SensorError, match="names 2 camera kinds"):
         RaceCore.create(metadata=path)
 
 

@@ -115,7 +115,7 @@ CASES = [
     (
         "sensor given as a string",
         CLEAR,
-        "test_architecture.py::test_metadata_with_a_sensor_string_or_an_unbuilt_sensor_is_refused",
+        "test_architecture.py::test_metadata_with_a_sensor_string_or_a_sensor_combination_deepracer_lacks_is_refused",
     ),
     (
         "--network deep exported as SHALLOW",
@@ -179,6 +179,17 @@ CASES = [
         "test_a_simulator_killed_mid_training_stops_the_run_resumably",
     ),
     ("disk full during export", CLEAR, "test_a_full_disk_during_export_is_named_and_keeps_the_previous_export"),
+    # sensors (issue 15)
+    (
+        "unknown sensor, two lidar kinds, lidar_config sectors not dividing 64, a lidar without a camera",
+        CLEAR,
+        "test_sensors.py::test_cli_refuses_sensors_that_cannot_be_naming_the_file_and_field_writing_nothing",
+    ),
+    (
+        "a sensor topic carrying another message type",
+        CLEAR,
+        "test_sensors.py::test_the_inference_node_refuses_a_topic_of_another_message_type",
+    ),
 ]
 
 

@@ -342,6 +342,7 @@ def test_sim_launch_file_starts_the_embedded_simulator_or_includes_gazebo():
         "encoding",
         "randomize",
         "seed",
+        "sensors",
         "policy",
         "max_speed",
     }

@@ -133,6 +133,12 @@ class RosBackend(SimulatorBackend):
         self.n_cars = int(n_cars)
         self.observation = observation
         self.sensors = tuple(sensors)
+        other = [s.name for s in self.sensors if s.name != "FRONT_FACING_CAMERA"]
+        if other:
+            raise ValueError(
+                f"the ros backend trains on the front camera only; sensor(s) {', '.join(other)} train with "
+                "--backend inprocess (sim_node publishes them and the inference node drives with them)"
+            )
         self.car = CarSpec.from_urdf()
         self.control_hz = self.car.control_hz
         self.namespaces = (

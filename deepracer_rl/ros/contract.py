@@ -35,15 +35,37 @@ CMD_VEL = "/cmd_vel"
 CLOCK = "/clock"
 INITIALPOSE = "/initialpose"
 TF = "/tf"
+# The other DeepRacer sensors, published when asked for (sim_node `sensors:=...`): the Evo's stereo pair as
+# two images of the same stamp (the stereo_image_proc layout) and the lidar's scan.
+STEREO_LEFT = "/stereo/left/image_raw"
+STEREO_RIGHT = "/stereo/right/image_raw"
+SCAN = "/scan"
 
 ODOM_FRAME = CAR_ODOM_FRAME  # REP 105; the embedded simulator's odom frame is the track's frame
 BASE_FRAME = BASE_LINK
 CAMERA_FRAME = CAMERA_OPTICAL_LINK
+LASER_FRAME = "laser"  # DeepRacer's lidar link (turned by pi about z on the car: `lidar.MOUNT_YAW`)
+STEREO_FRAMES = ("camera_left_optical_link", "camera_right_optical_link")
 
 # The topics every car has; a simulator with several cars puts each car's under its namespace.
 CAR_TOPICS = (IMAGE, CAMERA_INFO, ODOM, CMD_VEL, INITIALPOSE)
-# The DeepRacer sensors of `sensors.SENSORS` -> the topic each is published on.
-SENSOR_TOPICS = {"FRONT_FACING_CAMERA": IMAGE}
+# The DeepRacer sensors of `sensors.SENSORS` -> the topics each is published on (in the order its data
+# is read: the stereo pair left, right), and each topic's message type.
+SENSOR_TOPICS = {
+    "FRONT_FACING_CAMERA": (IMAGE,),
+    "STEREO_CAMERAS": (STEREO_LEFT, STEREO_RIGHT),
+    "LIDAR": (SCAN,),
+    "SECTOR_LIDAR": (SCAN,),
+    "DISCRETIZED_SECTOR_LIDAR": (SCAN,),
+}
+MESSAGE_TYPES = {
+    IMAGE: "sensor_msgs/msg/Image",
+    STEREO_LEFT: "sensor_msgs/msg/Image",
+    STEREO_RIGHT: "sensor_msgs/msg/Image",
+    SCAN: "sensor_msgs/msg/LaserScan",
+    ODOM: "nav_msgs/msg/Odometry",
+    CMD_VEL: "geometry_msgs/msg/Twist",
+}
 
 
 def car_namespace(index: int, n_cars: int) -> str:
@@ -99,7 +121,8 @@ def clock_qos() -> QoSProfile:
 # The car profile of inference_node takes the place of inference_pkg + navigation: it reads
 # CAR_CAMERA, publishes CAR_AUTO_DRIVE and answers the services ctrl_pkg calls on those two.
 
-CAR_CAMERA = "/camera_pkg/video_mjpeg"  # CameraMsg; images[0] = front (left) camera, 160x120 bgr8
+CAR_CAMERA = "/camera_pkg/video_mjpeg"  # CameraMsg; images[0] = front (left) camera, images[1] the right one
+CAR_SCAN = "/rplidar_ros/scan"  # sensor_msgs/LaserScan of the Evo's lidar (rplidar_ros, frame laser)
 CAR_AUTO_DRIVE = "/deepracer_navigation_pkg/auto_drive"  # ServoCtrlMsg from the navigation node
 CAR_SERVO = "/ctrl_pkg/servo_msg"  # ServoCtrlMsg ctrl_pkg -> servo_pkg (angle, throttle in [-1, 1])
 # Services ctrl_pkg calls (ctrl_state.cpp) and waits for at start-up:

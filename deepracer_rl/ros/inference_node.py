@@ -20,6 +20,14 @@ those nodes: `/inference_pkg/inference_state` (the console's start / stop),
 `/deepracer_navigation_pkg/navigation_throttle` (its maximum speed: throttle_scale, 0 until set,
 as on the stock car) and the two model-loading services (refused: this node drives its `model`).
 
+Other sensors: a policy trained on STEREO_CAMERAS and/or a lidar (its metadata's "sensor") reads
+each from its topic of the contract (`contract.SENSOR_TOPICS`: `/stereo/left/image_raw` and
+`/stereo/right/image_raw`, `/scan` (sensor_msgs/LaserScan); on the car camera_pkg's CameraMsg with
+two images and `/rplidar_ros/scan`) and acts once per set of readings whose stamps lie within
+`sync_tolerance` seconds of each other (a simulator stamps a tick's messages alike). Each
+reading goes through its sensor's own preprocessing (`Sensor.frame`, as in training). The node
+refuses to start (exit 2) when a topic it reads carries another message type than it expects.
+
 Safety: no frame for `watchdog_timeout` seconds (steady clock,
 so it also fires when a simulator's /clock stops) -> a stop command, repeated every
 `watchdog_timeout` while no frame comes (a lockstep simulator steps on it and sends one);
@@ -37,6 +45,7 @@ docs/car.md says how to run it on a DeepRacer.
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import sys
@@ -53,12 +62,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image, LaserScan
 from std_srvs.srv import SetBool
 
 from ..action_space import SPEED_MAX
 from ..car import CarSpec
 from ..inference import Command, PolicyRunner, ServoMapping, UnsafeOutput, load_policy, twist
+from ..lidar import MAX_ANGLE, MIN_ANGLE, SAMPLES
 from ..policy import PolicyLoadError
 from . import contract
 from .image import image_to_rgb
@@ -67,13 +77,15 @@ NODE_NAME = "inference_node"
 PROFILES = {
     # parameter defaults per profile; every one can still be set on its own
     "sim": {
-        "image_topic": contract.SENSOR_TOPICS["FRONT_FACING_CAMERA"],
+        "image_topic": contract.SENSOR_TOPICS["FRONT_FACING_CAMERA"][0],
         "image_type": "Image",
         "cmd_vel_topic": contract.CMD_VEL,
         "servo_topic": "",
         "throttle_scale": 1.0,
         "enabled": True,
         "car_services": False,
+        "stereo_topics": ",".join(contract.SENSOR_TOPICS["STEREO_CAMERAS"]),
+        "scan_topic": contract.SCAN,
     },
     "car": {
         "image_topic": contract.CAR_CAMERA,
@@ -83,9 +95,19 @@ PROFILES = {
         "throttle_scale": 0.0,  # the navigation node's start value: no throttle until the console sets one
         "enabled": False,
         "car_services": True,
+        "stereo_topics": contract.CAR_CAMERA,  # camera_pkg's CameraMsg carries both images
+        "scan_topic": contract.CAR_SCAN,
     },
 }
 IMAGE_TYPES = ("Image", "CompressedImage", "CameraMsg")
+# The ROS type name of each message type the node reads (checked against the graph at start).
+TYPE_NAMES = {
+    "Image": "sensor_msgs/msg/Image",
+    "CompressedImage": "sensor_msgs/msg/CompressedImage",
+    "CameraMsg": "deepracer_interfaces_pkg/msg/CameraMsg",
+    "LaserScan": "sensor_msgs/msg/LaserScan",
+}
+TYPE_CHECK_SECONDS = 5.0  # how long after start the graph is watched for topics of another type
 CAR_PACKAGE_HELP = (
     "deepracer_interfaces_pkg is not importable: {what}. On a DeepRacer, source the car's own "
     "workspace first (source /opt/aws/deepracer/lib/setup.bash); in deepracer_rl's venv, "
@@ -111,6 +133,36 @@ def car_interfaces() -> Any:
     except ImportError:
         return None
     return deepracer_interfaces_pkg
+
+
+def camera_msg_pair(msg: Any, topic: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The stereo pair of a DeepRacer CameraMsg: (left, right) RGB uint8 from `images[0]` and `images[1]`."""
+    if len(msg.images) < 2:
+        raise ValueError(
+            f"CameraMsg on {topic or 'the camera topic'} holds {len(msg.images)} image(s), a stereo pair needs 2"
+        )
+    decoded = []
+    for image in msg.images[:2]:
+        decoded.append(compressed_to_rgb(image) if isinstance(image, CompressedImage) else image_to_rgb(image, topic))
+    return decoded[0], decoded[1]
+
+
+def scan_ranges(msg: LaserScan, topic: str | None = None) -> np.ndarray:
+    """A LaserScan's ranges (m; NaN and out-of-range values: no hit, inf) at the 64 beam angles the
+    lidar sensors take (`lidar.MIN_ANGLE`..`MAX_ANGLE` in the laser frame): as published when the scan
+    has exactly those 64 samples (sim_node), else each beam the nearest sample in angle (a denser
+    scan, e.g. the car's rplidar; its own filtering on the car is not reproduced)."""
+    ranges = np.asarray(msg.ranges, dtype=np.float64)
+    if len(ranges) == 0 or not (math.isfinite(msg.angle_min) and msg.angle_increment != 0):
+        raise ValueError(f"LaserScan on {topic or 'the scan topic'} holds no usable ranges ({len(ranges)} samples)")
+    usable = np.isfinite(ranges) & (ranges >= msg.range_min) & (ranges <= msg.range_max)
+    ranges = np.where(usable, ranges, np.inf)
+    wanted = np.linspace(MIN_ANGLE, MAX_ANGLE, SAMPLES)
+    angles = msg.angle_min + msg.angle_increment * np.arange(len(ranges))
+    if len(ranges) == SAMPLES and np.allclose(angles, wanted, atol=1e-3):
+        return ranges
+    gap = np.abs((wanted[:, None] - angles[None, :] + math.pi) % (2 * math.pi) - math.pi)
+    return ranges[np.argmin(gap, axis=1)]
 
 
 def camera_msg_to_rgb(msg: Any, topic: str | None = None) -> np.ndarray:
@@ -158,6 +210,15 @@ class InferenceNode(Node):
             "car_services", defaults["car_services"], "answer ctrl_pkg's inference_pkg / navigation services"
         )
         threads = declare("threads", 1, "inference threads (onnxruntime / OpenVINO)")
+        stereo_topics = declare(
+            "stereo_topics",
+            defaults["stereo_topics"],
+            "STEREO_CAMERAS: left,right Image topics, or one CameraMsg topic (image_type CameraMsg) with both",
+        )
+        scan_topic = declare("scan_topic", defaults["scan_topic"], "a lidar's sensor_msgs/LaserScan topic")
+        self.sync_tolerance = declare(
+            "sync_tolerance", 0.05, "seconds the stamps of one set of sensor readings may differ by"
+        )
         if not model:
             raise ValueError("parameter 'model' is required: the export directory (model.onnx + model_metadata.json)")
         if not (max_speed > 0 and self.watchdog_timeout > 0):
@@ -203,7 +264,43 @@ class InferenceNode(Node):
         # Best effort matches every camera publisher (reliable ones too); depth 1: act on the newest frame.
         camera_qos = contract.sensor_qos(ReliabilityPolicy.BEST_EFFORT)
         camera_qos.depth = 1
-        self.create_subscription(msg_type, image_topic, self._on_image, camera_qos)
+        self.sensor_names = tuple(self.policy.actions.sensor)
+        self.expected_types: dict[str, str] = {}  # topic -> the ROS type it must carry
+        self.fatal: str | None = None  # set when a topic turns out to carry another type: main() exits 2
+        if self.sensor_names == ("FRONT_FACING_CAMERA",):
+            self.create_subscription(msg_type, image_topic, self._on_image, camera_qos)
+            self.expected_types[image_topic] = TYPE_NAMES[image_type]
+        else:
+            self._streams: dict[str, Any] = {}  # stream -> decode(msg) -> (sensor name, data part)
+            self._latest: dict[str, tuple[int, Any]] = {}  # stream -> (stamp ns, message)
+            self._acted_stamp: int | None = None
+            for name in self.sensor_names:
+                if name == "FRONT_FACING_CAMERA":
+                    self._add_stream(name, image_topic, image_type, msg_type, self._decode, camera_qos)
+                elif name == "STEREO_CAMERAS" and image_type == "CameraMsg":
+                    topic = stereo_topics.split(",")[0].strip()
+                    decode = functools.partial(camera_msg_pair, topic=topic)
+                    self._add_stream(name, topic, image_type, msg_type, decode, camera_qos)
+                elif name == "STEREO_CAMERAS":
+                    topics = [t.strip() for t in stereo_topics.split(",") if t.strip()]
+                    if len(topics) != 2:
+                        raise ValueError(
+                            f"parameter 'stereo_topics' must name the left and right image topics, "
+                            f"got {stereo_topics!r}"
+                        )
+                    for side, topic in zip(("left", "right"), topics):
+                        decode = (
+                            compressed_to_rgb
+                            if image_type == "CompressedImage"
+                            else functools.partial(image_to_rgb, topic=topic)
+                        )
+                        self._add_stream(f"{name}/{side}", topic, image_type, msg_type, decode, camera_qos)
+                else:  # a lidar
+                    decode = functools.partial(scan_ranges, topic=scan_topic)
+                    self._add_stream(name, scan_topic, "LaserScan", LaserScan, decode, camera_qos)
+        self._check_topic_types()
+        self._type_check_until = time.monotonic() + TYPE_CHECK_SECONDS
+        self._type_timer = self.create_timer(0.2, self._on_type_check, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.create_service(SetBool, "~/enable", self._on_enable)
         if car_services and car is None:
             self.get_logger().warning(CAR_PACKAGE_HELP.format(what="ctrl_pkg's services are not offered"))
@@ -222,7 +319,7 @@ class InferenceNode(Node):
         self.get_logger().info(
             f"profile {profile}: {self.policy.root} ({self.policy.runtime}, {self.policy.actions.kind}, "
             f"{len(self.policy.actions.actions) if self.policy.actions.kind == 'discrete' else 2} outputs), "
-            f"camera {image_topic} ({image_type}) -> "
+            f"sensors {', '.join(self.expected_types)} -> "
             f"{cmd_vel_topic or '-'} / {servo_topic or '-'}"
             f"{f' (ServoCtrlMsg, throttle scale {throttle_scale:g})' if self.servo_pub else ''}; "
             f"{'enabled' if self.enabled else 'disabled: call ~/enable (or start the car in autonomous mode) to drive'}"
@@ -235,7 +332,71 @@ class InferenceNode(Node):
         self.create_service(car.srv.LoadModelSrv, contract.CAR_LOAD_MODEL, self._on_load_model)
         self.create_service(car.srv.LoadModelSrv, contract.CAR_LOAD_ACTION_SPACE, self._on_load_model)
 
+    def _add_stream(self, stream: str, topic: str, type_name: str, msg_type: Any, decode: Any, qos: Any) -> None:
+        """Subscribe to one topic of a several-sensor policy; `stream` names the data part it gives."""
+        self._streams[stream] = decode
+        self.expected_types[topic] = TYPE_NAMES[type_name]
+        self.create_subscription(msg_type, topic, functools.partial(self._on_reading, stream), qos)
+
+    def _check_topic_types(self) -> None:
+        """Refuse (`fatal`) a topic this node reads whose publishers send another message type."""
+        for topic, wanted in self.expected_types.items():
+            types = sorted({info.topic_type for info in self.get_publishers_info_by_topic(topic)} - {wanted})
+            if types:
+                self.fatal = (
+                    f"topic {topic} carries {', '.join(types)}, but this policy reads {wanted} there "
+                    f"(sensors {', '.join(self.sensor_names)}); set the topic parameters to the right topics"
+                )
+                return
+
+    def _on_type_check(self) -> None:
+        if time.monotonic() > self._type_check_until:
+            self._type_timer.cancel()
+            return
+        self._check_topic_types()
+
     # -- inputs ----------------------------------------------------------------------------
+    def _on_reading(self, stream: str, msg: Any) -> None:
+        """One message of a several-sensor policy: act once every stream has one within `sync_tolerance`."""
+        images = getattr(msg, "images", None)
+        header = images[0].header if images else msg.header
+        stamp = contract.stamp_ns(header.stamp)
+        self._latest[stream] = (stamp, msg)
+        if stream.startswith(("FRONT_FACING_CAMERA", "STEREO_CAMERAS")):
+            self.last_frame = time.monotonic()
+            self._watchdog.reset()
+            if self._servo_stamp:
+                self._source_stamp = header.stamp
+        if not self.enabled or len(self._latest) < len(self._streams):
+            return
+        newest = max(t for t, _ in self._latest.values())
+        tolerance = int(self.sync_tolerance * 1e9)
+        for key in [k for k, (t, _) in self._latest.items() if newest - t > tolerance]:
+            del self._latest[key]  # too old to pair with the newest reading
+        if len(self._latest) < len(self._streams) or newest == self._acted_stamp:
+            return
+        self._acted_stamp = newest
+        readings, self._latest = self._latest, {}
+        data: dict[str, Any] = {}
+        try:
+            for key, (_, message) in readings.items():
+                name, _, side = key.partition("/")
+                value = self._streams[key](message)
+                if side:
+                    data.setdefault(name, [None, None])[0 if side == "left" else 1] = value
+                else:
+                    data[name] = value
+            command = self.runner.act_sensors(data)
+        except UnsafeOutput as exc:
+            self._error(f"{exc}: stopping")
+            self.publish(Command.stop())
+            return
+        except ValueError as exc:  # an undecodable or unsupported reading
+            self._error(f"bad sensor reading: {exc}: stopping")
+            self.publish(Command.stop())
+            return
+        self.publish(command)
+
     def _on_image(self, msg) -> None:
         self.last_frame = time.monotonic()
         self._watchdog.reset()
@@ -337,6 +498,9 @@ class InferenceNode(Node):
                 "watchdog_timeout",
                 "threads",
                 "enabled",
+                "stereo_topics",
+                "scan_topic",
+                "sync_tolerance",
             ):
                 return SetParametersResult(successful=False, reason=f"{param.name} is read at start only")
         self.servo_map, self.runner.max_speed = servo_map, max_speed
@@ -387,6 +551,10 @@ def main(args: list[str] | None = None) -> None:
         executor.add_node(node)
         while rclpy.ok():  # short waits, so Ctrl-C is seen within 0.1 s
             executor.spin_once(timeout_sec=0.1)
+            if node.fatal is not None:
+                print(f"{NODE_NAME}: error: {node.fatal}", file=sys.stderr)
+                code = 2
+                break
     except KeyboardInterrupt:
         pass
     except PolicyLoadError as exc:

@@ -19,6 +19,13 @@ car there, standing still; a new episode for domain randomisation).
   then the image and odometry of the new state, stamped with sim time. With N cars, one
   period once every car has sent a command since the last period.
 
+`sensors:=STEREO_CAMERAS,LIDAR` (DeepRacer's names; the front camera is always published) adds
+the stereo pair (`/stereo/left/image_raw`, `/stereo/right/image_raw`: sensor_msgs/Image in the
+node's encoding and size, the URDF camera moved `sim.STEREO_BASELINE` / 2 left and right, the same
+stamp) and the lidar's `/scan` (sensor_msgs/LaserScan, frame `laser`, 64 ranges over
+-2.61799..2.61799 rad, 0.15-12 m, inf for no hit: `lidar.Lidar`) for any lidar kind; all of
+a tick's messages carry the same stamp (the inference node pairs them by it).
+
 A reset takes one control period of sim time too, so the image and odometry at the new pose
 carry a stamp newer than anything before the request (clients wait for that).
 
@@ -46,11 +53,12 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 
 from ..camera import STANDARD_RANDOMIZATION
 from ..car import CarSpec
 from ..episode import StartRules, start_pose
+from ..lidar import MAX_ANGLE, MAX_RANGE, MIN_ANGLE, MIN_RANGE, SAMPLES
 from ..sim import Simulator
 from ..track import TrackError
 from . import contract
@@ -99,6 +107,17 @@ class SimNode(Node):
         n_cars = declare(
             "cars", 1, f"cars on the track (1..{MAX_CARS}); with more than one, car i's topics are under /car<i>"
         )
+        sensors = declare(
+            "sensors", "", "extra DeepRacer sensors, comma-separated: STEREO_CAMERAS, LIDAR (any lidar kind)"
+        )
+        self.sensor_names = [name.strip() for name in str(sensors).split(",") if name.strip()]
+        unknown = [name for name in self.sensor_names if name not in contract.SENSOR_TOPICS]
+        if unknown:
+            raise ValueError(
+                f"parameter 'sensors': unknown sensor {unknown[0]!r}; one of {', '.join(contract.SENSOR_TOPICS)}"
+            )
+        self.stereo = "STEREO_CAMERAS" in self.sensor_names
+        self.lidar = any(name in contract.SENSOR_TOPICS and "LIDAR" in name for name in self.sensor_names)
         if self.encoding not in ENCODINGS:
             raise ValueError(f"parameter 'encoding' must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
         if width <= 0 or height <= 0:
@@ -130,11 +149,23 @@ class SimNode(Node):
         self.clock_pub = self.create_publisher(Clock, contract.CLOCK, contract.clock_qos())
         self.tf_pub = self.create_publisher(TFMessage, contract.TF, 10) if TFMessage is not None else None
         self.image_pubs, self.info_pubs, self.odom_pubs = [], [], []
+        self.stereo_pubs: list[tuple[Any, Any]] = []
+        self.scan_pubs: list[Any] = []
         self._handlers = {}
         for i, ns in enumerate(self.namespaces):
             topic = functools.partial(contract.car_topic, ns)
-            camera_topic = topic(contract.SENSOR_TOPICS["FRONT_FACING_CAMERA"])
+            (camera_topic,) = (topic(t) for t in contract.SENSOR_TOPICS["FRONT_FACING_CAMERA"])
             self.image_pubs.append(self.create_publisher(Image, camera_topic, sensor))
+            if self.stereo:
+                left, right = contract.SENSOR_TOPICS["STEREO_CAMERAS"]
+                self.stereo_pubs.append(
+                    (
+                        self.create_publisher(Image, topic(left), sensor),
+                        self.create_publisher(Image, topic(right), sensor),
+                    )
+                )
+            if self.lidar:
+                self.scan_pubs.append(self.create_publisher(LaserScan, topic(contract.SCAN), sensor))
             self.info_pubs.append(self.create_publisher(CameraInfo, topic(contract.CAMERA_INFO), sensor))
             self.odom_pubs.append(self.create_publisher(Odometry, topic(contract.ODOM), sensor))
             # /cmd_vel is taken serialized and decoded by cdr.decode_twist; /odom is published serialized.
@@ -161,6 +192,11 @@ class SimNode(Node):
         ]
         self.camera_frames = [contract.car_frame(ns, contract.CAMERA_FRAME) for ns in self.namespaces]
         self.image = Image()  # reused: only stamp and data change
+        self.scan = LaserScan()
+        self.scan.angle_min, self.scan.angle_max = MIN_ANGLE, MAX_ANGLE
+        self.scan.angle_increment = (MAX_ANGLE - MIN_ANGLE) / (SAMPLES - 1)
+        self.scan.scan_time = 1.0 / self.sim.control_hz
+        self.scan.range_min, self.scan.range_max = MIN_RANGE, MAX_RANGE
         self.commands = np.zeros((n_cars, 2))  # steer (rad), speed (m/s) held per car
         self.command_times: list[float | None] = [None] * n_cars
         self.pending = np.zeros(n_cars, dtype=bool)  # lockstep: a command arrived since the last period
@@ -172,6 +208,7 @@ class SimNode(Node):
             f"{'lockstep (one period per /cmd_vel)' if self.lockstep else f'real time at {self.sim.control_hz:g} Hz'}"
             f"{f', {n_cars} cars under {self.namespaces[0]}..{self.namespaces[-1]}' if n_cars > 1 else ''}"
             f"{', domain randomisation' if randomize else ''}"
+            f"{f', sensors {self.sensor_names}' if self.sensor_names else ''}"
             f"{'' if self.tf_pub else '; no /tf (tf2_msgs is not importable)'}"
         )
 
@@ -254,6 +291,21 @@ class SimNode(Node):
                 self.camera_info.header.stamp = stamp
                 self.camera_info.header.frame_id = self.camera_frames[i]
                 self.info_pubs[i].publish(self.camera_info)
+        if self.stereo:
+            pairs = self.sim.render_stereo(np.array(cars, dtype=np.intp))
+            for pair, i in zip(pairs, cars):
+                for frame, pub, frame_id in zip(pair, self.stereo_pubs[i], contract.STEREO_FRAMES):
+                    frame_id = contract.car_frame(self.namespaces[i], frame_id)
+                    pub.publish(
+                        array_to_image(np.ascontiguousarray(frame), self.encoding, stamp=stamp, frame_id=frame_id)
+                    )
+        if self.lidar:
+            ranges = self.sim.scan(np.array(cars, dtype=np.intp))
+            for scan, i in zip(ranges, cars):
+                self.scan.header.stamp = stamp
+                self.scan.header.frame_id = contract.car_frame(self.namespaces[i], contract.LASER_FRAME)
+                self.scan.ranges = scan.astype(np.float32).tolist()
+                self.scan_pubs[i].publish(self.scan)
 
     # -- inputs ----------------------------------------------------------------------------
     def _on_cmd_vel(self, i: int, raw: bytes) -> None:
