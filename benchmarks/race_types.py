@@ -82,6 +82,9 @@ SCRIPTED_RACES = {
     "head_to_bot_3_bots": {"NUMBER_OF_BOT_CARS": 3, "IS_LANE_CHANGE": True},
 }
 CLOSE_PAIR_M = 1.5  # boxes in opposite lanes nearer than this (centre to centre, along the track)
+LEARNED_MODEL = "object_avoidance"  # models/object_avoidance: trained on 3 random boxes, seed 0
+LEARNED_RACE = SCRIPTED_RACES["object_avoidance_3_random_boxes"]
+UNSEEN_SEED = 1000  # its evaluation layouts: a stream the training never drew from
 
 
 def close_opposite_pair(core: RaceCore) -> bool:
@@ -92,26 +95,46 @@ def close_opposite_pair(core: RaceCore) -> bool:
     return has_close_opposite_pair(core.track, objects.poses[0], CLOSE_PAIR_M)
 
 
-def scripted(track: Track, laps: int, objects: dict) -> dict:
-    """The scripted driver's evaluation laps, one layout each."""
-    core = RaceCore.create(track, n_cars=1, sensors=False, seed=0, objects=objects)
-    driver = baseline_driver()
+def laps_among_objects(core: RaceCore, driver, laps: int) -> dict:
+    """`laps` evaluation laps of one car, one layout each: completed, without a collision, collisions,
+    layouts with a close opposite pair and how the other layouts went."""
     out = {"laps": laps, "completed": 0, "without_collision": 0, "collisions": 0, "close_pair_layouts": 0}
     clean_elsewhere = 0
     try:
         for _ in range(laps):
             report = run_laps(core, driver, laps=1)
             close = close_opposite_pair(core)
+            clean = report.completed_laps == 1 and report.collisions == 0
             out["completed"] += report.completed_laps
-            out["without_collision"] += int(report.completed_laps == 1 and report.collisions == 0)
+            out["without_collision"] += int(clean)
             out["collisions"] += report.collisions
             out["close_pair_layouts"] += int(close)
-            clean_elsewhere += int(not close and report.completed_laps == 1 and report.collisions == 0)
+            clean_elsewhere += int(not close and clean)
     finally:
         core.close()
     others = laps - out["close_pair_layouts"]
     out["without_collision_other_layouts"] = f"{clean_elsewhere}/{others}"
     return out
+
+
+def scripted(track: Track, laps: int, objects: dict) -> dict:
+    """The scripted driver's evaluation laps, one layout each (seed 0)."""
+    core = RaceCore.create(track, n_cars=1, sensors=False, seed=0, objects=objects)
+    return laps_among_objects(core, baseline_driver(), laps)
+
+
+def learned(track: Track, laps: int, name: str = LEARNED_MODEL) -> dict | None:
+    """The shipped object-avoidance policy (camera only) on layouts of `UNSEEN_SEED`, which its
+    training (seed 0) never drew; None when the model is not shipped."""
+    from deepracer_rl.evaluate_runs import load_subject
+    from deepracer_rl.inference import shipped_models
+
+    if name not in shipped_models():
+        return None
+    subject = load_subject(name)
+    kwargs = {k: v for k, v in subject.race.items() if k != "track"}
+    core = RaceCore.create(track, n_cars=1, seed=UNSEEN_SEED, objects=LEARNED_RACE, **kwargs)
+    return laps_among_objects(core, subject.drive, laps)
 
 
 def main() -> None:
@@ -152,6 +175,15 @@ def main() -> None:
             f"{row['without_collision']} without a collision ({row['collisions']} collisions); "
             f"{row['close_pair_layouts']} layouts with boxes in opposite lanes < {CLOSE_PAIR_M} m apart, "
             f"the others {row['without_collision_other_layouts']} without a collision"
+        )
+    row = out["learned_policy"] = learned(track, args.baseline_laps)
+    if row is None:
+        print(f"  learned policy: models/{LEARNED_MODEL} is not shipped")
+    else:
+        print(
+            f"  learned policy ({LEARNED_MODEL}, unseen layouts of 3 random boxes): {row['completed']}/{row['laps']} "
+            f"laps completed, {row['without_collision']} without a collision ({row['collisions']} collisions); "
+            f"{row['close_pair_layouts']} close-pair layouts, the others {row['without_collision_other_layouts']}"
         )
     print(json.dumps(out))
 
