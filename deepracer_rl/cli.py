@@ -294,7 +294,7 @@ def _world_config(args: argparse.Namespace):
 
 
 def _shown(value: object) -> str:
-    """An option's value as the user typed it (a repeated option's values comma-separated)."""
+    """An option's value as the user typed it (a repeated option's values space-separated)."""
     return " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
