@@ -268,34 +268,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _world_config(args: argparse.Namespace):
     """The race's obstacles and bot cars (`RaceObjects`; none in a time trial) from --race-type,
     --world-config FILE and the per-key options (which override the file), or None when none of
-    them is given. Errors name the file or option and the key."""
-    from .world_objects import RaceObjects, WorldConfigError, read_world_config, world_objects_for
+    them is given. Errors name the file or option and the key (`world_objects.race_objects_from`)."""
+    from .world_objects import RaceObjects, race_objects_from
 
-    path = getattr(args, "world_config_file", None)
-    race_type = getattr(args, "race_type", None)
     options = {}
     for field in dataclasses.fields(RaceObjects):
         value = getattr(args, "wc_" + field.name, None)
         if value is not None:
-            key = RaceObjects.key(field.name)
-            flag = "--" + field.name.replace("_", "-")
-            try:  # each value alone first, so that a bad one is named by its option
-                RaceObjects.from_mapping({key: value})
-            except WorldConfigError as exc:
-                raise CliError(f"{flag} {_shown(value)}: {str(exc).removeprefix(key + ': ')}") from None
-            options[key] = value
-    if path is None and race_type is None and not options:
-        return None
-    mapping = read_world_config(path) if path is not None else {}
-    where = " and ".join(
-        part for part in (str(path) if path else "", "the race options" if options or race_type else "") if part
+            options[RaceObjects.key(field.name)] = value
+    return race_objects_from(
+        getattr(args, "race_type", None),
+        getattr(args, "world_config_file", None),
+        options,
+        label=lambda key: "--" + key.lower().replace("_", "-"),
     )
-    return world_objects_for(race_type, {**mapping, **options}, where=where)
-
-
-def _shown(value: object) -> str:
-    """An option's value as the user typed it (a repeated option's values space-separated)."""
-    return " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -386,6 +386,37 @@ def world_objects_for(race_type: str | None, mapping: Mapping[str, object], wher
     if race_type == "head_to_bot" and objects.number_of_bot_cars == 0:
         raise WorldConfigError(f"{where}: a head-to-bot race needs NUMBER_OF_BOT_CARS of at least 1")
     return objects
+
+
+def race_objects_from(
+    race_type: str | None,
+    path: str | Path | None,
+    options: Mapping[str, object],
+    label: Callable[[str], str],
+    options_name: str = "the race options",
+) -> RaceObjects | None:
+    """A race's obstacles and bot cars from a race type, a world-config file and per-key values
+    (DeepRacer's key -> value, which override the file's): the `--race-type`, `--world-config` and
+    per-key options of the CLI, and the same parameters of `sim_node`. None when none is given.
+
+    Each value is checked alone first, so a bad one is named by `label(key)` (the option or the
+    parameter: "--number-of-obstacles", "parameter 'number_of_obstacles'"); other errors name the
+    file and/or `options_name`."""
+    checked: dict[str, object] = {}
+    for key, value in options.items():
+        try:
+            RaceObjects.from_mapping({key: value})
+        except WorldConfigError as exc:
+            shown = " ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+            raise WorldConfigError(f"{label(key)} {shown}: {str(exc).removeprefix(key + ': ')}") from None
+        checked[key] = value
+    if path is None and race_type is None and not checked:
+        return None
+    mapping = read_world_config(path) if path is not None else {}
+    where = " and ".join(
+        part for part in (str(path) if path else "", options_name if checked or race_type else "") if part
+    )
+    return world_objects_for(race_type, {**mapping, **checked}, where=where)
 
 
 def load_world_config(path: str | Path) -> RaceObjects:

@@ -40,6 +40,9 @@ TF = "/tf"
 STEREO_LEFT = "/stereo/left/image_raw"
 STEREO_RIGHT = "/stereo/right/image_raw"
 SCAN = "/scan"
+# The obstacles' and bot cars' poses of a race with objects (sim_node), each car's under its namespace:
+# geometry_msgs/PoseArray in the odom frame, obstacles first, then bot cars (`world_objects.ObjectState`).
+OBJECTS = "/objects"
 
 ODOM_FRAME = CAR_ODOM_FRAME  # REP 105; the embedded simulator's odom frame is the track's frame
 BASE_FRAME = BASE_LINK
@@ -65,6 +68,7 @@ MESSAGE_TYPES = {
     SCAN: "sensor_msgs/msg/LaserScan",
     ODOM: "nav_msgs/msg/Odometry",
     CMD_VEL: "geometry_msgs/msg/Twist",
+    OBJECTS: "geometry_msgs/msg/PoseArray",
 }
 
 

@@ -1,0 +1,128 @@
+"""sim_node in races with objects, over real rclpy/DDS: the objects' poses on /objects, /scan seeing a
+box, the parameters of the race (named when bad); and the CLI's `sim` passing them on."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from deepracer_rl.car import CarSpec
+from deepracer_rl.lidar import MAX_ANGLE, MIN_ANGLE, MOUNT_X, MOUNT_YAW, SAMPLES
+from deepracer_rl.track import Track
+
+
+def _wrap(angle: float) -> float:
+    return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+def _spin_until(executor, condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return condition()
+
+
+def test_object_avoidance_sim_node_publishes_three_boxes_and_its_scan_sees_one_beside_the_car(simulators):
+    """race_type:=object_avoidance number_of_obstacles:=3: /objects lists 3 poses (odom frame); with the
+    car teleported so that box 0 is 0.3 m ahead and 0.38 m to the side of its laser, the /scan beam
+    towards the box reads less than the distance to the box's centre, the mirrored beam much more."""
+    import rclpy
+    from geometry_msgs.msg import PoseArray, PoseWithCovarianceStamped
+    from nav_msgs.msg import Odometry
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import LaserScan
+
+    from deepracer_rl.ros import contract
+
+    sim = simulators(
+        params=(
+            "track:=reinvent_base",
+            "race_type:=object_avoidance",
+            "number_of_obstacles:=3",
+            "sensors:=LIDAR",
+            "image_width:=160",
+            "image_height:=120",
+        )
+    )
+    sim.wait_started()
+    assert "objects on /objects: 3 fixed box_obstacle" in sim.output()
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("objects_test", context=context)
+        objects, scans, odometry = [], [], []
+        qos = contract.sensor_qos()
+        node.create_subscription(PoseArray, contract.OBJECTS, objects.append, qos)
+        node.create_subscription(LaserScan, contract.SCAN, scans.append, qos)
+        node.create_subscription(Odometry, contract.ODOM, odometry.append, qos)
+        pose_pub = node.create_publisher(PoseWithCovarianceStamped, contract.INITIALPOSE, contract.command_qos())
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        assert _spin_until(executor, lambda: objects and scans and odometry, 20), sim.output()[-2000:]
+        boxes = objects[-1]
+        assert boxes.header.frame_id == contract.ODOM_FRAME
+        assert len(boxes.poses) == 3
+        box = boxes.poses[0]
+        bx, by = box.position.x, box.position.y
+        byaw = contract.yaw_from_quaternion(box.orientation.x, box.orientation.y, box.orientation.z, box.orientation.w)
+
+        # The laser 0.3 m behind the box's centre and 0.38 m across, on the side of the centre line.
+        track, car = Track.load("reinvent_base"), CarSpec.from_urdf()
+        ahead, left = np.array([math.cos(byaw), math.sin(byaw)]), np.array([-math.sin(byaw), math.cos(byaw)])
+        candidates = [np.array([bx, by]) - 0.3 * ahead + side * 0.38 * left for side in (1, -1)]
+        laser = min(candidates, key=lambda p: float(track.project(p[None]).distance[0]))
+        base = laser - (car.wheelbase / 2 + MOUNT_X) * ahead
+        msg = PoseWithCovarianceStamped()
+        msg.header.frame_id = contract.ODOM_FRAME
+        msg.pose.pose.position.x, msg.pose.pose.position.y = float(base[0]), float(base[1])
+        _, _, msg.pose.pose.orientation.z, msg.pose.pose.orientation.w = contract.quaternion_from_yaw(byaw)
+        pose_pub.publish(msg)
+
+        def arrived() -> bool:
+            p = odometry[-1].pose.pose.position
+            return math.hypot(p.x - base[0], p.y - base[1]) < 1e-3
+
+        assert _spin_until(executor, arrived, 10), sim.output()[-2000:]
+        teleported = contract.stamp_ns(odometry[-1].header.stamp)
+        assert _spin_until(executor, lambda: contract.stamp_ns(scans[-1].header.stamp) >= teleported, 10)
+        scan = scans[-1]
+        assert len(objects[-1].poses) == 3  # a fixed layout: the same boxes after the new episode
+        executor.shutdown()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+    ranges = np.array(scan.ranges)
+    assert ranges.shape == (SAMPLES,)
+    increment = (MAX_ANGLE - MIN_ANGLE) / (SAMPLES - 1)
+    to_box = np.array([bx, by]) - laser
+    distance = float(np.hypot(*to_box))
+    bearing = math.atan2(to_box[1], to_box[0]) - byaw  # relative to the car's heading
+
+    def beam(relative: float) -> float:
+        return float(ranges[round((_wrap(relative - MOUNT_YAW) - MIN_ANGLE) / increment)])
+
+    assert 0.15 < beam(bearing) < distance, (beam(bearing), distance, ranges)
+    assert beam(-bearing) > distance + 0.2, (beam(-bearing), distance, ranges)
+    assert sim.interrupt() == 0
+
+
+@pytest.mark.parametrize(
+    ("param", "named"),
+    [
+        ("number_of_obstacles:=-1", "parameter 'number_of_obstacles' -1: expected a whole number >= 0"),
+        ("race_type:=drag_race", "parameter 'race_type' must be one of time_trial, object_avoidance, head_to_bot"),
+        ("world_config:=/no/such/world.yaml", "parameter 'world_config': no such file"),
+        ("bot_car_speed:=fast", "parameter 'bot_car_speed' fast:"),
+    ],
+)
+def test_a_bad_race_parameter_exits_2_naming_the_parameter(simulators, param, named):
+    code, output = simulators(params=("track:=reinvent_base", param)).run_to_end(timeout=25)
+    assert code == 2, output[-2000:]
+    assert named in output, output[-2000:]
+    assert "Traceback" not in output
