@@ -376,6 +376,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from .ros import sim_node
+    from .world_objects import RaceObjects
 
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
@@ -391,7 +392,22 @@ def cmd_sim(args: argparse.Namespace) -> int:
         "randomize": args.randomize,
         "stale_command_timeout": args.stale_command_timeout,
         "cars": args.cars,
+        "sensors": args.sensors,
     }
+    given = [f.name for f in dataclasses.fields(RaceObjects) if getattr(args, "wc_" + f.name, None) is not None]
+    for name in given:
+        if name not in sim_node.RACE_PARAMETERS:
+            raise CliError(
+                f"--{name.replace('_', '-')}: a penalty is charged by the race (train, evaluate), not by the simulator"
+            )
+    _world_config(args)  # a bad value is named by its option here, before ROS starts
+    if args.race_type is not None:
+        overrides["race_type"] = args.race_type
+    if args.world_config_file is not None:
+        overrides["world_config"] = os.path.abspath(args.world_config_file)
+    for name in given:
+        value = getattr(args, "wc_" + name)
+        overrides[name] = list(value) if isinstance(value, list) else value
     return sim_node.run(args=args.ros_args, overrides=overrides, parent_pid=args.parent_pid)
 
 
@@ -976,6 +992,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="cars on the track (default: 1); with N > 1 each has the topic contract under /car0../car<N-1>",
+    )
+    p.add_argument(
+        "--sensors",
+        default="",
+        metavar="NAME[,NAME]",
+        help="DeepRacer's other sensors to publish beside the front camera: STEREO_CAMERAS (/stereo/left|right/"
+        "image_raw) and/or a lidar (LIDAR, SECTOR_LIDAR, DISCRETIZED_SECTOR_LIDAR: /scan)",
+    )
+    _add_race_options(
+        p,
+        "a YAML/JSON world config with DeepRacer's keys (NUMBER_OF_OBSTACLES: 3, ...): the simulator spawns "
+        "the obstacles and bot cars, publishes their poses on /objects; its cameras and /scan see them",
     )
     p.add_argument(
         "--stale-command-timeout",

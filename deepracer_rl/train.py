@@ -96,8 +96,9 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError("--ray-address names the Ray cluster of --workers N: give --workers too")
     if config.world_config is not None and config.backend != "inprocess":
         raise TrainingError(
-            "--world-config places obstacles and bot cars in the in-process simulator; over ROS the "
-            "simulator would have to spawn them (not built yet): use --backend inprocess"
+            "--world-config races with obstacles and bot cars on the in-process simulator only: over ROS the "
+            "simulator spawns them (deepracer-rl sim --world-config FILE) but this side does not judge their "
+            "collisions yet (the ROS backend does not read /objects): use --backend inprocess"
         )
     if (config.ros_domain_base is not None or config.external_simulators) and not (
         config.workers and config.backend == "ros"

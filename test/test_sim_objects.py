@@ -126,3 +126,16 @@ def test_a_bad_race_parameter_exits_2_naming_the_parameter(simulators, param, na
     assert code == 2, output[-2000:]
     assert named in output, output[-2000:]
     assert "Traceback" not in output
+
+
+def test_deepracer_rl_sim_takes_the_race_options_and_sensors(simulators, tmp_path):
+    world = tmp_path / "world.yaml"
+    world.write_text("RACE_TYPE: HEAD_TO_BOT\nNUMBER_OF_BOT_CARS: 2\nWORLD_NAME: reinvent_base\n")
+    sim = simulators(
+        "--world-config", str(world), "--is-lane-change", "--sensors", "STEREO_CAMERAS", "--size", "160x120", cli=True
+    )
+    sim.wait_started()
+    assert "sensors ['STEREO_CAMERAS'], objects on /objects: 2 bot cars at 0.2 m/s, changing lanes" in sim.output()
+    assert sim.interrupt() == 0
+    code, output = simulators("--number-of-obstacles", "-2", cli=True).run_to_end(timeout=25)
+    assert code == 2 and "--number-of-obstacles -2: expected a whole number >= 0" in output, output[-2000:]
