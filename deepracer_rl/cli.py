@@ -154,8 +154,9 @@ def cmd_world(args: argparse.Namespace) -> int:
     names = available_tracks() if args.all else args.tracks
     if not names:
         raise CliError("name at least one TRACK, or --all for every shipped track")
+    race = _world_config(args)
     for name in names:
-        paths = write_world(Track.load(name), args.out)
+        paths = write_world(Track.load(name), args.out, race=race, seed=args.seed)
         print(f"wrote {paths[0]} (+{len(paths) - 1} mesh/material files)")
     return 0
 
@@ -592,6 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tracks", nargs="*", metavar="TRACK", help="track names or .npy files")
     p.add_argument("--all", action="store_true", help="every shipped track")
     p.add_argument("--out", default="worlds", help="output directory (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="with objects: the seed of their layout (default: %(default)s)")
+    _add_race_options(
+        p,
+        "a YAML/JSON world config with DeepRacer's keys: the world variant <track>_<race type>.sdf with the "
+        "obstacles as static boxes and the bot cars parked at their start poses",
+    )
     p.set_defaults(func=cmd_world)
 
     p = sub.add_parser("render", help="write PNG camera views and a top-down map of a track")

@@ -25,10 +25,12 @@ from .track import Track
 from .track_set import DIRECTIONS, TrackSet
 from .world_objects import (
     BOT_CAR,
-    START_CLEARANCE,
+    START_BACKOFF_M,
+    START_BACKOFF_STEPS,
     ObjectState,
     ObjectWorld,
     RaceObjects,
+    clear_start,
     collisions,
     crash_reset_pose,
     objects_params,
@@ -36,7 +38,6 @@ from .world_objects import (
 
 TrackInput = Track | str | TrackSet | Sequence[Track | str]
 ObjectsInput = RaceObjects | Mapping[str, Any] | None
-START_BACKOFF_M, START_BACKOFF_STEPS = 0.1, 20  # a start touching an object moves back this far, at most so often
 
 
 def race_objects(objects: ObjectsInput) -> RaceObjects | None:
@@ -278,21 +279,8 @@ class RaceCore:
         world = self._world(key)
         self._world_key[i] = key
         pose = np.asarray(pose, dtype=np.float64)
-        arc = world.track.project(pose[None, :2]).arc_length
-        world.reset([i], keep_clear=arc)
-        state = world.state().take(np.array([i]))
-        track = world.track
-        object_arcs = track.project(state.poses[0, :, :2]).arc_length
-        for step in range(1, START_BACKOFF_STEPS + 1):
-            ahead = object_arcs - track.project(pose[None, :2]).arc_length[0]
-            if track.closed:
-                ahead = np.mod(ahead + 0.5 * track.length, track.length) - 0.5 * track.length
-            close = ((ahead > 0.0) & (ahead < START_CLEARANCE)).any()
-            if not close and not collisions(pose[None], state, self.car, self.collision_rule)[0][0]:
-                break
-            (point,), (heading,) = track.point_at(arc - step * START_BACKOFF_M)
-            pose = np.array([point[0], point[1], heading])
-        return pose
+        world.reset([i], keep_clear=world.track.project(pose[None, :2]).arc_length)
+        return clear_start(world.track, pose, world.state().take(np.array([i])), self.car, self.collision_rule)
 
     def car_track(self, i: int) -> Track:
         """The track car i is on now (as its file runs)."""

@@ -77,6 +77,9 @@ BOT_CAR_RGB = (200, 45, 45)
 # learner car's start when placed at random; not a DeepRacer figure (DeepRacer only starts
 # its layout MIN_DISTANCE_BETWEEN_OBSTACLES after the start line).
 START_CLEARANCE = 1.0
+# A start that touches an object, or has one within START_CLEARANCE ahead, moves back this far at a time, at most so
+# often (`clear_start`; not a DeepRacer figure: DeepRacer's cars start on the line).
+START_BACKOFF_M, START_BACKOFF_STEPS = 0.1, 20
 MAX_PLACEMENT_TRIES = 200
 
 OBSTACLE, BOT_CAR = "obstacle", "bot_car"
@@ -975,6 +978,28 @@ def objects_params(
             }
         )
     return out
+
+
+def clear_start(
+    track: Track, pose: np.ndarray, objects: ObjectState, car: CarSpec, rule: str = "overlap"
+) -> np.ndarray:
+    """A learner car's start among the objects of its world (`objects` of one world): `pose`, or moved back
+    along the centre line in START_BACKOFF_M steps while it touches an object or has one less than
+    START_CLEARANCE ahead, where no car could steer round it (on narrow tracks DeepRacer's first
+    obstacle, 2 % in, reaches the start line). Used by the race's starts, sim_node and the Gazebo spawn."""
+    pose = np.asarray(pose, dtype=np.float64)
+    arc = track.project(pose[None, :2]).arc_length
+    object_arcs = track.project(objects.poses[0, :, :2]).arc_length
+    for step in range(1, START_BACKOFF_STEPS + 1):
+        ahead = object_arcs - track.project(pose[None, :2]).arc_length[0]
+        if track.closed:
+            ahead = np.mod(ahead + 0.5 * track.length, track.length) - 0.5 * track.length
+        close = ((ahead > 0.0) & (ahead < START_CLEARANCE)).any()
+        if not close and not collisions(pose[None], objects, car, rule)[0][0]:
+            break
+        (point,), (heading,) = track.point_at(arc - step * START_BACKOFF_M)
+        pose = np.array([point[0], point[1], heading])
+    return pose
 
 
 def crash_reset_pose(track: Track, obstacle: np.ndarray, reset_behind_dist: float = 1.0) -> np.ndarray:

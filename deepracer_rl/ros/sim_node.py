@@ -74,7 +74,7 @@ from ..episode import StartRules, start_pose
 from ..lidar import MAX_ANGLE, MAX_RANGE, MIN_ANGLE, MIN_RANGE, SAMPLES
 from ..sim import Simulator
 from ..track import TrackError
-from ..world_objects import RACE_TYPES, ObjectWorld, RaceObjects, race_objects_from
+from ..world_objects import RACE_TYPES, ObjectWorld, RaceObjects, clear_start, race_objects_from
 from . import contract
 from .cdr import OdometryEncoder, decode_twist
 from .image import array_to_image
@@ -164,6 +164,10 @@ class SimNode(Node):
         if race is not None and race.count:
             self.world = ObjectWorld(race, self.sim.track, n_cars, seed=None if seed < 0 else seed)
             self.world.reset(np.arange(n_cars), keep_clear=self._arcs(self.sim.state.pose))
+            state = self.world.state()
+            for i in range(n_cars):  # a start on an object of a fixed layout moves back (as the race's starts)
+                pose = self.sim.state.pose[i].copy()
+                self.sim.place_car(i, clear_start(self.sim.track, pose, state.take(np.array([i])), car))
             self._show_objects()
         self.wheelbase = self.sim.car.wheelbase
         self.period_ns = 1e9 / self.sim.control_hz
