@@ -139,3 +139,46 @@ def test_deepracer_rl_sim_takes_the_race_options_and_sensors(simulators, tmp_pat
     assert sim.interrupt() == 0
     code, output = simulators("--number-of-obstacles", "-2", cli=True).run_to_end(timeout=25)
     assert code == 2 and "--number-of-obstacles -2: expected a whole number >= 0" in output, output[-2000:]
+
+
+def test_the_camera_draws_the_objects_and_a_new_episode_draws_a_new_random_layout():
+    """In-process SimNode: the same start seen with and without the race's boxes differs (the boxes are
+    drawn); a teleport (an /initialpose: a new episode) gives a random layout a new draw, clear of the start;
+    with cars:=2 each car has its own world and its /car<i>/objects publisher."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from deepracer_rl.ros import contract
+    from deepracer_rl.ros.sim_node import SimNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    nodes = []
+    try:
+
+        def node(**params):
+            common = {"image_width": 160, "image_height": 120, "cars": 2}
+            made = SimNode(
+                context=context, parameter_overrides=[Parameter(k, value=v) for k, v in {**common, **params}.items()]
+            )
+            nodes.append(made)
+            return made
+
+        plain = node()
+        boxes = node(race_type="object_avoidance", number_of_obstacles=4, randomize_obstacle_locations=True, seed=5)
+        assert plain.world is None and boxes.world is not None
+        for i in range(2):
+            boxes.sim.place_car(i, plain.sim.state.pose[i])
+        assert not np.array_equal(plain.sim.render(np.arange(2)), boxes.sim.render(np.arange(2)))
+        assert boxes.sim.objects.params.shape == (2, 4, 6)
+        topics = {name for name, _ in boxes.get_publisher_names_and_types_by_node(boxes.get_name(), "/")}
+        assert {contract.car_topic(f"/car{i}", contract.OBJECTS) for i in range(2)} <= topics
+        before = boxes.world.state().poses.copy()
+        x, y, yaw = (float(v) for v in plain.sim.state.pose[0])
+        boxes.teleport(0, x, y, yaw)
+        after = boxes.world.state().poses
+        assert not np.allclose(before[0], after[0]) and np.allclose(before[1], after[1])
+    finally:
+        for made in nodes:
+            made.destroy_node()
+        rclpy.shutdown(context=context)
