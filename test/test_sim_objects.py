@@ -182,3 +182,67 @@ def test_the_camera_draws_the_objects_and_a_new_episode_draws_a_new_random_layou
         for made in nodes:
             made.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_crashed_reaches_the_ros_backend_as_in_process_with_the_same_objects(simulators):
+    """Lockstep sim_node with 3 fixed boxes and RosRaceEnv over it with the same world config, beside the
+    in-process env: driving the centre line into the first box ends the episode `crashed` at the same step, with
+    the same rewards and params (is_crashed, objects_*); the first camera frames match (boxes on both sides)."""
+    from deepracer_rl.baseline import PurePursuitDriver
+    from deepracer_rl.env import RaceEnv
+    from deepracer_rl.observation import ObservationSpec
+    from deepracer_rl.ros.bridge import RosRaceEnv
+
+    sim = simulators(
+        "--lockstep", "--size", "160x120", "--encoding", "mono8", "--race-type", "object_avoidance",
+        "--number-of-obstacles", "3", cli=True,
+    )  # fmt: skip
+    spec = ObservationSpec(160, 120, grayscale=True)
+    objects = {"NUMBER_OF_OBSTACLES": 3}
+    ros = RosRaceEnv(observation=spec, timeout=10.0, connect_timeout=30.0, objects=objects)
+    ref = RaceEnv(observation=spec, objects=objects)
+    try:
+        obs_ros, _ = ros.reset(seed=3)
+        obs_ref, _ = ref.reset(seed=3)
+        assert np.abs(obs_ros.astype(int) - obs_ref).max() <= 1
+        # the scripted driver along the centre line, not round the boxes: box 0 (2 % in, inner lane) is in its way
+        driver = PurePursuitDriver(ref.core, avoid_objects=False)
+        for step in range(300):
+            steer, speed = driver.act()
+            r_ros, status_ros, params_ros = ros.core.drive(steer, speed)
+            r_ref, status_ref, params_ref = ref.core.drive(steer, speed)
+            assert status_ros == status_ref, step
+            assert r_ros == pytest.approx(r_ref, rel=1e-9, abs=1e-12), step
+            for key in ("is_crashed", "objects_location", "objects_distance", "closest_objects", "object_in_camera"):
+                assert np.allclose(params_ros[0][key], params_ref[0][key], atol=1e-6), (step, key)
+            if status_ref[0].value != "in_progress":
+                break
+        assert status_ros[0].value == "crashed" and params_ros[0]["is_crashed"], (step, status_ros)
+        assert step > 5
+    finally:
+        ros.close()
+        ref.close()
+    assert sim.interrupt() == 0
+
+
+def test_a_race_with_objects_over_ros_needs_the_simulator_to_spawn_the_same_objects(simulators):
+    """A simulator with other objects than the race's is an error saying so; one without any times out
+    naming /objects and how to start one."""
+    from deepracer_rl.observation import ObservationSpec
+    from deepracer_rl.ros.backend import SimulatorTimeout
+    from deepracer_rl.ros.bridge import RosRaceEnv
+
+    spec = ObservationSpec(160, 120, grayscale=True)
+    for sim_args, error, match in (
+        (("--number-of-obstacles", "3"), ValueError, "the simulator has 3 objects per car, this race's world config 2"),
+        ((), SimulatorTimeout, r"no /objects of the car's state within 2 s: .*deepracer-rl sim --world-config"),
+    ):
+        sim = simulators("--lockstep", "--size", "160x120", "--encoding", "mono8", *sim_args, cli=True)
+        env = RosRaceEnv(observation=spec, timeout=2.0, connect_timeout=30.0, objects={"NUMBER_OF_OBSTACLES": 2})
+        try:
+            env.reset(seed=0)
+            with pytest.raises(error, match=match):
+                env.step(0)
+        finally:
+            env.close()
+        assert sim.interrupt() == 0

@@ -34,7 +34,8 @@ lower case (`number_of_obstacles`, `randomize_obstacle_locations`, `object_posit
 seeded by `seed`), drawn afresh when the car is teleported (/initialpose: a new episode) and stepped with
 the car: the cameras draw the objects, `/scan` sees them, and their poses (obstacles first, then bot cars;
 centre of the footprint, yaw about z) are published each tick on `/objects` (geometry_msgs/PoseArray,
-frame odom, the tick's stamp). Collisions are judged by the client (`RaceCore`), not here.
+frame odom, the tick's stamp, right after the odometry). Collisions are judged by the client: `RaceCore`
+over the ROS backend reads /objects (`RosBackend.object_poses`) and judges `crashed` as in-process.
 
 A reset takes one control period of sim time too, so the image and odometry at the new pose
 carry a stamp newer than anything before the request (clients wait for that).
@@ -354,8 +355,8 @@ class SimNode(Node):
         self.publish_state([i])
 
     def publish_state(self, cars: Iterable[int]) -> None:
-        """/clock, every car's /odom (and /tf), then the cameras: odometry first, so a client can
-        judge the new poses while the images are rendered.
+        """/clock, every car's /odom (and /tf) and /objects, then the cameras: odometry first, so a client
+        can judge the new poses while the images are rendered.
 
         /clock, /camera/camera_info and /tf are published only while something subscribes to
         them (a publish costs tens of microseconds, a lockstep step about a millisecond).
@@ -378,6 +379,18 @@ class SimNode(Node):
                 tf.transform.translation.x, tf.transform.translation.y = x, y
                 tf.transform.rotation.z, tf.transform.rotation.w = qz, qw
                 self.tf_pub.publish(TFMessage(transforms=[tf]))
+        # the objects with the odometry (a client judging collisions waits for both), before the cameras
+        if self.world is not None:
+            state = self.world.state()
+            for i in cars:
+                msg = PoseArray()
+                msg.header.stamp, msg.header.frame_id = stamp, contract.ODOM_FRAME
+                for (ox, oy, oyaw), z in zip(state.poses[i].tolist(), state.z.tolist()):
+                    pose = Pose()
+                    pose.position.x, pose.position.y, pose.position.z = ox, oy, z
+                    _, _, pose.orientation.z, pose.orientation.w = contract.quaternion_from_yaw(oyaw)
+                    msg.poses.append(pose)
+                self.objects_pubs[i].publish(msg)
         frames = self.sim.render(np.array(cars, dtype=np.intp))
         for frame, i in zip(frames, cars):
             self.image_pubs[i].publish(
@@ -395,17 +408,6 @@ class SimNode(Node):
                     pub.publish(
                         array_to_image(np.ascontiguousarray(frame), self.encoding, stamp=stamp, frame_id=frame_id)
                     )
-        if self.world is not None:
-            state = self.world.state()
-            for i in cars:
-                msg = PoseArray()
-                msg.header.stamp, msg.header.frame_id = stamp, contract.ODOM_FRAME
-                for (ox, oy, oyaw), z in zip(state.poses[i].tolist(), state.z.tolist()):
-                    pose = Pose()
-                    pose.position.x, pose.position.y, pose.position.z = ox, oy, z
-                    _, _, pose.orientation.z, pose.orientation.w = contract.quaternion_from_yaw(oyaw)
-                    msg.poses.append(pose)
-                self.objects_pubs[i].publish(msg)
         if self.lidar:
             ranges = self.sim.scan(np.array(cars, dtype=np.intp))
             for scan, i in zip(ranges, cars):
