@@ -433,7 +433,7 @@ def _add_backend_options(p: argparse.ArgumentParser, action: str, default: str |
 
 
 _RACE_OPTION_UNITS = {
-    "min_distance_between_obstacles": "% of the track length; ",
+    "min_distance_between_obstacles": "%% of the track length; ",  # argparse expands % in help
     "bot_car_speed": "m/s; ",
     "lower_lane_change_time": "s; ",
     "upper_lane_change_time": "s; ",

@@ -246,3 +246,13 @@ def test_a_race_with_objects_over_ros_needs_the_simulator_to_spawn_the_same_obje
         finally:
             env.close()
         assert sim.interrupt() == 0
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "validate-reward", "sim", "world"])
+def test_help_of_every_command_with_the_race_options_prints(command, capsys):
+    from deepracer_rl.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "% of the track length" in capsys.readouterr().out
