@@ -60,6 +60,9 @@ class SimulatorBackend(ABC):
     errors: tuple[type[BaseException], ...] = ()  # what it raises when its simulator is gone
     supports_multiple_tracks: bool = False  # whether `track` may be several tracks, a car on each (in-process)
     supports_objects: bool = False  # whether its sensors show obstacles and bot cars (`show_objects`)
+    # whether its simulator places and moves the objects itself (`object_poses`: sim_node over ROS): the race
+    # then judges collisions against those poses instead of its own layouts
+    simulates_objects: bool = False
 
     @property
     def tracks(self) -> tuple[Track, ...]:
@@ -96,6 +99,11 @@ class SimulatorBackend(ABC):
         `RaceCore` judges collisions itself; a backend that cannot show objects refuses races with them."""
         if boxes is not None:
             raise ValueError(f"the {type(self).__name__} backend does not show obstacles or bot cars")
+
+    def object_poses(self) -> np.ndarray:
+        """(N, K, 3) the objects' poses (x, y, yaw; obstacles first, then bot cars) in each car's world now,
+        from a backend that `simulates_objects`."""
+        raise NotImplementedError(f"the {type(self).__name__} backend does not simulate objects")
 
     def reseed(self, seed: int | None) -> None:  # noqa: B027  (optional: backends without randomness)
         """Restart the simulator's own random streams (camera randomisation), where it has any."""

@@ -154,8 +154,9 @@ def cmd_world(args: argparse.Namespace) -> int:
     names = available_tracks() if args.all else args.tracks
     if not names:
         raise CliError("name at least one TRACK, or --all for every shipped track")
+    race = _world_config(args)
     for name in names:
-        paths = write_world(Track.load(name), args.out)
+        paths = write_world(Track.load(name), args.out, race=race, seed=args.seed)
         print(f"wrote {paths[0]} (+{len(paths) - 1} mesh/material files)")
     return 0
 
@@ -268,34 +269,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _world_config(args: argparse.Namespace):
     """The race's obstacles and bot cars (`RaceObjects`; none in a time trial) from --race-type,
     --world-config FILE and the per-key options (which override the file), or None when none of
-    them is given. Errors name the file or option and the key."""
-    from .world_objects import RaceObjects, WorldConfigError, read_world_config, world_objects_for
+    them is given. Errors name the file or option and the key (`world_objects.race_objects_from`)."""
+    from .world_objects import RaceObjects, race_objects_from
 
-    path = getattr(args, "world_config_file", None)
-    race_type = getattr(args, "race_type", None)
     options = {}
     for field in dataclasses.fields(RaceObjects):
         value = getattr(args, "wc_" + field.name, None)
         if value is not None:
-            key = RaceObjects.key(field.name)
-            flag = "--" + field.name.replace("_", "-")
-            try:  # each value alone first, so that a bad one is named by its option
-                RaceObjects.from_mapping({key: value})
-            except WorldConfigError as exc:
-                raise CliError(f"{flag} {_shown(value)}: {str(exc).removeprefix(key + ': ')}") from None
-            options[key] = value
-    if path is None and race_type is None and not options:
-        return None
-    mapping = read_world_config(path) if path is not None else {}
-    where = " and ".join(
-        part for part in (str(path) if path else "", "the race options" if options or race_type else "") if part
+            options[RaceObjects.key(field.name)] = value
+    return race_objects_from(
+        getattr(args, "race_type", None),
+        getattr(args, "world_config_file", None),
+        options,
+        label=lambda key: "--" + key.lower().replace("_", "-"),
     )
-    return world_objects_for(race_type, {**mapping, **options}, where=where)
-
-
-def _shown(value: object) -> str:
-    """An option's value as the user typed it (a repeated option's values space-separated)."""
-    return " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -390,6 +377,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from .ros import sim_node
+    from .world_objects import RaceObjects
 
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
@@ -405,7 +393,22 @@ def cmd_sim(args: argparse.Namespace) -> int:
         "randomize": args.randomize,
         "stale_command_timeout": args.stale_command_timeout,
         "cars": args.cars,
+        "sensors": args.sensors,
     }
+    given = [f.name for f in dataclasses.fields(RaceObjects) if getattr(args, "wc_" + f.name, None) is not None]
+    for name in given:
+        if name not in sim_node.RACE_PARAMETERS:
+            raise CliError(
+                f"--{name.replace('_', '-')}: a penalty is charged by the race (train, evaluate), not by the simulator"
+            )
+    _world_config(args)  # a bad value is named by its option here, before ROS starts
+    if args.race_type is not None:
+        overrides["race_type"] = args.race_type
+    if args.world_config_file is not None:
+        overrides["world_config"] = os.path.abspath(args.world_config_file)
+    for name in given:
+        value = getattr(args, "wc_" + name)
+        overrides[name] = list(value) if isinstance(value, list) else value
     return sim_node.run(args=args.ros_args, overrides=overrides, parent_pid=args.parent_pid)
 
 
@@ -430,7 +433,7 @@ def _add_backend_options(p: argparse.ArgumentParser, action: str, default: str |
 
 
 _RACE_OPTION_UNITS = {
-    "min_distance_between_obstacles": "% of the track length; ",
+    "min_distance_between_obstacles": "%% of the track length; ",  # argparse expands % in help
     "bot_car_speed": "m/s; ",
     "lower_lane_change_time": "s; ",
     "upper_lane_change_time": "s; ",
@@ -590,6 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tracks", nargs="*", metavar="TRACK", help="track names or .npy files")
     p.add_argument("--all", action="store_true", help="every shipped track")
     p.add_argument("--out", default="worlds", help="output directory (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="with objects: the seed of their layout (default: %(default)s)")
+    _add_race_options(
+        p,
+        "a YAML/JSON world config with DeepRacer's keys: the world variant <track>_<race type>.sdf with the "
+        "obstacles as static boxes and the bot cars parked at their start poses",
+    )
     p.set_defaults(func=cmd_world)
 
     p = sub.add_parser("render", help="write PNG camera views and a top-down map of a track")
@@ -990,6 +999,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="cars on the track (default: 1); with N > 1 each has the topic contract under /car0../car<N-1>",
+    )
+    p.add_argument(
+        "--sensors",
+        default="",
+        metavar="NAME[,NAME]",
+        help="DeepRacer's other sensors to publish beside the front camera: STEREO_CAMERAS (/stereo/left|right/"
+        "image_raw) and/or a lidar (LIDAR, SECTOR_LIDAR, DISCRETIZED_SECTOR_LIDAR: /scan)",
+    )
+    _add_race_options(
+        p,
+        "a YAML/JSON world config with DeepRacer's keys (NUMBER_OF_OBSTACLES: 3, ...): the simulator spawns "
+        "the obstacles and bot cars, publishes their poses on /objects; its cameras and /scan see them",
     )
     p.add_argument(
         "--stale-command-timeout",

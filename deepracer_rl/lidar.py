@@ -33,8 +33,9 @@ SAMPLES = 64
 MIN_ANGLE, MAX_ANGLE = -2.61799, 2.61799  # rad, in the laser frame
 MIN_RANGE, MAX_RANGE = 0.15, 12.0  # m
 NOISE_SD = 0.01  # m
-# The laser link in DeepRacer's car model (origin midway between the axles): x ahead, yaw.
+# The laser link in DeepRacer's car model (origin midway between the axles): x ahead, z up, yaw.
 MOUNT_X = 0.02913
+MOUNT_Z = 0.16145  # above the chassis origin (the Gazebo sensor's height; the 2D cast ignores it)
 MOUNT_YAW = 3.1416
 WALL_MARGIN = 0.5  # m beyond each border (assumption, see the module docstring)
 LIDAR_CLIP = (0.15, 1.0)  # the LIDAR observation's range

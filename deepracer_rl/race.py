@@ -7,6 +7,7 @@ topics alike: the backend only moves cars and reports their poses and sensor dat
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,10 +26,12 @@ from .track import Track
 from .track_set import DIRECTIONS, TrackSet
 from .world_objects import (
     BOT_CAR,
-    START_CLEARANCE,
+    START_BACKOFF_M,
+    START_BACKOFF_STEPS,
     ObjectState,
     ObjectWorld,
     RaceObjects,
+    clear_start,
     collisions,
     crash_reset_pose,
     objects_params,
@@ -36,7 +39,6 @@ from .world_objects import (
 
 TrackInput = Track | str | TrackSet | Sequence[Track | str]
 ObjectsInput = RaceObjects | Mapping[str, Any] | None
-START_BACKOFF_M, START_BACKOFF_STEPS = 0.1, 20  # a start touching an object moves back this far, at most so often
 
 
 def race_objects(objects: ObjectsInput) -> RaceObjects | None:
@@ -278,21 +280,8 @@ class RaceCore:
         world = self._world(key)
         self._world_key[i] = key
         pose = np.asarray(pose, dtype=np.float64)
-        arc = world.track.project(pose[None, :2]).arc_length
-        world.reset([i], keep_clear=arc)
-        state = world.state().take(np.array([i]))
-        track = world.track
-        object_arcs = track.project(state.poses[0, :, :2]).arc_length
-        for step in range(1, START_BACKOFF_STEPS + 1):
-            ahead = object_arcs - track.project(pose[None, :2]).arc_length[0]
-            if track.closed:
-                ahead = np.mod(ahead + 0.5 * track.length, track.length) - 0.5 * track.length
-            close = ((ahead > 0.0) & (ahead < START_CLEARANCE)).any()
-            if not close and not collisions(pose[None], state, self.car, self.collision_rule)[0][0]:
-                break
-            (point,), (heading,) = track.point_at(arc - step * START_BACKOFF_M)
-            pose = np.array([point[0], point[1], heading])
-        return pose
+        world.reset([i], keep_clear=world.track.project(pose[None, :2]).arc_length)
+        return clear_start(world.track, pose, world.state().take(np.array([i])), self.car, self.collision_rule)
 
     def car_track(self, i: int) -> Track:
         """The track car i is on now (as its file runs)."""
@@ -313,8 +302,7 @@ class RaceCore:
         hit = int(self.last_hit[i])
         if self.objects is None or hit < 0:
             raise ValueError(f"car {i} has not touched an object")
-        world = self._worlds[self._world_key[i]]
-        state = world.state().take(np.array([i]))
+        world, state = self._car_state(i)
         behind = self.objects.reset_behind_dist
         pose = crash_reset_pose(world.track, state.poses[0, hit], behind)
         for step in range(1, START_BACKOFF_STEPS + 1):  # not onto another object (a close opposite-lane pair)
@@ -332,7 +320,7 @@ class RaceCore:
             return []
         from .camera import Box
 
-        state = self._worlds[self._world_key[i]].state().take(np.array([i]))
+        _, state = self._car_state(i)
         colours = state.colours if state.colours is not None else np.full((state.count, 3), 128)
         return [Box(*row, colour=tuple(int(c) for c in rgb)) for row, rgb in zip(state.box_params()[0], colours)]
 
@@ -371,15 +359,41 @@ class RaceCore:
         for i, key in enumerate(self._world_key):
             groups.setdefault(key, []).append(i)
         out = []
+        remote = self._simulated_poses()
         for key, idx in groups.items():
             world, rows = self._worlds[key], np.array(idx, dtype=np.intp)
             state = world.state()
-            out.append((world, rows, state if len(rows) == self.n else state.take(rows)))
+            state = state if len(rows) == self.n else state.take(rows)
+            if remote is not None:
+                state = dataclasses.replace(state, poses=remote[rows])
+            out.append((world, rows, state))
         return out
+
+    def _simulated_poses(self) -> np.ndarray | None:
+        """(N, K, 3) the objects' poses of a backend whose simulator places and moves them (sim_node over
+        ROS), checked against this race's objects; None when the race's own worlds hold them."""
+        if not self.backend.simulates_objects:
+            return None
+        poses = self.backend.object_poses()
+        assert self.objects is not None
+        if poses.shape[1] != self.objects.count:
+            raise ValueError(
+                f"the simulator has {poses.shape[1]} objects per car, this race's world config "
+                f"{self.objects.count} ({self.objects.obstacle_count} obstacles, {self.objects.number_of_bot_cars} "
+                "bot cars): start the simulator with the same world config"
+            )
+        return poses
+
+    def _car_state(self, i: int) -> tuple[ObjectWorld, ObjectState]:
+        """Car i's world and its objects now (the simulator's poses when it simulates them)."""
+        world = self._worlds[self._world_key[i]]
+        state = world.state().take(np.array([i]))
+        remote = self._simulated_poses()
+        return world, state if remote is None else dataclasses.replace(state, poses=remote[[i]])
 
     def _show_objects(self, states: list[tuple[ObjectWorld, np.ndarray, ObjectState]] | None = None) -> None:
         """Hand every car's objects to the backend's sensors (the camera draws them)."""
-        if not self.backend.sensors:
+        if not self.backend.sensors or self.backend.simulates_objects:
             return
         from .camera import CarBoxes
 

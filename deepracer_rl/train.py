@@ -94,10 +94,11 @@ def check_config(config: TrainConfig) -> None:
             raise TrainingError("--workers needs Ray: pip install 'deepracer_rl[ray]' (the pinned version)")
     elif config.ray_address is not None:
         raise TrainingError("--ray-address names the Ray cluster of --workers N: give --workers too")
-    if config.world_config is not None and config.backend != "inprocess":
+    if config.world_config is not None and config.backend != "inprocess" and config.workers:
         raise TrainingError(
-            "--world-config places obstacles and bot cars in the in-process simulator; over ROS the "
-            "simulator would have to spawn them (not built yet): use --backend inprocess"
+            "--world-config with --workers N --backend ros: the workers' simulators are started without the "
+            "objects; train with objects over ROS without --workers (start deepracer-rl sim --lockstep "
+            "--world-config FILE yourself) or with --backend inprocess"
         )
     if (config.ros_domain_base is not None or config.external_simulators) and not (
         config.workers and config.backend == "ros"

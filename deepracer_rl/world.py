@@ -10,6 +10,14 @@ nanoseconds. Output is byte-for-byte reproducible: fixed float formatting, no ti
 The repository's `worlds/` holds the worlds of a representative set of tracks (a world is
 40-300 kB; all 95 shipped tracks would be 7 MB); `world_file` generates any other shipped
 track's world on demand into a cache folder, which is what the Gazebo launch file uses.
+
+Races with objects (docs/races.md): `build_world(track, race=RaceObjects(...), seed=...)` writes the
+variant `<track>_<race type>.sdf` (object_avoidance, head_to_bot; the track's meshes are shared) with
+the layout `world_objects.ObjectWorld` draws for that seed (the learner's start line kept clear):
+each obstacle a static box of its DeepRacer size, each bot car a static box of the car's footprint
+and height (the stand-in the embedded camera draws), in the embedded renderer's colours. Bot cars
+stand parked at their start poses: driving them along their lanes needs a controller in Gazebo
+that is not built. `VARIANT_WORLDS` are committed (DRfC's defaults, seed 0); others are generated.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from .car import CarSpec
 from .episode import start_line_pose
 from .sim import GRAVITY
 from .track import Track
+from .world_objects import BOT_CAR, ObjectState, ObjectWorld, RaceObjects, clear_start, world_objects_for
 
 SDF_VERSION = "1.9"  # Gazebo Harmonic (sdformat 14) reads it; Debian's sdformat 12 validates it
 MESH_DIR = "meshes"  # relative to the world file; gz-sim resolves relative mesh URIs from there
@@ -47,6 +56,8 @@ PAINT_Z = 0.002  # border lines and centre dashes above the floor plane
 TARGET_STEP_NS = 1_000_000  # physics step wanted near 1 ms
 PARTS = ("road", "borders", "centre")  # mesh files per track, in drawing order
 PART_RGB = {"road": ROAD_RGB, "borders": BORDER_RGB, "centre": CENTRE_RGB}
+# Committed world variants with objects: (track, race type), DRfC's defaults of the type, seed 0.
+VARIANT_WORLDS = (("reinvent_base", "object_avoidance"), ("reinvent_base", "head_to_bot"))
 
 
 @dataclass(frozen=True)
@@ -282,6 +293,19 @@ def start_pose(track: Track) -> tuple[float, float, float]:
     return float(x), float(y), float(yaw)
 
 
+def spawn_pose(
+    track: Track, race: RaceObjects | None = None, seed: int = 0, car: CarSpec | None = None
+) -> tuple[float, float, float]:
+    """Where the launch file spawns the car: `start_pose`, moved back off the objects of a race's world
+    (`world_objects.clear_start`, as the race's own starts: DeepRacer's first obstacle reaches the line)."""
+    pose = start_pose(track)
+    if race is None or not race.count:
+        return pose
+    car = CarSpec.from_urdf() if car is None else car
+    x, y, yaw = clear_start(track, np.array(pose), object_layout(track, race, seed), car)
+    return float(x), float(y), float(yaw)
+
+
 def _material(rgb: tuple[int, int, int], indent: str) -> str:
     c = _rgb(rgb)
     return (
@@ -293,8 +317,60 @@ def _material(rgb: tuple[int, int, int], indent: str) -> str:
     )
 
 
-def world_sdf(track: Track, car: CarSpec) -> str:
-    """The SDF text of the track's world (floor, lights, physics, system plugins, road visuals)."""
+def race_variant(race: RaceObjects) -> str:
+    """The variant name of a race with objects: head_to_bot with bot cars, else object_avoidance."""
+    return "head_to_bot" if race.number_of_bot_cars else "object_avoidance"
+
+
+def variant_race(race_type: str) -> RaceObjects:
+    """DRfC's default objects of a race type (`world_objects.RACE_TYPE_DEFAULTS`)."""
+    return world_objects_for(race_type, {})
+
+
+def object_layout(track: Track, race: RaceObjects, seed: int = 0) -> ObjectState:
+    """The objects of one world of `race` on `track` as `ObjectWorld` draws them for `seed` (bot cars at
+    their start poses, random obstacles clear of the start line)."""
+    return ObjectWorld(race, track, 1, seed=seed).state().take(np.array([0]))
+
+
+def _object_models(objects: ObjectState) -> str:
+    """Static box models of the objects, each standing on the floor at its pose."""
+    out = ""
+    kinds = {"obstacle": 0, BOT_CAR: 0}
+    for k, kind in enumerate(objects.kinds):
+        kinds[kind] += 1
+        name = f"{kind}_{kinds[kind] - 1}"
+        x, y, yaw = (float(v) for v in objects.poses[0, k])
+        length, width, height = (float(v) for v in objects.size[k])
+        rgb = tuple(int(c) for c in objects.colours[k]) if objects.colours is not None else (200, 200, 200)
+        size = f"{_num(length)} {_num(width)} {_num(height)}"
+        out += (
+            f'    <model name="{name}">\n'
+            f"      <static>true</static>\n"
+            f"      <pose>{_num(x)} {_num(y)} {_num(height / 2)} 0 0 {_num(yaw)}</pose>\n"
+            f'      <link name="body">\n'
+            f'        <collision name="collision">\n'
+            f"          <geometry>\n"
+            f"            <box>\n"
+            f"              <size>{size}</size>\n"
+            f"            </box>\n"
+            f"          </geometry>\n"
+            f"        </collision>\n"
+            f'        <visual name="visual">\n'
+            f"          <geometry>\n"
+            f"            <box>\n"
+            f"              <size>{size}</size>\n"
+            f"            </box>\n"
+            f"          </geometry>\n" + _material(rgb, "          ") + "        </visual>\n"
+            "      </link>\n"
+            "    </model>\n"
+        )
+    return out
+
+
+def world_sdf(track: Track, car: CarSpec, objects: ObjectState | None = None, note: str = "") -> str:
+    """The SDF text of the track's world (floor, lights, physics, system plugins, road visuals) and,
+    for a race with objects, the obstacles' and bot cars' static models (`note` says which)."""
     step = physics_step(car.camera.rate_hz)
     pts = np.vstack([track.waypoints, track.inner, track.outer])
     lo, hi = pts.min(axis=0) - FLOOR_MARGIN, pts.max(axis=0) + FLOOR_MARGIN
@@ -321,7 +397,7 @@ def world_sdf(track: Track, car: CarSpec) -> str:
         f"<!-- Gazebo Harmonic world of the DeepRacer track '{name}': generated by\n"
         f"     `deepracer-rl world {name}` from the route {name}.npy; do not edit.\n"
         f"     Physics: {step.steps_per_control} steps of {step.step_ns} ns make one control period "
-        f"(1/{_short(step.control_hz)} s). -->\n"
+        f"(1/{_short(step.control_hz)} s).{note} -->\n"
         f'<sdf version="{SDF_VERSION}">\n'
         f'  <world name="{name}">\n'
         f'    <physics name="control_substeps" type="dart">\n'
@@ -373,26 +449,57 @@ def world_sdf(track: Track, car: CarSpec) -> str:
         '    <model name="track">\n'
         "      <static>true</static>\n"
         '      <link name="paint">\n' + visuals + "      </link>\n"
-        "    </model>\n"
-        "  </world>\n"
+        "    </model>\n" + ("" if objects is None else _object_models(objects)) + "  </world>\n"
         "</sdf>\n"
     )
 
 
-def build_world(track: Track, car: CarSpec | None = None) -> dict[str, str]:
-    """Every file of a track's world: relative path (from the worlds/ directory) -> text."""
+def world_name(track_name: str, race: RaceObjects | None = None) -> str:
+    """The world file's name: `<track>.sdf`, or `<track>_<variant>.sdf` for a race with objects."""
+    return f"{track_name}.sdf" if race is None or not race.count else f"{track_name}_{race_variant(race)}.sdf"
+
+
+def build_world(
+    track: Track, car: CarSpec | None = None, race: RaceObjects | None = None, seed: int = 0
+) -> dict[str, str]:
+    """Every file of a track's world: relative path (from the worlds/ directory) -> text. With a
+    race with objects, the variant world (its layout drawn with `seed`) and the track's meshes."""
     car = CarSpec.from_urdf() if car is None else car
-    files = {f"{track.name}.sdf": world_sdf(track, car), f"{MESH_DIR}/{MATERIAL_FILE}": material_file()}
+    objects, note = None, ""
+    if race is not None and race.count:
+        objects = object_layout(track, race, seed)
+        parts = []
+        if race.obstacle_count:
+            random = race.randomize_obstacle_locations and not race.object_positions
+            where = f"random, seed {seed}" if random else ("at OBJECT_POSITIONS" if race.object_positions else "fixed")
+            parts.append(f"{race.obstacle_count} {race.obstacle_type} ({where})")
+        if race.number_of_bot_cars:
+            parts.append(f"{race.number_of_bot_cars} bot cars parked at their start poses (no controller)")
+        note = (
+            f"\n     {race_variant(race)}: " + " and ".join(parts) + ";\n     written by the same command with "
+            "the race type and options and the seed (no double hyphen in an XML comment)."
+        )
+    files = {
+        world_name(track.name, race): world_sdf(track, car, objects, note),
+        f"{MESH_DIR}/{MATERIAL_FILE}": material_file(),
+    }
     for part, mesh in track_meshes(track).items():
         files[mesh_path(track.name, part)] = mesh_to_obj(mesh, f"{track.name} {part}", part)
     return files
 
 
-def write_world(track: Track, out_dir: str | os.PathLike, car: CarSpec | None = None) -> list[Path]:
-    """Write a track's world files under `out_dir` (created as needed); returns the paths written."""
+def write_world(
+    track: Track,
+    out_dir: str | os.PathLike,
+    car: CarSpec | None = None,
+    race: RaceObjects | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """Write a track's world files under `out_dir` (created as needed); returns the paths written,
+    the world first."""
     out = Path(out_dir)
     written = []
-    for rel, text in build_world(track, car).items():
+    for rel, text in build_world(track, car, race, seed).items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8", newline="\n") as f:
@@ -407,15 +514,28 @@ def world_cache_dir() -> Path:
     return Path(base) / "deepracer_rl" / "worlds"
 
 
-def world_file(track: str, installed_dir: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+def world_file(
+    track: str,
+    installed_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike | None = None,
+    race: RaceObjects | None = None,
+    seed: int = 0,
+) -> Path:
     """The world file of a track (a shipped name or a .npy): `installed_dir/<name>.sdf` when it is
     there, else generated (written afresh, so never stale, in well under a second) into `cache_dir`
-    (default `world_cache_dir()`). A bad track name raises TrackError naming the closest names."""
-    installed = Path(installed_dir) / f"{track}.sdf"
-    if installed.is_file():
+    (default `world_cache_dir()`). A bad track name raises TrackError naming the closest names.
+    With a race with objects: the installed variant when it is a committed one (`VARIANT_WORLDS`:
+    the race type's defaults, seed 0), else generated."""
+    if race is not None and not race.count:
+        race = None
+    installed = Path(installed_dir) / world_name(track, race)
+    committed = race is None or (
+        seed == 0 and (track, race_variant(race)) in VARIANT_WORLDS and race == variant_race(race_variant(race))
+    )
+    if committed and installed.is_file():
         return installed
     loaded = Track.load(track)
-    return write_world(loaded, world_cache_dir() if cache_dir is None else cache_dir)[0]
+    return write_world(loaded, world_cache_dir() if cache_dir is None else cache_dir, race=race, seed=seed)[0]
 
 
 def gz_sim_args(world_file: str | os.PathLike, headless: bool, lockstep: bool, verbosity: int = 2) -> str:

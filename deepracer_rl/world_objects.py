@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -77,6 +77,9 @@ BOT_CAR_RGB = (200, 45, 45)
 # learner car's start when placed at random; not a DeepRacer figure (DeepRacer only starts
 # its layout MIN_DISTANCE_BETWEEN_OBSTACLES after the start line).
 START_CLEARANCE = 1.0
+# A start that touches an object, or has one within START_CLEARANCE ahead, moves back this far at a time, at most so
+# often (`clear_start`; not a DeepRacer figure: DeepRacer's cars start on the line).
+START_BACKOFF_M, START_BACKOFF_STEPS = 0.1, 20
 MAX_PLACEMENT_TRIES = 200
 
 OBSTACLE, BOT_CAR = "obstacle", "bot_car"
@@ -386,6 +389,37 @@ def world_objects_for(race_type: str | None, mapping: Mapping[str, object], wher
     if race_type == "head_to_bot" and objects.number_of_bot_cars == 0:
         raise WorldConfigError(f"{where}: a head-to-bot race needs NUMBER_OF_BOT_CARS of at least 1")
     return objects
+
+
+def race_objects_from(
+    race_type: str | None,
+    path: str | Path | None,
+    options: Mapping[str, object],
+    label: Callable[[str], str],
+    options_name: str = "the race options",
+) -> RaceObjects | None:
+    """A race's obstacles and bot cars from a race type, a world-config file and per-key values
+    (DeepRacer's key -> value, which override the file's): the `--race-type`, `--world-config` and
+    per-key options of the CLI, and the same parameters of `sim_node`. None when none is given.
+
+    Each value is checked alone first, so a bad one is named by `label(key)` (the option or the
+    parameter: "--number-of-obstacles", "parameter 'number_of_obstacles'"); other errors name the
+    file and/or `options_name`."""
+    checked: dict[str, object] = {}
+    for key, value in options.items():
+        try:
+            RaceObjects.from_mapping({key: value})
+        except WorldConfigError as exc:
+            shown = " ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+            raise WorldConfigError(f"{label(key)} {shown}: {str(exc).removeprefix(key + ': ')}") from None
+        checked[key] = value
+    if path is None and race_type is None and not checked:
+        return None
+    mapping = read_world_config(path) if path is not None else {}
+    where = " and ".join(
+        part for part in (str(path) if path else "", options_name if checked or race_type else "") if part
+    )
+    return world_objects_for(race_type, {**mapping, **checked}, where=where)
 
 
 def load_world_config(path: str | Path) -> RaceObjects:
@@ -944,6 +978,28 @@ def objects_params(
             }
         )
     return out
+
+
+def clear_start(
+    track: Track, pose: np.ndarray, objects: ObjectState, car: CarSpec, rule: str = "overlap"
+) -> np.ndarray:
+    """A learner car's start among the objects of its world (`objects` of one world): `pose`, or moved back
+    along the centre line in START_BACKOFF_M steps while it touches an object or has one less than
+    START_CLEARANCE ahead, where no car could steer round it (on narrow tracks DeepRacer's first
+    obstacle, 2 % in, reaches the start line). Used by the race's starts, sim_node and the Gazebo spawn."""
+    pose = np.asarray(pose, dtype=np.float64)
+    arc = track.project(pose[None, :2]).arc_length
+    object_arcs = track.project(objects.poses[0, :, :2]).arc_length
+    for step in range(1, START_BACKOFF_STEPS + 1):
+        ahead = object_arcs - track.project(pose[None, :2]).arc_length[0]
+        if track.closed:
+            ahead = np.mod(ahead + 0.5 * track.length, track.length) - 0.5 * track.length
+        close = ((ahead > 0.0) & (ahead < START_CLEARANCE)).any()
+        if not close and not collisions(pose[None], objects, car, rule)[0][0]:
+            break
+        (point,), (heading,) = track.point_at(arc - step * START_BACKOFF_M)
+        pose = np.array([point[0], point[1], heading])
+    return pose
 
 
 def crash_reset_pose(track: Track, obstacle: np.ndarray, reset_behind_dist: float = 1.0) -> np.ndarray:

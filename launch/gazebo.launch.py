@@ -6,6 +6,13 @@ spawns it at the track's first waypoint with ros_gz_sim create, bridges the cont
 topics with config/ros_gz_bridge.yaml and runs gz_control for /initialpose and lockstep.
 
     ros2 launch deepracer_rl gazebo.launch.py track:=reinvent_base headless:=true lockstep:=true
+    ros2 launch deepracer_rl gazebo.launch.py race_type:=object_avoidance    # 6 boxes, DRfC's default
+    ros2 launch deepracer_rl gazebo.launch.py world_config:=world.yaml seed:=3
+
+race_type / world_config (DeepRacer's keys) pick the world variant with the objects (deepracer_rl.world:
+obstacles as static boxes, bot cars parked at their start poses: no controller drives them in Gazebo)
+and spawn the car clear of them. The car carries DeepRacer's lidar and stereo pair (urdf/deepracer.urdf);
+the bridge publishes /scan and /stereo/left|right/image_raw beside the camera.
 """
 
 import os
@@ -34,17 +41,24 @@ def _true(text):
 def launch_setup(context):
     from deepracer_rl.car import default_urdf_path
     from deepracer_rl.track import Track
-    from deepracer_rl.world import CAR_NAME, gz_sim_args, start_pose
+    from deepracer_rl.world import CAR_NAME, gz_sim_args, spawn_pose
     from deepracer_rl.world import world_file as find_world
+    from deepracer_rl.world_objects import race_objects_from
 
     track = LaunchConfiguration("track").perform(context)
     headless = _true(LaunchConfiguration("headless").perform(context))
     lockstep = _true(LaunchConfiguration("lockstep").perform(context))
+    race_type = LaunchConfiguration("race_type").perform(context).strip()
+    world_config = LaunchConfiguration("world_config").perform(context).strip()
+    seed = int(LaunchConfiguration("seed").perform(context))
+    race = race_objects_from(
+        race_type or None, world_config or None, {}, label=str, options_name="the launch argument race_type"
+    )
     # Installed worlds (a representative set), else generated into ~/.cache/deepracer_rl/worlds.
-    world_file = str(find_world(track, _share(PACKAGE, "worlds")))
+    world_file = str(find_world(track, _share(PACKAGE, "worlds"), race=race, seed=seed))
     with open(default_urdf_path(), encoding="utf-8") as f:
         robot_description = f.read()
-    x, y, yaw = start_pose(Track.load(track))
+    x, y, yaw = spawn_pose(Track.load(track), race, seed)
 
     gazebo = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(_share("ros_gz_sim", "launch", "gz_sim.launch.py")),
@@ -100,6 +114,13 @@ def generate_launch_description():
                 default_value="false",
                 description="start paused; gz_control steps one control period per /cmd_vel",
             ),
+            DeclareLaunchArgument(
+                "race_type", default_value="", description="time_trial, object_avoidance or head_to_bot (objects)"
+            ),
+            DeclareLaunchArgument(
+                "world_config", default_value="", description="YAML/JSON world config with DeepRacer's keys"
+            ),
+            DeclareLaunchArgument("seed", default_value="0", description="the seed of a random object layout"),
             OpaqueFunction(function=launch_setup),
         ]
     )

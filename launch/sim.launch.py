@@ -7,8 +7,12 @@
 
 simulator:=embedded (default) starts sim_node, which publishes /camera/image_raw,
 /camera/camera_info, /odom, /clock (and /tf) and takes /cmd_vel and /initialpose;
-simulator:=gazebo includes gazebo.launch.py (Gazebo Harmonic, same topics; track, headless
-and lockstep are passed on, encoding/randomize/seed are the embedded simulator's only).
+simulator:=gazebo includes gazebo.launch.py (Gazebo Harmonic, same topics; track, headless,
+lockstep, race_type, world_config and seed are passed on, encoding/randomize/sensors are the
+embedded simulator's only: Gazebo's car always carries the lidar and the stereo pair).
+race_type / world_config: a race with obstacles or bot cars (DeepRacer's world-config keys); the
+embedded simulator spawns them (moving bot cars, poses on /objects), Gazebo's world variant has them
+static (docs/races.md).
 inference_node (profile sim) turns the camera into /cmd_vel. In lockstep mode each command
 advances the simulator one period, so the pair runs as fast as the CPU allows.
 """
@@ -49,6 +53,9 @@ def launch_setup(context):
                 "track": LaunchConfiguration("track").perform(context),
                 "headless": str(_true(LaunchConfiguration("headless").perform(context))).lower(),
                 "lockstep": str(lockstep).lower(),
+                "race_type": LaunchConfiguration("race_type").perform(context),
+                "world_config": LaunchConfiguration("world_config").perform(context),
+                "seed": LaunchConfiguration("seed").perform(context),
             }.items(),
         )
     else:
@@ -63,6 +70,8 @@ def launch_setup(context):
                     "randomize": _true(LaunchConfiguration("randomize").perform(context)),
                     "seed": int(LaunchConfiguration("seed").perform(context)),
                     "sensors": LaunchConfiguration("sensors").perform(context),
+                    "race_type": LaunchConfiguration("race_type").perform(context),
+                    "world_config": LaunchConfiguration("world_config").perform(context),
                 }
             ],
             output="screen",
@@ -100,9 +109,17 @@ def generate_launch_description():
                 "encoding", default_value="rgb8", description="embedded: camera encoding, rgb8 or mono8"
             ),
             DeclareLaunchArgument("randomize", default_value="false", description="embedded: domain randomisation"),
-            DeclareLaunchArgument("seed", default_value="0", description="embedded: random seed (-1: draw one)"),
+            DeclareLaunchArgument(
+                "seed", default_value="0", description="random seed (-1: draw one); gazebo: of the object layout"
+            ),
             DeclareLaunchArgument(
                 "sensors", default_value="", description="embedded: extra sensors, e.g. STEREO_CAMERAS,LIDAR"
+            ),
+            DeclareLaunchArgument(
+                "race_type", default_value="", description="time_trial, object_avoidance or head_to_bot (objects)"
+            ),
+            DeclareLaunchArgument(
+                "world_config", default_value="", description="YAML/JSON world config with DeepRacer's keys"
             ),
             DeclareLaunchArgument("policy", default_value="", description="export dir: start inference_node too"),
             DeclareLaunchArgument("max_speed", default_value="4.0", description="the policy's speed limit, m/s"),

@@ -1,9 +1,10 @@
 """The ros_gz_bridge configuration (config/ros_gz_bridge.yaml) is the topic contract.
 
-Its ROS topics are the contract's (all but /initialpose, which gz_control serves), with the
-contract's message types; each entry is a ROS/gz type pair the Jazzy bridge supports, with
-only the keys it reads and the right direction; its gz topics are the ones Gazebo publishes
-or subscribes to. The contract here is also compared with the table of docs/architecture.md.
+Its ROS topics are the contract's (all but /initialpose, which gz_control serves) and the other
+sensors' (the stereo pair, /scan: `contract.SENSOR_TOPICS`), with the contract's message types;
+each entry is a ROS/gz type pair the Jazzy bridge supports, with only the keys it reads and the
+right direction; its gz topics are the ones Gazebo publishes or subscribes to. The contract here
+is also compared with the table of docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ BRIDGE_PAIRS = {
     ("geometry_msgs/msg/Twist", "gz.msgs.Twist"),
     ("geometry_msgs/msg/TwistStamped", "gz.msgs.Twist"),
     ("geometry_msgs/msg/PoseStamped", "gz.msgs.Pose"),
+    ("sensor_msgs/msg/LaserScan", "gz.msgs.LaserScan"),
 }
 BRIDGE_KEYS = {
     "topic_name",
@@ -68,20 +70,49 @@ def test_the_contract_here_is_the_documented_contract():
     assert documented == CONTRACT
 
 
-def test_bridge_topics_are_the_contract_except_initialpose():
+def sensor_topics() -> dict[str, str]:
+    """The other DeepRacer sensors' topics of `contract.SENSOR_TOPICS` -> their types (`contract.MESSAGE_TYPES`)."""
+    from deepracer_rl.ros.contract import MESSAGE_TYPES, SENSOR_TOPICS
+
+    return {t: MESSAGE_TYPES[t] for topics in SENSOR_TOPICS.values() for t in topics}
+
+
+def test_the_contract_module_holds_the_documented_names_and_types():
+    from deepracer_rl.ros import contract
+
+    names = {
+        contract.IMAGE,
+        contract.CAMERA_INFO,
+        contract.ODOM,
+        contract.CMD_VEL,
+        contract.CLOCK,
+        contract.INITIALPOSE,
+    }
+    assert names == set(CONTRACT)
+    for topic, kind in contract.MESSAGE_TYPES.items():
+        assert CONTRACT.get(topic, kind) == kind
+    assert sensor_topics() == {
+        "/camera/image_raw": "sensor_msgs/msg/Image",
+        "/stereo/left/image_raw": "sensor_msgs/msg/Image",
+        "/stereo/right/image_raw": "sensor_msgs/msg/Image",
+        "/scan": "sensor_msgs/msg/LaserScan",
+    }
+
+
+def test_bridge_topics_are_the_contract_except_initialpose_and_the_other_sensors():
     from deepracer_rl.ros.contract import INITIALPOSE
 
     entries = yaml.safe_load(BRIDGE_YAML.read_text())
     ros_topics = [e["ros_topic_name"] for e in entries]
     assert len(ros_topics) == len(set(ros_topics))
-    assert set(ros_topics) | {INITIALPOSE} == set(CONTRACT)
+    assert set(ros_topics) | {INITIALPOSE} == set(CONTRACT) | set(sensor_topics())
     assert INITIALPOSE not in ros_topics  # gz_control serves it through set_pose
 
 
 def test_bridge_entries_are_valid_ros_gz_pairs_in_the_right_direction():
     for e in yaml.safe_load(BRIDGE_YAML.read_text()):
         assert set(e) <= BRIDGE_KEYS, set(e) - BRIDGE_KEYS
-        assert e["ros_type_name"] == CONTRACT[e["ros_topic_name"]]
+        assert e["ros_type_name"] == {**CONTRACT, **sensor_topics()}[e["ros_topic_name"]]
         assert (e["ros_type_name"], e["gz_type_name"]) in BRIDGE_PAIRS
         assert e["direction"] in BRIDGE_DIRECTIONS
         expected = "ROS_TO_GZ" if e["ros_topic_name"] == "/cmd_vel" else "GZ_TO_ROS"
@@ -93,9 +124,12 @@ def test_bridge_entries_are_valid_ros_gz_pairs_in_the_right_direction():
 def test_bridge_gz_topics_are_the_ones_gazebo_publishes():
     root = urdf_root()
     sensor = root.find(f"gazebo[@reference='{CAMERA_LINK}']/sensor[@type='camera']")
+    others = [s for s in root.iter("sensor") if s is not sensor]
+    assert {s.get("type") for s in others} == {"camera", "gpu_lidar"}
     published = {
         gz_topic(value(sensor, "topic")),
         gz_topic(value(sensor.find("camera"), "camera_info_topic")),
+        *(gz_topic(value(s, "topic")) for s in others),
         gz_topic(value(plugin(root, "gz-sim-odometry-publisher-system"), "odom_topic")),
         "/clock",  # gz-sim's SimulationRunner publishes the clock on /clock
     }

@@ -36,11 +36,28 @@ from deepracer_rl.car import (
     BASE_LINK,
     CAMERA_LINK,
     CAMERA_OPTICAL_LINK,
+    CHASSIS_LINK,
     FRONT_WHEEL_JOINTS,
+    LASER_LINK,
     REAR_WHEEL_JOINTS,
     STEERING_JOINTS,
+    STEREO_LINKS,
+    STEREO_OPTICAL_LINKS,
     CarSpec,
+    UrdfReader,
 )
+from deepracer_rl.lidar import (
+    MAX_ANGLE,
+    MAX_RANGE,
+    MIN_ANGLE,
+    MIN_RANGE,
+    MOUNT_X,
+    MOUNT_YAW,
+    MOUNT_Z,
+    NOISE_SD,
+    SAMPLES,
+)
+from deepracer_rl.sim import STEREO_BASELINE
 
 CAR_SYSTEMS = {
     "gz-sim-ackermann-steering-system",
@@ -130,7 +147,7 @@ def test_urdf_plugins_use_documented_harmonic_names_and_elements():
         assert p.get("name") == name
         assert {c.tag for c in p} <= elements, {c.tag for c in p} - elements
     for gazebo in root.findall("gazebo"):
-        assert gazebo.get("reference") in (None, CAMERA_LINK)
+        assert gazebo.get("reference") in (None, CAMERA_LINK, LASER_LINK, *STEREO_LINKS)
 
 
 def test_camera_sensor_topics_and_frame_are_the_bridged_ones():
@@ -164,8 +181,65 @@ def test_urdf_converts_to_valid_sdf_with_the_plugins_and_camera(tmp_path):
     for p in model.findall("plugin"):
         for tag in ("left_joint", "right_joint", "left_steering_joint", "right_steering_joint"):
             assert set(values(p, tag)) <= joints  # joints survive fixed-joint lumping
-    (sensor,) = list(model.iter("sensor"))
-    pose = [float(v) for v in value(sensor, "pose").split()]
+    sensors = {s.get("name"): s for s in model.iter("sensor")}
+    assert set(sensors) == {"camera", "stereo_left", "stereo_right", "lidar"}
+
+    def pose(name):
+        return [float(v) for v in value(sensors[name], "pose").split()]
+
     cam = CarSpec.from_urdf().camera
-    assert pose[:3] == pytest.approx([cam.x, cam.y, cam.z], abs=1e-6)
-    assert pose[4] == pytest.approx(cam.pitch, abs=1e-6)
+    assert pose("camera")[:3] == pytest.approx([cam.x, cam.y, cam.z], abs=1e-6)
+    assert pose("camera")[4] == pytest.approx(cam.pitch, abs=1e-6)
+    # the pair: the camera moved half the baseline left and right, same pitch
+    for name, y in (("stereo_left", STEREO_BASELINE / 2), ("stereo_right", -STEREO_BASELINE / 2)):
+        assert pose(name)[:3] == pytest.approx([cam.x, y, cam.z], abs=1e-6)
+        assert pose(name)[3:] == pytest.approx(pose("camera")[3:], abs=1e-6)
+    # the lidar: DeepRacer's mount on the chassis origin, turned by pi
+    chassis = UrdfReader(URDF).link_pose(CHASSIS_LINK)[:3, 3]
+    lidar = pose("lidar")
+    assert lidar[:3] == pytest.approx([chassis[0] + MOUNT_X, 0.0, chassis[2] + MOUNT_Z], abs=1e-6)
+    assert abs(abs(lidar[5]) - MOUNT_YAW) < 1e-3 and lidar[3:5] == pytest.approx([0, 0], abs=1e-6)
+    assert sensors["lidar"].get("type") == "gpu_lidar"
+
+
+def test_the_lidar_sensor_is_deepracers_and_the_stereo_cameras_are_the_front_camera_moved():
+    """The generated gpu_lidar: 64 beams over -2.61799..2.61799 rad, 0.15-12 m, Gaussian noise sd 0.01 m (the
+    facts `lidar` casts with), frame laser, gz topic /scan; the stereo cameras: the front camera's
+    intrinsics and rate, frames the contract's, 6 cm apart; every topic bridged to the contract's."""
+    root = urdf_root()
+    gz_topics = {e["gz_topic_name"]: e["ros_topic_name"] for e in yaml.safe_load(BRIDGE_YAML.read_text())}
+    lidar = root.find(f"gazebo[@reference='{LASER_LINK}']/sensor[@type='gpu_lidar']")
+    horizontal = lidar.find("lidar/scan/horizontal")
+    assert int(value(horizontal, "samples")) == SAMPLES == 64
+    assert float(value(horizontal, "min_angle")) == MIN_ANGLE and float(value(horizontal, "max_angle")) == MAX_ANGLE
+    assert int(value(lidar.find("lidar/scan/vertical"), "samples")) == 1
+    assert float(value(lidar, "lidar/range/min")) == MIN_RANGE and float(value(lidar, "lidar/range/max")) == MAX_RANGE
+    assert value(lidar, "lidar/noise/type") == "gaussian" and float(value(lidar, "lidar/noise/stddev")) == NOISE_SD
+    assert value(lidar, "gz_frame_id") == LASER_LINK
+    assert float(value(lidar, "update_rate")) == CarSpec.from_urdf().camera.rate_hz
+    assert gz_topics[gz_topic(value(lidar, "topic"))] == "/scan"
+    joint = next(j for j in root.findall("joint") if j.find("child").get("link") == LASER_LINK)
+    assert joint.find("parent").get("link") == CHASSIS_LINK
+    assert [float(v) for v in joint.find("origin").get("rpy").split()] == [0, 0, MOUNT_YAW]
+
+    front = root.find(f"gazebo[@reference='{CAMERA_LINK}']/sensor[@type='camera']")
+    reader = UrdfReader(URDF)
+    centre = reader.link_pose(CAMERA_LINK)[:3, 3]
+    ys = []
+    for link, optical, ros_topic in zip(
+        STEREO_LINKS, STEREO_OPTICAL_LINKS, ("/stereo/left/image_raw", "/stereo/right/image_raw")
+    ):
+        sensor = root.find(f"gazebo[@reference='{link}']/sensor[@type='camera']")
+        assert value(sensor, "gz_frame_id") == optical
+        assert gz_topics[gz_topic(value(sensor, "topic"))] == ros_topic
+        assert value(sensor, "update_rate") == value(front, "update_rate")
+        for tag in ("horizontal_fov", "image/width", "image/height", "image/format", "clip/near", "clip/far"):
+            assert value(sensor.find("camera"), tag) == value(front.find("camera"), tag), tag
+        offset = reader.link_pose(link)[:3, 3] - centre
+        assert offset[[0, 2]] == pytest.approx([0, 0], abs=1e-9)
+        ys.append(offset[1])
+        # the optical frame: the front camera's optical rotation
+        assert reader.link_pose(optical)[:3, :3] == pytest.approx(
+            reader.link_pose(CAMERA_OPTICAL_LINK)[:3, :3], abs=1e-9
+        )
+    assert ys[0] - ys[1] == pytest.approx(STEREO_BASELINE, abs=1e-9) and ys[0] > 0

@@ -328,7 +328,7 @@ def check_cli_command(name: str, scripts: dict, segments: list[list]) -> None:
 
 def test_gazebo_launch_file_exists_and_declares_its_arguments():
     lf = LaunchFile(LAUNCH_DIR / "gazebo.launch.py")
-    assert lf.declared_arguments() == {"track", "headless", "lockstep"}
+    assert lf.declared_arguments() == {"track", "headless", "lockstep", "race_type", "world_config", "seed"}
     assert {exe for _, exe, _ in lf.nodes()} == {"robot_state_publisher", "create", "parameter_bridge", "gz_control"}
 
 
@@ -343,12 +343,21 @@ def test_sim_launch_file_starts_the_embedded_simulator_or_includes_gazebo():
         "randomize",
         "seed",
         "sensors",
+        "race_type",
+        "world_config",
         "policy",
         "max_speed",
     }
     assert {exe for _, exe, _ in lf.nodes()} == {"sim_node", "inference_node"}
     assert [target for target, _ in lf.includes()] == [(PACKAGE, "launch/gazebo.launch.py")]
-    assert set(lf.include_arguments("launch/gazebo.launch.py")) == {"track", "headless", "lockstep"}
+    assert set(lf.include_arguments("launch/gazebo.launch.py")) == {
+        "track",
+        "headless",
+        "lockstep",
+        "race_type",
+        "world_config",
+        "seed",
+    }
     default = next(c for c in lf.calls("DeclareLaunchArgument") if lf.literal(c.args[0]) == "simulator")
     assert lf.literal(lf.keyword(default, "default_value")) == "embedded"
 

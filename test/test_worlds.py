@@ -27,13 +27,25 @@ from deepracer_rl.world import (
     MATERIAL_FILE,
     MESH_DIR,
     PARTS,
+    VARIANT_WORLDS,
     build_world,
     gz_sim_args,
     mesh_path,
+    object_layout,
     parse_obj,
     physics_step,
+    spawn_pose,
     start_pose,
+    variant_race,
     world_file,
+)
+from deepracer_rl.world_objects import (
+    BOT_CAR_HEIGHT,
+    CAR_FOOTPRINT,
+    OBSTACLE_RGB,
+    OBSTACLE_SIZES,
+    RaceObjects,
+    collisions,
 )
 
 WORLDS = REPO / "worlds"
@@ -83,7 +95,8 @@ def tracks() -> dict[str, Track]:
 
 def test_the_committed_worlds_are_the_representative_ones_with_their_meshes(tracks):
     assert set(WORLD_TRACKS) <= set(available_tracks())
-    assert {p.stem for p in WORLDS.glob("*.sdf")} == set(tracks)
+    variants = {f"{name}_{race_type}" for name, race_type in VARIANT_WORLDS}
+    assert {p.stem for p in WORLDS.glob("*.sdf")} == set(tracks) | variants
     expected = {mesh_path(n, part).split("/", 1)[1] for n in tracks for part in PARTS} | {MATERIAL_FILE}
     assert {p.name for p in (WORLDS / MESH_DIR).iterdir()} == expected
 
@@ -261,3 +274,101 @@ def test_gz_sim_args_run_free_or_paused_with_or_without_gui():
         "2",
         "/w/a.sdf",
     ]
+
+
+# ---- races with objects -----------------------------------------------------------------------
+
+
+def _models(root: ET.Element) -> dict[str, ET.Element]:
+    return {m.get("name"): m for m in root.find("world").findall("model")}
+
+
+def test_the_committed_variants_regenerate_byte_identical_and_pass_the_sdformat_checks(car):
+    paths = []
+    for name, race_type in VARIANT_WORLDS:
+        files = build_world(Track.load(name), car, race=variant_race(race_type), seed=0)
+        rel = f"{name}_{race_type}.sdf"
+        assert rel in files
+        assert (WORLDS / rel).read_bytes() == files[rel].encode("utf-8"), (
+            f"worlds/{rel} is stale: run `deepracer-rl world {name} --race-type {race_type}`"
+        )
+        for other, text in files.items():  # the meshes are the track's own
+            if other != rel:
+                assert (WORLDS / other).read_bytes() == text.encode("utf-8")
+        paths.append(WORLDS / rel)
+        assert spec_violations(ET.parse(WORLDS / rel).getroot()) == []
+    for path, check in run_sdf_check(paths):
+        assert check.returncode == 0 and "Valid" in check.stdout, (path, check.stdout, check.stderr)
+
+
+def test_object_avoidance_world_has_deepracers_boxes_where_world_objects_places_them(car):
+    """DRfC's default 6 boxes (RACE_TYPE_DEFAULTS), fixed layout: static boxes of OBSTACLE_SIZES standing on
+    the floor at `ObjectWorld`'s poses, in the embedded camera's colour; the plain world stays the same."""
+    track = Track.load("reinvent_base")
+    race = variant_race("object_avoidance")
+    assert race.obstacle_count == 6 and race.number_of_bot_cars == 0
+    root = ET.parse(WORLDS / "reinvent_base_object_avoidance.sdf").getroot()
+    assert root.find("world").get("name") == "reinvent_base"  # gz_control and the spawner name the track
+    models = _models(root)
+    boxes = [models[f"obstacle_{i}"] for i in range(6)]
+    assert set(models) == {"floor", "track"} | {f"obstacle_{i}" for i in range(6)}
+    expected = object_layout(track, race, seed=0).poses[0]
+    size = OBSTACLE_SIZES[race.obstacle_type]
+    for box, (x, y, yaw) in zip(boxes, expected):
+        assert value(box, "static") == "true"
+        pose = [float(v) for v in value(box, "pose").split()]
+        assert pose == pytest.approx([x, y, size[2] / 2, 0, 0, yaw], abs=6e-4)
+        for part in ("collision", "visual"):
+            dims = [float(v) for v in value(box.find("link").find(part), "geometry/box/size").split()]
+            assert dims == pytest.approx(size, abs=6e-4)
+        diffuse = [float(v) for v in value(box.find("link/visual"), "material/diffuse").split()]
+        assert diffuse[:3] == pytest.approx([c / 255 for c in OBSTACLE_RGB[race.obstacle_type]], abs=6e-4)
+    # DeepRacer's first box (2 % in) reaches the start line: the car spawns behind it, clear of every box
+    state = object_layout(track, race, seed=0)
+    assert collisions(np.array([start_pose(track)]), state, car)[0][0]
+    spawn = spawn_pose(track, race, seed=0, car=car)
+    assert not collisions(np.array([spawn]), state, car)[0][0]
+    assert spawn_pose(track) == start_pose(track) == spawn_pose(track, variant_race("head_to_bot"), car=car)
+
+
+def test_head_to_bot_world_parks_the_bot_cars_at_their_start_poses(car):
+    track = Track.load("reinvent_base")
+    race = variant_race("head_to_bot")
+    root = ET.parse(WORLDS / "reinvent_base_head_to_bot.sdf").getroot()
+    models = _models(root)
+    assert set(models) == {"floor", "track", "bot_car_0", "bot_car_1", "bot_car_2"}
+    expected = object_layout(track, race, seed=0).poses[0]
+    for i, (x, y, yaw) in enumerate(expected):
+        pose = [float(v) for v in value(models[f"bot_car_{i}"], "pose").split()]
+        assert pose == pytest.approx([x, y, BOT_CAR_HEIGHT / 2, 0, 0, yaw], abs=6e-4)
+        dims = [float(v) for v in value(models[f"bot_car_{i}"], "link/visual/geometry/box/size").split()]
+        assert dims == pytest.approx([*CAR_FOOTPRINT, BOT_CAR_HEIGHT], abs=6e-4)
+    assert "parked at their start poses (no controller)" in (WORLDS / "reinvent_base_head_to_bot.sdf").read_text()
+
+
+def test_world_variants_follow_the_seed_and_options_and_are_generated_on_demand(tmp_path, capsys):
+    track = Track.load("reinvent_base")
+    race = RaceObjects(number_of_obstacles=3, randomize_obstacle_locations=True)
+    a, b = (object_layout(track, race, seed).poses for seed in (1, 2))
+    assert not np.allclose(a, b) and np.allclose(a, object_layout(track, race, seed=1).poses)
+    # the committed variant is used for the race type's defaults at seed 0, any other is generated
+    assert world_file("reinvent_base", WORLDS, tmp_path, race=variant_race("head_to_bot")) == (
+        WORLDS / "reinvent_base_head_to_bot.sdf"
+    )
+    path = world_file("reinvent_base", WORLDS, tmp_path, race=race, seed=1)
+    assert path == tmp_path / "reinvent_base_object_avoidance.sdf"
+    assert path.read_text() == build_world(track, race=race, seed=1)["reinvent_base_object_avoidance.sdf"]
+    assert "3 box_obstacle (random, seed 1)" in path.read_text()
+    assert world_file("reinvent_base", WORLDS, tmp_path, race=RaceObjects()) == WORLDS / "reinvent_base.sdf"
+    # the CLI: the same race options as train/evaluate, bad ones named
+    out = tmp_path / "cli"
+    args = ["world", "reinvent_base", "--out", str(out), "--number-of-obstacles", "3"]
+    assert cli_main([*args, "--randomize-obstacle-locations", "--seed", "1"]) == 0
+    assert (out / "reinvent_base_object_avoidance.sdf").read_text() == path.read_text()
+    assert (
+        cli_main(
+            ["world", "reinvent_base", "--out", str(out), "--race-type", "head_to_bot", "--number-of-bot-cars", "0"]
+        )
+        == 2
+    )
+    assert "a head-to-bot race needs NUMBER_OF_BOT_CARS of at least 1" in capsys.readouterr().err

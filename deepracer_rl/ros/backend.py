@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
+from geometry_msgs.msg import PoseArray, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import ReliabilityPolicy
@@ -97,6 +97,8 @@ class _CarLink:
     pose_pub: Any
     image_sub: Any
     odom_sub: Any
+    objects_sub: Any = None
+    objects: Any = None  # the newest PoseArray on /objects
     odom: Odom | None = None
     frame: np.ndarray | None = None
     latest_ns: int = -1  # newest stamp of a valid image or odometry of this car
@@ -111,6 +113,10 @@ class RosBackend(SimulatorBackend):
     """N cars of any simulator publishing the topic contract (one namespace per car when N > 1)."""
 
     errors = (SimulatorTimeout,)
+    # Races with objects: the simulator (sim_node race_type:=..., world_config:=...) places and moves them,
+    # draws them and publishes their poses on /objects, which the race judges collisions against.
+    supports_objects = True
+    simulates_objects = True
 
     def __init__(
         self,
@@ -180,10 +186,17 @@ class RosBackend(SimulatorBackend):
                         ),
                         image_sub=self._subscribe(Image, topics[contract.IMAGE], ReliabilityPolicy.RELIABLE),
                         odom_sub=self._subscribe(Odometry, topics[contract.ODOM], ReliabilityPolicy.RELIABLE),
-                        topics=topics,
+                        objects_sub=self.node.create_subscription(
+                            PoseArray,
+                            contract.car_topic(ns, contract.OBJECTS),
+                            lambda _msg: None,
+                            contract.sensor_qos(),
+                        ),
+                        topics={**topics, contract.OBJECTS: contract.car_topic(ns, contract.OBJECTS)},
                     )
                 )
             self._make_waiter()
+            self._objects_waiter = contract.MessageWaiter(self.context, [link.objects_sub for link in self.cars])
         except BaseException:
             self.close()
             raise
@@ -239,8 +252,55 @@ class RosBackend(SimulatorBackend):
         frames = np.stack([self.cars[i].frame for i in rows])
         return {sensor.name: frames for sensor in self.sensors}  # the camera: the contract's one sensor
 
+    def show_objects(self, boxes: Any) -> None:
+        """Nothing: the simulator draws the objects it simulates."""
+
+    def object_poses(self) -> np.ndarray:
+        """(N, K, 3) each car's objects from the simulator's /objects, stamped no earlier than the car's
+        odometry (sim_node publishes them with every state); waits up to `timeout`."""
+        deadline = time.monotonic() + self.timeout
+        out = []
+        for link in self.cars:
+            want = link.odom.stamp if link.odom is not None else -1
+            while True:
+                while (msg := contract.MessageWaiter.take(link.objects_sub)) is not None:
+                    if link.objects is None or contract.stamp_ns(msg.header.stamp) >= contract.stamp_ns(
+                        link.objects.header.stamp
+                    ):
+                        link.objects = msg
+                if link.objects is not None and contract.stamp_ns(link.objects.header.stamp) >= want:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    topic = link.topic(contract.OBJECTS)
+                    raise SimulatorTimeout(
+                        f"no {topic} of the car's state within {self.timeout:g} s: a race with objects over ROS needs "
+                        "a simulator that spawns them (deepracer-rl sim --world-config FILE, or --race-type and "
+                        "the race options, the same as this race's)"
+                    )
+                self._objects_waiter.wait(min(remaining, _WAIT_SLICE))
+            out.append(
+                [
+                    (
+                        p.position.x,
+                        p.position.y,
+                        contract.yaw_from_quaternion(
+                            p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w
+                        ),
+                    )
+                    for p in link.objects.poses
+                ]
+            )
+        counts = {len(poses) for poses in out}
+        if len(counts) > 1:
+            raise ValueError(f"the simulator's cars have different numbers of objects: {sorted(counts)}")
+        return np.array(out, dtype=np.float64).reshape(self.n_cars, counts.pop(), 3)
+
     def close(self) -> None:
         """Destroy the node and shut the backend's rclpy context down (safe to call twice)."""
+        objects_waiter = self.__dict__.pop("_objects_waiter", None)
+        if objects_waiter is not None:
+            objects_waiter.destroy()
         waiter = self.__dict__.pop("_waiter", None)
         if waiter is not None:
             waiter.destroy()

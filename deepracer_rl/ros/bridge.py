@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,7 @@ class RosRaceEnv(RaceEnv):
         domain_id: int | None = None,
         node_name: str | None = None,
         namespace: str | None = None,
+        objects: Any = None,
     ):
         super().__init__(
             track,
@@ -59,6 +61,7 @@ class RosRaceEnv(RaceEnv):
             node_name=node_name,
             namespaces=None if namespace is None else [namespace],
             keep_images=render_mode == "rgb_array",
+            objects=objects,  # a race with objects: the simulator must spawn the same (sim_node race parameters)
         )
         if seed is not None:
             self.core.reseed(seed)

@@ -25,7 +25,7 @@ from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
-from ..car import BASE_LINK, CAMERA_OPTICAL_LINK
+from ..car import BASE_LINK, CAMERA_OPTICAL_LINK, LASER_LINK, STEREO_OPTICAL_LINKS
 from ..car import ODOM_FRAME as CAR_ODOM_FRAME
 
 IMAGE = "/camera/image_raw"
@@ -40,12 +40,15 @@ TF = "/tf"
 STEREO_LEFT = "/stereo/left/image_raw"
 STEREO_RIGHT = "/stereo/right/image_raw"
 SCAN = "/scan"
+# The obstacles' and bot cars' poses of a race with objects (sim_node), each car's under its namespace:
+# geometry_msgs/PoseArray in the odom frame, obstacles first, then bot cars (`world_objects.ObjectState`).
+OBJECTS = "/objects"
 
 ODOM_FRAME = CAR_ODOM_FRAME  # REP 105; the embedded simulator's odom frame is the track's frame
 BASE_FRAME = BASE_LINK
 CAMERA_FRAME = CAMERA_OPTICAL_LINK
-LASER_FRAME = "laser"  # DeepRacer's lidar link (turned by pi about z on the car: `lidar.MOUNT_YAW`)
-STEREO_FRAMES = ("camera_left_optical_link", "camera_right_optical_link")
+LASER_FRAME = LASER_LINK  # DeepRacer's lidar link (turned by pi about z on the car: `lidar.MOUNT_YAW`)
+STEREO_FRAMES = STEREO_OPTICAL_LINKS
 
 # The topics every car has; a simulator with several cars puts each car's under its namespace.
 CAR_TOPICS = (IMAGE, CAMERA_INFO, ODOM, CMD_VEL, INITIALPOSE)
@@ -65,6 +68,7 @@ MESSAGE_TYPES = {
     SCAN: "sensor_msgs/msg/LaserScan",
     ODOM: "nav_msgs/msg/Odometry",
     CMD_VEL: "geometry_msgs/msg/Twist",
+    OBJECTS: "geometry_msgs/msg/PoseArray",
 }
 
 

@@ -26,15 +26,28 @@ stamp) and the lidar's `/scan` (sensor_msgs/LaserScan, frame `laser`, 64 ranges 
 -2.61799..2.61799 rad, 0.15-12 m, inf for no hit: `lidar.Lidar`) for any lidar kind; all of
 a tick's messages carry the same stamp (the inference node pairs them by it).
 
+Races with objects (docs/races.md): `race_type:=object_avoidance` (or head_to_bot), `world_config:=FILE`
+(YAML/JSON with DeepRacer's keys, as `train --world-config`) and one parameter per world-config key in
+lower case (`number_of_obstacles`, `randomize_obstacle_locations`, `object_positions` (a string array of
+"progress,lane"), `number_of_bot_cars`, `bot_car_speed`, `is_lane_change`, ...: they override the file;
+`world_objects.race_objects_from`, as the CLI). Each car has its own world (`world_objects.ObjectWorld`,
+seeded by `seed`), drawn afresh when the car is teleported (/initialpose: a new episode) and stepped with
+the car: the cameras draw the objects, `/scan` sees them, and their poses (obstacles first, then bot cars;
+centre of the footprint, yaw about z) are published each tick on `/objects` (geometry_msgs/PoseArray,
+frame odom, the tick's stamp, right after the odometry). Collisions are judged by the client: `RaceCore`
+over the ROS backend reads /objects (`RosBackend.object_poses`) and judges `crashed` as in-process.
+
 A reset takes one control period of sim time too, so the image and odometry at the new pose
 carry a stamp newer than anything before the request (clients wait for that).
 
     ros2 run deepracer_rl sim_node --ros-args -p track:=reinvent_base -p lockstep:=true
     deepracer-rl sim --track reinvent_base --lockstep --size 160x120 --encoding mono8
+    deepracer-rl sim --race-type object_avoidance --number-of-obstacles 3 --sensors STEREO_CAMERAS,LIDAR
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -42,11 +55,12 @@ import signal
 import sys
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import PoseWithCovarianceStamped, Twist
+from geometry_msgs.msg import Pose, PoseArray, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
@@ -55,12 +69,13 @@ from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
 
-from ..camera import STANDARD_RANDOMIZATION
+from ..camera import STANDARD_RANDOMIZATION, CarBoxes
 from ..car import CarSpec
 from ..episode import StartRules, start_pose
 from ..lidar import MAX_ANGLE, MAX_RANGE, MIN_ANGLE, MIN_RANGE, SAMPLES
 from ..sim import Simulator
 from ..track import TrackError
+from ..world_objects import RACE_TYPES, ObjectWorld, RaceObjects, clear_start, race_objects_from
 from . import contract
 from .cdr import OdometryEncoder, decode_twist
 from .image import array_to_image
@@ -76,6 +91,10 @@ ENCODINGS = ("rgb8", "mono8")
 # Domain randomisation of `randomize:=true` (per frame and per episode, see DomainRandomization).
 RANDOMIZATION = STANDARD_RANDOMIZATION
 MAX_CARS = 16
+# The world-config parameters: one per DeepRacer key (lower case) but the penalties, which are the client's.
+RACE_PARAMETERS = tuple(
+    f.name for f in dataclasses.fields(RaceObjects) if f.name not in ("penalty_seconds", "collision_penalty")
+)
 MAX_OFF_TRACK = 1.0  # m beyond the road's edge (half the track width from the centre line) an /initialpose may be
 
 
@@ -127,6 +146,8 @@ class SimNode(Node):
         if not 1 <= n_cars <= MAX_CARS:
             raise ValueError(f"parameter 'cars' must be within 1..{MAX_CARS}, got {n_cars}")
 
+        race = self._race_objects(declare)
+
         self.sim = Simulator(
             track,
             n_cars=n_cars,
@@ -140,6 +161,15 @@ class SimNode(Node):
         for i in range(n_cars):  # spread round the track, as the in-process cars start
             pose, _ = start_pose(self.sim.track, StartRules(), 0, i, n_cars)
             self.sim.place_car(i, pose)
+        self.world: ObjectWorld | None = None
+        if race is not None and race.count:
+            self.world = ObjectWorld(race, self.sim.track, n_cars, seed=None if seed < 0 else seed)
+            self.world.reset(np.arange(n_cars), keep_clear=self._arcs(self.sim.state.pose))
+            state = self.world.state()
+            for i in range(n_cars):  # a start on an object of a fixed layout moves back (as the race's starts)
+                pose = self.sim.state.pose[i].copy()
+                self.sim.place_car(i, clear_start(self.sim.track, pose, state.take(np.array([i])), car))
+            self._show_objects()
         self.wheelbase = self.sim.car.wheelbase
         self.period_ns = 1e9 / self.sim.control_hz
         self.ticks = 0  # control periods of sim time so far
@@ -151,6 +181,7 @@ class SimNode(Node):
         self.image_pubs, self.info_pubs, self.odom_pubs = [], [], []
         self.stereo_pubs: list[tuple[Any, Any]] = []
         self.scan_pubs: list[Any] = []
+        self.objects_pubs: list[Any] = []
         self._handlers = {}
         for i, ns in enumerate(self.namespaces):
             topic = functools.partial(contract.car_topic, ns)
@@ -168,6 +199,8 @@ class SimNode(Node):
                 self.scan_pubs.append(self.create_publisher(LaserScan, topic(contract.SCAN), sensor))
             self.info_pubs.append(self.create_publisher(CameraInfo, topic(contract.CAMERA_INFO), sensor))
             self.odom_pubs.append(self.create_publisher(Odometry, topic(contract.ODOM), sensor))
+            if self.world is not None:
+                self.objects_pubs.append(self.create_publisher(PoseArray, topic(contract.OBJECTS), sensor))
             # /cmd_vel is taken serialized and decoded by cdr.decode_twist; /odom is published serialized.
             cmd_sub = self.create_subscription(
                 Twist, topic(contract.CMD_VEL), functools.partial(self._on_cmd_vel, i), command, raw=True
@@ -209,8 +242,66 @@ class SimNode(Node):
             f"{f', {n_cars} cars under {self.namespaces[0]}..{self.namespaces[-1]}' if n_cars > 1 else ''}"
             f"{', domain randomisation' if randomize else ''}"
             f"{f', sensors {self.sensor_names}' if self.sensor_names else ''}"
+            f"{f', {self._objects_text()}' if self.world is not None else ''}"
             f"{'' if self.tf_pub else '; no /tf (tf2_msgs is not importable)'}"
         )
+
+    def _race_objects(self, declare) -> RaceObjects | None:
+        """The race's objects from `race_type`, `world_config` and the per-key parameters (unset ones
+        leave the file's or the race type's values); None for none. Errors name the parameter."""
+        race_type = declare("race_type", "", "time_trial, object_avoidance or head_to_bot ('' = from the keys)")
+        path = declare(
+            "world_config", "", "a YAML/JSON world config with DeepRacer's keys (NUMBER_OF_OBSTACLES: 3, ...)"
+        )
+        options: dict[str, object] = {}
+        for name in RACE_PARAMETERS:
+            value = self.declare_parameter(
+                name,
+                None,
+                ParameterDescriptor(
+                    description=f"DeepRacer's {RaceObjects.key(name)} (overrides world_config); unset: its default",
+                    dynamic_typing=True,
+                ),
+            ).value
+            if value is not None:
+                options[RaceObjects.key(name)] = list(value) if isinstance(value, list | tuple) else value
+        if path and not Path(path).is_file():
+            raise ValueError(f"parameter 'world_config': no such file {path!r}")
+        if race_type and race_type not in RACE_TYPES:
+            raise ValueError(f"parameter 'race_type' must be one of {', '.join(RACE_TYPES)}, got {race_type!r}")
+        return race_objects_from(
+            race_type or None,
+            path or None,
+            options,
+            label=lambda key: f"parameter {key.lower()!r}",
+            options_name="the race parameters",
+        )
+
+    def _arcs(self, poses: np.ndarray) -> np.ndarray:
+        """Centre-line arc (m) of each pose: where a new layout keeps clear for the car's start."""
+        return self.sim.track.project(np.asarray(poses, dtype=np.float64).reshape(-1, 3)[:, :2]).arc_length
+
+    def _show_objects(self) -> None:
+        """Hand every car's objects to the cameras and the lidar (`Simulator.objects`)."""
+        assert self.world is not None
+        state = self.world.state()
+        self.sim.objects = CarBoxes(state.box_params(), state.colours)
+
+    def _objects_text(self) -> str:
+        assert self.world is not None
+        cfg = self.world.config
+        parts = []
+        if cfg.obstacle_count:
+            how = (
+                "at OBJECT_POSITIONS"
+                if cfg.object_positions
+                else ("random" if cfg.randomize_obstacle_locations else "fixed")
+            )
+            parts.append(f"{cfg.obstacle_count} {how} {cfg.obstacle_type}")
+        if cfg.number_of_bot_cars:
+            change = ", changing lanes" if cfg.is_lane_change else ""
+            parts.append(f"{cfg.number_of_bot_cars} bot cars at {cfg.bot_car_speed:g} m/s{change}")
+        return f"objects on {contract.OBJECTS}: " + " and ".join(parts)
 
     @staticmethod
     def _camera_info(camera, width: int, height: int) -> CameraInfo:
@@ -246,11 +337,17 @@ class SimNode(Node):
             )
         self.ticks += 1
         self.sim.sim_time = self.ticks / self.sim.control_hz
+        if self.world is not None:
+            self.world.step(1.0 / self.sim.control_hz)
+            self._show_objects()
         self.publish_state(range(self.n))
 
     def teleport(self, i: int, x: float, y: float, yaw: float) -> None:
         """Start car i's new episode at (x, y, yaw), standing still; takes one control period."""
         self.sim.place_car(i, np.array([x, y, yaw]))
+        if self.world is not None:  # a new episode: a new layout in the car's world, clear of its start
+            self.world.reset([i], keep_clear=self._arcs(np.array([x, y, yaw])))
+            self._show_objects()
         self.commands[i] = 0.0
         self.command_times[i] = None
         self.ticks += 1
@@ -258,8 +355,8 @@ class SimNode(Node):
         self.publish_state([i])
 
     def publish_state(self, cars: Iterable[int]) -> None:
-        """/clock, every car's /odom (and /tf), then the cameras: odometry first, so a client can
-        judge the new poses while the images are rendered.
+        """/clock, every car's /odom (and /tf) and /objects, then the cameras: odometry first, so a client
+        can judge the new poses while the images are rendered.
 
         /clock, /camera/camera_info and /tf are published only while something subscribes to
         them (a publish costs tens of microseconds, a lockstep step about a millisecond).
@@ -282,6 +379,18 @@ class SimNode(Node):
                 tf.transform.translation.x, tf.transform.translation.y = x, y
                 tf.transform.rotation.z, tf.transform.rotation.w = qz, qw
                 self.tf_pub.publish(TFMessage(transforms=[tf]))
+        # the objects with the odometry (a client judging collisions waits for both), before the cameras
+        if self.world is not None:
+            state = self.world.state()
+            for i in cars:
+                msg = PoseArray()
+                msg.header.stamp, msg.header.frame_id = stamp, contract.ODOM_FRAME
+                for (ox, oy, oyaw), z in zip(state.poses[i].tolist(), state.z.tolist()):
+                    pose = Pose()
+                    pose.position.x, pose.position.y, pose.position.z = ox, oy, z
+                    _, _, pose.orientation.z, pose.orientation.w = contract.quaternion_from_yaw(oyaw)
+                    msg.poses.append(pose)
+                self.objects_pubs[i].publish(msg)
         frames = self.sim.render(np.array(cars, dtype=np.intp))
         for frame, i in zip(frames, cars):
             self.image_pubs[i].publish(
