@@ -216,11 +216,9 @@ def _park(
 class OpponentPool:
     """Who drives the opponent cars of a head-to-head training: a pool of row drivers, one drawn
     (uniformly, from `seed`) for each opponent episode; `add` puts a driver in and keeps the newest
-    `keep` (self-play's snapshots)."""
+    `keep` (self-play's snapshots). It may start empty, but needs a driver before the first episode."""
 
     def __init__(self, drivers: Sequence[RowDriver], keep: int | None = None, seed: int | None = None):
-        if not drivers:
-            raise ValueError("an opponent pool needs at least one driver")
         self.drivers: list[RowDriver] = list(drivers)
         self.labels: list[str] = [f"opponent {i}" for i in range(len(self.drivers))]
         self.keep = keep
@@ -239,6 +237,8 @@ class OpponentPool:
 
     def new_episodes(self, rows: np.ndarray) -> None:
         """Draw a driver for each opponent car in `rows` starting an episode."""
+        if not self.drivers:
+            raise ValueError("the opponent pool is empty: add a driver before the race starts")
         for row in np.asarray(rows, dtype=np.intp).reshape(-1):
             index = int(self.rng.integers(len(self.drivers)))
             self.assigned[int(row)] = index
