@@ -490,6 +490,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, for
     check_config(config)
     if not resume:
         check_metadata_sensors(config)  # a metadata file asking for sensors that cannot be: nothing is written
+        if config.opponent is not None:  # a missing or mismatched opponent: nothing is written either
+            check_fixed_opponent(config)
         refuse_foreign_directory(run)  # before the lock file is made in it
     try:
         with run.lock():
@@ -545,8 +547,6 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
                     )
                 for note in notes:
                     _say(note)
-                if config.opponent is not None:  # a missing or mismatched opponent fails before anything is written
-                    check_fixed_opponent(config)
                 dry_run(
                     config,
                     dict(
