@@ -18,6 +18,7 @@ from .evaluate_runs import Subject, load_subject
 from .head_to_head import HeadToHeadReport, RowDriver, baseline_rows, policy_rows, run_head_to_head
 from .race import RaceCore
 from .track import Track
+from .track_set import TrackSet
 
 
 @dataclass
@@ -70,7 +71,7 @@ def evaluate_head_to_head(
     try:
         second = load_subject(None, "baseline") if opponent == "baseline" else load_subject(opponent)
     except FileNotFoundError as exc:
-        raise FileNotFoundError(f"--opponent {opponent}: {exc}") from None
+        raise FileNotFoundError(f"--opponent {exc}") from None
     views = [v for v in (_sees(first), _sees(second)) if v is not None]
     if len(views) == 2 and views[0] != views[1]:
         raise ValueError(
@@ -80,8 +81,11 @@ def evaluate_head_to_head(
     race = dict(first.race if first.model is not None or second.model is None else second.race)
     race.pop("objects", None)  # the other car is the only object
     default = race.pop("track")
+    if isinstance(default, TrackSet):  # a run on several tracks or directions: its first track, as-is
+        default = default.tracks[0]
     chosen = track if track is not None else (default[0] if isinstance(default, list) else default)
     one = chosen if isinstance(chosen, Track) else Track.load(chosen)
+    race.pop("direction", None)
     core = RaceCore.create(one, n_cars=2, seed=seed, head_to_head=True, **race)
     try:
         report = run_head_to_head(
