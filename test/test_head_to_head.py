@@ -107,10 +107,6 @@ def test_pairs_restart_staggered_and_a_car_alone_restarts_behind_its_opponent() 
 def test_head_to_head_laps_count_collisions_with_the_penalty_and_say_who_finished_first() -> None:
     core = RaceCore.create("reinvent_base", n_cars=2, sensors=False, seed=0, head_to_head=True)
 
-    def reckless(core: RaceCore, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        steer, speed = baseline_rows()(core, rows)  # the line, at 1.5x the scripted speed, blind to the other car
-        return steer, speed * 1.5
-
     try:
         report = run_head_to_head(core, [baseline_rows(), baseline_rows()], laps=2)
         assert [r.completed_laps for r in report.cars] == [2, 2]
@@ -155,12 +151,10 @@ def test_opponent_cars_are_driven_by_the_drivers_the_pool_drew_for_them() -> Non
     env = HeadToHeadVecEnv(pool, n_envs=3, seed=0, observation=ObservationSpec(40, 36, True, 1))
     try:
         env.reset()
-        rng = np.random.default_rng(0)
         for _ in range(150):
             assigned = dict(pool.assigned)
             before = {k: len(v) for k, v in calls.items()}
             obs, rewards, dones, infos = env.step(np.array([env.action_space.sample() for _ in range(3)]))
-            rng.random()
             assert obs.shape == (3, 1, 36, 40) and len(infos) == 3 and rewards.shape == (3,)
             for name, rows in calls.items():
                 assert sorted(rows[before[name] :]) == sorted(r for r, k in assigned.items() if pool.labels[k] == name)
