@@ -154,8 +154,8 @@ class ObjectAvoidance:
         road_right = np.minimum(right_edge[seg], right_edge[nxt]).reshape(n, k)
         # Half of each object's footprint (along, across its own heading) measured across the road.
         turn = objects.poses[..., 2] - np.radians(track.heading_at(projection.segment)).reshape(n, k)
-        along, across = objects.footprint[:, 0], objects.footprint[:, 1]
-        blocked = 0.5 * (np.abs(np.cos(turn)) * across + np.abs(np.sin(turn)) * along)
+        length, width = objects.footprint[:, 0], objects.footprint[:, 1]  # not `across`: the cars' offsets
+        blocked = 0.5 * (np.abs(np.cos(turn)) * width + np.abs(np.sin(turn)) * length)
         blocked += self.car_half_width + self.clearance  # (N, K)
         # A moving object (a bot car changing lanes) drifts across the road while the car passes:
         # the band covers where it is now and where it will be `drift_s` seconds on.

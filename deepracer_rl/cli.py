@@ -174,6 +174,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.video or args.video_in_run:
             raise CliError("--video draws the race track and the car: it does not apply to --env")
         return cmd_evaluate_env(args)
+    if args.race_type == "head_to_head" or args.opponent is not None:
+        return cmd_evaluate_head_to_head(args)
     from .camera import CameraPerturbation
     from .evaluate_runs import evaluate_target, format_evaluation
 
@@ -201,6 +203,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         **options,
     )
     print(json.dumps(result.as_dict()) if args.json else format_evaluation(result))
+    return 0
+
+
+def cmd_evaluate_head_to_head(args: argparse.Namespace) -> int:
+    """`evaluate MODEL --race-type head_to_head --opponent MODEL_B|baseline`: two drivers on one track."""
+    if args.race_type != "head_to_head":
+        raise CliError("--opponent races a second car on the track: it needs --race-type head_to_head")
+    if not args.opponent:
+        raise CliError("--race-type head_to_head races two cars: give --opponent MODEL or --opponent baseline")
+    _world_config(args)  # no obstacle options beside the other car
+    unsupported = (
+        ("--video", args.video),
+        ("--video-in-run", args.video_in_run),
+        ("--trajectory", args.trajectory),
+        ("--workers", args.workers),
+        ("--perturb", args.perturb),
+        ("--randomize", args.randomize),
+        ("--backend " + str(args.backend), args.backend != "inprocess"),
+        ("several --track", args.track and len(args.track) > 1),
+    )
+    for flag, given in unsupported:
+        if given:
+            raise CliError(f"--race-type head_to_head: {flag} is not offered (two cars, one in-process track)")
+    from .head_to_head_runs import evaluate_head_to_head, format_head_to_head
+
+    result = evaluate_head_to_head(
+        args.model,
+        args.opponent,
+        driver=args.driver,
+        track=args.track[0] if args.track else None,
+        laps=args.laps,
+        seed=args.seed,
+        off_track_penalty=args.off_track_penalty,
+    )
+    print(json.dumps(result.as_dict()) if args.json else format_head_to_head(result))
     return 0
 
 
@@ -267,18 +304,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _world_config(args: argparse.Namespace):
-    """The race's obstacles and bot cars (`RaceObjects`; none in a time trial) from --race-type,
-    --world-config FILE and the per-key options (which override the file), or None when none of
-    them is given. Errors name the file or option and the key (`world_objects.race_objects_from`)."""
+    """The race's obstacles and bot cars (`RaceObjects`; none in a time trial or a head-to-head race)
+    from --race-type, --world-config FILE and the per-key options (which override the file), or None
+    when none of them is given. Errors name the file or option and the key
+    (`world_objects.race_objects_from`)."""
+    from .opponents import HEAD_TO_HEAD
     from .world_objects import RaceObjects, race_objects_from
 
+    race_type = getattr(args, "race_type", None)
     options = {}
     for field in dataclasses.fields(RaceObjects):
         value = getattr(args, "wc_" + field.name, None)
         if value is not None:
             options[RaceObjects.key(field.name)] = value
+    if race_type == HEAD_TO_HEAD:
+        if getattr(args, "world_config_file", None) is not None or options:
+            raise CliError(
+                "--race-type head_to_head: the other car is the only object; no --world-config or "
+                "obstacle/bot-car options"
+            )
+        return None
     return race_objects_from(
-        getattr(args, "race_type", None),
+        race_type,
         getattr(args, "world_config_file", None),
         options,
         label=lambda key: "--" + key.lower().replace("_", "-"),
@@ -301,6 +348,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     objects = _world_config(args)
     if objects is not None and objects.count:
         config.world_config = objects.to_mapping()
+    config.head_to_head = getattr(args, "race_type", None) == "head_to_head"
     return config
 
 
@@ -445,9 +493,11 @@ _RACE_OPTION_UNITS = {
 }
 
 
-def _add_race_options(p: argparse.ArgumentParser, world_config_help: str) -> None:
+def _add_race_options(p: argparse.ArgumentParser, world_config_help: str, head_to_head: str | None = None) -> None:
     """--race-type, --world-config FILE and one option per DeepRacer world-config key in kebab case
-    (`--number-of-obstacles 3`, `--randomize-obstacle-locations`, ...): options override the file."""
+    (`--number-of-obstacles 3`, `--randomize-obstacle-locations`, ...): options override the file.
+    `head_to_head`: the help of race type head_to_head, which this command then offers."""
+    from .opponents import HEAD_TO_HEAD
     from .world_objects import OBSTACLE_TYPES, RACE_TYPES, RaceObjects
 
     group = p.add_argument_group(
@@ -457,9 +507,10 @@ def _add_race_options(p: argparse.ArgumentParser, world_config_help: str) -> Non
     group.add_argument(
         "--race-type",
         dest="race_type",
-        choices=RACE_TYPES,
+        choices=RACE_TYPES + ((HEAD_TO_HEAD,) if head_to_head else ()),
         default=None,
-        help="time_trial, object_avoidance (default 6 obstacles, as DRfC) or head_to_bot (default 3 bot cars)",
+        help="time_trial, object_avoidance (default 6 obstacles, as DRfC) or head_to_bot (default 3 bot cars)"
+        + (f"; {HEAD_TO_HEAD}: {head_to_head}" if head_to_head else ""),
     )
     group.add_argument(
         "--world-config", dest="world_config_file", default=None, metavar="FILE.yaml|json", help=world_config_help
@@ -695,6 +746,15 @@ def build_parser() -> argparse.ArgumentParser:
         "obstacles and bot cars on the track (default: the run's; none for the baseline); each collision costs "
         "COLLISION_PENALTY s (5) and puts the car back behind the object: a YAML or JSON file of DeepRacer's "
         "world-config keys",
+        head_to_head="RUN_OR_MODEL (car 0) races --opponent (car 1) on one track, the leader of the staggered "
+        "start alternating by lap; a collision costs each car 5 s",
+    )
+    p.add_argument(
+        "--opponent",
+        default=None,
+        metavar="MODEL|baseline",
+        help="--race-type head_to_head: the second car's driver, as RUN_OR_MODEL (a run, model .zip, export dir "
+        "or shipped model name) or 'baseline' (the scripted driver)",
     )
     p.set_defaults(func=cmd_evaluate)
 
@@ -917,6 +977,40 @@ def build_parser() -> argparse.ArgumentParser:
         "obstacles and bot cars on the track (object avoidance, head-to-bot), recorded in the run; a collision "
         "ends the episode as crashed: a YAML or JSON file of DeepRacer's world-config keys (NUMBER_OF_OBSTACLES, "
         "RANDOMIZE_OBSTACLE_LOCATIONS, OBJECT_POSITIONS, NUMBER_OF_BOT_CARS, BOT_CAR_SPEED, RACE_TYPE, ...)",
+        head_to_head="each of the --n-envs cars races an opponent car (2 x N cars in the simulator) driven by "
+        "--opponent or, with --self-play, by frozen snapshots of the policy; touching it ends the episode as crashed",
+    )
+    group = p.add_argument_group("head-to-head (--race-type head_to_head; docs/races.md)")
+    group.add_argument(
+        "--opponent",
+        default=None,
+        metavar="MODEL|baseline",
+        help="train against this fixed driver: a run, model .zip, export dir or shipped model name (seeing "
+        "through the same camera settings), or 'baseline' (the scripted driver)",
+    )
+    group.add_argument(
+        "--self-play",
+        dest="self_play",
+        action="store_const",
+        const=True,
+        default=None,
+        help="train against frozen earlier copies of the policy: the pool starts with the initial policy",
+    )
+    group.add_argument(
+        "--opponent-pool",
+        dest="opponent_pool",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--self-play: each opponent episode draws its driver from the newest N snapshots (default: 5)",
+    )
+    group.add_argument(
+        "--snapshot-every",
+        dest="snapshot_every",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="--self-play: env steps between snapshots of the policy, saved in RUN/opponents/ (default: 20000)",
     )
     p.set_defaults(func=cmd_train)
 

@@ -43,6 +43,11 @@ class TrainConfig:
     direction: str = "as-is"  # as-is | ccw | cw | both (drawn per episode)
     world_config: dict[str, Any] | None = None  # obstacles and bot cars: DeepRacer's world-config keys
     # (`world_objects.RaceObjects.to_mapping`, from --world-config FILE); None: a time trial
+    head_to_head: bool = False  # --race-type head_to_head: each car races an opponent car (docs/races.md)
+    opponent: str | None = None  # --opponent MODEL|baseline: the fixed opponent of a head-to-head run
+    self_play: bool = False  # --self-play: the opponents are frozen snapshots of the policy (self_play.py)
+    opponent_pool: int = 5  # --opponent-pool N: self-play draws opponents from the newest N snapshots
+    snapshot_every: int = 20_000  # --snapshot-every STEPS: env steps between self-play snapshots
     val_track_specs: list[str] = field(default_factory=list)  # --val-track values as given
     val_tracks: list[str] = field(default_factory=list)  # the validation tracks (model selection); empty: `track`
     val_perturb: list[str] = field(default_factory=list)  # NAME=VALUE camera perturbations validated under too
@@ -126,6 +131,8 @@ class TrainConfig:
             ("threads", self.torch_threads, 1, 256),
             ("reward_timeout", self.reward_timeout, 1e-3, 3600.0),
             ("reward_memory_mb", self.reward_memory_mb, MIN_MEMORY_MB, 2**24),
+            ("opponent_pool", self.opponent_pool, 1, 100),
+            ("snapshot_every", self.snapshot_every, 1, 10**10),
         )
         for name, value, low, high in ranges:
             if not (isinstance(value, (int, float)) and low <= value <= high):
@@ -145,6 +152,7 @@ class TrainConfig:
                 RaceObjects.from_mapping(self.world_config)
             except ValueError as exc:
                 raise ConfigError(f"--world-config: {exc}") from None
+        self._validate_head_to_head()
         if self.camera_snapshot is not None and not (
             isinstance(self.camera_snapshot, (int, float)) and 0.1 <= self.camera_snapshot <= 3600
         ):
@@ -159,6 +167,32 @@ class TrainConfig:
                 f"buffer alone needs {need / 2**30:.1f} GiB, more than half of this machine's "
                 f"{limit / 2**30:.1f} GiB; use a smaller image or fewer cars"
             )
+
+    def _validate_head_to_head(self) -> None:
+        """A head-to-head run trains against --opponent or --self-play (one of them), in-process, on one
+        track driven as-is, without obstacles; the opponent options need the race type."""
+        if not self.head_to_head:
+            for flag, given in (("--self-play", self.self_play), ("--opponent", self.opponent is not None)):
+                if given:
+                    raise ConfigError(f"{flag} races an opponent car: it needs --race-type head_to_head")
+            return
+        if self.self_play == (self.opponent is not None):
+            raise ConfigError(
+                "--race-type head_to_head trains against a fixed --opponent MODEL|baseline or with --self-play: "
+                "give one of them"
+            )
+        where = (
+            ("--world-config or obstacle/bot-car options", self.world_config is not None),
+            ("--workers", self.workers > 0),
+            ("--backend " + self.backend, self.backend != "inprocess"),
+            ("several --track", len(self.track_specs) > 1 or len(self.tracks) > 1),
+            ("--direction " + self.direction, self.direction != "as-is"),
+        )
+        for flag, given in where:
+            if given:
+                raise ConfigError(
+                    f"--race-type head_to_head: not with {flag} (two cars on one in-process track, as-is)"
+                )
 
     def isolation(self) -> RewardIsolation | None:
         """How the reward function runs: in a child process with these limits, or None (in process)."""

@@ -139,6 +139,7 @@ class Subject:
     drive: Driver
     label: str
     run: RunDir | None
+    model: Any = None  # the policy (SB3's `predict`), None for the scripted driver
 
 
 def load_subject(target: str | os.PathLike | None, driver: str = "policy") -> Subject:
@@ -146,9 +147,9 @@ def load_subject(target: str | os.PathLike | None, driver: str = "policy") -> Su
     return Subject(*_race_and_driver(target, driver))
 
 
-def _race_and_driver(target: str | os.PathLike | None, driver: str) -> tuple[dict, Driver, str, RunDir | None]:
+def _race_and_driver(target: str | os.PathLike | None, driver: str) -> tuple[dict, Driver, str, RunDir | None, Any]:
     if driver == "baseline":
-        return dict(track="reinvent_base", sensors=False), baseline_driver(), "baseline", None
+        return dict(track="reinvent_base", sensors=False), baseline_driver(), "baseline", None, None
     if driver != "policy":
         raise ValueError(f"unknown driver {driver!r}; choose policy or baseline")
     if not target:
@@ -160,13 +161,14 @@ def _race_and_driver(target: str | os.PathLike | None, driver: str) -> tuple[dic
     if (path / ONNX_NAME).exists() or (path / OPENVINO_XML).exists() or path.suffix in (".onnx", ".xml"):
         policy = load_policy(path)  # a model.xml runs on OpenVINO
         kwargs = dict(track="reinvent_base", metadata=policy.actions, observation=policy.observation)
-        return kwargs, policy_driver(policy), f"{policy.root} ({policy.runtime})", None
+        return kwargs, policy_driver(policy), f"{policy.root} ({policy.runtime})", None, policy
     run, model_path = find_run(path)
     config = run.load_config()
     kwargs = race_kwargs(config, run)
     if config.tracks:  # a multi-track run is measured on its validation tracks unless --track says otherwise
         kwargs["track"] = validation_tracks(config, run)
-    return kwargs, policy_driver(load_model(model_path, algo=config.algo)), str(model_path), run
+    model = load_model(model_path, algo=config.algo)
+    return kwargs, policy_driver(model), str(model_path), run, model
 
 
 def evaluate_target(

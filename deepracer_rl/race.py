@@ -19,6 +19,7 @@ from .backend import SimulatorBackend, make_backend
 from .car import CarSpec
 from .episode import EpisodeJudge, EpisodeStatus, RaceRules, StartRules, start_pose
 from .observation import FrameStacks, ObservationSpec, copy_observation
+from .opponents import opponent_state, opponents, staggered_starts, start_behind
 from .reward import RewardFunction
 from .reward_process import IsolatedReward, RewardIsolation, make_reward
 from .sensors import metadata_sensors, observation_space
@@ -96,6 +97,7 @@ class RaceCore:
         direction: str = "as-is",
         objects: RaceObjects | None = None,
         collision_rule: str = "overlap",
+        head_to_head: bool = False,
     ):
         self.backend = backend
         self.track_set = TrackSet(backend.tracks, direction)
@@ -125,6 +127,8 @@ class RaceCore:
         self._seed = seed
         self._worlds: dict[tuple[int, bool], ObjectWorld] = {}
         self._world_key = [(0, False)] * self.n
+        # Head-to-head: car i races car i ^ 1 on one track, each the other's object (`opponents`).
+        self.head_to_head = bool(head_to_head)
         if objects is not None:
             if backend.sensors and not backend.supports_objects:
                 raise ValueError(
@@ -133,6 +137,27 @@ class RaceCore:
                 )
             self._world((0, False))  # a layout that cannot be placed fails now
             self._show_objects()
+        if self.head_to_head:
+            self._check_head_to_head()
+
+    def _check_head_to_head(self) -> None:
+        """Refuse what a head-to-head race cannot be, with the reason."""
+        opponents(self.n)  # an even number of cars
+        if self.objects is not None:
+            raise ValueError("a head-to-head race has no obstacles or bot cars: the other car is the object")
+        one_way = self.track_set.direction == "as-is" and not self.start_rules.alternate_direction
+        if len(self.track_set.tracks) > 1 or not one_way:
+            raise ValueError("a head-to-head race is on one track, driven as its file runs (--direction as-is)")
+        if self.backend.sensors and not self.backend.supports_objects:
+            raise ValueError(
+                f"the {type(self.backend).__name__} backend does not show the other car to its sensors; "
+                "head-to-head races use --backend inprocess"
+            )
+
+    @property
+    def has_objects(self) -> bool:
+        """Whether cars race among objects: obstacles, bot cars or (head-to-head) the other car."""
+        return self.objects is not None or self.head_to_head
 
     @classmethod
     def create(
@@ -150,6 +175,7 @@ class RaceCore:
         reward_isolation: RewardIsolation | None = None,
         direction: str = "as-is",
         objects: ObjectsInput = None,
+        head_to_head: bool = False,
         **backend_options: Any,
     ) -> RaceCore:
         """A race from names and files: the backend by name, the metadata's sensors (none when
@@ -157,7 +183,8 @@ class RaceCore:
         when `reward_isolation` is given. The race closes what it made (backend, reward process).
         `track`: one track, or several (names, paths, Tracks or a TrackSet: cars draw one per
         episode); `direction`: as-is, ccw, cw or both (drawn per episode). `objects`: DeepRacer's
-        obstacles and bot cars (`RaceObjects` or a world-config mapping), each car in a world of its own."""
+        obstacles and bot cars (`RaceObjects` or a world-config mapping), each car in a world of its own;
+        `head_to_head`: car i races car i ^ 1 (`opponents`; an even `n_cars`)."""
         if int(n_cars) < 1:
             raise ValueError(f"the number of cars must be at least 1, got {n_cars}")
         config = race_objects(objects)  # errors name the world-config key, before anything is loaded
@@ -180,7 +207,15 @@ class RaceCore:
             raise
         try:
             core = cls(
-                sim, actions, reward_fn, start=start, rules=rules, seed=seed, direction=direction, objects=config
+                sim,
+                actions,
+                reward_fn,
+                start=start,
+                rules=rules,
+                seed=seed,
+                direction=direction,
+                objects=config,
+                head_to_head=head_to_head,
             )
         except BaseException:
             sim.close()
@@ -245,8 +280,14 @@ class RaceCore:
         track_index: int | None = None,
     ) -> None:
         """Start the next episode of cars `rows`: at their next start (on a track and direction drawn
-        per episode when the race has several), or all at `pose` on `tracks[track_index]`."""
+        per episode when the race has several), or all at `pose` on `tracks[track_index]` (one (3,)
+        pose for all, or (len(rows), 3) one each). Head-to-head without `pose`: a pair starting
+        together starts staggered at the first car's start (`opponents.staggered_starts`, the leader
+        alternating by episode), a car starting alone STAGGER_M behind its opponent."""
         rows = np.asarray(rows, dtype=np.intp).reshape(-1)
+        given = None if pose is None else np.asarray(pose, dtype=np.float64).reshape(-1, 3)
+        if given is not None and len(given) not in (1, len(rows)):
+            raise ValueError(f"reset_cars: {len(given)} poses for {len(rows)} cars")
         poses, directions, indices = [], [], []
         for i in rows:
             k, drawn_reverse = (0, False)
@@ -256,20 +297,40 @@ class RaceCore:
                 k, drawn_reverse = self.track_set.draw(self.rng)
             start, start_reverse = self.start_pose(int(i), k, drawn_reverse)
             self.episodes[i] += 1
-            poses.append(start if pose is None else np.asarray(pose, dtype=np.float64))
+            poses.append(start if given is None else given[min(len(poses), len(given) - 1)])
             directions.append(start_reverse if reverse is None else reverse)
             indices.append(k)
         if self.objects is not None:
             poses = [self._reset_objects(int(i), p, d, k) for i, p, d, k in zip(rows, poses, directions, indices)]
+        if self.head_to_head and given is None:
+            poses = self._pair_starts(rows, poses)
         if len(self.track_set.tracks) > 1:
             self.backend.place_on_tracks(rows, np.array(indices, dtype=np.intp))
         self.backend.reset_cars(rows, np.array(poses).reshape(-1, 3))
         for i, p, direction, k in zip(rows, poses, directions, indices):
             self.judge.start(int(i), p, direction, track_index=k)
-        if self.objects is not None:
+        if self.has_objects:
             self.last_hit[rows] = -1
             self._show_objects()
         self._store(rows, fresh=True)
+
+    def _pair_starts(self, rows: np.ndarray, poses: list[np.ndarray]) -> list[np.ndarray]:
+        """Head-to-head starts of cars `rows` (their own starts `poses`): staggered pairs, or behind
+        the opponent for a car starting alone."""
+        out = [np.asarray(p, dtype=np.float64) for p in poses]
+        where = {int(i): j for j, i in enumerate(rows)}
+        track = self.track_set.tracks[0]
+        now = self.poses()
+        for i, j in where.items():
+            other = i ^ 1
+            if other in where:
+                if i < other:  # the pair starts at the first car's start, the leader alternating
+                    leader = int((self.episodes[i] - 1) % 2)  # car i leads its first episode
+                    pair = staggered_starts(track, out[j], self.car, leader=leader)
+                    out[j], out[where[other]] = pair[0], pair[1]
+            else:
+                out[j] = start_behind(track, now[other], self.car)
+        return out
 
     def _reset_objects(self, i: int, pose: np.ndarray, reverse: bool, k: int) -> np.ndarray:
         """A new layout in car i's world of track k (driven `reverse`d), clear of its start, and the
@@ -300,8 +361,15 @@ class RaceCore:
         before the object it touched, in the other lane, stopped (`world_objects.crash_reset_pose`);
         farther back (START_BACKOFF steps) while that pose touches another object."""
         hit = int(self.last_hit[i])
-        if self.objects is None or hit < 0:
+        if not self.has_objects or hit < 0:
             raise ValueError(f"car {i} has not touched an object")
+        if self.head_to_head:  # behind the other car (DeepRacer: behind what it hit), in the other lane
+            pose = start_behind(self.track_set.tracks[0], self.poses()[i ^ 1], self.car)
+            self.backend.reset_cars(np.array([i]), pose[None], new_episode=False)
+            self.judge.last_arc[i] = self.judge.track_of(i).project(pose[None, :2]).arc_length[0]
+            self.last_hit[i] = -1
+            self._show_objects()
+            return
         world, state = self._car_state(i)
         behind = self.objects.reset_behind_dist
         pose = crash_reset_pose(world.track, state.poses[0, hit], behind)
@@ -316,19 +384,26 @@ class RaceCore:
     def object_boxes(self, i: int) -> list[Any]:
         """The obstacles and bot cars car i sees now, as `camera.Box`es (empty without objects): for
         views drawn outside the backend (the evaluation video, `RaceEnv.render`)."""
-        if self.objects is None:
+        if not self.has_objects:
             return []
         from .camera import Box
 
-        _, state = self._car_state(i)
+        state = self._car_objects_now().take(np.array([i])) if self.head_to_head else self._car_state(i)[1]
         colours = state.colours if state.colours is not None else np.full((state.count, 3), 128)
         return [Box(*row, colour=tuple(int(c) for c in rgb)) for row, rgb in zip(state.box_params()[0], colours)]
 
     def car_objects(self) -> ObjectState | None:
         """The obstacles and bot cars each car races among now, row i = car i's world (None without
         objects): for drivers that see the world (the scripted baseline), not for policies."""
-        if self.objects is None:
+        if not self.has_objects:
             return None
+        return self._car_objects_now()
+
+    def _car_objects_now(self) -> ObjectState:
+        """Every car's objects now, row i = car i's (the other car, head-to-head)."""
+        if self.head_to_head:
+            states = self.backend.states()
+            return opponent_state(states.poses, states.speeds, self.car)
         states = self._object_states()
         first = states[0][2]
         poses = np.empty((self.n, first.count, 3))
@@ -338,7 +413,10 @@ class RaceCore:
         return ObjectState(poses, speeds, first.kinds, first.footprint, first.size, first.z, first.colours)
 
     def penalties(self) -> tuple[float, float]:
-        """(PENALTY_SECONDS, COLLISION_PENALTY) of this race's phase (`evaluation`); (0, 0) without objects."""
+        """(PENALTY_SECONDS, COLLISION_PENALTY) of this race's phase (`evaluation`); (0, 0) without
+        objects; head-to-head: DeepRacer's defaults (`RaceObjects()`)."""
+        if self.head_to_head:
+            return RaceObjects().penalties(self.evaluation)
         return (0.0, 0.0) if self.objects is None else self.objects.penalties(self.evaluation)
 
     # ---- objects --------------------------------------------------------------------------
@@ -397,6 +475,10 @@ class RaceCore:
             return
         from .camera import CarBoxes
 
+        if self.head_to_head:
+            mine = self._car_objects_now()
+            self.backend.show_objects(CarBoxes(mine.box_params(), mine.colours))
+            return
         states = self._object_states() if states is None else states
         k = states[0][2].count
         params = np.empty((self.n, k, 6))
@@ -420,6 +502,20 @@ class RaceCore:
                 params[i] = p
             self._pause_bots(world, rows[hit], index[hit], poses, state.take(np.flatnonzero(hit)))
         self._show_objects(states)
+        return crashed, params
+
+    def _judge_opponents(self, poses: np.ndarray) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Head-to-head: which cars touch their opponent (both of a pair do), and each car's
+        `objects_*` params with the opponent as its one object: heading its yaw (rad) and speed its
+        speed (m/s) now."""
+        state = self._car_objects_now()
+        crashed, self.last_hit[:] = collisions(poses, state, self.car, self.collision_rule)
+        track = self.track_set.tracks[0]
+        params = objects_params(track, poses, state, self.car, None)
+        for i, p in enumerate(params):
+            p["objects_heading"] = [float(state.poses[i, 0, 2])]
+            p["objects_speed"] = [float(state.speeds[i, 0])]
+        self._show_objects()
         return crashed, params
 
     def _pause_bots(
@@ -457,10 +553,10 @@ class RaceCore:
         speed = np.asarray(speed, dtype=np.float64).reshape(self.n)
         self.backend.step(steering_deg, speed)
         poses = self.backend.states().poses
-        if self.objects is None:
+        if not self.has_objects:
             judged = self.judge.update(poses, steering_deg, speed)
         else:
-            crashed, object_params = self._judge_objects(poses)
+            crashed, object_params = self._judge_opponents(poses) if self.head_to_head else self._judge_objects(poses)
             judged = self.judge.update(poses, steering_deg, speed, crashed=crashed)
             for params, extra in zip(judged.params, object_params):
                 params.update(extra)

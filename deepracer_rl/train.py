@@ -239,8 +239,21 @@ def backend_options(config: TrainConfig, training: bool = True) -> dict[str, Any
 
 
 def make_env(config: TrainConfig, run: RunDir | str | os.PathLike) -> RaceVecEnv:
-    """The training VecEnv: `n_envs` cars of the chosen backend."""
+    """The training VecEnv: `n_envs` cars of the chosen backend (head-to-head: each racing an
+    opponent car of the run's `self_play.opponent_pool`, 2 x n_envs cars in the simulator)."""
     run = as_run(run)
+    if config.head_to_head:
+        from .head_to_head import HeadToHeadVecEnv
+        from .self_play import opponent_pool
+
+        return HeadToHeadVecEnv(
+            opponent_pool(config, run),
+            n_envs=config.n_envs,
+            seed=config.seed,
+            backend=config.backend,
+            **race_kwargs(config, run),
+            **backend_options(config),
+        )
     return RaceVecEnv(
         n_envs=config.n_envs,
         seed=config.seed,
@@ -478,6 +491,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, for
     check_config(config)
     if not resume:
         check_metadata_sensors(config)  # a metadata file asking for sensors that cannot be: nothing is written
+        if config.opponent is not None:  # a missing or mismatched opponent: nothing is written either
+            check_fixed_opponent(config)
         refuse_foreign_directory(run)  # before the lock file is made in it
     try:
         with run.lock():
@@ -553,6 +568,17 @@ def _train(config: TrainConfig, run: RunDir, resume: bool, force: bool) -> dict[
                 stop_ray()
 
 
+def check_fixed_opponent(config: TrainConfig) -> None:
+    """Load `--opponent` once and refuse it when missing or when it sees through other camera settings."""
+    from .self_play import check_opponent, load_opponent
+
+    try:
+        sensors = tuple(ActionSpace.load(config.metadata).sensor)
+        check_opponent(load_opponent(str(config.opponent)), config.observation(), sensors)
+    except (ValueError, FileNotFoundError) as exc:
+        raise TrainingError(str(exc)) from None
+
+
 def _connect_ray(config: TrainConfig) -> Callable[[], None] | None:
     """Join `--ray-address` or start a local Ray; what shuts down a Ray this call started."""
     from .distributed import WorkerError, connect
@@ -607,6 +633,15 @@ def _train_prepared(
         close_env()
         raise TrainingError(str(exc)) from None
     parts = run_callbacks(config, run, progress, lambda m: validate_model(m, config, run, say=parts.bar.say))
+    callbacks = parts.callbacks
+    if config.self_play:  # the pool starts with the initial policy; snapshots join it as training goes
+        from stable_baselines3.common.callbacks import CallbackList
+
+        from .self_play import SelfPlaySnapshots
+
+        snapshots = SelfPlaySnapshots(config, run, env.opponents, progress.timesteps)
+        snapshots.start(model)
+        callbacks = CallbackList([parts.callbacks, snapshots])
     if config.workers:  # a worker's death drops its cars' open episodes; its line goes above the bar
         env.on_restart = parts.abandon
         env.pool.say = parts.bar.say
@@ -620,7 +655,7 @@ def _train_prepared(
     try:
         with _sigint_stops(progress):
             if remaining > 0:
-                model.learn(remaining, callback=parts.callbacks, reset_num_timesteps=not resume, tb_log_name="run")
+                model.learn(remaining, callback=callbacks, reset_num_timesteps=not resume, tb_log_name="run")
             if progress.stop_requested:
                 raise TrainingError(f"interrupted; {keep()}")
     except RewardFunctionError as exc:
