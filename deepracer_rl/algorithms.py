@@ -55,6 +55,7 @@ def _build_ppo(config: TrainConfig, env: Any, common: dict[str, Any]) -> Any:
         batch_size=config.batch_size,
         n_epochs=config.epochs,
         ent_coef=config.entropy,
+        target_kl=config.target_kl,
         policy_kwargs=policy_kwargs,
         **common,
     )
@@ -129,3 +130,37 @@ def load_model(path: Path, env: Any = None, algo: str | None = None, model_class
         except Exception as exc:
             errors.append(f"{cls.__name__}: {exc}")
     raise AlgorithmError(f"{path}: not a {' or '.join(n.upper() for n in names)} model ({'; '.join(errors)})")
+
+
+# ---- reward scaling (TrainConfig.normalize_reward) ---------------------------------------------------
+
+
+def scale_rewards(env: Any, discount: float, state: dict[str, Any] | None = None) -> Any:
+    """`env` wrapped so the learner sees rewards divided by the running std of the discounted return
+    (SB3's `VecNormalize` with observations untouched, clipped at +-10 std); `state`: the running
+    statistics of a checkpoint (`reward_scale_state`) to continue from."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    wrapped = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=discount)
+    if state:
+        wrapped.ret_rms.mean = float(state["mean"])
+        wrapped.ret_rms.var = float(state["var"])
+        wrapped.ret_rms.count = float(state["count"])
+    return wrapped
+
+
+def reward_scale_state(model: Any) -> dict[str, float] | None:
+    """The running statistics of the model's reward scaling (JSON-ready), None without scaling."""
+    wrapper = model.get_vec_normalize_env()
+    if wrapper is None:
+        return None
+    rms = wrapper.ret_rms
+    return {"mean": float(rms.mean), "var": float(rms.var), "count": float(rms.count)}
+
+
+def original_rewards(env: Any, rewards: Any) -> Any:
+    """The reward function's own rewards of the last step: `rewards` as the learner got them, unless
+    `env` scales them (`scale_rewards`)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    return env.get_original_reward() if isinstance(env, VecNormalize) else rewards

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+from .algorithms import original_rewards, reward_scale_state
 from .car import CarSpec
 from .config import TrainConfig
 from .episode import EpisodeStatus
@@ -91,7 +92,8 @@ class SimtraceCallback(_RunCallback):
         self.log = TrainingSimtrace(run, n_cars, clock_s)
 
     def _on_step(self) -> bool:
-        infos, rewards, dones = self.locals["infos"], self.locals["rewards"], self.locals["dones"]
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        rewards = original_rewards(self.training_env, self.locals["rewards"])
         actions = self.locals.get("actions")
         p = self.progress
         for i, info in enumerate(infos):
@@ -120,7 +122,8 @@ class EpisodeStatsCallback(_RunCallback):
         self.per_track: dict[str, list[tuple[float, bool]]] = {}  # multi-track: (progress, lap) per episode
 
     def _on_step(self) -> bool:
-        infos, rewards, dones = self.locals["infos"], self.locals["rewards"], self.locals["dones"]
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        rewards = original_rewards(self.training_env, self.locals["rewards"])
         self.episode_reward += rewards
         p = self.progress
         for i in np.flatnonzero(dones):
@@ -259,6 +262,9 @@ class CheckpointCallback(_RunCallback):
         model = self.model if model is None else model
         save_model_atomic(model, self.run.checkpoint)
         state = self.progress.state(model.num_timesteps)
+        scale = reward_scale_state(model)
+        if scale is not None:
+            state["reward_scale"] = scale
         if self.simtrace is not None:
             state["simtrace"] = self.simtrace.log.checkpoint(self.progress.iteration)
         self.progress.metrics.save(self.run.training_metrics_path)

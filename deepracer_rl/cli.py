@@ -893,6 +893,22 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--discount", type=float, default=None, help="discount factor (default: 0.99)")
     hp.add_argument("--epochs", type=int, default=None, help="passes over each batch (default: 3)")
     hp.add_argument(
+        "--normalize-reward",
+        dest="normalize_reward",
+        action="store_true",
+        default=None,
+        help="PPO/SAC learn from rewards divided by the running std of the discounted return, so the critic "
+        "fits whatever the reward function's scale (logs keep the function's own rewards; docs/racing.md)",
+    )
+    hp.add_argument(
+        "--target-kl",
+        dest="target_kl",
+        type=float,
+        default=None,
+        help="PPO: stop an update's epochs once the approximate KL to the old policy passes 1.5 x this "
+        "(guards against an update that wrecks the policy; default: no limit)",
+    )
+    hp.add_argument(
         "--episodes-between-updates",
         dest="episodes_between_updates",
         type=int,

@@ -82,6 +82,11 @@ class TrainConfig:
     entropy: float = 0.01
     discount: float = 0.99
     epochs: int = 3
+    # PPO learns from rewards divided by the running std of the discounted return (SB3's VecNormalize,
+    # rewards only: the critic's targets stay near 1 whatever the reward function's scale); the logs,
+    # plots and evaluations keep the reward function's own values
+    normalize_reward: bool = False
+    target_kl: float | None = None  # PPO: an update stops its epochs once the approximate KL passes 1.5 x this
     episodes_between_updates: int = 20  # sets the rollout: episodes x ~100 steps, split over cars
     # Bookkeeping.
     checkpoint_every: int = 10_000  # env steps
@@ -157,6 +162,10 @@ class TrainConfig:
             isinstance(self.camera_snapshot, (int, float)) and 0.1 <= self.camera_snapshot <= 3600
         ):
             raise ConfigError(f"--camera-snapshot {self.camera_snapshot}: expected seconds within 0.1..3600")
+        if self.target_kl is not None and not (
+            isinstance(self.target_kl, (int, float)) and 1e-6 <= self.target_kl <= 10
+        ):
+            raise ConfigError(f"--target-kl {self.target_kl}: expected a number within 1e-06..10")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"--max-minutes {self.max_minutes}: expected a positive number of minutes")
         limit = memory_limit if memory_limit is not None else _memory_bytes()

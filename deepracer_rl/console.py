@@ -70,6 +70,7 @@ TRAIN_OPTIONS = {
     "entropy": "--entropy",
     "discount": "--discount",
     "epochs": "--epochs",
+    "target_kl": "--target-kl",
     "episodes_between_updates": "--episodes-between-updates",
     "checkpoint_every": "--checkpoint-every",
     "eval_every": "--eval-every",
@@ -78,6 +79,11 @@ TRAIN_OPTIONS = {
     "threads": "--threads",
     "reward_timeout": "--reward-timeout",
     "reward_memory_mb": "--reward-memory",
+}
+# true/false training settings: (the train flag, the value that adds it)
+TRAIN_SWITCHES = {
+    "reward_isolation": ("--no-reward-isolation", False),
+    "normalize_reward": ("--normalize-reward", True),
 }
 RESUME_OPTIONS = {"steps": "--steps", "max_minutes": "--max-minutes", "threads": "--threads"}
 _ARGPARSE_LOCK = threading.Lock()
@@ -356,17 +362,18 @@ class Console:
         if not isinstance(options, dict):
             raise ConsoleError(HTTPStatus.BAD_REQUEST, "options: expected an object of training settings")
         for key, value in options.items():
-            if key == "reward_isolation":
-                if value is False:
-                    argv.append("--no-reward-isolation")
-                elif value is not True:
-                    raise ConsoleError(HTTPStatus.BAD_REQUEST, "options.reward_isolation: expected true or false")
+            if key in TRAIN_SWITCHES:  # true/false settings: a flag when it differs from the default
+                if not isinstance(value, bool):
+                    raise ConsoleError(HTTPStatus.BAD_REQUEST, f"options.{key}: expected true or false")
+                flag, when = TRAIN_SWITCHES[key]
+                if value is when:
+                    argv.append(flag)
                 continue
             if key not in TRAIN_OPTIONS:
                 raise ConsoleError(
                     HTTPStatus.BAD_REQUEST,
                     f"options.{key}: not a training setting; expected one of "
-                    f"{', '.join(sorted([*TRAIN_OPTIONS, 'reward_isolation']))}",
+                    f"{', '.join(sorted([*TRAIN_OPTIONS, *TRAIN_SWITCHES]))}",
                 )
             if value is None or value == "":
                 continue

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .action_space import ActionSpace, MetadataError
-from .algorithms import AlgorithmError, algorithm, build_model, load_model
+from .algorithms import AlgorithmError, algorithm, build_model, load_model, scale_rewards
 from .backend import available_backends, backend_class
 from .callbacks import TrainingProgress, run_callbacks
 from .config import TrainConfig
@@ -71,7 +71,16 @@ def check_config(config: TrainConfig) -> None:
         raise TrainingError(f"unknown network {config.network!r}; choose one of {', '.join(NETWORKS)}")
     if config.ros_timeout is not None and not config.ros_timeout > 0:
         raise TrainingError(f"the ROS timeout must be a positive number of seconds, got {config.ros_timeout}")
+    if config.target_kl is not None and config.algo != "ppo":
+        raise TrainingError(
+            f"--target-kl limits PPO's updates; {config.algo!r} has none: leave it out or use --algo ppo"
+        )
     if config.workers:
+        if config.normalize_reward:
+            raise TrainingError(
+                "--normalize-reward is not built for --workers yet (the workers' rollouts bypass the scaling): "
+                "leave one of them out"
+            )
         if config.algo != "ppo":
             raise TrainingError(
                 f"--workers trains PPO only, not {config.algo!r} (docs/scaling.md says why SAC does not yet): "
@@ -619,6 +628,8 @@ def _train_prepared(
         if isinstance(env.core.reward_fn, IsolatedReward):  # Ctrl-C during a reward call that hangs stops at once
             env.core.reward_fn.should_stop = lambda: progress.stop_requested
         simulator_gone = backend_class(config.backend).errors
+        if config.normalize_reward:
+            env = scale_rewards(env, config.discount, state.get("reward_scale"))
 
     def close_env() -> None:
         env.close()

@@ -342,3 +342,41 @@ def test_sac_trains_a_continuous_policy_and_refuses_a_discrete_space(tmp_path):
     assert type(load_model(tmp_path / "sac" / CHECKPOINT)).__name__ == "SAC"
     with pytest.raises(TrainingError, match="continuous action space"):
         train(tiny_config(algo="sac"), tmp_path / "sac_discrete")
+
+
+def _first_rollout_rewards(run: Path) -> list[float]:
+    with (run / "training-simtrace" / "0-iteration.csv").open(newline="") as handle:
+        return [float(row["reward"]) for row in csv.DictReader(handle)]
+
+
+def test_normalize_reward_scales_what_ppo_learns_from_but_logs_the_reward_functions_values(tmp_path):
+    """--normalize-reward: the first rollout (same seed, same initial policy) logs the same rewards as a
+    plain run, the checkpoint carries the running return statistics, and a resumed run continues them."""
+    plain, scaled = tmp_path / "plain", tmp_path / "scaled"
+    reward = tmp_path / "reward.py"
+    reward.write_text("def reward_function(params):\n    return 100.0 if params['all_wheels_on_track'] else 50.0\n")
+    common = dict(steps=256, eval_every=10**6, reward=str(reward))
+    train(tiny_config(**common), plain)
+    train(tiny_config(**common, normalize_reward=True, target_kl=0.02), scaled)
+    assert _first_rollout_rewards(scaled) == _first_rollout_rewards(plain)
+    # the reward function's values, not the learner's (clipped at 10 running stds of the return)
+    assert set(_first_rollout_rewards(scaled)) <= {0.0, 50.0, 100.0} and 100.0 in _first_rollout_rewards(scaled)
+    state = json.loads((scaled / STATE).read_text())
+    assert "reward_scale" not in json.loads((plain / STATE).read_text())
+    assert state["reward_scale"]["count"] == pytest.approx(state["timesteps"], abs=1)
+    assert state["reward_scale"]["var"] > 0
+    train(tiny_config(**dict(common, steps=512), normalize_reward=True, target_kl=0.02), scaled, resume=True)
+    resumed = json.loads((scaled / STATE).read_text())
+    assert resumed["reward_scale"]["count"] == pytest.approx(resumed["timesteps"], abs=1)  # went on, not restarted
+    assert json.loads((scaled / "config.json").read_text())["normalize_reward"] is True
+
+
+def test_target_kl_and_normalize_reward_refuse_what_they_cannot_do(tmp_path):
+    continuous = str(REPO / "config" / "model_metadata_continuous.json")
+    with pytest.raises(TrainingError, match="--target-kl limits PPO"):
+        train(tiny_config(algo="sac", metadata=continuous, target_kl=0.02), tmp_path / "sac")
+    with pytest.raises(TrainingError, match="--normalize-reward is not built for --workers"):
+        train(tiny_config(workers=2, normalize_reward=True), tmp_path / "workers")
+    result = run_cli("train", "--out", str(tmp_path / "bad"), "--target-kl", "-1")
+    assert result.returncode == 2 and "--target-kl -1.0: expected a number within" in result.stderr
+    assert not (tmp_path / "bad").exists()
