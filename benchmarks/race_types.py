@@ -16,8 +16,8 @@ the races with objects: `--baseline-laps` evaluation laps (DeepRacer's evaluatio
 collision costs 5 s and puts the car back behind the object), each on a new layout of 3 random
 boxes, and with 3 bot cars changing lanes: laps completed, laps without a collision, collisions,
 and how many layouts hold two boxes in opposite lanes closer than `CLOSE_PAIR_M` centre to centre
-(DeepRacer's random placement keeps only 2 % of the track length between boxes, and on narrow
-tracks such a pair leaves no gap a car can steer through). Ends with one JSON line.
+(a slalom, the hardest layouts; random layouts keep such pairs `world_objects.SLALOM_GAP` apart end
+to end, so a car can pass them). Ends with one JSON line.
 """
 
 from __future__ import annotations

@@ -81,6 +81,12 @@ START_CLEARANCE = 1.0
 # often (`clear_start`; not a DeepRacer figure: DeepRacer's cars start on the line).
 START_BACKOFF_M, START_BACKOFF_STEPS = 0.1, 20
 MAX_PLACEMENT_TRIES = 200
+# Two obstacles in opposite lanes must leave this much road between them (m, along the centre line, end
+# to end) in a random layout: the car crosses the road in that space. DeepRacer's placement keeps only
+# MIN_DISTANCE_BETWEEN_OBSTACLES (2 % of the length: 0.35 m on reinvent_base) between centres, so it can
+# put a box in each lane 0.3 m apart on a 0.76 m road, a layout no car can pass; ours draws such a
+# layout again (not a DeepRacer figure: two car lengths).
+SLALOM_GAP = 2.0 * CAR_FOOTPRINT[0]
 
 OBSTACLE, BOT_CAR = "obstacle", "bot_car"
 
@@ -672,8 +678,9 @@ class ObjectWorld:
         distances evenly spaced from MIN_DISTANCE_BETWEEN_OBSTACLES (percent of the length) to
         1 m before the end, in lanes inner, outer, inner, ...; with RANDOMIZE_OBSTACLE_LOCATIONS
         each distance moves at random between its neighbours (keeping the minimum distance) and
-        each lane is a coin flip. A random layout is drawn again until no two footprints overlap
-        and none lies within START_CLEARANCE of an arc in `keep_clear` (the learner's start).
+        each lane is a coin flip. A random layout is drawn again until no two footprints overlap,
+        none lies within START_CLEARANCE of an arc in `keep_clear` (the learner's start) and
+        every two neighbours in opposite lanes leave SLALOM_GAP between them (ours, not DeepRacer's).
         """
         cfg, length = self.config, self.track.length
         n = cfg.obstacle_count
@@ -698,12 +705,23 @@ class ObjectWorld:
                     arcs[i] = self.rng.uniform(lo, hi)
             lanes = self.rng.integers(0, 2, n)
             poses = self.lanes.obstacle_pose(arcs, lanes)
-            if self._clear(poses, half, arcs, keep_clear):
+            if self._clear(poses, half, arcs, keep_clear) and self._passable(arcs, lanes, half[:, 0]):
                 return poses
         raise PlacementError(
             f"cannot place {n} obstacles at random on {self.track.name} ({length:.1f} m) without overlaps "
             f"and {START_CLEARANCE:g} m clear of the start after {MAX_PLACEMENT_TRIES} tries; use fewer obstacles"
         )
+
+    def _passable(self, arcs: np.ndarray, lanes: np.ndarray, half_length: np.ndarray) -> bool:
+        """Whether every two neighbouring obstacles in opposite lanes leave SLALOM_GAP between them."""
+        order = np.argsort(arcs)
+        arcs, lanes, half_length = arcs[order], lanes[order], half_length[order]
+        ends = np.diff(arcs) - half_length[1:] - half_length[:-1]
+        opposite = lanes[1:] != lanes[:-1]
+        if self.track.closed and len(arcs) > 1:
+            ends = np.append(ends, arcs[0] + self.track.length - arcs[-1] - half_length[0] - half_length[-1])
+            opposite = np.append(opposite, lanes[0] != lanes[-1])
+        return not (opposite & (ends < SLALOM_GAP)).any()
 
     def _clear(self, poses: np.ndarray, half: np.ndarray, arcs: np.ndarray, keep_clear: Sequence[float]) -> bool:
         n = len(poses)
@@ -1049,9 +1067,9 @@ def sample_params_with_objects(
 
 def has_close_opposite_pair(track: Track, poses: np.ndarray, within: float = 1.5) -> bool:
     """Whether two obstacles at `poses` (K, 3) stand in opposite lanes less than `within` m apart
-    along the centre line (neighbours, wrapping on a loop). DeepRacer's random placement keeps only
-    MIN_DISTANCE_BETWEEN_OBSTACLES (2 % of the length) between boxes, and on a narrow track such a
-    pair leaves no gap that a car can steer through: a collision nobody can avoid."""
+    along the centre line (neighbours, wrapping on a loop): a slalom, the hardest layouts to drive
+    (`benchmarks/race_types.py` counts them). Random layouts keep such a pair at least SLALOM_GAP
+    apart end to end, so a car can pass it."""
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
     if len(poses) < 2:
         return False
