@@ -29,8 +29,8 @@ def demo_config(seed: int = 0, steps: int = 300_000, minutes: float = 10.0) -> T
         seed=seed,
         max_minutes=minutes,
         stop_when_lapping=False,
-        # a critic that fits the returns and no update that wrecks the policy: the first lap in half
-        # the steps and no late collapse (docs/racing.md, "Faster to the first lap")
+        # rewards on a scale the critic can fit and no update that wrecks the policy: the first lap in
+        # half the minutes, no late collapse (docs/racing.md, "Faster to the first lap")
         normalize_reward=True,
         target_kl=0.02,
     )

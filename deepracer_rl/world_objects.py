@@ -704,8 +704,10 @@ class ObjectWorld:
                 if lo < hi:
                     arcs[i] = self.rng.uniform(lo, hi)
             lanes = self.rng.integers(0, 2, n)
+            if not self._passable(arcs, lanes, half[:, 0]):  # cheap: before the poses are built
+                continue
             poses = self.lanes.obstacle_pose(arcs, lanes)
-            if self._clear(poses, half, arcs, keep_clear) and self._passable(arcs, lanes, half[:, 0]):
+            if self._clear(poses, half, arcs, keep_clear):
                 return poses
         raise PlacementError(
             f"cannot place {n} obstacles at random on {self.track.name} ({length:.1f} m) without overlaps "
