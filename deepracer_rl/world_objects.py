@@ -727,17 +727,22 @@ class ObjectWorld:
 
     def _clear(self, poses: np.ndarray, half: np.ndarray, arcs: np.ndarray, keep_clear: Sequence[float]) -> bool:
         n = len(poses)
-        overlap = rectangles_overlap(poses[:, None], half[:, None], poses[None], half[None])
-        overlap[np.arange(n), np.arange(n)] = False
-        if overlap.any():
-            return False
         if len(keep_clear):
             d = np.abs(arcs[:, None] - np.asarray(keep_clear, dtype=np.float64)[None])
             if self.track.closed:
                 d = np.minimum(d, self.track.length - d)
             if (d < START_CLEARANCE + half[:, :1]).any():
                 return False
-        return True
+        # Only boxes whose circumscribed circles meet can overlap: the exact test for those alone.
+        reach = np.hypot(half[:, 0], half[:, 1])
+        apart = np.hypot(*(poses[:, None, :2] - poses[None, :, :2]).transpose(2, 0, 1))
+        near = apart < reach[:, None] + reach[None]
+        near[np.arange(n), np.arange(n)] = False
+        if not near.any():
+            return True
+        overlap = rectangles_overlap(poses[:, None], half[:, None], poses[None], half[None])
+        overlap[np.arange(n), np.arange(n)] = False
+        return not overlap.any()
 
     # -- bot cars --
     def _bot_layout(self) -> tuple[np.ndarray, np.ndarray]:
