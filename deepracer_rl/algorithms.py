@@ -160,7 +160,7 @@ def reward_scale_state(model: Any) -> dict[str, float] | None:
 
 def original_rewards(env: Any, rewards: Any) -> Any:
     """The reward function's own rewards of the last step: `rewards` as the learner got them, unless
-    `env` scales them (`scale_rewards`)."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    return env.get_original_reward() if isinstance(env, VecNormalize) else rewards
+    `env` scales them (`scale_rewards`: VecNormalize's `get_original_reward`, also through wrappers).
+    Called every step: no import, one attribute lookup."""
+    original = getattr(env, "get_original_reward", None)
+    return rewards if original is None else original()

@@ -85,6 +85,16 @@ TRAIN_SWITCHES = {
     "reward_isolation": ("--no-reward-isolation", False),
     "normalize_reward": ("--normalize-reward", True),
 }
+
+
+def _switch_flag(key: str, value: Any, label: str) -> list[str]:
+    """A true/false setting of TRAIN_SWITCHES as train's flag: [flag] when it differs from the default."""
+    if not isinstance(value, bool):
+        raise ConsoleError(HTTPStatus.BAD_REQUEST, f"{label}: expected true or false")
+    flag, when = TRAIN_SWITCHES[key]
+    return [flag] if value is when else []
+
+
 RESUME_OPTIONS = {"steps": "--steps", "max_minutes": "--max-minutes", "threads": "--threads"}
 _ARGPARSE_LOCK = threading.Lock()
 
@@ -362,12 +372,8 @@ class Console:
         if not isinstance(options, dict):
             raise ConsoleError(HTTPStatus.BAD_REQUEST, "options: expected an object of training settings")
         for key, value in options.items():
-            if key in TRAIN_SWITCHES:  # true/false settings: a flag when it differs from the default
-                if not isinstance(value, bool):
-                    raise ConsoleError(HTTPStatus.BAD_REQUEST, f"options.{key}: expected true or false")
-                flag, when = TRAIN_SWITCHES[key]
-                if value is when:
-                    argv.append(flag)
+            if key in TRAIN_SWITCHES:
+                argv += _switch_flag(key, value, f"options.{key}")
                 continue
             if key not in TRAIN_OPTIONS:
                 raise ConsoleError(
@@ -425,8 +431,7 @@ class Console:
         argv = ["train", "--out", str(run.path), "--resume", "--camera-snapshot", str(CAMERA_SNAPSHOT_S)]
         for key, value in body.items():
             if key == "reward_isolation":
-                if value is False:
-                    argv.append("--no-reward-isolation")
+                argv += _switch_flag(key, value, key)
                 continue
             if key not in RESUME_OPTIONS:
                 raise ConsoleError(

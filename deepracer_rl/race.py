@@ -365,21 +365,19 @@ class RaceCore:
             raise ValueError(f"car {i} has not touched an object")
         if self.head_to_head:  # behind the other car (DeepRacer: behind what it hit), in the other lane
             pose = start_behind(self.track_set.tracks[0], self.poses()[i ^ 1], self.car)
-            self.backend.reset_cars(np.array([i]), pose[None], new_episode=False)
-            self.judge.last_arc[i] = self.judge.track_of(i).project(pose[None, :2]).arc_length[0]
-            self.last_hit[i] = -1
-            self._show_objects()
-            return
-        world, state = self._car_state(i)
-        behind = self.objects.reset_behind_dist
-        pose = crash_reset_pose(world.track, state.poses[0, hit], behind)
-        for step in range(1, START_BACKOFF_STEPS + 1):  # not onto another object (a close opposite-lane pair)
-            if not collisions(pose[None], state, self.car, self.collision_rule)[0][0]:
-                break
-            pose = crash_reset_pose(world.track, state.poses[0, hit], behind + step * START_BACKOFF_M)
+        else:
+            world, state = self._car_state(i)
+            behind = self.objects.reset_behind_dist
+            pose = crash_reset_pose(world.track, state.poses[0, hit], behind)
+            for step in range(1, START_BACKOFF_STEPS + 1):  # not onto another object (a close opposite-lane pair)
+                if not collisions(pose[None], state, self.car, self.collision_rule)[0][0]:
+                    break
+                pose = crash_reset_pose(world.track, state.poses[0, hit], behind + step * START_BACKOFF_M)
         self.backend.reset_cars(np.array([i]), pose[None], new_episode=False)
         self.judge.last_arc[i] = self.judge.track_of(i).project(pose[None, :2]).arc_length[0]
         self.last_hit[i] = -1
+        if self.head_to_head:  # the moved car is the other car's object
+            self._show_objects()
 
     def object_boxes(self, i: int) -> list[Any]:
         """The obstacles and bot cars car i sees now, as `camera.Box`es (empty without objects): for

@@ -15,10 +15,14 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .rundir import EVALUATION_RESULT, EVALUATION_VIDEO, RunDir, RunError
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a run's folder name as the console accepts it
 SIMTRACE_ITERATIONS = 20  # the histogram and heat map read the newest this many iterations (cheap, recent)
@@ -286,9 +290,8 @@ def heatmap(runs: Path, name: str) -> dict[str, Any]:
     return out
 
 
-def leaderboard(runs: Path, track: str) -> list[dict[str, Any]]:
-    """The runs that completed laps on `track`, fastest first: their best lap, laps recorded, algorithm."""
-    rows = []
+def _laps_of_runs(runs: Path) -> Iterator[tuple[str, TrainConfig, list[str], dict[str, list[float]]]]:
+    """Each run with a readable config: its name, config, training tracks (names) and lap times (s) by track."""
     for name in run_names(runs):
         run = RunDir(runs / name)
         try:
@@ -296,7 +299,14 @@ def leaderboard(runs: Path, track: str) -> list[dict[str, Any]]:
         except RunError:
             continue
         tracks = [Path(t).stem if t.endswith(".npy") else t for t in config.training_tracks]
-        times = laps_by_track(run, tracks[0]).get(track)
+        yield name, config, tracks, laps_by_track(run, tracks[0])
+
+
+def leaderboard(runs: Path, track: str) -> list[dict[str, Any]]:
+    """The runs that completed laps on `track`, fastest first: their best lap, laps recorded, algorithm."""
+    rows = []
+    for name, config, tracks, laps in _laps_of_runs(runs):
+        times = laps.get(track)
         if times:
             rows.append(
                 {
@@ -316,14 +326,8 @@ def leaderboard(runs: Path, track: str) -> list[dict[str, Any]]:
 def leaderboard_tracks(runs: Path) -> list[str]:
     """The tracks some run recorded a lap on."""
     found: set[str] = set()
-    for name in run_names(runs):
-        run = RunDir(runs / name)
-        try:
-            config = run.load_config()
-        except RunError:
-            continue
-        tracks = [Path(t).stem if t.endswith(".npy") else t for t in config.training_tracks]
-        found.update(laps_by_track(run, tracks[0]))
+    for _, _, _, laps in _laps_of_runs(runs):
+        found.update(laps)
     return sorted(found)
 
 

@@ -50,6 +50,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -377,8 +378,9 @@ class InferenceNode(Node):
             return
         self._acted_stamp = newest
         readings, self._latest = self._latest, {}
-        data: dict[str, Any] = {}
-        try:
+
+        def act() -> Command:
+            data: dict[str, Any] = {}
             for key, (_, message) in readings.items():
                 name, _, side = key.partition("/")
                 value = self._streams[key](message)
@@ -386,16 +388,9 @@ class InferenceNode(Node):
                     data.setdefault(name, [None, None])[0 if side == "left" else 1] = value
                 else:
                     data[name] = value
-            command = self.runner.act_sensors(data)
-        except UnsafeOutput as exc:
-            self._error(f"{exc}: stopping")
-            self.publish(Command.stop())
-            return
-        except ValueError as exc:  # an undecodable or unsupported reading
-            self._error(f"bad sensor reading: {exc}: stopping")
-            self.publish(Command.stop())
-            return
-        self.publish(command)
+            return self.runner.act_sensors(data)
+
+        self._drive(act, "bad sensor reading")
 
     def _on_image(self, msg) -> None:
         self.last_frame = time.monotonic()
@@ -406,15 +401,19 @@ class InferenceNode(Node):
             images = getattr(msg, "images", None)
             header = images[0].header if images else getattr(msg, "header", None)
             self._source_stamp = header.stamp if header is not None else None
+        self._drive(lambda: self.runner.act(self._decode(msg)), "bad camera frame")
+
+    def _drive(self, act: Callable[[], Command], bad_input: str) -> None:
+        """Publish `act()`'s command; a stop instead when the policy's output is unsafe or the input
+        cannot be decoded (ValueError: logged as `bad_input`)."""
         try:
-            image = self._decode(msg)
-            command = self.runner.act(image)
+            command = act()
         except UnsafeOutput as exc:
             self._error(f"{exc}: stopping")
             self.publish(Command.stop())
             return
-        except ValueError as exc:  # an undecodable or unsupported frame
-            self._error(f"bad camera frame: {exc}: stopping")
+        except ValueError as exc:  # an undecodable or unsupported reading
+            self._error(f"{bad_input}: {exc}: stopping")
             self.publish(Command.stop())
             return
         self.publish(command)
