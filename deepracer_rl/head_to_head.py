@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, Vec
 from .action_space import ActionSpace
 from .env import step_result
 from .episode import EpisodeStatus, start_line_pose
-from .evaluate import LapReport
+from .evaluate import LapReport, baseline_driver
 from .opponents import ahead_of, staggered_starts
 from .race import RaceCore
 from .sensors import observation_space
@@ -55,16 +55,11 @@ def policy_rows(model: Any, actions: ActionSpace, deterministic: bool = True) ->
 
 
 def baseline_rows() -> RowDriver:
-    """The scripted driver (`baseline.PurePursuitDriver`, which sees the other car) as a row driver."""
-    from .baseline import PurePursuitDriver
-
-    drivers: dict[int, PurePursuitDriver] = {}
+    """The scripted driver (`evaluate.baseline_driver`, which sees the other car) as a row driver."""
+    drive_all = baseline_driver()
 
     def drive(core: RaceCore, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        driver = drivers.get(id(core))
-        if driver is None or driver.core is not core:
-            driver = drivers[id(core)] = PurePursuitDriver(core)
-        steer, speed = driver.act()
+        steer, speed = drive_all(core)
         return steer[rows], speed[rows]
 
     return drive
