@@ -336,14 +336,15 @@ def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[
     starts spread round it, drawn from the run's seed, the same at every evaluation), on the plain
     camera and under each `val_perturb`; with Ray workers, one lap per (track, camera, start) on the
     workers. A one-track run without perturbations or workers evaluates as always (laps from the
-    start line). The table goes to validation.csv and, in one line, to `say`."""
+    start line); in a race with objects it ranks by the mean lap, collision penalties included. The
+    table goes to validation.csv and, in one line, to `say`."""
     tracks = validation_tracks(config, run)
     pool = getattr(getattr(model, "env", None), "pool", None)  # distributed.WorkerPool of --workers
     if pool is not None and not pool.actors:  # closed: the final validation runs here
         pool = None
     one_track = not config.val_perturb and not config.tracks and tracks == [track_path(config.track, run)]
     if pool is None and one_track:
-        return evaluate_model(model, config, run, laps=config.eval_laps)
+        return ranked_among_objects(evaluate_model(model, config, run, laps=config.eval_laps), config)
     seed = None if one_track else config.seed  # one track: the first lap from the start line, as always
     from .camera import CameraPerturbation
 
@@ -382,6 +383,15 @@ def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[
             f"mean progress {merged.mean_progress:.1f}% | " + " | ".join(cells)
         )
     return merged
+
+
+def ranked_among_objects(report: LapReport, config: TrainConfig) -> LapReport:
+    """`report` ranked as model selection ranks a race with objects: by its mean lap, collision
+    penalties included (DeepRacer ranks object-avoidance laps with them), not by the one clean lap
+    of a lucky layout; a time trial's report is returned as it is."""
+    if config.world_config is not None and report.lap_times_s:
+        report.score_lap_s = float(np.mean(report.lap_times_s))
+    return report
 
 
 def _validate_here(

@@ -269,6 +269,26 @@ def test_best_model_rule_is_completion_then_lap_time():
     assert not is_better([90.0, None], [100.0, 12.0])
 
 
+def test_among_objects_selection_ranks_the_mean_lap_with_its_collision_penalties():
+    """A policy with one clean lap and one that hit a box (5 s) loses to one whose laps are all clean
+    though slower; in a time trial the best lap still decides."""
+    from deepracer_rl.config import TrainConfig
+    from deepracer_rl.evaluate import LapReport
+    from deepracer_rl.rundir import is_better
+    from deepracer_rl.train import ranked_among_objects
+
+    def report(times):
+        return LapReport(laps=len(times), completed_laps=len(times), lap_times_s=list(times), progress=[100.0] * 2)
+
+    boxes = TrainConfig(world_config={"NUMBER_OF_OBSTACLES": 3, "RANDOMIZE_OBSTACLE_LOCATIONS": True})
+    lucky, steady = [9.5, 16.0], [10.4, 10.6]  # a collision: +5 s and the reset behind the box
+    assert ranked_among_objects(report(lucky), boxes).selection_key == [100.0, 12.75]
+    assert is_better(ranked_among_objects(report(steady), boxes).selection_key, [100.0, 12.75])
+    time_trial = TrainConfig()
+    assert ranked_among_objects(report(lucky), time_trial).selection_key == [100.0, 9.5]
+    assert not is_better(ranked_among_objects(report(steady), time_trial).selection_key, [100.0, 9.5])
+
+
 def test_a_run_directory_is_locked_while_training_writes_into_it(tmp_path):
     from deepracer_rl.rundir import RunDir, RunError
 
