@@ -45,6 +45,8 @@ LIDAR_SENSORS = ("LIDAR", "SECTOR_LIDAR", "DISCRETIZED_SECTOR_LIDAR")
 
 
 _FAR = np.array([[1e7, 1e7], [1e7 + 1.0, 1e7]])  # padding segment, never within range
+GRID_CELL = 0.25  # m, the side of a cell of the walls' lookup grid (`WallGrid`)
+GRID_MAX_REACH = 3.0  # m: scans reaching farther cull the walls car by car instead (few cells would help)
 
 
 class LidarConfigError(ValueError):
@@ -134,6 +136,50 @@ def box_edges(params: np.ndarray, present: np.ndarray | None = None) -> np.ndarr
     return edges.reshape(n, -1, 2, 2)
 
 
+def _distance_to_segments(points: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """(P, S) distances (m) from points (P, 2) to segments (S, 2, 2)."""
+    a, d = segments[None, :, 0], segments[None, :, 1] - segments[None, :, 0]
+    r = points[:, None] - a
+    t = np.clip(np.einsum("psj,psj->ps", r, d) / np.maximum(np.einsum("psj,psj->ps", d, d), 1e-18), 0.0, 1.0)
+    gap = r - t[..., None] * d
+    return np.sqrt(np.einsum("psj,psj->ps", gap, gap))
+
+
+class WallGrid:
+    """The walls within `reach` of every point of each GRID_CELL square over the walls' extent (grown
+    by `reach`), so a scan looks its walls up by the laser's cell instead of measuring all of them.
+
+    `lookup(origins)` gives (N, M, 2, 2) candidate walls per origin (near ones first, padded with a
+    segment far away), or None when an origin is outside the grid (the caller culls as before).
+    """
+
+    def __init__(self, walls: np.ndarray, reach: float, cell: float = GRID_CELL):
+        points = walls.reshape(-1, 2)
+        self.cell = float(cell)
+        self.origin = points.min(axis=0) - reach
+        self.shape = np.ceil((points.max(axis=0) + reach - self.origin) / cell).astype(int)  # cells (x, y)
+        ix, iy = np.meshgrid(np.arange(self.shape[0]), np.arange(self.shape[1]), indexing="ij")
+        centres = self.origin + (np.stack([ix.ravel(), iy.ravel()], axis=1) + 0.5) * cell
+        # A wall within reach of some point of the cell is within reach + half the diagonal of its centre.
+        near = np.concatenate(
+            [_distance_to_segments(c, walls) for c in np.array_split(centres, max(1, len(centres) // 512))]
+        ) <= reach + cell * np.sqrt(0.5)
+        self.counts = near.sum(axis=1)  # (cells,)
+        m = max(int(self.counts.max(initial=0)), 1)
+        order = np.argsort(~near, axis=1, kind="stable")[:, :m]
+        order[np.arange(m)[None] >= self.counts[:, None]] = len(walls)  # the padding segment
+        self.table = order  # (cells, m) wall indices
+        self.segments = np.concatenate([walls, _FAR[None]])
+
+    def lookup(self, origins: np.ndarray) -> np.ndarray | None:
+        cells = np.floor((origins[:, :2] - self.origin) / self.cell).astype(int)
+        if np.any(cells < 0) or np.any(cells >= self.shape):
+            return None
+        flat = cells[:, 0] * self.shape[1] + cells[:, 1]
+        m = max(int(self.counts[flat].max()), 1)
+        return self.segments[self.table[flat, :m]]
+
+
 class Lidar:
     """Ray casts 64 beams of N cars against the track's walls and each car's world objects.
 
@@ -155,6 +201,7 @@ class Lidar:
         self.angles = beam_angles()
         self.noise_sd = float(noise_sd)
         self.rng = np.random.default_rng(seed)
+        self._grids: dict[float, WallGrid] = {}  # by reach (m): built when a scan of that reach first runs
 
     def reseed(self, seed: int | None) -> None:
         self.rng = np.random.default_rng(seed)
@@ -167,8 +214,15 @@ class Lidar:
 
     def _candidates(self, origins: np.ndarray, edges: np.ndarray, reach: float) -> np.ndarray:
         """(N, M, 2, 2) the walls and world edges (N, E, 2, 2) within `reach` of each origin,
-        padded with a segment far away (never hit)."""
+        padded with a segment far away (never hit). Short reaches look the walls up in a `WallGrid`."""
         n = len(origins)
+        if reach <= GRID_MAX_REACH and len(self.walls):
+            grid = self._grids.get(reach)
+            if grid is None:
+                grid = self._grids[reach] = WallGrid(self.walls, reach)
+            walls = grid.lookup(origins)
+            if walls is not None:
+                return np.concatenate([walls, edges], axis=1) if edges.shape[1] else walls
         pool = np.concatenate([np.broadcast_to(self.walls, (n, *self.walls.shape)), edges], axis=1)
         a, d = pool[:, :, 0], pool[:, :, 1] - pool[:, :, 0]
         dd = np.maximum(np.einsum("nsj,nsj->ns", d, d), 1e-18)

@@ -108,6 +108,36 @@ def test_car_inside_its_walls_sees_them(car):
     assert r[left] == pytest.approx(1.0, abs=0.02)  # the wall 0.5 m beyond the border at y = 0.5
 
 
+@pytest.mark.parametrize("name", ["reinvent_base", "AWS_track"])
+def test_the_wall_grid_finds_every_wall_the_full_cull_finds(car, name, monkeypatch):
+    """Scans of short reach look their walls up in the grid; the ranges (no noise) are exactly those
+    of measuring every wall, for cars on and off the road among boxes, and off the grid too."""
+    from deepracer_rl import lidar as lidar_module
+    from deepracer_rl.lidar import box_edges
+
+    track = Track.load(name)
+    rng = np.random.default_rng(3)
+    at = rng.integers(0, len(track.waypoints), 200)
+    poses = np.column_stack([track.waypoints[at] + rng.normal(0, 0.5, (200, 2)), rng.uniform(-3.2, 3.2, 200)])
+    poses[0, :2] = track.waypoints.max(axis=0) + 5.0  # beyond the grid: the full cull
+    boxes = np.zeros((200, 3, 6))
+    boxes[..., :2] = track.waypoints[at][:, None] + rng.normal(0, 0.6, (200, 3, 2))
+    boxes[..., 2] = rng.uniform(0, 3, (200, 3))
+    boxes[..., 3:] = (0.3, 0.2, 0.2)
+    edges = box_edges(boxes)
+    lidar = Lidar(track, car, noise_sd=0.0)
+    for reach in (0.6, 1.1, 2.1):
+        on_grid = lidar.ranges(poses[1:], max_range=reach, edges=edges[1:])
+        off_grid = lidar.ranges(poses, max_range=reach, edges=edges)  # one car off the grid: all culled in full
+        assert lidar._grids[reach].lookup(lidar.origins(poses[1:])) is not None
+        with monkeypatch.context() as m:
+            m.setattr(lidar_module, "GRID_MAX_REACH", -1.0)  # every scan measures every wall
+            full = lidar.ranges(poses, max_range=reach, edges=edges)
+        assert np.isfinite(full).mean() > 0.05
+        np.testing.assert_array_equal(on_grid, full[1:])
+        np.testing.assert_array_equal(off_grid, full)
+
+
 def test_observations_shapes_and_clipping(car):
     lidar = Lidar(straight(), car)
     scans = np.full((3, 64), np.inf)
