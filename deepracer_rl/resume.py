@@ -54,6 +54,9 @@ PER_INVOCATION = frozenset(
         "randomization",  # derived from `randomize` when the run started
     }
 )
+# Of those, the ones a resumed run takes from this invocation when given (not left at the default):
+# how often it checkpoints and evaluates, how many laps an evaluation drives, the learner's threads.
+ADOPTED_WHEN_GIVEN = ("checkpoint_every", "eval_every", "eval_laps", "torch_threads", "stop_when_lapping")
 DIFF_LINES = 30  # lines of a reward file's diff shown in the message
 
 

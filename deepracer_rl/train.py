@@ -34,7 +34,7 @@ from .evaluate import Driver, LapReport, policy_driver, run_laps
 from .logs import MetricsLog, restore_training_logs, write_deepracer_files
 from .networks import NETWORKS
 from .race import RaceCore
-from .resume import compare_for_resume, record_inputs
+from .resume import ADOPTED_WHEN_GIVEN, compare_for_resume, record_inputs
 from .reward import RewardFunction, RewardFunctionError
 from .reward_process import IsolatedReward
 from .run_tracks import (
@@ -175,6 +175,10 @@ def prepare_run(
         saved.reward_isolation = config.reward_isolation
         saved.reward_timeout = config.reward_timeout
         saved.reward_memory_mb = config.reward_memory_mb
+        default = TrainConfig()
+        for name in ADOPTED_WHEN_GIVEN:
+            if getattr(config, name) != getattr(default, name):
+                setattr(saved, name, getattr(config, name))
         run.save_config(saved)
         write_deepracer_files(run, saved)
         return saved

@@ -527,6 +527,18 @@ def test_resume_refuses_changed_settings_naming_each(inputs_run, tmp_path, capsy
     assert "--learning-rate: the run has 0.0003, given 0.001" in err and "--seed: the run has 0, given 5" in err
 
 
+def test_resume_takes_the_evaluation_and_checkpoint_cadence_given_and_keeps_the_rest(inputs_run, tmp_path):
+    out, _, _ = copy_run(inputs_run, tmp_path)
+    before = json.loads((out / "config.json").read_text())
+    cadence = ["--eval-laps", "2", "--eval-every", "128"]
+    assert main(["train", "--out", str(out), "--resume", "--steps", "384", *cadence]) == 0
+    after = json.loads((out / "config.json").read_text())
+    assert (after["eval_laps"], after["eval_every"]) == (2, 128)
+    assert after["checkpoint_every"] == before["checkpoint_every"] == 128  # not given: the run's own
+    rows = (out / "evaluations.csv").read_text().splitlines()
+    assert rows[-1].split(",")[1] == "2"  # the resumed evaluations drove 2 laps
+
+
 # ---- seed envs (item 5) ----------------------------------------------------------------------------
 def test_a_load_of_1e300_is_refused_naming_the_file(tmp_path, capsys):
     csv_path = tmp_path / "load.csv"
