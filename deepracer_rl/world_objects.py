@@ -361,12 +361,18 @@ def read_world_config(path: str | Path) -> dict[str, object]:
     return out
 
 
-def world_objects_for(race_type: str | None, mapping: Mapping[str, object], where: str = "world config") -> RaceObjects:
+def world_objects_for(
+    race_type: str | None,
+    mapping: Mapping[str, object],
+    where: str = "world config",
+    race_type_name: str = "--race-type",
+) -> RaceObjects:
     """The obstacles and bot cars of a race type (time_trial, object_avoidance, head_to_bot; or
     the mapping's RACE_TYPE) and DeepRacer's keys in `mapping`, which override the type's
     defaults (`RACE_TYPE_DEFAULTS`). Without a type, the keys alone decide. A time trial with
     objects, an object-avoidance race without obstacles or a head-to-bot race without bot cars
-    is an error naming `where` and the key."""
+    is an error naming `where` and the key; `race_type_name` is how errors name `race_type` (the
+    CLI's option, sim_node's parameter)."""
     values = {str(k).strip().upper(): v for k, v in mapping.items()}
     given = values.pop("RACE_TYPE", None)
     if given is not None:
@@ -376,10 +382,10 @@ def world_objects_for(race_type: str | None, mapping: Mapping[str, object], wher
                 f"{where}: RACE_TYPE {given!r} is not one of {', '.join(t.upper() for t in RACE_TYPES)}"
             )
         if race_type is not None and race_type != text:
-            raise WorldConfigError(f"{where}: RACE_TYPE {given} disagrees with --race-type {race_type}")
+            raise WorldConfigError(f"{where}: RACE_TYPE {given} disagrees with {race_type_name} {race_type}")
         race_type = text
     if race_type is not None and race_type not in RACE_TYPES:
-        raise WorldConfigError(f"race type {race_type!r} is not one of {', '.join(RACE_TYPES)}")
+        raise WorldConfigError(f"{race_type_name} {race_type!r} is not one of {', '.join(RACE_TYPES)}")
     try:
         objects = RaceObjects.from_mapping({**RACE_TYPE_DEFAULTS.get(race_type or "", {}), **values})
     except WorldConfigError as exc:
@@ -425,7 +431,7 @@ def race_objects_from(
     where = " and ".join(
         part for part in (str(path) if path else "", options_name if checked or race_type else "") if part
     )
-    return world_objects_for(race_type, {**mapping, **checked}, where=where)
+    return world_objects_for(race_type, {**mapping, **checked}, where=where, race_type_name=label("RACE_TYPE"))
 
 
 def load_world_config(path: str | Path) -> RaceObjects:

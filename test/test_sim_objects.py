@@ -128,6 +128,16 @@ def test_a_bad_race_parameter_exits_2_naming_the_parameter(simulators, param, na
     assert "Traceback" not in output
 
 
+def test_a_world_config_whose_race_type_disagrees_names_the_parameter(simulators, tmp_path):
+    world = tmp_path / "world.yaml"
+    world.write_text("RACE_TYPE: HEAD_TO_BOT\nNUMBER_OF_BOT_CARS: 2\n")
+    params = ("track:=reinvent_base", "race_type:=object_avoidance", f"world_config:={world}")
+    code, output = simulators(params=params).run_to_end(timeout=25)
+    assert code == 2, output[-2000:]
+    assert "RACE_TYPE HEAD_TO_BOT disagrees with parameter 'race_type' object_avoidance" in output, output[-2000:]
+    assert "--race-type" not in output and "Traceback" not in output
+
+
 def test_deepracer_rl_sim_takes_the_race_options_and_sensors(simulators, tmp_path):
     world = tmp_path / "world.yaml"
     world.write_text("RACE_TYPE: HEAD_TO_BOT\nNUMBER_OF_BOT_CARS: 2\nWORLD_NAME: reinvent_base\n")
