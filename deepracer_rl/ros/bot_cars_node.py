@@ -17,7 +17,8 @@ drives its bot cars by setting their model states every step:
   position x, y in the world (track) frame, z the box's centre (`world.object_model_z`), yaw about z.
   One call per model (gz's `set_pose_vector` would move all at once, but ros_gz_bridge has no ROS type
   for it). Calls are asynchronous; while the service is not there (the bridge or Gazebo starting) the
-  moves wait and the newest poses are sent once it is.
+  moves wait and the newest poses are sent once it is. They reach gz-sim after the period's clock, so
+  its camera may show a bot car up to one period behind /objects (docs/races.md).
 * `/objects` (geometry_msgs/PoseArray, frame odom = the track frame, stamped with the period's sim
   time): every object's pose, obstacles first, then bot cars (the contract of `sim_node`), so a client
   of the ROS backend judges collisions the same way with Gazebo as with the embedded simulator.
