@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv browser demo test lint benchmarks clean
 
-# The ROS message packages that are not on PyPI (interfaces/: the DeepRacer car's, tf2_msgs) are
-# built with rosidl and installed into the venv by tools/build_interfaces.py (cmake, g++, make).
+# The ROS message packages that are not on PyPI (interfaces/: the DeepRacer car's, tf2_msgs, ros_gz_interfaces'
+# SetEntityPose) are built with rosidl and installed into the venv by tools/build_interfaces.py (cmake, g++, make).
 INTERFACE_SOURCES := $(wildcard interfaces/*/CMakeLists.txt interfaces/*/package.xml interfaces/*/msg/* interfaces/*/srv/* interfaces/*/action/*)
 
 $(STAMP): requirements.txt setup.py pyproject.toml tools/build_interfaces.py $(INTERFACE_SOURCES)
@@ -16,7 +16,7 @@ $(STAMP): requirements.txt setup.py pyproject.toml tools/build_interfaces.py $(I
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) tools/build_interfaces.py
-	$(PY) -c "import rclpy, cv2, torch, stable_baselines3, onnxruntime, tf2_msgs.msg; from deepracer_interfaces_pkg.msg import CameraMsg, ServoCtrlMsg; print('venv ready:', torch.__version__)"
+	$(PY) -c "import rclpy, cv2, torch, stable_baselines3, onnxruntime, tf2_msgs.msg; from deepracer_interfaces_pkg.msg import CameraMsg, ServoCtrlMsg; from ros_gz_interfaces.srv import SetEntityPose; print('venv ready:', torch.__version__)"
 	touch $(STAMP)
 
 venv: $(STAMP)

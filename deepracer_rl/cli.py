@@ -648,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_race_options(
         p,
         "a YAML/JSON world config with DeepRacer's keys: the world variant <track>_<race type>.sdf with the "
-        "obstacles as static boxes and the bot cars parked at their start poses",
+        "obstacles as static boxes and the bot cars at their start poses (bot_cars_node drives them)",
     )
     p.set_defaults(func=cmd_world)
 

@@ -15,9 +15,15 @@ Races with objects (docs/races.md): `build_world(track, race=RaceObjects(...), s
 variant `<track>_<race type>.sdf` (object_avoidance, head_to_bot; the track's meshes are shared) with
 the layout `world_objects.ObjectWorld` draws for that seed (the learner's start line kept clear):
 each obstacle a static box of its DeepRacer size, each bot car a static box of the car's footprint
-and height (the stand-in the embedded camera draws), in the embedded renderer's colours. Bot cars
-stand parked at their start poses: driving them along their lanes needs a controller in Gazebo
-that is not built. `VARIANT_WORLDS` are committed (DRfC's defaults, seed 0); others are generated.
+and height (the stand-in the embedded camera draws), in the embedded renderer's colours, named by
+`object_model_names`. The bot cars stand at their start poses in the file; in a run the bot-car node
+(`deepracer_rl.ros.bot_cars_node`) drives them: it steps the same `ObjectWorld` (same config and
+seed) on sim time and moves each model with the world's set_pose service (gz-sim moves a static
+model's pose on set_pose: a one-time pose change, no dynamics). A bot car has no <collision>: moved
+by pose into the learner's car, a static collision shape would throw the car out of the overlap; it
+is seen by the cameras and the lidar (both render visuals), and a touch is judged from /objects by
+the client, as with the embedded simulator. `VARIANT_WORLDS` are committed (DRfC's defaults, seed 0);
+others are generated.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from .car import CarSpec
 from .episode import start_line_pose
 from .sim import GRAVITY
 from .track import Track
-from .world_objects import BOT_CAR, ObjectState, ObjectWorld, RaceObjects, clear_start, world_objects_for
+from .world_objects import BOT_CAR, OBSTACLE, ObjectState, ObjectWorld, RaceObjects, clear_start, world_objects_for
 
 SDF_VERSION = "1.9"  # Gazebo Harmonic (sdformat 14) reads it; Debian's sdformat 12 validates it
 MESH_DIR = "meshes"  # relative to the world file; gz-sim resolves relative mesh URIs from there
@@ -333,30 +339,49 @@ def object_layout(track: Track, race: RaceObjects, seed: int = 0) -> ObjectState
     return ObjectWorld(race, track, 1, seed=seed).state().take(np.array([0]))
 
 
+def object_model_names(kinds: tuple[str, ...]) -> list[str]:
+    """Gazebo model names of a world's objects in `ObjectState` order (obstacles first, then bot cars):
+    obstacle_0, obstacle_1, ..., bot_car_0, ... (the SDF's models; the bot-car node's set_pose names)."""
+    seen = {OBSTACLE: 0, BOT_CAR: 0}
+    names = []
+    for kind in kinds:
+        names.append(f"{kind}_{seen[kind]}")
+        seen[kind] += 1
+    return names
+
+
+def object_model_z(objects: ObjectState) -> np.ndarray:
+    """(K,) height (m) of each object model's origin in Gazebo: the box's centre, half its height above the floor."""
+    return objects.size[:, 2] / 2.0
+
+
 def _object_models(objects: ObjectState) -> str:
-    """Static box models of the objects, each standing on the floor at its pose."""
+    """Static box models of the objects, each standing on the floor at its pose (bot cars without a collision)."""
     out = ""
-    kinds = {"obstacle": 0, BOT_CAR: 0}
-    for k, kind in enumerate(objects.kinds):
-        kinds[kind] += 1
-        name = f"{kind}_{kinds[kind] - 1}"
+    heights = object_model_z(objects)
+    for k, (kind, name) in enumerate(zip(objects.kinds, object_model_names(objects.kinds))):
         x, y, yaw = (float(v) for v in objects.poses[0, k])
         length, width, height = (float(v) for v in objects.size[k])
         rgb = tuple(int(c) for c in objects.colours[k]) if objects.colours is not None else (200, 200, 200)
         size = f"{_num(length)} {_num(width)} {_num(height)}"
+        collision = (
+            ""
+            if kind == BOT_CAR
+            else (
+                f'        <collision name="collision">\n'
+                f"          <geometry>\n"
+                f"            <box>\n"
+                f"              <size>{size}</size>\n"
+                f"            </box>\n"
+                f"          </geometry>\n"
+                f"        </collision>\n"
+            )
+        )
         out += (
             f'    <model name="{name}">\n'
             f"      <static>true</static>\n"
-            f"      <pose>{_num(x)} {_num(y)} {_num(height / 2)} 0 0 {_num(yaw)}</pose>\n"
-            f'      <link name="body">\n'
-            f'        <collision name="collision">\n'
-            f"          <geometry>\n"
-            f"            <box>\n"
-            f"              <size>{size}</size>\n"
-            f"            </box>\n"
-            f"          </geometry>\n"
-            f"        </collision>\n"
-            f'        <visual name="visual">\n'
+            f"      <pose>{_num(x)} {_num(y)} {_num(float(heights[k]))} 0 0 {_num(yaw)}</pose>\n"
+            f'      <link name="body">\n' + collision + f'        <visual name="visual">\n'
             f"          <geometry>\n"
             f"            <box>\n"
             f"              <size>{size}</size>\n"
@@ -474,7 +499,10 @@ def build_world(
             where = f"random, seed {seed}" if random else ("at OBJECT_POSITIONS" if race.object_positions else "fixed")
             parts.append(f"{race.obstacle_count} {race.obstacle_type} ({where})")
         if race.number_of_bot_cars:
-            parts.append(f"{race.number_of_bot_cars} bot cars parked at their start poses (no controller)")
+            parts.append(
+                f"{race.number_of_bot_cars} bot cars at their start poses (bot_cars_node drives them by set_pose; "
+                "no collision)"
+            )
         note = (
             f"\n     {race_variant(race)}: " + " and ".join(parts) + ";\n     written by the same command with "
             "the race type and options and the seed (no double hyphen in an XML comment)."

@@ -10,9 +10,12 @@ topics with config/ros_gz_bridge.yaml and runs gz_control for /initialpose and l
     ros2 launch deepracer_rl gazebo.launch.py world_config:=world.yaml seed:=3
 
 race_type / world_config (DeepRacer's keys) pick the world variant with the objects (deepracer_rl.world:
-obstacles as static boxes, bot cars parked at their start poses: no controller drives them in Gazebo)
-and spawn the car clear of them. The car carries DeepRacer's lidar and stereo pair (urdf/deepracer.urdf);
-the bridge publishes /scan and /stereo/left|right/image_raw beside the camera.
+obstacles and bot cars as static boxes at their start poses) and spawn the car clear of them. With
+objects, bot_cars_node runs the same world_objects.ObjectWorld (same config and seed) on sim time: it
+moves the bot cars along their lanes through the world's set_pose service (bridged by parameter_bridge:
+contract.set_pose_bridge_argument) and publishes /objects, as sim_node does. The car carries DeepRacer's
+lidar and stereo pair (urdf/deepracer.urdf); the bridge publishes /scan and /stereo/left|right/image_raw
+beside the camera.
 """
 
 import os
@@ -40,6 +43,7 @@ def _true(text):
 
 def launch_setup(context):
     from deepracer_rl.car import default_urdf_path
+    from deepracer_rl.ros.contract import set_pose_bridge_argument
     from deepracer_rl.track import Track
     from deepracer_rl.world import CAR_NAME, gz_sim_args, spawn_pose
     from deepracer_rl.world import world_file as find_world
@@ -59,6 +63,7 @@ def launch_setup(context):
     with open(default_urdf_path(), encoding="utf-8") as f:
         robot_description = f.read()
     x, y, yaw = spawn_pose(Track.load(track), race, seed)
+    objects = race is not None and race.count > 0
 
     gazebo = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(_share("ros_gz_sim", "launch", "gz_sim.launch.py")),
@@ -89,9 +94,12 @@ def launch_setup(context):
         ],
         output="screen",
     )
+    # The world's set_pose as a ROS service for bot_cars_node: a parameter_bridge argument, as its name holds the
+    # world's (config/ros_gz_bridge.yaml cannot name it; ros_gz_bridge 1.0.11+ bridges SetEntityPose).
     bridge = Node(
         package="ros_gz_bridge",
         executable="parameter_bridge",
+        arguments=[set_pose_bridge_argument(track)] if objects else [],
         parameters=[{"config_file": _share(PACKAGE, "config", "ros_gz_bridge.yaml"), "use_sim_time": True}],
         output="screen",
     )
@@ -101,7 +109,26 @@ def launch_setup(context):
         parameters=[{"world": track, "model": CAR_NAME, "lockstep": lockstep, "use_sim_time": True}],
         output="screen",
     )
-    return [gazebo, state_publisher, spawn, bridge, control]
+    actions = [gazebo, state_publisher, spawn, bridge, control]
+    if objects:  # the objects of the world variant: the bot cars driven, every pose on /objects
+        actions.append(
+            Node(
+                package=PACKAGE,
+                executable="bot_cars_node",
+                parameters=[
+                    {
+                        "track": track,
+                        "world": track,
+                        "race_type": race_type,
+                        "world_config": world_config,
+                        "seed": seed,
+                        "use_sim_time": True,
+                    }
+                ],
+                output="screen",
+            )
+        )
+    return actions
 
 
 def generate_launch_description():

@@ -11,8 +11,8 @@ simulator:=gazebo includes gazebo.launch.py (Gazebo Harmonic, same topics; track
 lockstep, race_type, world_config and seed are passed on, encoding/randomize/sensors are the
 embedded simulator's only: Gazebo's car always carries the lidar and the stereo pair).
 race_type / world_config: a race with obstacles or bot cars (DeepRacer's world-config keys); the
-embedded simulator spawns them (moving bot cars, poses on /objects), Gazebo's world variant has them
-static (docs/races.md).
+embedded simulator spawns them (moving bot cars, poses on /objects); with Gazebo, its world variant holds
+them and gazebo.launch.py's bot_cars_node drives the bot cars and publishes /objects (docs/races.md).
 inference_node (profile sim) turns the camera into /cmd_vel. In lockstep mode each command
 advances the simulator one period, so the pair runs as fast as the CPU allows.
 """

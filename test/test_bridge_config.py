@@ -137,3 +137,29 @@ def test_bridge_gz_topics_are_the_ones_gazebo_publishes():
     for e in yaml.safe_load(BRIDGE_YAML.read_text()):
         pool = subscribed if e["direction"] == "ROS_TO_GZ" else published
         assert e["gz_topic_name"] in pool, e
+
+
+# Services the Jazzy bridge forwards (ros_gz_bridge src/service_factories/ros_gz_interfaces.cpp, 1.0.11+):
+# ROS service type -> (gz request, gz response).
+BRIDGE_SERVICES = {
+    "ros_gz_interfaces/srv/ControlWorld": ("gz.msgs.WorldControl", "gz.msgs.Boolean"),
+    "ros_gz_interfaces/srv/DeleteEntity": ("gz.msgs.Entity", "gz.msgs.Boolean"),
+    "ros_gz_interfaces/srv/SpawnEntity": ("gz.msgs.EntityFactory", "gz.msgs.Boolean"),
+    "ros_gz_interfaces/srv/SetEntityPose": ("gz.msgs.Pose", "gz.msgs.Boolean"),
+}
+
+
+def test_the_set_pose_service_is_a_pair_the_bridge_forwards_and_given_by_the_launch_file_not_the_yaml():
+    from deepracer_rl.ros.contract import SET_POSE_TYPES, set_pose_bridge_argument, set_pose_service
+
+    ros_type, gz_req, gz_rep = SET_POSE_TYPES
+    assert BRIDGE_SERVICES[ros_type] == (gz_req, gz_rep)
+    package, kind, name = ros_type.split("/")
+    assert kind == "srv" and hasattr(importlib.import_module(f"{package}.srv"), name)
+    # parameter_bridge's service syntax: <name>@<ROS srv>@<gz request>@<gz response> (src/parameter_bridge.cpp)
+    service, *types = set_pose_bridge_argument("reinvent_base").split("@")
+    assert service == set_pose_service("reinvent_base") == "/world/reinvent_base/set_pose"
+    assert tuple(types) == SET_POSE_TYPES
+    entries = yaml.safe_load(BRIDGE_YAML.read_text())
+    assert not any("service_name" in e for e in entries)  # its name holds the world's: the launch file gives it
+    assert set_pose_bridge_argument("<world>") in BRIDGE_YAML.read_text()

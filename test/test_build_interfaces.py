@@ -65,3 +65,10 @@ def test_a_package_is_up_to_date_only_for_the_sources_it_was_built_from(tmp_path
     assert tool.is_up_to_date(package, tmp_path)
     stamp.write_text("0" * 64 + "\n")  # built from other sources
     assert not tool.is_up_to_date(package, tmp_path)
+
+
+def test_every_package_of_interfaces_is_built():
+    tool = load_tool()
+    folders = {p.parent.name for p in (REPO / "interfaces").glob("*/package.xml")}
+    assert set(tool.PACKAGES) == folders
+    assert "ros_gz_interfaces" in folders  # SetEntityPose of the bot-car node

@@ -329,7 +329,47 @@ def check_cli_command(name: str, scripts: dict, segments: list[list]) -> None:
 def test_gazebo_launch_file_exists_and_declares_its_arguments():
     lf = LaunchFile(LAUNCH_DIR / "gazebo.launch.py")
     assert lf.declared_arguments() == {"track", "headless", "lockstep", "race_type", "world_config", "seed"}
-    assert {exe for _, exe, _ in lf.nodes()} == {"robot_state_publisher", "create", "parameter_bridge", "gz_control"}
+    assert {exe for _, exe, _ in lf.nodes()} == {
+        "robot_state_publisher",
+        "create",
+        "parameter_bridge",
+        "gz_control",
+        "bot_cars_node",
+    }
+
+
+def test_gazebo_launch_file_drives_the_objects_of_the_world_variant_it_starts():
+    """With objects, bot_cars_node gets the track, race type, world config and seed the world variant was made
+    from (the same variables), the world's name; the bridge gets the world's set_pose service as an argument."""
+    lf = LaunchFile(LAUNCH_DIR / "gazebo.launch.py")
+    (node,) = [c for c in lf.calls("Node") if lf.literal(lf.keyword(c, "executable")) == "bot_cars_node"]
+    params = lf.keyword(node, "parameters").elts[0]
+    given = {lf.literal(k): v for k, v in zip(params.keys, params.values)}
+    names = {k: v.id for k, v in given.items() if isinstance(v, ast.Name)}
+    assert names == {
+        "track": "track",
+        "world": "track",
+        "race_type": "race_type",
+        "world_config": "world_config",
+        "seed": "seed",
+    }
+    assert lf.literal(given["use_sim_time"]) is True
+    (world_call,) = lf.calls("find_world")  # the variant is found with those very variables
+    assert world_call.args[0].id == "track"
+    assert {k.arg: k.value.id for k in world_call.keywords} == {"race": "race", "seed": "seed"}
+    (race_call,) = lf.calls("race_objects_from")
+    assert [ast.unparse(a) for a in race_call.args[:2]] == ["race_type or None", "world_config or None"]
+    (bridge,) = [c for c in lf.calls("Node") if lf.literal(lf.keyword(c, "executable")) == "parameter_bridge"]
+    arguments = ast.unparse(lf.keyword(bridge, "arguments"))
+    assert arguments == "[set_pose_bridge_argument(track)] if objects else []"
+    assert "if objects:" in ast.unparse(lf.tree) and "objects = race is not None and race.count > 0" in ast.unparse(
+        lf.tree
+    )
+    from deepracer_rl.ros.contract import set_pose_bridge_argument
+
+    assert set_pose_bridge_argument("reinvent_base") == (
+        "/world/reinvent_base/set_pose@ros_gz_interfaces/srv/SetEntityPose@gz.msgs.Pose@gz.msgs.Boolean"
+    )
 
 
 def test_sim_launch_file_starts_the_embedded_simulator_or_includes_gazebo():

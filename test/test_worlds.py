@@ -32,6 +32,8 @@ from deepracer_rl.world import (
     gz_sim_args,
     mesh_path,
     object_layout,
+    object_model_names,
+    object_model_z,
     parse_obj,
     physics_step,
     spawn_pose,
@@ -331,19 +333,27 @@ def test_object_avoidance_world_has_deepracers_boxes_where_world_objects_places_
     assert spawn_pose(track) == start_pose(track) == spawn_pose(track, variant_race("head_to_bot"), car=car)
 
 
-def test_head_to_bot_world_parks_the_bot_cars_at_their_start_poses(car):
+def test_head_to_bot_world_starts_the_bot_cars_at_their_start_poses_as_movable_visuals(car):
+    """The bot cars stand where `ObjectWorld` starts them (the bot-car node moves them from there): static models
+    (gz-sim's set_pose moves those) named as the node names them, with a visual and no collision shape."""
     track = Track.load("reinvent_base")
     race = variant_race("head_to_bot")
     root = ET.parse(WORLDS / "reinvent_base_head_to_bot.sdf").getroot()
     models = _models(root)
-    assert set(models) == {"floor", "track", "bot_car_0", "bot_car_1", "bot_car_2"}
-    expected = object_layout(track, race, seed=0).poses[0]
-    for i, (x, y, yaw) in enumerate(expected):
-        pose = [float(v) for v in value(models[f"bot_car_{i}"], "pose").split()]
+    state = object_layout(track, race, seed=0)
+    assert object_model_names(state.kinds) == ["bot_car_0", "bot_car_1", "bot_car_2"]
+    assert set(models) == {"floor", "track", *object_model_names(state.kinds)}
+    for i, (x, y, yaw) in enumerate(state.poses[0]):
+        model = models[f"bot_car_{i}"]
+        pose = [float(v) for v in value(model, "pose").split()]
         assert pose == pytest.approx([x, y, BOT_CAR_HEIGHT / 2, 0, 0, yaw], abs=6e-4)
-        dims = [float(v) for v in value(models[f"bot_car_{i}"], "link/visual/geometry/box/size").split()]
+        assert object_model_z(state)[i] == pytest.approx(BOT_CAR_HEIGHT / 2)  # the node's set_pose height
+        dims = [float(v) for v in value(model, "link/visual/geometry/box/size").split()]
         assert dims == pytest.approx([*CAR_FOOTPRINT, BOT_CAR_HEIGHT], abs=6e-4)
-    assert "parked at their start poses (no controller)" in (WORLDS / "reinvent_base_head_to_bot.sdf").read_text()
+        assert value(model, "static") == "true" and model.find("link/collision") is None
+    assert "bot_cars_node drives them by set_pose" in (WORLDS / "reinvent_base_head_to_bot.sdf").read_text()
+    mixed = object_layout(track, RaceObjects(number_of_obstacles=2, number_of_bot_cars=1), seed=0)
+    assert object_model_names(mixed.kinds) == ["obstacle_0", "obstacle_1", "bot_car_0"]
 
 
 def test_world_variants_follow_the_seed_and_options_and_are_generated_on_demand(tmp_path, capsys):

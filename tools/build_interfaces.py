@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build the ROS message packages of interfaces/ (deepracer_interfaces_pkg, tf2_msgs) into the venv.
+"""Build the ROS message packages of interfaces/ (deepracer_interfaces_pkg, tf2_msgs, ros_gz_interfaces) into a venv.
 
 Run it with the venv's Python (`make venv` does): `.venv/bin/python tools/build_interfaces.py`.
 Each package is configured with CMake against the ROS 2 Jazzy wheels of the venv (the venv is the
@@ -33,7 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 INTERFACES = REPO / "interfaces"
-PACKAGES = ("tf2_msgs", "deepracer_interfaces_pkg")  # no dependencies between them
+PACKAGES = ("tf2_msgs", "deepracer_interfaces_pkg", "ros_gz_interfaces")  # no dependencies between them
 STAMP_NAME = "deepracer_rl_build.sha256"  # under <prefix>/share/<package>/
 TOOLS = {"cmake": "cmake", "make": "make", "C++ compiler": "g++"}
 EXPORT_GLOB = "share/*/cmake/export_*__rosidl_generator_pyExport.cmake"

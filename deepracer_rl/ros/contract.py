@@ -43,6 +43,11 @@ SCAN = "/scan"
 # The obstacles' and bot cars' poses of a race with objects (sim_node), each car's under its namespace:
 # geometry_msgs/PoseArray in the odom frame, obstacles first, then bot cars (`world_objects.ObjectState`).
 OBJECTS = "/objects"
+# Gazebo's set_pose of a world as ROS service (ros_gz_bridge; served by gz-sim's UserCommands): what the bot-car
+# node moves the bot cars with. ros_gz_bridge 1.0.11+ (Jazzy) bridges it; `set_pose_bridge_argument` is the
+# parameter_bridge argument that does (the world's name is in the service name, so the launch file gives it).
+SET_POSE_SERVICE = "/world/{world}/set_pose"
+SET_POSE_TYPES = ("ros_gz_interfaces/srv/SetEntityPose", "gz.msgs.Pose", "gz.msgs.Boolean")  # ROS, gz req, gz rep
 
 ODOM_FRAME = CAR_ODOM_FRAME  # REP 105; the embedded simulator's odom frame is the track's frame
 BASE_FRAME = BASE_LINK
@@ -80,6 +85,16 @@ def car_namespace(index: int, n_cars: int) -> str:
 def car_topic(namespace: str, topic: str) -> str:
     """A car's topic: `topic` (one of CAR_TOPICS) under its namespace ("" = the plain contract)."""
     return f"{namespace.rstrip('/')}{topic}" if namespace else topic
+
+
+def set_pose_service(world: str) -> str:
+    """The ROS name of Gazebo world `world`'s set_pose service: /world/<world>/set_pose (the gz name too)."""
+    return SET_POSE_SERVICE.format(world=world)
+
+
+def set_pose_bridge_argument(world: str) -> str:
+    """parameter_bridge's argument that bridges world `world`'s set_pose: <service>@<ROS srv>@<gz req>@<gz rep>."""
+    return "@".join((set_pose_service(world), *SET_POSE_TYPES))
 
 
 def car_frame(namespace: str, frame: str) -> str:
