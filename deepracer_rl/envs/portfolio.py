@@ -290,6 +290,9 @@ class PortfolioEnv(gym.Env):
     period, ``"fit"`` the train periods but the last block's worth and ``"validation"``
     that last block (for choosing settings without the test data). Reset starts at a
     random period of the split; episodes last ``episode_length`` periods (None: the split).
+    ``shuffle_assets`` (training splits only) deals the assets to the observation and
+    action slots in a random order each episode, so a policy learns rules that hold for
+    any asset (trend, risk) rather than which of the few assets did well.
     """
 
     metadata = {"render_modes": []}
@@ -311,6 +314,7 @@ class PortfolioEnv(gym.Env):
         reward: str = "log_return",
         risk_aversion: float = 0.0,
         action_mode: str = "weights",
+        shuffle_assets: bool = True,
         trade_fraction: float = 0.1,
         return_scale: float | None = None,
         n_assets: int = 4,
@@ -368,6 +372,8 @@ class PortfolioEnv(gym.Env):
         scale = return_scale if return_scale is not None else 0.02 * np.sqrt(PERIODS_PER_YEAR / ppy)
         self._features = np.clip(log_ret / scale, -5.0, 5.0).astype(np.float32)
         self._relatives = np.exp(log_ret)  # price t / price t-1
+        self._data_features, self._data_relatives = self._features, self._relatives
+        self.shuffle_assets = bool(shuffle_assets) and split in ("train", "fit")
         # Period t moves prices from t to t+1; the observation at t sees returns up to t.
         n_periods_total = len(data.dates) - 1
         if fold is None:
@@ -423,6 +429,9 @@ class PortfolioEnv(gym.Env):
         else:
             self._t = int(self.np_random.integers(self.first, latest + 1))
         self._end = self._t + self.episode_length
+        if self.shuffle_assets:
+            order = self.np_random.permutation(self.n_assets)
+            self._features, self._relatives = self._data_features[:, order], self._data_relatives[:, order]
         self._weights = np.eye(self.n_assets + 1)[0]
         self._value = 1.0
         return self._obs(), self._info()
