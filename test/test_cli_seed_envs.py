@@ -14,7 +14,8 @@ from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID
 from deepracer_rl.envs.compare import COLUMNS, POLICY_NAME
 
 CLI = [sys.executable, "-m", "deepracer_rl.cli"]
-SMALL = {PORTFOLIO_ID: ["n_periods=400", "window=10", "episode_length=60"], AUTOSCALING_ID: ["n_days=10"]}
+# The portfolio on its default (shipped monthly stock) data, two walk-forward folds.
+SMALL = {PORTFOLIO_ID: ["n_folds=2"], AUTOSCALING_ID: ["n_days=10"]}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -46,7 +47,12 @@ def test_train_evaluate_json_and_plot_round_trip(tmp_path, env_id):
     versus = report["versus_baseline"]
     assert versus["best_baseline"] in policies and versus["ahead"] in ("policy", "baseline")
     saved = Path(report["evaluation_json"])
-    assert saved.parent == run_dir and "series" in json.loads(saved.read_text())["policies"][POLICY_NAME]
+    full = json.loads(saved.read_text())
+    per_step = full["folds"][-1]["policies"] if "folds" in full else full["policies"]  # portfolio: per fold
+    assert saved.parent == run_dir and "series" in per_step[POLICY_NAME]
+    if report["kind"] == "portfolio":
+        assert len(report["folds"]) == 2 and 0 <= versus["folds_policy_ahead"] <= 2
+        assert all(POLICY_NAME in f["policies"] for f in report["folds"])
 
     result = run_cli("plot", "--env", env_id, str(run_dir))
     assert result.returncode == 0, result.stderr
@@ -60,6 +66,34 @@ def test_evaluate_prints_the_table_and_which_is_ahead_without_a_model(capsys):
     out = capsys.readouterr().out
     assert all(column in out for column in COLUMNS["portfolio"])
     assert "buy_and_hold" in out and "best baseline" in out
+    assert "fold 1: train 2001-01-01..2009-03-01, test 2009-03-01..2010-03-01" in out
+    assert all(name in out for name in ("equal_weight", "min_variance", "momentum", "mean over 2 folds"))
+
+
+def _prices_csv(path: Path, lines: list[str]) -> str:
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("lines", "words"),
+    [
+        (["date,asset,price", "2024-01-02,AAA,10"], "row 1: missing column(s) ['close']"),
+        (["date,asset,close", "2024-01-02,AAA,10", "2024-01-03,AAA,ten"], "row 3: bad number 'ten' in column 'close'"),
+        (
+            ["date,asset,close"] + [f"2024-01-{d:02d},AAA,{10 + d}" for d in range(1, 11)],
+            "9 periods are too few for 5 walk-forward folds",
+        ),
+    ],
+)
+def test_bad_price_csv_is_one_line_naming_the_file(tmp_path, capsys, lines, words):
+    csv = _prices_csv(tmp_path / "prices.csv", lines)
+    assert main(["evaluate", "--env", PORTFOLIO_ID, "--env-arg", f"csv_path={csv}", "--env-arg", "max_gap=1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "max_gap" in err  # unknown argument first
+    assert main(["evaluate", "--env", PORTFOLIO_ID, "--env-arg", f"csv_path={csv}"]) == 2
+    err = capsys.readouterr().err
+    assert csv in err and words in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
 def test_unknown_env_id_lists_the_known_ones(capsys):
@@ -75,6 +109,8 @@ def test_unknown_env_id_lists_the_known_ones(capsys):
         (["train", "--env", PORTFOLIO_ID, "--out", "x"], "--steps"),
         (["evaluate", "--env", PORTFOLIO_ID, "--env-arg", "no_such=1"], "no_such"),
         (["evaluate", "--env", PORTFOLIO_ID, "missing.zip"], "missing.zip"),
+        (["evaluate", "--env", PORTFOLIO_ID, "--env-arg", "fold=1"], "fold: set per fold"),
+        (["evaluate", "--env", PORTFOLIO_ID, "--env-arg", 'assets=["GOOG", "MSFT"]'], "stocks.csv: row"),
         (["plot", "run", "--seed", "3"], "--seed needs --env"),
     ],
 )

@@ -22,16 +22,22 @@ from deepracer_rl.envs.autoscaling import (
 )
 from deepracer_rl.envs.csvdata import CsvDataError
 from deepracer_rl.envs.portfolio import (
-    PeriodicRebalance,
+    STOCKS_ASSETS,
     PortfolioEnv,
+    PriceData,
     action_to_weights,
-    buy_and_hold,
     generate_prices,
     load_prices_csv,
+    load_stocks,
+    portfolio_metrics,
+    walk_forward_folds,
     weights_to_action,
 )
+from deepracer_rl.envs.portfolio_baselines import baselines, min_variance_weights, momentum_weights
 
-SMALL_PORTFOLIO = {"n_periods": 400, "window": 10, "episode_length": 60}
+SMALL_PORTFOLIO = {"source": "synthetic", "n_periods": 400, "window": 10, "episode_length": 60}
+# Two walk-forward folds of 50 trading days on the small generated prices.
+SMALL_FOLDS = {**SMALL_PORTFOLIO, "n_folds": 2, "test_years": 50 / 252}
 SMALL_SCALING = {"n_days": 10}
 ADD_1, REMOVE_1 = DELTAS.index(1), DELTAS.index(-1)
 
@@ -104,16 +110,111 @@ def test_portfolio_splits_by_time_and_starts_randomly():
     assert np.datetime64(info["date"]) >= train.data.dates[train.last]
 
 
-def test_baselines_hold_and_rebalance():
-    env = PortfolioEnv(split="test", **{**SMALL_PORTFOLIO, "episode_length": None})
-    for policy, trades_after_first in [(buy_and_hold(env.n_assets), 0), (PeriodicRebalance(env.n_assets, 5), 1)]:
-        obs, info = env.reset(seed=0, options={"start": 0})
-        turnovers = []
-        for _ in range(20):
-            obs, _, _, _, info = env.step(policy(obs, info))
-            turnovers.append(info["turnover"])
-        assert turnovers[0] == pytest.approx(1.0)
-        assert (np.array(turnovers[1:]) > 1e-6).sum() == trades_after_first * 3
+def _two_asset_env(prices: list[list[float]], **kwargs) -> PortfolioEnv:
+    dates = np.datetime64("2020-01-01", "M") + np.arange(len(prices))
+    data = PriceData(dates=dates.astype("datetime64[D]"), assets=("A", "B"), prices=np.array(prices, dtype=float))
+    return PortfolioEnv(data=data, window=1, episode_length=None, cost=0.0, train_fraction=0.5, **kwargs)
+
+
+def _run_through(env: PortfolioEnv, policy) -> list[dict]:
+    policy.reset()
+    obs, info = env.reset(seed=0, options={"start": 0})
+    infos = []
+    for _ in range(env.episode_length):
+        obs, _, _, _, info = env.step(policy(obs, info))
+        infos.append(info)
+    return infos
+
+
+def test_equal_weight_and_buy_and_hold_match_hand_computed_values():
+    # A doubles then stays, B halves then doubles: test periods 2 and 3.
+    env = _two_asset_env([[1, 1], [1, 1], [2, 0.5], [2, 1]], split="test")
+    assert (env.first, env.last, env.periods_per_year) == (2, 3, 12)
+    env = _two_asset_env([[1, 1], [1, 1], [1, 1], [2, 0.5], [2, 1]], split="test")
+    assert (env.first, env.last) == (2, 4)
+    policies = baselines(env)
+    equal = _run_through(env, policies["equal_weight"])
+    # Rebalanced: 0.5*2 + 0.5*0.5 = 1.25, then 0.5*1 + 0.5*2 = 1.5 -> 1.875.
+    assert [i["value"] for i in equal] == pytest.approx([1.25, 1.875])
+    held = _run_through(env, policies["buy_and_hold"])
+    # Held: 0.5*2 + 0.5*0.5 = 1.25, then 0.5*2 + 0.5*1 = 1.5.
+    assert [i["value"] for i in held] == pytest.approx([1.25, 1.5])
+    assert sum(i["turnover"] for i in held[1:]) < 1e-6
+
+
+def test_min_variance_is_long_only_sums_to_one_and_prefers_the_calm_asset():
+    rng = np.random.default_rng(0)
+    returns = rng.normal(0.0, [0.01, 0.05, 0.10], size=(200, 3))
+    w = min_variance_weights(returns)
+    assert w.sum() == pytest.approx(1.0) and np.all(w >= 0)
+    assert w[0] > 0.8  # mostly the low-volatility asset
+    # Perfectly anti-correlated equal-risk pair: half each.
+    x = rng.normal(0, 0.02, 100)
+    np.testing.assert_allclose(min_variance_weights(np.stack([x, -x], axis=1)), [0.5, 0.5], atol=1e-3)
+
+
+def test_momentum_picks_the_better_half_over_the_past_year_but_the_last_month():
+    log_ret = np.zeros((30, 4))
+    log_ret[10:22, 2] = 0.05  # asset 2 rose through the year before t=23
+    log_ret[10:22, 0] = 0.02
+    log_ret[23, 3] = 0.5  # asset 3 only in the skipped latest month
+    np.testing.assert_allclose(momentum_weights(log_ret, 23, lookback=12, skip=1), [0.5, 0, 0.5, 0])
+    np.testing.assert_allclose(momentum_weights(log_ret, 5, lookback=12, skip=1), [0.25] * 4)  # too little history
+
+
+def test_metrics_are_annualised_with_zero_risk_free_rate():
+    values = np.array([1.0, 1.1, 0.99, 1.089])  # +10 %, -10 %, +10 % in three months
+    m = portfolio_metrics(values, periods_per_year=12)
+    ret = np.array([0.1, -0.1, 0.1])
+    assert m["total_return"] == pytest.approx(0.089)
+    assert m["annual_return"] == pytest.approx(1.089**4 - 1)
+    assert m["annual_volatility"] == pytest.approx(ret.std(ddof=1) * np.sqrt(12))
+    assert m["sharpe"] == pytest.approx(ret.mean() / ret.std(ddof=1) * np.sqrt(12))
+    assert m["max_drawdown"] == pytest.approx(0.1)
+    assert portfolio_metrics(np.ones(5), 12)["sharpe"] == 0.0  # all cash
+
+
+def test_shipped_stocks_are_monthly_2000_to_2010():
+    data = load_stocks()
+    assert data.assets == STOCKS_ASSETS and data.periods_per_year == 12
+    assert (str(data.dates[0]), str(data.dates[-1]), len(data.dates)) == ("2000-01-01", "2010-03-01", 123)
+    assert data.prices[0, STOCKS_ASSETS.index("MSFT")] == pytest.approx(39.81)
+    goog = load_stocks(["GOOG"])
+    assert str(goog.dates[0]) == "2004-08-01"
+
+
+def test_mixing_goog_with_the_full_period_names_the_file_and_row():
+    with pytest.raises(CsvDataError, match=r"stocks\.csv: row \d+: gap: asset 'GOOG' has no close for 2000-01-01"):
+        load_stocks(["GOOG", "MSFT"])
+    with pytest.raises(CsvDataError, match=r"stocks\.csv: no rows for asset\(s\) \['NOPE'\]"):
+        load_stocks(["NOPE"])
+
+
+def test_walk_forward_folds_are_consecutive_and_train_only_on_earlier_periods():
+    folds = walk_forward_folds(122, window=12, n_folds=5, test_periods=12)
+    assert folds[0] == (12, 62, 74) and folds[-1] == (12, 110, 122)
+    assert all(a[2] == b[1] for a, b in zip(folds, folds[1:]))
+    with pytest.raises(ValueError, match=r"prices.csv: 50 periods are too few for 5 walk-forward folds"):
+        walk_forward_folds(50, window=12, n_folds=5, test_periods=12, source="prices.csv")
+    env = PortfolioEnv(fold=4, split="test")
+    assert (env.first, env.last) == (110, 122)
+    fit, val = PortfolioEnv(fold=4, split="fit"), PortfolioEnv(fold=4, split="validation")
+    assert (fit.first, fit.last, val.first, val.last) == (12, 98, 98, 110)
+
+
+def test_shuffled_assets_keep_the_economics_and_only_in_training():
+    env = PortfolioEnv(shuffle_assets=True, fold=0, cost=0.0, episode_length=12)
+    shuffled = 0
+    for seed in range(6):
+        obs, _ = env.reset(seed=seed)
+        latest, truth = obs[-4:], env._data_features[env._t]
+        np.testing.assert_array_equal(np.sort(latest), np.sort(truth))
+        shuffled += not np.array_equal(latest, truth)
+        _, reward, _, _, _ = env.step(weights_to_action(np.array([0, 0.25, 0.25, 0.25, 0.25])))
+        t = env._t
+        assert reward == pytest.approx(np.log(np.mean(np.exp(env._log_ret[t]))))  # equal weights: any order
+    assert shuffled > 0
+    assert not PortfolioEnv(shuffle_assets=True, fold=0, split="test").shuffle_assets
 
 
 def test_boot_delay_delays_new_capacity_but_bills_at_once():
@@ -245,7 +346,7 @@ def test_bad_trace_csv_names_file_and_row(tmp_path, edit, row, words):
         load_trace_csv(path)
 
 
-@pytest.mark.parametrize(("env_id", "env_kwargs"), [(PORTFOLIO_ID, SMALL_PORTFOLIO), (AUTOSCALING_ID, SMALL_SCALING)])
+@pytest.mark.parametrize(("env_id", "env_kwargs"), [(PORTFOLIO_ID, SMALL_FOLDS), (AUTOSCALING_ID, SMALL_SCALING)])
 def test_tiny_train_evaluate_plot_round_trip(tmp_path, env_id, env_kwargs):
     from deepracer_rl.envs.compare import evaluate_seed_env, plot_seed_env, train_seed_env
 
@@ -255,7 +356,7 @@ def test_tiny_train_evaluate_plot_round_trip(tmp_path, env_id, env_kwargs):
     results = evaluate_seed_env(env_id, model, seed=0)
     json.dumps(results)  # serialisable for the CLI
     assert "ppo" in results["policies"] and len(results["policies"]) >= 3
-    key = "total_return" if results["kind"] == "portfolio" else "total_reward"
+    key = "sharpe" if results["kind"] == "portfolio" else "total_reward"
     assert all(np.isfinite(p["metrics"][key]) for p in results["policies"].values())
     paths = plot_seed_env(results, tmp_path / "plots")
     assert paths and all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)

@@ -2,12 +2,16 @@
 
 The CLI calls these for ``deepracer-rl train/evaluate/plot --env ID``. Training uses the
 ``"train"`` split (earlier periods); evaluation runs once through the whole ``"test"``
-split (later periods) for the policy and for every baseline.
+split (later periods) for the policy and for every baseline. The portfolio is judged
+walk-forward: one policy per fold, each trained on the periods before its test block
+(:func:`~deepracer_rl.envs.portfolio.walk_forward_folds`), and the figures are per fold
+and their mean.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,22 +22,23 @@ import numpy as np
 
 from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID, register_envs
 from deepracer_rl.envs.autoscaling import TargetTracking
-from deepracer_rl.envs.portfolio import PeriodicRebalance, buy_and_hold, portfolio_metrics
+from deepracer_rl.envs.portfolio import portfolio_metrics
+from deepracer_rl.envs.portfolio_baselines import baselines
 
 KINDS = {PORTFOLIO_ID: "portfolio", AUTOSCALING_ID: "scaling"}
 # Small, fast PPO settings per env (2 CPU cores, minutes of training).
 PPO_SETTINGS: dict[str, dict[str, Any]] = {
-    # Rewards are noisy and nearly independent: large rollouts, short horizon, little action
-    # noise (which would otherwise be paid for in transaction costs).
+    # A few dozen monthly periods per fold, rewards noisy and nearly independent: short rollouts
+    # (many updates in a small budget), a short horizon, modest action noise (paid for in costs).
     PORTFOLIO_ID: dict(
-        n_steps=1024,
-        batch_size=512,
+        n_steps=256,
+        batch_size=256,
         n_epochs=10,
-        learning_rate=1e-4,
+        learning_rate=3e-4,
         gamma=0.9,
         gae_lambda=0.95,
         ent_coef=0.0,
-        policy_kwargs=dict(net_arch=[64, 64], log_std_init=-2.0),
+        policy_kwargs=dict(net_arch=[64, 64], log_std_init=-1.0),
     ),
     AUTOSCALING_ID: dict(
         n_steps=256,
@@ -51,10 +56,11 @@ SET_POINTS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # target-tracking grid tuned
 POLICY_NAME = "ppo"
 # Table columns per kind, and the one figure that decides which policy is ahead.
 COLUMNS = {
-    "portfolio": ("total_return", "annual_volatility", "max_drawdown", "sharpe"),
+    "portfolio": ("annual_return", "annual_volatility", "sharpe", "max_drawdown"),
     "scaling": ("total_reward", "served", "lost", "lost_fraction", "machine_hours", "mean_utilisation"),
 }
-SCORE = {"portfolio": "total_return", "scaling": "total_reward"}
+SCORE = {"portfolio": "sharpe", "scaling": "total_reward"}
+FOLD_SET = ("fold", "split")  # the portfolio evaluation sets these per fold
 
 
 def env_kind(env_id: str) -> str:
@@ -71,6 +77,12 @@ def _slug(env_id: str) -> str:
 def model_file(env_id: str, out_dir: str | Path) -> Path:
     """Where :func:`train_seed_env` saves the model of ``env_id`` in ``out_dir``."""
     return Path(out_dir) / f"{_slug(env_id)}_{POLICY_NAME}.zip"
+
+
+def fold_model_file(model_path: str | Path, fold: int) -> Path:
+    """The model of walk-forward fold ``fold`` saved beside ``model_path`` (the last fold's copy)."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}_fold{fold}{path.suffix}")
 
 
 def config_path(model_path: str | Path) -> Path:
@@ -96,9 +108,56 @@ def train_seed_env(
     """Train SB3 PPO (MlpPolicy) on the train split; save ``<id>_ppo.zip`` and its config JSON.
 
     Stops after ``steps`` environment steps or ``max_seconds`` of wall time, whichever
-    comes first. Returns the model path.
+    comes first. The portfolio trains one model per walk-forward fold, each for ``steps``
+    and an equal share of ``max_seconds``, saved as ``<id>_ppo_fold<i>.zip``;
+    ``<id>_ppo.zip`` is then a copy of the last fold's (trained on the most periods).
+    Returns the model path.
     """
     import torch
+
+    kind = env_kind(env_id)
+    register_envs()
+    torch.set_num_threads(threads)
+    env_kwargs = dict(env_kwargs or {})
+    out_dir = Path(out_dir)
+    path = model_file(env_id, out_dir)
+    if kind == "portfolio":
+        _refuse_fold_settings(env_kwargs)
+        n_folds = len(_test_env(env_id, env_kwargs, 0).folds)  # bad env arguments or data fail here
+        share = None if max_seconds is None else max_seconds / n_folds
+        runs = [
+            _learn(env_id, {**env_kwargs, "fold": i}, steps, seed, share, fold_model_file(path, i))
+            for i in range(n_folds)
+        ]
+        shutil.copyfile(fold_model_file(path, n_folds - 1), path)
+    else:
+        runs = [_learn(env_id, env_kwargs, steps, seed, max_seconds, path)]
+    config = {
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "algorithm": "PPO",
+        "policy": "MlpPolicy",
+        "ppo": PPO_SETTINGS[env_id],
+        "n_envs": N_ENVS,
+        "seed": seed,
+        "steps_requested": steps,
+        "steps_done": sum(done for done, _ in runs),
+        "max_seconds": max_seconds,
+        "train_seconds": round(sum(seconds for _, seconds in runs), 2),
+    }
+    if kind == "portfolio":
+        config["folds"] = [
+            {"model": fold_model_file(path, i).name, "steps_done": done, "train_seconds": round(seconds, 2)}
+            for i, (done, seconds) in enumerate(runs)
+        ]
+    config_path(path).write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def _learn(
+    env_id: str, env_kwargs: dict[str, Any], steps: int, seed: int, max_seconds: float | None, path: Path
+) -> tuple[int, float]:
+    """Train one PPO on the train split and save it to ``path``; (steps done, seconds)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -107,38 +166,28 @@ def train_seed_env(
         def _on_step(self) -> bool:
             return max_seconds is None or time.monotonic() - started < max_seconds
 
-    env_kind(env_id)
-    register_envs()
-    torch.set_num_threads(threads)
-    env_kwargs = dict(env_kwargs or {})
-    out_dir = Path(out_dir)
     vec_env = make_vec_env(  # bad env arguments or data fail here, before anything is written
         env_id, n_envs=N_ENVS, seed=seed, env_kwargs={**env_kwargs, "split": "train", "render_mode": None}
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings = PPO_SETTINGS[env_id]
-    model = PPO("MlpPolicy", vec_env, seed=seed, verbose=0, device="cpu", **settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = PPO("MlpPolicy", vec_env, seed=seed, verbose=0, device="cpu", **PPO_SETTINGS[env_id])
     started = time.monotonic()
     model.learn(total_timesteps=steps, callback=WallClock())
     seconds = time.monotonic() - started
-    path = model_file(env_id, out_dir)
     model.save(path)
-    config = {
-        "env_id": env_id,
-        "env_kwargs": env_kwargs,
-        "algorithm": "PPO",
-        "policy": "MlpPolicy",
-        "ppo": settings,
-        "n_envs": N_ENVS,
-        "seed": seed,
-        "steps_requested": steps,
-        "steps_done": int(model.num_timesteps),
-        "max_seconds": max_seconds,
-        "train_seconds": round(seconds, 2),
-    }
-    config_path(path).write_text(json.dumps(config, indent=2) + "\n")
     vec_env.close()
-    return path
+    return int(model.num_timesteps), seconds
+
+
+def _refuse_fold_settings(env_kwargs: dict[str, Any]) -> None:
+    given = [k for k in FOLD_SET if k in env_kwargs]
+    if given:
+        raise ValueError(f"{', '.join(given)}: set per fold by the walk-forward training and evaluation")
+
+
+def _test_env(env_id: str, env_kwargs: dict[str, Any], fold: int) -> gym.Env:
+    """The portfolio env over fold ``fold``'s whole test block."""
+    return gym.make(env_id, **{**env_kwargs, "fold": fold, "split": "test", "episode_length": None}).unwrapped
 
 
 Policy = Callable[[np.ndarray, dict[str, Any]], Any]
@@ -159,10 +208,10 @@ def _run(env: gym.Env, policy: Policy, seed: int, reset: Callable[[], None] | No
     return infos
 
 
-def _portfolio_result(infos: list[dict[str, Any]], start_date: str) -> dict[str, Any]:
+def _portfolio_result(infos: list[dict[str, Any]], start_date: str, periods_per_year: int) -> dict[str, Any]:
     values = np.array([1.0] + [i["value"] for i in infos])
     return {
-        "metrics": portfolio_metrics(values),
+        "metrics": {**portfolio_metrics(values, periods_per_year), "turnover": sum(i["turnover"] for i in infos)},
         "series": {
             "date": [start_date] + [i["date"] for i in infos],
             "value": values.tolist(),
@@ -207,25 +256,15 @@ def evaluate_seed_env(
 
     The env settings come from the model's config JSON when there is one, else
     ``env_kwargs``. Portfolio metrics: total return, annualised volatility, max drawdown,
-    Sharpe; scaling: served and lost transactions, machine hours, total reward.
+    Sharpe, per walk-forward fold (``results["folds"]``) and their mean over folds
+    (``results["policies"]``); scaling: served and lost transactions, machine hours,
+    total reward.
     """
     kind = env_kind(env_id)
     register_envs()
     if model_path is not None and config_path(model_path).is_file():
         env_kwargs = json.loads(config_path(model_path).read_text()).get("env_kwargs", {}) | dict(env_kwargs or {})
     env_kwargs = dict(env_kwargs or {})
-    length_key = "episode_length" if kind == "portfolio" else "episode_days"
-    test_kwargs = {**env_kwargs, "split": "test", length_key: None}
-    policies: dict[str, tuple[gym.Env, Policy, Callable[[], None] | None]] = {}
-    if model_path is not None:
-        from stable_baselines3 import PPO
-
-        model = PPO.load(model_path, device="cpu")
-        policies[POLICY_NAME] = (
-            gym.make(env_id, **test_kwargs).unwrapped,
-            lambda obs, info: model.predict(obs, deterministic=True)[0],
-            None,
-        )
     results: dict[str, Any] = {
         "env_id": env_id,
         "kind": kind,
@@ -235,31 +274,75 @@ def evaluate_seed_env(
         "env_kwargs": env_kwargs,
     }
     if kind == "portfolio":
-        env = gym.make(env_id, **{**test_kwargs, "action_mode": "weights"}).unwrapped
-        hold, monthly = buy_and_hold(env.n_assets), PeriodicRebalance(env.n_assets, 21)
-        policies["buy_and_hold"] = (env, hold, hold.reset)
-        policies["rebalance_21"] = (env, monthly, monthly.reset)
-        start = str(env.data.dates[env.first])
-        results["policies"] = {
-            name: _portfolio_result(_run(e, p, seed, r), start) for name, (e, p, r) in policies.items()
-        }
-    else:
-        env = gym.make(env_id, **test_kwargs).unwrapped
-        tuned = tune_set_point(env_kwargs, seed)
-        default = TargetTracking(env.capacity, 0.7)
-        policies["target_tracking_0.7"] = (env, default, default.reset)
-        if tuned != 0.7:
-            best = TargetTracking(env.capacity, tuned)
-            policies[f"target_tracking_{tuned:g}"] = (env, best, best.reset)
-        results["tuned_set_point"] = tuned
-        results["policies"] = {
-            name: _scaling_result(_run(e, p, seed, r), env.trace.step_minutes) for name, (e, p, r) in policies.items()
-        }
+        return _evaluate_portfolio(env_id, model_path, seed, env_kwargs, results)
+    test_kwargs = {**env_kwargs, "split": "test", "episode_days": None}
+    policies: dict[str, tuple[gym.Env, Policy, Callable[[], None] | None]] = {}
+    if model_path is not None:
+        policies[POLICY_NAME] = (gym.make(env_id, **test_kwargs).unwrapped, _ppo_policy(model_path), None)
+    env = gym.make(env_id, **test_kwargs).unwrapped
+    tuned = tune_set_point(env_kwargs, seed)
+    default = TargetTracking(env.capacity, 0.7)
+    policies["target_tracking_0.7"] = (env, default, default.reset)
+    if tuned != 0.7:
+        best = TargetTracking(env.capacity, tuned)
+        policies[f"target_tracking_{tuned:g}"] = (env, best, best.reset)
+    results["tuned_set_point"] = tuned
+    results["policies"] = {
+        name: _scaling_result(_run(e, p, seed, r), env.trace.step_minutes) for name, (e, p, r) in policies.items()
+    }
+    return results
+
+
+def _ppo_policy(model_path: str | Path) -> Policy:
+    """The saved PPO's deterministic action for an observation."""
+    from stable_baselines3 import PPO
+
+    model = PPO.load(model_path, device="cpu")
+    return lambda obs, info: model.predict(obs, deterministic=True)[0]
+
+
+def _evaluate_portfolio(
+    env_id: str, model_path: str | Path | None, seed: int, env_kwargs: dict[str, Any], results: dict[str, Any]
+) -> dict[str, Any]:
+    """Walk-forward: each fold's policy (its own model) and the baselines through the fold's test block."""
+    _refuse_fold_settings(env_kwargs)
+    n_folds = len(_test_env(env_id, env_kwargs, 0).folds)
+    folds = []
+    for fold in range(n_folds):
+        env = _test_env(env_id, {**env_kwargs, "action_mode": "weights"}, fold)
+        policies: dict[str, tuple[gym.Env, Policy, Callable[[], None] | None]] = {}
+        if model_path is not None:
+            fold_model = fold_model_file(model_path, fold)
+            if not fold_model.is_file():
+                raise ValueError(f"{model_path}: no {fold_model.name} beside it (the model of fold {fold})")
+            policies[POLICY_NAME] = (_test_env(env_id, env_kwargs, fold), _ppo_policy(fold_model), None)
+        policies.update({name: (env, policy, policy.reset) for name, policy in baselines(env).items()})
+        dates = env.data.dates
+        train_first, test_first, test_last = env.folds[fold]
+        folds.append(
+            {
+                "fold": fold,
+                "train": [str(dates[train_first]), str(dates[test_first])],
+                "test": [str(dates[test_first]), str(dates[test_last])],
+                "policies": {
+                    name: _portfolio_result(_run(e, p, seed, r), str(dates[test_first]), env.periods_per_year)
+                    for name, (e, p, r) in policies.items()
+                },
+            }
+        )
+    results["split"] = "walk-forward test blocks"
+    results["assets"] = list(env.data.assets)
+    results["data"] = env.data.source
+    results["folds"] = folds
+    per_fold = {name: [f["policies"][name]["metrics"] for f in folds] for name in folds[0]["policies"]}
+    results["policies"] = {
+        name: {"metrics": {key: float(np.mean([m[key] for m in ms])) for key in ms[0]}} for name, ms in per_fold.items()
+    }
     return results
 
 
 def best_baseline(results: dict[str, Any]) -> str:
-    """Name of the strongest baseline on the held-out data (total return or total reward)."""
+    """Name of the strongest baseline on the held-out data (mean Sharpe over folds, or total reward)."""
     key = SCORE[results["kind"]]
     names = [n for n in results["policies"] if n != POLICY_NAME]
     return max(names, key=lambda n: results["policies"][n]["metrics"][key])
@@ -273,19 +356,37 @@ def versus_baseline(results: dict[str, Any]) -> dict[str, Any]:
     policy = policies[POLICY_NAME]["metrics"][key] if POLICY_NAME in policies else None
     base = policies[baseline]["metrics"][key]
     ahead = None if policy is None else ("policy" if policy > base else "baseline")
-    return {"score": key, "policy": policy, "best_baseline": baseline, "baseline": base, "ahead": ahead}
+    versus = {"score": key, "policy": policy, "best_baseline": baseline, "baseline": base, "ahead": ahead}
+    if "folds" in results:  # per walk-forward fold: the policy against that same baseline
+        scores = {n: [f["policies"][n]["metrics"][key] for f in results["folds"]] for n in policies}
+        versus["baseline_per_fold"] = scores[baseline]
+        if policy is not None:
+            versus["policy_per_fold"] = scores[POLICY_NAME]
+            versus["folds_policy_ahead"] = sum(p > b for p, b in zip(scores[POLICY_NAME], scores[baseline]))
+        versus["folds"] = len(results["folds"])
+    return versus
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """A title line and one row of held-out figures per policy."""
+    """A title line and one row of held-out figures per policy (per walk-forward fold, then their mean)."""
     columns = COLUMNS[results["kind"]]
+    header = f"{'policy':<22}" + "".join(f"{c:>18}" for c in columns)
+
+    def rows(policies: dict[str, Any]) -> list[str]:
+        return [f"{n:<22}" + "".join(f"{r['metrics'][c]:>18.4g}" for c in columns) for n, r in policies.items()]
+
+    if "folds" not in results:
+        lines = [f"{results['env_id']} (held-out test split, seed {results['seed']})", header]
+        return "\n".join(lines + rows(results["policies"]))
     lines = [
-        f"{results['env_id']} (held-out test split, seed {results['seed']})",
-        f"{'policy':<22}" + "".join(f"{c:>18}" for c in columns),
+        f"{results['env_id']} walk-forward on {results['data']} ({', '.join(results['assets'])}), "
+        f"seed {results['seed']}; annualised figures, Sharpe with a zero risk-free rate"
     ]
-    for name, res in results["policies"].items():
-        lines.append(f"{name:<22}" + "".join(f"{res['metrics'][c]:>18.4g}" for c in columns))
-    return "\n".join(lines)
+    for f in results["folds"]:
+        lines += ["", f"fold {f['fold']}: train {f['train'][0]}..{f['train'][1]}, test {f['test'][0]}..{f['test'][1]}"]
+        lines += [header] + rows(f["policies"])
+    lines += ["", f"mean over {len(results['folds'])} folds", header]
+    return "\n".join(lines + rows(results["policies"]))
 
 
 def format_verdict(results: dict[str, Any]) -> str:
@@ -293,22 +394,27 @@ def format_verdict(results: dict[str, Any]) -> str:
     v = versus_baseline(results)
     if v["policy"] is None:
         return f"best baseline {v['best_baseline']}: {v['score']} {v['baseline']:.4g} (no policy given)"
+    folds = f" (mean over folds; ahead on {v['folds_policy_ahead']} of {v['folds']})" if "folds" in v else ""
     return (
         f"{POLICY_NAME} {v['score']} {v['policy']:.4g} vs best baseline {v['best_baseline']} "
-        f"{v['baseline']:.4g}: {v['ahead']} ahead"
+        f"{v['baseline']:.4g}: {v['ahead']} ahead{folds}"
     )
 
 
 def metrics_only(results: dict[str, Any]) -> dict[str, Any]:
     """``results`` without the per-step series, plus :func:`versus_baseline`: one small JSON object."""
-    summary = {k: v for k, v in results.items() if k != "policies"}
+    summary = {k: v for k, v in results.items() if k not in ("policies", "folds")}
     summary["policies"] = {name: res["metrics"] for name, res in results["policies"].items()}
+    if "folds" in results:
+        summary["folds"] = [
+            {**f, "policies": {name: res["metrics"] for name, res in f["policies"].items()}} for f in results["folds"]
+        ]
     summary["versus_baseline"] = versus_baseline(results)
     return summary
 
 
 def plot_seed_env(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """PNG figures: equity curves (portfolio) or load against capacity (scaling)."""
+    """PNG figures: equity curves per walk-forward fold (portfolio) or load against capacity (scaling)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,17 +426,21 @@ def plot_seed_env(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
     policies = results["policies"]
     paths = []
     if results["kind"] == "portfolio":
-        fig, (ax, dd) = plt.subplots(2, 1, figsize=(10, 6), sharex=True, height_ratios=[3, 1])
-        for name, res in policies.items():
-            dates = np.array(res["series"]["date"], dtype="datetime64[D]")
-            values = np.array(res["series"]["value"])
-            m = res["metrics"]
-            ax.plot(dates, values, label=f"{name}: return {m['total_return']:+.1%}, Sharpe {m['sharpe']:.2f}")
-            dd.plot(dates, values / np.maximum.accumulate(values) - 1.0)
-        ax.set_ylabel("portfolio value")
-        ax.set_title("Equity on held-out periods")
-        ax.legend()
-        dd.set_ylabel("drawdown")
+        folds = results["folds"]
+        fig, axes = plt.subplots(2, len(folds), figsize=(4.5 * len(folds), 6), height_ratios=[3, 1], squeeze=False)
+        for (ax, dd), f in zip(axes.T, folds):
+            for name, res in f["policies"].items():
+                dates = np.array(res["series"]["date"], dtype="datetime64[D]")
+                values = np.array(res["series"]["value"])
+                m = res["metrics"]
+                ax.plot(dates, values, label=f"{name}: Sharpe {m['sharpe']:.2f}, ann. {m['annual_return']:+.0%}")
+                dd.plot(dates, values / np.maximum.accumulate(values) - 1.0)
+            ax.set_title(f"fold {f['fold']}: test {f['test'][0]}..{f['test'][1]}", fontsize=9)
+            ax.legend(fontsize=7)
+            dd.tick_params(axis="x", labelrotation=45, labelsize=7)
+            ax.tick_params(axis="x", labelbottom=False)
+        axes[0, 0].set_ylabel("portfolio value")
+        axes[1, 0].set_ylabel("drawdown")
         fig.tight_layout()
         paths.append(out_dir / f"{slug}_equity.png")
         fig.savefig(paths[-1], dpi=100)

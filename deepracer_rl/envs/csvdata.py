@@ -76,12 +76,13 @@ def parse_number(path: str | Path, row: int, column: str, text: str) -> float:
     return value
 
 
-def parse_time(path: str | Path, row: int, column: str, text: str) -> datetime:
-    """An ISO 8601 date or date-time, or a CsvDataError naming the row."""
+def parse_time(path: str | Path, row: int, column: str, text: str, fmt: str | None = None) -> datetime:
+    """An ISO 8601 date or date-time (or ``fmt``, a strptime format), or a CsvDataError naming the row."""
     try:
-        value = datetime.fromisoformat(text)
+        value = datetime.fromisoformat(text) if fmt is None else datetime.strptime(text, fmt)
     except ValueError:
-        raise CsvDataError(path, row, f"bad date/time {text!r} in column '{column}' (want ISO 8601)") from None
+        want = "ISO 8601" if fmt is None else f"format {fmt!r}"
+        raise CsvDataError(path, row, f"bad date/time {text!r} in column '{column}' (want {want})") from None
     if value.tzinfo is not None:  # compare everything as naive UTC
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value

@@ -1,14 +1,19 @@
 """Portfolio management as a gymnasium env: reallocate across K assets plus cash each period.
 
 The reward is the period's log return of the portfolio value after proportional
-transaction costs, so the episode return is the log growth of wealth. Prices come from
-a long-format CSV (``date, asset, close``) or from a seeded regime-switching generator.
+transaction costs (optionally less a variance penalty), so the episode return is the log
+growth of wealth. Prices come, by default, from the monthly closes of four US stocks
+2000-2010 shipped in the ``vega_datasets`` package (:func:`load_stocks`), or from a
+long-format CSV (``date, asset, close``), or from a seeded regime-switching generator.
+Walk-forward folds (:func:`walk_forward_folds`) test on consecutive later blocks, each
+after training on all earlier periods.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +23,27 @@ from gymnasium import spaces
 
 from deepracer_rl.envs.csvdata import CsvDataError, check_ranges, parse_number, parse_time, read_rows
 
-PERIODS_PER_YEAR = 252
+PERIODS_PER_YEAR = 252  # of the generated (trading-day) data; others are inferred from the dates
 MIN_PRICE, MAX_PRICE = 1e-6, 1e12  # a close outside these is a unit or data error
 MAX_DAILY_RATIO = 100.0  # a close more than 100x (or under 1/100 of) the one before is a data error
 REGIMES = ("bull", "bear", "volatile")
 SELL, HOLD, BUY = 0, 1, 2
+# vega_datasets' stocks.csv: monthly closes (split-adjusted, USD) of AAPL, AMZN, GOOG, IBM, MSFT,
+# Jan 2000 - Mar 2010; GOOG only from Aug 2004, so the default leaves it out (full period).
+STOCKS_PACKAGE, STOCKS_FILE = "vega_datasets", "_data/stocks.csv"
+STOCKS_COLUMNS = ("date", "symbol", "price")  # date, asset, close in the file's own names
+STOCKS_DATE_FORMAT = "%b %d %Y"  # "Jan 1 2000"
+STOCKS_ASSETS = ("AAPL", "AMZN", "IBM", "MSFT")
+SOURCES = ("stocks", "synthetic")
+REWARDS = ("log_return", "mean_variance")
+
+
+def periods_per_year(dates: np.ndarray) -> int:
+    """Periods per year of a calendar, from its median spacing: 252 for trading days, 52 weekly, 12 monthly."""
+    if len(dates) < 2:
+        return PERIODS_PER_YEAR
+    days = float(np.median(np.diff(np.asarray(dates, dtype="datetime64[D]")).astype(float)))
+    return PERIODS_PER_YEAR if days <= 1.5 else max(1, round(365.25 / days))
 
 
 @dataclass(frozen=True)
@@ -33,6 +54,7 @@ class PriceData:
     assets: tuple[str, ...]
     prices: np.ndarray  # (T, K) float64, > 0
     regimes: np.ndarray | None = None  # (T,) regime index for generated data
+    source: str = "prices"  # the file (or "generated") the prices came from, for error messages
 
     def __post_init__(self) -> None:
         if self.prices.ndim != 2 or self.prices.shape != (len(self.dates), len(self.assets)):
@@ -51,31 +73,50 @@ class PriceData:
                     "data error (a split or a unit change?)"
                 )
 
+    @property
+    def periods_per_year(self) -> int:
+        return periods_per_year(self.dates)
 
-def load_prices_csv(path: str | Path, max_gap_days: float | None = None) -> PriceData:
+
+def load_prices_csv(
+    path: str | Path,
+    max_gap_days: float | None = None,
+    *,
+    columns: tuple[str, str, str] = ("date", "asset", "close"),
+    date_format: str | None = None,
+    assets: tuple[str, ...] | list[str] | None = None,
+) -> PriceData:
     """Read long-format ``date, asset, close`` rows into a PriceData.
 
+    ``columns`` names the date, asset and close columns of the file; ``date_format`` is a
+    strptime format (ISO 8601 if None); ``assets`` keeps only these assets' rows.
     Rejects, naming the file and row: bad numbers or dates, non-positive closes, dates
     not increasing within an asset (unsorted or duplicated), a date some asset lacks,
     and a jump between consecutive dates longer than ``max_gap_days`` (default
     ``max(5, 3 * median spacing)`` days, which lets weekends and holidays through).
     """
+    date_col, asset_col, close_col = columns
     series: dict[str, list[tuple[datetime, float, int]]] = {}
-    for row, values in read_rows(path, ("date", "asset", "close")):
-        date = parse_time(path, row, "date", values["date"])
-        close = parse_number(path, row, "close", values["close"])
+    for row, values in read_rows(path, columns):
+        if assets is not None and values[asset_col] not in assets:
+            continue
+        date = parse_time(path, row, date_col, values[date_col], date_format)
+        close = parse_number(path, row, close_col, values[close_col])
         if close <= 0:
-            raise CsvDataError(path, row, f"non-positive close {close!r}")
-        rows = series.setdefault(values["asset"], [])
+            raise CsvDataError(path, row, f"non-positive {close_col} {close!r}")
+        rows = series.setdefault(values[asset_col], [])
         if rows and date <= rows[-1][0]:
             what = "duplicate" if date == rows[-1][0] else "unsorted"
             raise CsvDataError(
                 path,
                 row,
-                f"{what} date {values['date']} for asset '{values['asset']}' "
+                f"{what} date {values[date_col]} for asset '{values[asset_col]}' "
                 f"(previous row {rows[-1][2]} has {rows[-1][0].date()}); rows must increase by date",
             )
         rows.append((date, close, row))
+    absent = [a for a in assets or () if a not in series]
+    if absent:
+        raise CsvDataError(path, None, f"no rows for asset(s) {absent}; the file has {sorted(series) or 'none'}")
     if not series:
         raise CsvDataError(path, None, "no data rows")
     all_dates = sorted({d for rows in series.values() for d, _, _ in rows})
@@ -106,12 +147,48 @@ def load_prices_csv(path: str | Path, max_gap_days: float | None = None) -> Pric
             f"gap: {spacing[i]:.0f} days between {days[i]} and {days[i + 1]} "
             f"(more than {limit:g}; pass max_gap_days to allow)",
         )
-    assets = tuple(sorted(series))
-    prices = np.array([[c for _, c, _ in series[a]] for a in assets], dtype=np.float64).T
+    names = tuple(sorted(series))
+    prices = np.array([[c for _, c, _ in series[a]] for a in names], dtype=np.float64).T
     try:
-        return PriceData(dates=days, assets=assets, prices=prices)
+        return PriceData(dates=days, assets=names, prices=prices, source=str(path))
     except ValueError as exc:
         raise CsvDataError(path, None, str(exc)) from None
+
+
+def load_stocks(assets: tuple[str, ...] | list[str] = STOCKS_ASSETS) -> PriceData:
+    """Monthly closes of ``assets`` from the ``stocks.csv`` the vega_datasets package ships.
+
+    Read from the installed package (no download) through :func:`load_prices_csv`, so a
+    damaged file is reported by row. The assets must cover the same months: GOOG (from
+    Aug 2004) cannot be mixed with the others' Jan 2000 start.
+    """
+    try:
+        files = resources.files(STOCKS_PACKAGE)
+    except ModuleNotFoundError:
+        raise ValueError(
+            f"source='stocks' reads {STOCKS_FILE} of the {STOCKS_PACKAGE} package: pip install vega_datasets==0.9.0"
+        ) from None
+    with resources.as_file(files / STOCKS_FILE) as path:
+        data = load_prices_csv(path, columns=STOCKS_COLUMNS, date_format=STOCKS_DATE_FORMAT, assets=tuple(assets))
+    return replace(data, source=f"{STOCKS_PACKAGE}/{STOCKS_FILE}")
+
+
+def walk_forward_folds(n_periods: int, window: int, n_folds: int, test_periods: int, source: str = "prices") -> list:
+    """``(train_first, test_first, test_last)`` period indices of each walk-forward fold.
+
+    The last ``n_folds * test_periods`` of the ``n_periods`` periods form consecutive test
+    blocks; fold i trains on every period from ``window`` up to its test block (an
+    expanding window). A ValueError naming ``source`` when a fold would train on fewer
+    than ``test_periods`` periods.
+    """
+    first_test = n_periods - n_folds * test_periods
+    if first_test - window < test_periods:
+        raise ValueError(
+            f"{source}: {n_periods} periods are too few for {n_folds} walk-forward folds of {test_periods} "
+            f"test periods after a window of {window} and at least {test_periods} training periods "
+            f"(need {window + (n_folds + 1) * test_periods}); use fewer folds or shorter test blocks"
+        )
+    return [(window, first_test + i * test_periods, first_test + (i + 1) * test_periods) for i in range(n_folds)]
 
 
 def generate_prices(n_periods: int = 2520, n_assets: int = 4, seed: int = 0, start: str = "2010-01-04") -> PriceData:
@@ -147,7 +224,7 @@ def generate_prices(n_periods: int = 2520, n_assets: int = 4, seed: int = 0, sta
     prices = 100.0 * np.exp(np.cumsum(log_ret, axis=0))
     dates = np.busday_offset(np.datetime64(start, "D"), np.arange(n_periods), roll="forward")
     assets = tuple(f"asset{k}" for k in range(n_assets))
-    return PriceData(dates=dates, assets=assets, prices=prices, regimes=regimes)
+    return PriceData(dates=dates, assets=assets, prices=prices, regimes=regimes, source="generated")
 
 
 def action_to_weights(action: np.ndarray) -> np.ndarray:
@@ -172,30 +249,50 @@ def weights_to_action(weights: np.ndarray) -> np.ndarray:
 
 
 def portfolio_metrics(values: np.ndarray, periods_per_year: int = PERIODS_PER_YEAR) -> dict[str, float]:
-    """Total return, annualised volatility, max drawdown and Sharpe (zero risk-free rate)."""
+    """Total and annualised (compound) return, annualised volatility, Sharpe and max drawdown.
+
+    Sharpe = mean / standard deviation of the period returns times sqrt(periods per year),
+    with a zero risk-free rate (cash earns nothing in the env either); 0 without variation.
+    Returns and drawdown are fractions (0.1 = 10 %).
+    """
     values = np.asarray(values, dtype=np.float64)
     ret = values[1:] / values[:-1] - 1.0
     std = float(ret.std(ddof=1)) if len(ret) > 1 else 0.0
     peak = np.maximum.accumulate(values)
+    growth = float(values[-1] / values[0])
     return {
-        "total_return": float(values[-1] / values[0] - 1.0),
+        "total_return": growth - 1.0,
+        "annual_return": growth ** (periods_per_year / max(len(ret), 1)) - 1.0,
         "annual_volatility": std * float(np.sqrt(periods_per_year)),
+        "sharpe": float(ret.mean() / std * np.sqrt(periods_per_year)) if std > 1e-12 else 0.0,
         "max_drawdown": float(np.max(1.0 - values / peak)),
-        "sharpe": float(ret.mean() / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
     }
 
 
 class PortfolioEnv(gym.Env):
     """Allocate wealth over K assets plus cash; reward = log return after transaction costs.
 
+    Data: ``data`` (a PriceData), else ``csv_path``, else ``source`` ("stocks": the
+    shipped monthly closes of ``assets``, default :data:`STOCKS_ASSETS`; "synthetic":
+    :func:`generate_prices` with ``n_periods``, ``n_assets``, ``data_seed``).
     Observation (flat Box): current weights (cash first, K+1 values in [0, 1]) then the
-    last ``window`` log returns of each asset, divided by ``return_scale`` and clipped
-    to [-5, 5]. Action: ``action_mode="weights"`` is a Box of K+1 target weights mapped
-    by :func:`action_to_weights`; ``"discrete"`` is MultiDiscrete of sell/hold/buy per
-    asset, each moving ``trade_fraction`` of the portfolio between the asset and cash.
-    Costs: ``cost * sum_k |target_k - current_k|`` of the value is paid on rebalancing.
-    Periods are split by time: ``split="train"`` uses the first ``train_fraction``,
-    ``"test"`` the later rest; reset starts at a random period of the split.
+    last ``window`` log returns of each asset, divided by ``return_scale`` (default
+    0.02 per trading day, scaled by sqrt(time): about 0.09 a month) and clipped to [-5, 5].
+    Action: ``action_mode="weights"`` is a Box of K+1 target weights mapped by
+    :func:`action_to_weights`; ``"discrete"`` is MultiDiscrete of sell/hold/buy per asset,
+    each moving ``trade_fraction`` of the portfolio between the asset and cash.
+    Costs: ``cost * sum_k |target_k - current_k|`` of the value (0.001 = 10 bp of turnover).
+    Reward: ``"log_return"`` (the log growth after costs) or ``"mean_variance"`` (that
+    minus ``risk_aversion / 2`` times its square).
+    Splits: with ``fold=None`` the first ``train_fraction`` of the periods is ``"train"``
+    and the rest ``"test"``. With ``fold=i`` (of ``n_folds`` walk-forward folds whose test
+    blocks last ``test_years``), ``"test"`` is fold i's block, ``"train"`` every earlier
+    period, ``"fit"`` the train periods but the last block's worth and ``"validation"``
+    that last block (for choosing settings without the test data). Reset starts at a
+    random period of the split; episodes last ``episode_length`` periods (None: the split).
+    ``shuffle_assets`` (training splits only) deals the assets to the observation and
+    action slots in a random order each episode, so a policy learns rules that hold for
+    any asset (trend, risk) rather than which of the few assets did well.
     """
 
     metadata = {"render_modes": []}
@@ -204,14 +301,22 @@ class PortfolioEnv(gym.Env):
         self,
         data: PriceData | None = None,
         csv_path: str | Path | None = None,
+        source: str = "stocks",
+        assets: list[str] | None = None,
         split: str = "train",
+        fold: int | None = None,
+        n_folds: int = 5,
+        test_years: float = 1.0,
         train_fraction: float = 0.8,
-        window: int = 20,
-        episode_length: int | None = 252,
+        window: int = 12,
+        episode_length: int | None = 24,
         cost: float = 0.001,
+        reward: str = "log_return",
+        risk_aversion: float = 0.0,
         action_mode: str = "weights",
+        shuffle_assets: bool = True,
         trade_fraction: float = 0.1,
-        return_scale: float = 0.02,
+        return_scale: float | None = None,
         n_assets: int = 4,
         n_periods: int = 2520,
         data_seed: int = 0,
@@ -221,45 +326,74 @@ class PortfolioEnv(gym.Env):
             "PortfolioEnv",
             [
                 ("train_fraction", train_fraction, 0.01, 0.99),
+                ("n_folds", n_folds, 1, 1000),
+                ("test_years", test_years, 1e-3, 1000.0),
                 ("window", window, 1, 10_000),
                 ("cost", cost, 0.0, 0.5),
+                ("risk_aversion", risk_aversion, 0.0, 1000.0),
                 ("trade_fraction", trade_fraction, 1e-6, 1.0),
-                ("return_scale", return_scale, 1e-6, 10.0),
                 ("n_assets", n_assets, 1, 1000),
                 ("n_periods", n_periods, 3, 10_000_000),
             ]
-            + ([("episode_length", episode_length, 1, 10_000_000)] if episode_length is not None else []),
+            + ([("episode_length", episode_length, 1, 10_000_000)] if episode_length is not None else [])
+            + ([("return_scale", return_scale, 1e-6, 10.0)] if return_scale is not None else [])
+            + ([("fold", fold, 0, n_folds - 1)] if fold is not None else []),
         )
-        if data is None:
-            data = (
-                load_prices_csv(csv_path) if csv_path is not None else generate_prices(n_periods, n_assets, data_seed)
-            )
+        for name, value, allowed in (
+            ("source", source, SOURCES),
+            ("reward", reward, REWARDS),
+            ("action_mode", action_mode, ("weights", "discrete")),
+            ("split", split, ("train", "test") if fold is None else ("train", "fit", "validation", "test")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"PortfolioEnv: {name}={value!r}: expected one of {', '.join(allowed)}")
         if render_mode is not None:
             raise ValueError(f"no render modes; got render_mode={render_mode!r}")
+        if data is None:
+            if csv_path is not None:
+                data = load_prices_csv(csv_path, assets=assets)
+            elif source == "stocks":
+                data = load_stocks(assets or STOCKS_ASSETS)
+            else:
+                data = generate_prices(n_periods, n_assets, data_seed)
         self.render_mode = render_mode
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-        if action_mode not in ("weights", "discrete"):
-            raise ValueError(f"action_mode must be 'weights' or 'discrete', not {action_mode!r}")
         self.data = data
         self.window = window
         self.cost = cost
+        self.reward_kind = reward
+        self.risk_aversion = risk_aversion
         self.action_mode = action_mode
         self.trade_fraction = trade_fraction
+        self.periods_per_year = ppy = data.periods_per_year
         self.n_assets = k = len(data.assets)
         log_ret = np.zeros_like(data.prices)
         log_ret[1:] = np.diff(np.log(data.prices), axis=0)
         self._log_ret = log_ret
-        self._features = np.clip(log_ret / return_scale, -5.0, 5.0).astype(np.float32)
+        scale = return_scale if return_scale is not None else 0.02 * np.sqrt(PERIODS_PER_YEAR / ppy)
+        self._features = np.clip(log_ret / scale, -5.0, 5.0).astype(np.float32)
         self._relatives = np.exp(log_ret)  # price t / price t-1
+        self._data_features, self._data_relatives = self._features, self._relatives
+        self.shuffle_assets = bool(shuffle_assets) and split in ("train", "fit")
         # Period t moves prices from t to t+1; the observation at t sees returns up to t.
         n_periods_total = len(data.dates) - 1
-        cut = int(round(train_fraction * n_periods_total))
-        self.first, self.last = (window, cut) if split == "train" else (max(cut, window), n_periods_total)
+        if fold is None:
+            cut = int(round(train_fraction * n_periods_total))
+            self.first, self.last = (window, cut) if split == "train" else (max(cut, window), n_periods_total)
+            self.folds = None
+        else:
+            block = max(1, round(test_years * ppy))
+            self.folds = walk_forward_folds(n_periods_total, window, n_folds, block, data.source)
+            train_first, test_first, test_last = self.folds[fold]
+            self.first, self.last = {
+                "train": (train_first, test_first),
+                "fit": (train_first, test_first - block),
+                "validation": (test_first - block, test_first),
+                "test": (test_first, test_last),
+            }[split]
         span = self.last - self.first
         self.episode_length = span if episode_length is None else min(episode_length, span)
         if self.episode_length < 1:
-            raise ValueError(f"split '{split}' has {span} periods; need at least one (window={window})")
+            raise ValueError(f"{data.source}: split '{split}' has {span} periods; need at least one (window={window})")
         low = np.concatenate([np.zeros(k + 1), np.full(window * k, -5.0)]).astype(np.float32)
         high = np.concatenate([np.ones(k + 1), np.full(window * k, 5.0)]).astype(np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
@@ -295,6 +429,9 @@ class PortfolioEnv(gym.Env):
         else:
             self._t = int(self.np_random.integers(self.first, latest + 1))
         self._end = self._t + self.episode_length
+        if self.shuffle_assets:
+            order = self.np_random.permutation(self.n_assets)
+            self._features, self._relatives = self._data_features[:, order], self._data_relatives[:, order]
         self._weights = np.eye(self.n_assets + 1)[0]
         self._value = 1.0
         return self._obs(), self._info()
@@ -327,28 +464,7 @@ class PortfolioEnv(gym.Env):
         self._t += 1
         info = self._info()
         info.update(turnover=turnover, cost=paid, log_return=log_return)
-        return self._obs(), log_return, False, self._t >= self._end, info
-
-
-class PeriodicRebalance:
-    """Baseline: hold equal asset weights, rebalancing every ``period`` steps (never if None)."""
-
-    def __init__(self, n_assets: int, period: int | None = 21):
-        self.n_assets = n_assets
-        self.period = period
-        self._steps = 0
-        self._target = np.concatenate([[0.0], np.full(n_assets, 1.0 / n_assets)])
-
-    def reset(self) -> None:
-        self._steps = 0
-
-    def __call__(self, obs: np.ndarray, info: dict[str, Any] | None = None) -> np.ndarray:
-        """Box action for a ``weights``-mode PortfolioEnv observation."""
-        due = self._steps == 0 or (self.period is not None and self._steps % self.period == 0)
-        self._steps += 1
-        return weights_to_action(self._target if due else obs[: self.n_assets + 1])
-
-
-def buy_and_hold(n_assets: int) -> PeriodicRebalance:
-    """Baseline: buy equal weights at the start, then never trade."""
-    return PeriodicRebalance(n_assets, period=None)
+        reward = log_return
+        if self.reward_kind == "mean_variance":
+            reward -= 0.5 * self.risk_aversion * log_return**2
+        return self._obs(), reward, False, self._t >= self._end, info
