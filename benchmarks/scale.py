@@ -17,7 +17,10 @@ On one local Ray (`ray.init(num_cpus=2)`; every worker is one CPU):
   the collection time divides by N (at the 2-worker collection efficiency `collect_2 / (2
   collect_1)`). The bytes per update grow with N (docs/scaling.md).
 
-One JSON line with those keys (and `cores`, `cars_per_worker`).
+`--sensors STEREO_CAMERAS,LIDAR` measures all of it for a model of those sensors (a metadata file of
+the console's action space with that "sensor" list): the workers then send a Dict observation per key.
+
+One JSON line with those keys (and `cores`, `cars_per_worker`, `sensors`).
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ from deepracer_rl.distributed import PolicySpec, WorkerPool, policy_weights, rol
 from deepracer_rl.train import train
 
 
-def config(workers: int, cars: int, steps: int) -> TrainConfig:
+def config(workers: int, cars: int, steps: int, metadata: str | None = None) -> TrainConfig:
     return TrainConfig(
+        metadata=metadata,
         workers=workers,
         n_envs=cars,
         steps=steps,
@@ -55,7 +59,7 @@ def config(workers: int, cars: int, steps: int) -> TrainConfig:
     )
 
 
-def collection(cars: int, steps: int, repeats: int) -> tuple[float, float, int]:
+def collection(cars: int, steps: int, repeats: int, metadata: str | None = None) -> tuple[float, float, int]:
     """(env steps/s of 1 worker, of 2 workers, bytes per update of 2 workers), the learner idle: one
     pool of 2 workers; each round times worker 0 alone, then both together (medians over `repeats`
     rounds, after a warm-up rollout: a shared machine's load changes between rounds)."""
@@ -64,8 +68,9 @@ def collection(cars: int, steps: int, repeats: int) -> tuple[float, float, int]:
     from deepracer_rl.algorithms import build_model
     from deepracer_rl.vec_env import RaceVecEnv
 
-    settings = config(2, cars, steps)
+    settings = config(2, cars, steps, metadata)
     kwargs = dict(track="reinvent_base", observation=settings.observation(), reward_isolation=settings.isolation())
+    kwargs["metadata"] = metadata
     pool = WorkerPool(2, cars, 0, kwargs, 0.99, say=lambda text: print(text, file=sys.stderr))
     env = RaceVecEnv(n_envs=1, seed=0, **kwargs)
     try:
@@ -89,7 +94,7 @@ def collection(cars: int, steps: int, repeats: int) -> tuple[float, float, int]:
         env.close()
 
 
-def training_rate(workers: int, cars: int, steps: int) -> tuple[float, float]:
+def training_rate(workers: int, cars: int, steps: int, metadata: str | None = None) -> tuple[float, float]:
     """(training steps/s from progress.csv, the learner's share of an update) of one run."""
     import deepracer_rl.distributed as distributed
 
@@ -105,7 +110,7 @@ def training_rate(workers: int, cars: int, steps: int) -> tuple[float, float]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run"
-            train(config(workers, cars, steps), out)
+            train(config(workers, cars, steps, metadata), out)
             with open(out / "progress.csv", newline="") as handle:
                 rows = list(csv.DictReader(handle))
     finally:
@@ -123,14 +128,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=256, help="steps per car per rollout (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rollouts per worker count (default: %(default)s)")
     parser.add_argument("--train-steps", type=int, default=12_288, help="steps of each run (default: %(default)s)")
+    parser.add_argument("--sensors", help='model_metadata.json "sensor" list, comma-separated (default: the camera)')
     args = parser.parse_args()
+    metadata = None
+    if args.sensors:
+        from deepracer_rl.action_space import ActionSpace
+
+        metadata = str(Path(tempfile.mkdtemp(prefix="scale_")) / "model_metadata.json")
+        sensors = args.sensors.split(",")
+        Path(metadata).write_text(json.dumps({**ActionSpace.default().to_metadata(), "sensor": sensors}))
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     try:
-        collect_1, collect_2, bytes_2 = collection(args.cars, args.steps, args.repeats)
-        train_workers_2, learner_share = training_rate(2, args.cars, args.train_steps)
+        collect_1, collect_2, bytes_2 = collection(args.cars, args.steps, args.repeats, metadata)
+        train_workers_2, learner_share = training_rate(2, args.cars, args.train_steps, metadata)
     finally:
         ray.shutdown()
-    train_local, _ = training_rate(0, 2 * args.cars, args.train_steps)  # n_envs: the same cars in all
+    train_local, _ = training_rate(0, 2 * args.cars, args.train_steps, metadata)  # the same cars in all
     efficiency = collect_2 / (2 * collect_1)
     collect_share = 1.0 - learner_share
 
@@ -153,6 +166,7 @@ def main() -> None:
                 "predicted_speedup_32": round(speedup(32), 2),
                 "cores": os.cpu_count(),
                 "cars_per_worker": args.cars,
+                "sensors": args.sensors or "FRONT_FACING_CAMERA",
             }
         )
     )

@@ -60,6 +60,8 @@ class SimulatorBackend(ABC):
     errors: tuple[type[BaseException], ...] = ()  # what it raises when its simulator is gone
     supports_multiple_tracks: bool = False  # whether `track` may be several tracks, a car on each (in-process)
     supports_objects: bool = False  # whether its sensors show obstacles and bot cars (`show_objects`)
+    # the sensors (DeepRacer names) `sensor_data` can deliver; None: every registered one
+    sensor_names: tuple[str, ...] | None = None
     # whether its simulator places and moves the objects itself (`object_poses`: sim_node over ROS): the race
     # then judges collisions against those poses instead of its own layouts
     simulates_objects: bool = False
@@ -137,6 +139,17 @@ def backend_class(name: str) -> type[SimulatorBackend]:
     except ImportError as exc:
         raise ValueError(f"backend {name!r} is not usable here: {exc}") from exc
     return getattr(module, attr)
+
+
+def check_backend_sensors(name: str, names: tuple[str, ...]) -> None:
+    """ValueError naming the sensors of `names` that backend `name` cannot deliver (its `sensor_names`)."""
+    cls = backend_class(name)
+    other = [] if cls.sensor_names is None else [n for n in names if n not in cls.sensor_names]
+    if other:
+        raise ValueError(
+            f"--backend {name} trains on {', '.join(cls.sensor_names or ())} only; sensor(s) {', '.join(other)} "
+            "train with --backend inprocess"
+        )
 
 
 def make_backend(

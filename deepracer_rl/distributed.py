@@ -7,6 +7,9 @@ observations, actions, log-probs, values, rewards, episode starts and the step i
 track's waypoints); `DistributedPPO.collect_rollouts` replays the steps through the run's
 callbacks (simtrace, metrics, checkpoints, evaluation, progress bar) exactly as local training
 calls them, fills SB3's `RolloutBuffer` (n_envs = workers x K) and computes the advantages.
+A car with several sensors (`sensors.observation_space`: a Dict by input name) sends one array
+per key, each in its own dtype (camera frames uint8, a lidar float32), and the learner's buffer is
+SB3's `DictRolloutBuffer` (PPO picks it for a Dict space), as in-process.
 
 A worker that dies (killed, out of memory, a crashed simulator) is restarted by Ray
 (`max_restarts`) or, once Ray gives up, made again by `WorkerPool`; its partial rollout is
@@ -46,6 +49,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 from .config import TrainConfig
 from .evaluate import LapReport
 
+Observation = np.ndarray | dict[str, np.ndarray]  # one sensor's Box, or several sensors' Dict by input name
 MAX_RESTARTS = 3  # restarts Ray makes of one worker actor before the pool makes a new one
 MAX_FAILURES = 10  # deaths of one worker within one update before the run stops
 STARTUP_TIMEOUT_S = 300.0  # s for the workers to be placed and build their cars
@@ -350,7 +354,7 @@ class RolloutWorker:
             self.close()
             raise
         self.policy: Any = None  # built from the first rollout's PolicySpec
-        self.last_obs: np.ndarray | None = None
+        self.last_obs: Observation | None = None
         self.episode_starts = np.ones(n_cars, dtype=bool)
 
     def describe(self) -> dict[str, Any]:
@@ -365,7 +369,7 @@ class RolloutWorker:
             "action_space": self.env.action_space,
         }
 
-    def reset(self) -> np.ndarray:
+    def reset(self) -> Observation:
         self.last_obs = self.env.reset()
         self.episode_starts = np.ones(self.env.num_envs, dtype=bool)
         return self.last_obs
@@ -385,7 +389,7 @@ class RolloutWorker:
         if self.last_obs is None:
             self.reset()
         k, policy, space = self.env.num_envs, self.policy, self.env.action_space
-        obs = np.empty((n_steps, *self.last_obs.shape), dtype=self.last_obs.dtype)
+        obs = steps_like(self.last_obs, n_steps)
         actions: list[np.ndarray] = []
         values = np.empty((n_steps, k), dtype=np.float32)
         log_probs = np.empty((n_steps, k), dtype=np.float32)
@@ -407,7 +411,8 @@ class RolloutWorker:
                     terminal = policy.obs_to_tensor(info[i]["terminal_observation"])[0]
                     with torch.no_grad():
                         bootstrap[t, i] = self.gamma * float(policy.predict_values(terminal)[0])
-            obs[t], values[t], log_probs[t] = self.last_obs, value.numpy().ravel(), log_prob.numpy().ravel()
+            put_step(obs, t, self.last_obs)
+            values[t], log_probs[t] = value.numpy().ravel(), log_prob.numpy().ravel()
             rewards[t], starts[t], dones[t] = reward, self.episode_starts, done
             actions.append(action)
             infos.append([strip_info(i) for i in info])
@@ -486,8 +491,39 @@ def _ros_note(where: dict[str, Any]) -> str:
 
 
 def rollout_bytes(rollout: dict[str, Any]) -> int:
-    """Bytes of a rollout's arrays (what a worker sends per update, without the pickled infos)."""
-    return int(sum(v.nbytes for v in rollout.values() if isinstance(v, np.ndarray)))
+    """Bytes of a rollout's arrays, a Dict observation's per key (what a worker sends per update, without
+    the pickled infos)."""
+    arrays = [a for v in rollout.values() for a in (v.values() if isinstance(v, dict) else [v])]
+    return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)))
+
+
+def steps_like(obs: Observation, n_steps: int) -> Observation:
+    """Room for `n_steps` steps of the cars' observation `obs`: (n_steps, *shape) of its dtype, per key
+    of a Dict observation (uint8 camera frames stay uint8, a lidar's float32)."""
+    if isinstance(obs, dict):
+        return {key: steps_like(value, n_steps) for key, value in obs.items()}
+    return np.empty((n_steps, *obs.shape), dtype=obs.dtype)
+
+
+def put_step(steps: Observation, t: int, obs: Observation) -> None:
+    """Store the cars' observation `obs` as step `t` of `steps` (`steps_like`)."""
+    if isinstance(steps, dict):
+        for key, value in steps.items():
+            value[t] = obs[key]  # type: ignore[index]
+    else:
+        steps[t] = obs
+
+
+def join_cars(parts: list[Observation], axis: int = 0) -> Observation:
+    """The workers' observations joined along the car axis (`axis`), per key of a Dict observation."""
+    if isinstance(parts[0], dict):
+        return {key: np.concatenate([p[key] for p in parts], axis=axis) for key in parts[0]}  # type: ignore[index]
+    return np.concatenate(parts, axis=axis)  # type: ignore[arg-type]
+
+
+def step_of(steps: Observation, t: int) -> Observation:
+    """Step `t` of a rollout's observations (every car), per key of a Dict observation."""
+    return {key: value[t] for key, value in steps.items()} if isinstance(steps, dict) else steps[t]
 
 
 class WorkerPool:
@@ -545,9 +581,9 @@ class WorkerPool:
             f"worker {i}: pid {w.get('pid')} on {w.get('host')}{_ros_note(w)}" for i, w in enumerate(self.where)
         )
 
-    def reset(self) -> np.ndarray:
+    def reset(self) -> Observation:
         """Reset every worker's cars; their first observations, workers in order."""
-        return np.concatenate(self._gather(lambda i, actor: actor.reset.remote()))
+        return join_cars(self._gather(lambda i, actor: actor.reset.remote()))
 
     def collect(
         self,
@@ -704,8 +740,9 @@ class DistributedPPO(PPO):
         rollout_buffer.reset()
         callback.on_rollout_start()
         parts = env.collect(PolicySpec.of(self), policy_weights(self.policy), n_rollout_steps)
-        per_step = ("obs", "actions", "values", "log_probs", "rewards", "bootstrap", "episode_starts", "dones")
+        per_step = ("actions", "values", "log_probs", "rewards", "bootstrap", "episode_starts", "dones")
         joined = {key: np.concatenate([p[key] for p in parts], axis=1) for key in per_step}
+        obs = join_cars([p["obs"] for p in parts], axis=1)
         last_values = np.concatenate([p["last_values"] for p in parts])
         if isinstance(self.action_space, spaces.Discrete):
             joined["actions"] = joined["actions"].reshape(n_rollout_steps, env.num_envs)
@@ -720,14 +757,14 @@ class DistributedPPO(PPO):
             self._update_info_buffer(infos, dones)
             buffer_actions = actions.reshape(-1, 1) if isinstance(self.action_space, spaces.Discrete) else actions
             rollout_buffer.add(
-                joined["obs"][t],
+                step_of(obs, t),  # type: ignore[arg-type]
                 buffer_actions,
                 rewards + joined["bootstrap"][t],
                 joined["episode_starts"][t],
                 torch.as_tensor(joined["values"][t]),
                 torch.as_tensor(joined["log_probs"][t]),
             )
-        self._last_obs = np.concatenate([p["last_obs"] for p in parts])  # type: ignore[assignment]
+        self._last_obs = join_cars([p["last_obs"] for p in parts])  # type: ignore[assignment]
         self._last_episode_starts = joined["dones"][-1]
         rollout_buffer.compute_returns_and_advantage(
             last_values=torch.as_tensor(last_values), dones=joined["dones"][-1]

@@ -3,7 +3,9 @@
 With `--format openvino` also `model.xml` + `model.bin`: the OpenVINO IR converted from that
 ONNX graph (float32 weights), the metadata and action digest in its rt_info, and checked
 against the ONNX graph and the torch policy on sample observations (rendered track views and
-random frames) before it is kept: outputs further apart than `PARITY_TOLERANCE` fail the export.
+random frames; with other sensors than the front camera, the race's own observations at start
+poses and random values of each input) before it is kept: outputs further apart than
+`PARITY_TOLERANCE` fail the export. A several-input graph converts with its inputs named as in ONNX.
 
 The ONNX graph takes float32 frames (N, C, H, W) with values 0..255, exactly the env's
 observation (with several sensors: one named input per sensor, `Sensor.input_name`, listed in the
@@ -47,6 +49,7 @@ from .rundir import find_run
 from .sensors import metadata_sensors
 
 FORMATS = ("onnx", "openvino")  # ONNX is always written; openvino adds the IR converted from it
+Samples = np.ndarray | dict[str, np.ndarray]  # parity samples: (N, C, H, W) frames, or inputs by name
 PARITY_TOLERANCE = 1e-4  # max |difference| of outputs (probabilities or actions in [-1, 1]) between runtimes
 
 
@@ -89,15 +92,16 @@ def export_policy(
     out_dir: str | os.PathLike,
     network: str | None = None,
     formats: tuple[str, ...] = ("onnx",),
-    samples: np.ndarray | None = None,
+    samples: Samples | None = None,
 ) -> Path:
     """Write model.onnx, model_metadata.json and SHA256SUMS into out_dir (+ model.xml/.bin for "openvino").
 
     The ONNX input is named after the sensor (`sensors.Sensor.input_name`); `network` (a name
     of `networks.NETWORKS`) sets the metadata's DeepRacer `neural_network`. `samples`: (N, C, H, W)
-    observations for the IR's parity check (default: random frames). The files are written into a
-    staging folder inside out_dir and renamed into place, SHA256SUMS last: a full disk or a failed
-    check leaves the previous export as it was (ExportError names the file and the reason).
+    observations, or a dict of inputs by name, for the IR's parity check (default: `random_inputs`).
+    The files are written into a staging folder inside out_dir and renamed into place, SHA256SUMS
+    last: a full disk or a failed check leaves the previous export as it was (ExportError names the
+    file and the reason).
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -132,7 +136,7 @@ def _write_export(
     actions: ActionSpace,
     network: str | None,
     formats: tuple[str, ...],
-    samples: np.ndarray | None,
+    samples: Samples | None,
     shown: Path,
 ) -> None:
     """The files of `export_policy`, written into the (empty) staging folder `out` (`shown` in messages)."""
@@ -141,11 +145,6 @@ def _write_export(
     sensors = metadata_sensors(actions)
     names = [sensor.input_name for sensor in sensors]
     several = len(sensors) > 1
-    if several and "openvino" in formats:
-        raise ExportError(
-            f"{shown}: --format openvino exports one-input models; this one has {len(names)} inputs "
-            f"({', '.join(names)}): export it as ONNX (onnxruntime runs it)"
-        )
     module = policy_module(model, tuple(names) if several else None)
     dummies = tuple(torch.zeros((1, *sensor.space(observation).shape)) for sensor in sensors)
     with warnings.catch_warnings():  # the TorchScript exporter needs no extra packages; it warns
@@ -179,12 +178,11 @@ def _write_export(
         ]
     (out / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     if "openvino" in formats:
-        write_openvino(out, metadata)
+        write_openvino(out, metadata, names)
         _write_checksums(out)  # check_parity loads the IR through the checked loader
         if samples is None:
-            rng = np.random.default_rng(0)
-            samples = rng.integers(0, 256, (16, observation.channels, observation.height, observation.width))
-        check_parity(out, np.asarray(samples, dtype=np.float32), torch_outputs(model, samples), shown=shown)
+            samples = random_inputs(actions, observation, 16, np.random.default_rng(0))
+        check_parity(out, samples, torch_outputs(model, samples), shown=shown)
     _write_checksums(out)
 
 
@@ -194,8 +192,9 @@ def _write_checksums(out: Path) -> None:
     (out / CHECKSUMS_NAME).write_text(sums, encoding="utf-8")
 
 
-def write_openvino(out: Path, metadata: dict) -> Path:
-    """Convert out/model.onnx to the OpenVINO IR out/model.xml + model.bin (float32), metadata in its rt_info."""
+def write_openvino(out: Path, metadata: dict, input_names: list[str]) -> Path:
+    """Convert out/model.onnx to the OpenVINO IR out/model.xml + model.bin (float32), metadata in its rt_info,
+    its inputs named `input_names` (the ONNX graph's, in order)."""
     try:
         import openvino as ov
     except ImportError:
@@ -204,6 +203,8 @@ def write_openvino(out: Path, metadata: dict) -> Path:
         model = ov.convert_model(str(out / ONNX_NAME))
     except Exception as exc:  # the converter raises its own error types
         raise ExportError(f"{out / ONNX_NAME}: OpenVINO cannot convert it ({exc})") from None
+    for port, name in zip(model.inputs, input_names):
+        port.get_tensor().set_names({name})  # the ONNX input's name alone (the converter adds a Cast's)
     model.set_rt_info(json.dumps(metadata, sort_keys=True), [IR_RT_INFO, "model_metadata"])
     model.set_rt_info(metadata["action_space_sha256"], [IR_RT_INFO, "action_space_sha256"])
     tmp = out / ("model.tmp" + Path(OPENVINO_XML).suffix)
@@ -215,13 +216,16 @@ def write_openvino(out: Path, metadata: dict) -> Path:
 
 def check_parity(
     out: Path,
-    samples: np.ndarray,
+    samples: Samples,
     reference: np.ndarray,
     tolerance: float = PARITY_TOLERANCE,
     shown: Path | None = None,
 ) -> float:
-    """Largest |difference| between the IR's, the ONNX graph's and the reference (torch) outputs on `samples`;
-    ExportError when above `tolerance` (naming the file in `shown`, default `out`)."""
+    """Largest |difference| between the IR's, the ONNX graph's and the reference (torch) outputs on `samples`
+    (frames, or a dict of inputs by name); ExportError when above `tolerance` (naming the file in `shown`,
+    default `out`)."""
+    samples = as_float32(samples)
+    count = len(next(iter(samples.values()))) if isinstance(samples, dict) else len(samples)
     try:
         ir = OpenVinoPolicy(out).outputs(samples)
         onnx = OnnxPolicy(out).outputs(samples)
@@ -233,20 +237,24 @@ def check_parity(
         if not difference <= tolerance:
             raise ExportError(
                 f"{(shown or out) / (OPENVINO_XML if name != 'ONNX' else ONNX_NAME)}: the {name} outputs differ "
-                f"from the torch policy's by {difference:.3g} on {len(samples)} sample observations (tolerance "
+                f"from the torch policy's by {difference:.3g} on {count} sample observations (tolerance "
                 f"{tolerance:g}); nothing of this export was kept"
             )
         worst = max(worst, difference)
     return worst
 
 
-def torch_outputs(model: Any, frames: np.ndarray) -> np.ndarray:
-    """What the exported graph should output, from SB3's own policy API (for parity checks)."""
+def torch_outputs(model: Any, frames: Samples) -> np.ndarray:
+    """What the exported graph should output, from SB3's own policy API (for parity checks); `frames`:
+    (N, C, H, W) frames or a dict of inputs by name."""
     import torch
     from gymnasium import spaces
 
     policy = model.policy.to("cpu").eval()
-    obs = torch.as_tensor(frames, dtype=torch.float32)
+    frames = as_float32(frames)
+    obs: Any = (
+        {k: torch.as_tensor(v) for k, v in frames.items()} if isinstance(frames, dict) else torch.as_tensor(frames)
+    )
     with torch.no_grad():
         if hasattr(policy, "actor"):  # SAC
             return policy._predict(obs, deterministic=True).numpy()
@@ -274,6 +282,49 @@ def sample_observations(observation: ObservationSpec, track: str, count: int = 1
     return np.concatenate([np.array(views, dtype=np.float32), noise.astype(np.float32)])
 
 
+def as_float32(samples: Samples) -> Samples:
+    """Samples as the graph takes them: float32, per input name of a dict."""
+    if isinstance(samples, dict):
+        return {k: np.asarray(v, dtype=np.float32) for k, v in samples.items()}
+    return np.asarray(samples, dtype=np.float32)
+
+
+def random_inputs(actions: ActionSpace, observation: ObservationSpec, count: int, rng: np.random.Generator) -> Samples:
+    """`count` random observations of the model's inputs, float32: a camera's frames 0..255 (integers),
+    a lidar's values uniform in its range; a dict by input name for several sensors."""
+    inputs = {}
+    for sensor in metadata_sensors(actions):
+        space = sensor.space(observation)
+        if np.issubdtype(space.dtype, np.integer):
+            values = rng.integers(0, 256, (count, *space.shape))
+        else:
+            values = rng.uniform(space.low, space.high, (count, *space.shape))
+        inputs[sensor.input_name] = values.astype(np.float32)
+    return inputs if len(inputs) > 1 else next(iter(inputs.values()))
+
+
+def sample_inputs(
+    actions: ActionSpace, observation: ObservationSpec, track: str, count: int = 16, seed: int = 0
+) -> Samples:
+    """Parity samples of the model's inputs: the front camera's `sample_observations`; other sensors:
+    half the in-process race's observations (its sensors) of cars at seeded start poses on `track`,
+    half `random_inputs` (a dict by input name for several sensors)."""
+    from .race import RaceCore
+
+    if tuple(actions.sensor) == ("FRONT_FACING_CAMERA",):
+        return sample_observations(observation, track, count, seed)
+    race = RaceCore.create(track, n_cars=count // 2, metadata=actions, observation=observation, seed=seed)
+    try:
+        race.reset_cars(np.arange(count // 2))
+        views = as_float32(race.observation())
+    finally:
+        race.close()
+    noise = random_inputs(actions, observation, count - count // 2, np.random.default_rng(seed))
+    if isinstance(views, dict):
+        return {k: np.concatenate([views[k], noise[k]]) for k in views}  # type: ignore[index]
+    return np.concatenate([views, noise])  # type: ignore[list-item]
+
+
 def export_run(
     run_or_model: str | os.PathLike, out_dir: str | os.PathLike | None = None, formats: tuple[str, ...] = ("onnx",)
 ) -> Path:
@@ -284,6 +335,6 @@ def export_run(
     actions = run.load_actions(config)  # refuses an action list reordered or edited after training
     model = load_model(path, algo=config.algo)
     observation = config.observation()
-    samples = sample_observations(observation, track_path(config.track, run)) if "openvino" in formats else None
+    samples = sample_inputs(actions, observation, track_path(config.track, run)) if "openvino" in formats else None
     out = out_dir or run.export_dir
     return export_policy(model, observation, actions, out, network=config.network, formats=formats, samples=samples)

@@ -122,6 +122,22 @@ def export_sensors(metadata: dict, actions: ActionSpace, where: str) -> tuple[Se
         raise PolicyLoadError(str(exc)) from None
 
 
+def batch_inputs(observations: dict[str, np.ndarray], ranks: dict[str, int]) -> dict[str, np.ndarray]:
+    """A several-input model's feed: float32 per input name (`ranks`: each input's rank with the batch
+    axis), one car's input made a batch of one."""
+    feed = {}
+    for name, rank in ranks.items():
+        value = np.asarray(observations[name], dtype=np.float32)
+        feed[name] = value[None] if value.ndim == rank - 1 else value
+    return feed
+
+
+def _ir_input_name(port: object, sensors: tuple[Sensor, ...]) -> str:
+    """An IR input's name: the sensor input name among its tensor names, else any of them."""
+    names = port.get_names()  # type: ignore[attr-defined]
+    return next((s.input_name for s in sensors if s.input_name in names), port.get_any_name())  # type: ignore[attr-defined]
+
+
 class ExportedPolicy:
     """What both runtimes offer: root (the export dir), metadata, actions, observation, sensors (the
     inputs, by `Sensor.input_name`), runtime, outputs, predict."""
@@ -190,11 +206,7 @@ class OnnxPolicy(ExportedPolicy):
     def outputs(self, observations: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         """Raw network outputs for (N, C, H, W) frames, or (several sensors) a dict of inputs by name."""
         if isinstance(observations, dict):
-            feed = {}
-            for name, rank in self._input_ranks.items():
-                value = np.asarray(observations[name], dtype=np.float32)
-                feed[name] = value[None] if value.ndim == rank - 1 else value  # one car's input: a batch of one
-            return self.session.run(None, feed)[0]
+            return self.session.run(None, batch_inputs(observations, self._input_ranks))[0]
         frames = np.asarray(observations, dtype=np.float32)
         if frames.ndim == 3:
             frames = frames[None]
@@ -222,11 +234,6 @@ class OpenVinoPolicy(ExportedPolicy):
                 )
         self.metadata, self.actions, self.observation = load_export_metadata(root)
         self.sensors = export_sensors(self.metadata, self.actions, str(root / METADATA_NAME))
-        if len(self.sensors) > 1:
-            raise PolicyLoadError(
-                f"{model_path}: the OpenVINO path runs one-input models; {root / METADATA_NAME} names "
-                f"{len(self.sensors)} sensors: run the ONNX model (runtime onnxruntime)"
-            )
         try:
             import openvino as ov
         except ImportError:
@@ -245,11 +252,25 @@ class OpenVinoPolicy(ExportedPolicy):
                 f"{model_path}: the IR was exported for action list {embedded or '(none recorded)'}, but "
                 f"{root / METADATA_NAME} holds {self.actions.digest()}: export the run again"
             )
-        shape = [d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape()]
+        shapes = {
+            _ir_input_name(i, self.sensors): [d.get_length() if d.is_static else None for d in i.get_partial_shape()]
+            for i in model.inputs
+        }
         out_shape = model.outputs[0].get_partial_shape()
         outputs = out_shape[len(out_shape) - 1].get_length() if out_shape[len(out_shape) - 1].is_static else None
-        _check_io(model_path, shape, outputs, self.observation, self.actions, self.sensors[0])
-        self.input_name = model.inputs[0].get_any_name()
+        if len(self.sensors) == 1:
+            _check_io(model_path, next(iter(shapes.values())), outputs, self.observation, self.actions, self.sensors[0])
+        else:  # one input per sensor, named as in the ONNX graph (Sensor.input_name)
+            found = {name: shape[1:] for name, shape in shapes.items()}
+            wanted = {s.input_name: list(s.space(self.observation).shape) for s in self.sensors}
+            if found != wanted:
+                raise PolicyLoadError(
+                    f"{model_path}: inputs {found} do not match the sensors of {root / METADATA_NAME}: {wanted}"
+                )
+            _check_outputs(model_path, outputs, self.actions)
+        self.input_name = next(iter(shapes))
+        self.input_names = tuple(shapes)
+        self._input_ranks = {name: len(shape) for name, shape in shapes.items()}
         config = {
             "INFERENCE_NUM_THREADS": int(threads),
             "INFERENCE_PRECISION_HINT": "f32",
@@ -258,8 +279,10 @@ class OpenVinoPolicy(ExportedPolicy):
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
 
-    def outputs(self, observations: np.ndarray) -> np.ndarray:
-        """Raw network outputs for (N, C, H, W) frames."""
+    def outputs(self, observations: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """Raw network outputs for (N, C, H, W) frames, or (several sensors) a dict of inputs by name."""
+        if isinstance(observations, dict):
+            return np.array(self.request.infer(batch_inputs(observations, self._input_ranks))[0])
         frames = np.asarray(observations, dtype=np.float32)
         if frames.ndim == 3:
             frames = frames[None]

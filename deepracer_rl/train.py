@@ -26,7 +26,7 @@ import numpy as np
 
 from .action_space import ActionSpace, MetadataError
 from .algorithms import AlgorithmError, algorithm, build_model, load_model, scale_rewards
-from .backend import available_backends, backend_class
+from .backend import available_backends, backend_class, check_backend_sensors
 from .callbacks import TrainingProgress, run_callbacks
 from .config import TrainConfig
 from .episode import StartRules, evaluation_start_poses
@@ -526,7 +526,8 @@ def train(config: TrainConfig, out: str | os.PathLike, resume: bool = False, for
 
 def check_metadata_sensors(config: TrainConfig) -> None:
     """The metadata's sensors (`sensors.metadata_sensors`: names, one camera and at most one lidar,
-    lidar_config) at the run's image settings; TrainingError names the file and the field."""
+    lidar_config) at the run's image settings, and that the backend delivers them (`--workers` or
+    not); TrainingError names the file and the field or option."""
     if config.metadata is None:
         return
     try:
@@ -534,11 +535,10 @@ def check_metadata_sensors(config: TrainConfig) -> None:
         observation_space(sensors, config.observation())
     except (SensorError, MetadataError) as exc:
         raise TrainingError(str(exc)) from None
-    if len(sensors) > 1 and config.workers:
-        raise TrainingError(
-            f"{config.metadata}: Ray workers (--workers) train one-camera models; the sensors "
-            f"{', '.join(s.name for s in sensors)} train in this process (drop --workers)"
-        )
+    try:  # a backend that cannot deliver them (--backend ros: the camera only), with or without --workers
+        check_backend_sensors(config.backend, tuple(s.name for s in sensors))
+    except ValueError as exc:
+        raise TrainingError(f"{config.metadata}: {exc}") from None
 
 
 def _start_workers(config: TrainConfig, run: RunDir) -> Any:

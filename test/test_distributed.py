@@ -370,6 +370,87 @@ def test_a_workers_rollout_holds_what_the_learner_needs():
     assert not np.array_equal(different["actions"], rollout["actions"])
 
 
+def sensor_metadata(folder, sensors: list[str]):
+    """A model_metadata.json of the console's action space with these sensors."""
+    from deepracer_rl.action_space import ActionSpace
+
+    path = folder / "model_metadata.json"
+    path.write_text(json.dumps({**ActionSpace.default().to_metadata(), "sensor": sensors}))
+    return path
+
+
+def test_a_workers_rollout_of_several_sensors_keeps_each_input_in_its_own_dtype(tmp_path):
+    """A Dict observation travels per key (camera frames uint8, the lidar float32); the stereo pair alone
+    is a Box of 2 uint8 channels, as in-process."""
+    from stable_baselines3 import PPO
+
+    from deepracer_rl.distributed import PolicySpec, RolloutWorker, join_cars, policy_weights, rollout_bytes, step_of
+    from deepracer_rl.observation import ObservationSpec
+    from deepracer_rl.vec_env import RaceVecEnv
+
+    spec = ObservationSpec(40, 40)
+    for sensors, policy_name in ((["STEREO_CAMERAS", "LIDAR"], "MultiInputPolicy"), (["STEREO_CAMERAS"], "CnnPolicy")):
+        folder = tmp_path / "_".join(sensors)
+        folder.mkdir()
+        kwargs = dict(track="reinvent_base", reward_isolation=None, observation=spec)
+        kwargs["metadata"] = str(sensor_metadata(folder, sensors))
+        learner_env = RaceVecEnv(n_envs=1, seed=0, **kwargs)
+        worker = RolloutWorker(0, worker_seed(0, 0), 2, kwargs, 0.99)
+        try:
+            model = PPO(policy_name, learner_env, n_steps=16, batch_size=16, device="cpu")
+            rollout = worker.collect((PolicySpec.of(model), policy_weights(model.policy)), 12)
+        finally:
+            worker.close()
+            learner_env.close()
+        obs = rollout["obs"]
+        if len(sensors) == 1:
+            assert obs.shape == (12, 2, 2, 40, 40) and obs.dtype == np.uint8
+            continue
+        assert obs["STEREO_CAMERAS"].shape == (12, 2, 2, 40, 40) and obs["STEREO_CAMERAS"].dtype == np.uint8
+        assert obs["LIDAR"].shape == (12, 2, 64) and obs["LIDAR"].dtype == np.float32
+        assert rollout_bytes(rollout) > obs["STEREO_CAMERAS"].nbytes + obs["LIDAR"].nbytes
+        joined = join_cars([obs, obs], axis=1)  # two workers' cars side by side
+        assert joined["LIDAR"].shape == (12, 4, 64) and step_of(joined, 3)["STEREO_CAMERAS"].shape == (4, 2, 40, 40)
+
+
+def test_two_workers_train_a_stereo_and_lidar_model_that_resumes_and_exports_two_named_inputs(tmp_path):
+    import onnxruntime as ort
+
+    from deepracer_rl.export import export_run
+
+    out = tmp_path / "run"
+    meta = sensor_metadata(tmp_path, ["STEREO_CAMERAS", "LIDAR"])
+    small = dict(metadata=str(meta), image_width=40, image_height=40, network="small", batch_size=64, epochs=1)
+    small.update(episodes_between_updates=1, eval_every=10_000, checkpoint_every=10_000)
+    started = time.monotonic()
+    summary = train(small_config(steps=128, **small), out)  # one update of 32 steps x 4 cars
+    seconds = time.monotonic() - started
+    assert summary["timesteps"] >= 128
+    config = json.loads(RunDir(out).config_path.read_text())
+    assert config["workers"] == 2 and config["sensors"] == ["STEREO_CAMERAS", "LIDAR"]
+    resumed = train(small_config(steps=256, **small), out, resume=True)
+    assert resumed["timesteps"] >= 256
+    resumed_s = time.monotonic() - started - seconds
+    export = export_run(out)
+    session = ort.InferenceSession(str(export / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.shape[1:]) for i in session.get_inputs()] == [("STEREO_CAMERAS", [2, 40, 40]), ("LIDAR", [64])]
+    export_s = time.monotonic() - started - seconds - resumed_s
+    print(f"2 workers, STEREO_CAMERAS + LIDAR: 128 steps in {seconds:.1f} s, resumed in {resumed_s:.1f} s")
+    print(f"(each with the workers' start-up and the final lap), exported in {export_s:.1f} s")
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["in_process", "workers"])
+def test_the_ros_backend_with_other_sensors_is_refused_before_anything_is_written(workers, tmp_path, capsys):
+    from deepracer_rl.cli import main
+
+    meta = sensor_metadata(tmp_path, ["STEREO_CAMERAS", "LIDAR"])
+    args = ["train", "--out", str(tmp_path / "run"), "--metadata", str(meta), "--backend", "ros", *workers]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{meta}: --backend ros trains on FRONT_FACING_CAMERA only; sensor(s) STEREO_CAMERAS, LIDAR" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -129,3 +129,37 @@ def test_evaluate_drives_the_ir_from_the_cli(ir_export):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["driver"].endswith("(openvino)") and report["mean_progress"] > 0
+
+
+def test_a_two_input_model_converts_with_its_inputs_named_as_in_onnx_and_matches_onnxruntime(tmp_path):
+    """FRONT_FACING_CAMERA + SECTOR_LIDAR: one IR input per sensor, named as the ONNX inputs, listed in the
+    export's metadata; the IR's outputs equal onnxruntime's on the race's observations and random inputs."""
+    import openvino as ov
+
+    from deepracer_rl.action_space import ActionSpace
+    from deepracer_rl.algorithms import build_model
+    from deepracer_rl.config import TrainConfig
+    from deepracer_rl.export import export_policy, sample_inputs
+    from deepracer_rl.observation import ObservationSpec
+    from deepracer_rl.vec_env import RaceVecEnv
+
+    meta = tmp_path / "model_metadata.json"
+    sensors = ["FRONT_FACING_CAMERA", "SECTOR_LIDAR"]
+    meta.write_text(json.dumps({**ActionSpace.default().to_metadata(), "sensor": sensors}))
+    spec, actions = ObservationSpec(40, 40), ActionSpace.load(meta)
+    env = RaceVecEnv(1, seed=0, metadata=str(meta), observation=spec)
+    try:
+        model = build_model(TrainConfig(network="small"), env)
+    finally:
+        env.close()
+    samples = sample_inputs(actions, spec, "reinvent_base", count=16, seed=2)
+    out = export_policy(model, spec, actions, tmp_path / "export", "small", ("onnx", "openvino"), samples)
+    names = ["observation", "SECTOR_LIDAR"]
+    assert [i.get_any_name() for i in ov.Core().read_model(str(out / OPENVINO_XML)).inputs] == names
+    assert [entry["name"] for entry in json.loads((out / METADATA_NAME).read_text())["inputs"]] == names
+    ir, onnx = OpenVinoPolicy(out), OnnxPolicy(out)
+    assert ir.input_names == onnx.input_names == tuple(names)
+    difference = np.abs(ir.outputs(samples) - onnx.outputs(samples)).max()
+    print(f"two inputs, OpenVINO vs onnxruntime: max |difference| {difference:.2e} on 16 observations")
+    assert difference <= 1e-4
+    assert np.array_equal(ir.predict(samples)[0], onnx.predict(samples)[0])

@@ -40,7 +40,7 @@ from rclpy.qos import ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Image
 
-from ..backend import CarStates, SimulatorBackend
+from ..backend import CarStates, SimulatorBackend, check_backend_sensors
 from ..car import CarSpec
 from ..inference import Command, twist
 from ..observation import ObservationSpec, observation_from_image
@@ -117,6 +117,7 @@ class RosBackend(SimulatorBackend):
     # draws them and publishes their poses on /objects, which the race judges collisions against.
     supports_objects = True
     simulates_objects = True
+    sensor_names = ("FRONT_FACING_CAMERA",)  # sim_node publishes the others; this backend reads the camera
 
     def __init__(
         self,
@@ -139,12 +140,7 @@ class RosBackend(SimulatorBackend):
         self.n_cars = int(n_cars)
         self.observation = observation
         self.sensors = tuple(sensors)
-        other = [s.name for s in self.sensors if s.name != "FRONT_FACING_CAMERA"]
-        if other:
-            raise ValueError(
-                f"the ros backend trains on the front camera only; sensor(s) {', '.join(other)} train with "
-                "--backend inprocess (sim_node publishes them and the inference node drives with them)"
-            )
+        check_backend_sensors("ros", tuple(s.name for s in self.sensors))
         self.car = CarSpec.from_urdf()
         self.control_hz = self.car.control_hz
         self.namespaces = (
