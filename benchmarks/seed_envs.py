@@ -1,10 +1,14 @@
-"""PPO against practitioners' baselines on held-out data for the portfolio and auto-scaling envs.
+"""PPO against practitioners' baselines on held-out data for the portfolio, auto-scaling and
+reaction-optimisation envs.
 
 Run: python benchmarks/seed_envs.py [--seconds 150] [--seed 0] [--out DIR] [--plots]
+    [--reaction-retrain] [--reaction-minutes 30]
 Trains PPO on each env's train split within a wall-time budget (split 40/60 between
 portfolio and scaling), evaluates on the later test split beside the baselines and
 prints their figures. The last line is one JSON object; the baseline figures there are
 the best baseline on the held-out data (a conservative comparison for the policy).
+Reaction optimisation: the shipped model (models/reaction_optimization/, its README has the
+command that trained it) on 50 unseen surfaces, or one trained afresh with --reaction-retrain.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID
+from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID, REACTION_ID
 from deepracer_rl.envs.compare import (
     config_path,
     evaluate_seed_env,
@@ -26,6 +30,39 @@ from deepracer_rl.envs.compare import (
     versus_baseline,
 )
 
+REACTION_MODEL = (
+    Path(__file__).resolve().parent.parent / "models" / "reaction_optimization" / "reactionoptimization-v0_ppo.zip"
+)
+REACTION_STEPS = 1_000_000  # the shipped model's training steps (models/reaction_optimization/README.md)
+
+
+def reaction_figures(args: argparse.Namespace, out: Path) -> dict:
+    """Median experiments to within 5 % of the optimum on 50 unseen surfaces: the policy and each baseline."""
+    started = time.monotonic()
+    if args.reaction_retrain:
+        model = train_seed_env(REACTION_ID, REACTION_STEPS, out, seed=args.seed, max_seconds=60 * args.reaction_minutes)
+        trained = json.loads(config_path(model).read_text())
+        print(f"\ntrained {REACTION_ID}: {trained['steps_done']} steps in {trained['train_seconds']:.0f} s")
+    else:
+        model = REACTION_MODEL
+        print(f"\n{REACTION_ID}: the shipped model {model} (--reaction-retrain trains one afresh)")
+    results = evaluate_seed_env(REACTION_ID, model, seed=args.seed)
+    print(f"evaluated in {time.monotonic() - started:.0f} s")
+    tuned = ", ".join(f"{name} {value:g}" for name, value in results["tuned_settings"].items())
+    print(f"baseline settings tuned on training surfaces: {tuned} (box units)")
+    print(f"\n{format_table(results)}")
+    print(format_verdict(results))
+    if args.plots:
+        for path in plot_seed_env(results, out):
+            print(f"wrote {path}")
+    versus = versus_baseline(results)
+    medians = {name: res["metrics"]["median_experiments"] for name, res in results["policies"].items()}
+    return {
+        "reaction_rl_experiments": versus["policy"],
+        "reaction_best_baseline_experiments": versus["baseline"],
+        "reaction_baselines": {name: m for name, m in medians.items() if name != "ppo"},
+    }
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,6 +71,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="where models (and plots) go; a temp dir if unset")
     parser.add_argument("--plots", action="store_true", help="also write the PNG figures to --out")
+    parser.add_argument("--reaction-retrain", action="store_true", help="train the reaction policy afresh")
+    parser.add_argument("--reaction-minutes", type=float, default=30.0, help="its training wall time cap")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="seed_envs_"))
     figures = {}
@@ -55,6 +94,7 @@ def main() -> None:
         if args.plots:
             for path in plot_seed_env(results, out):
                 print(f"wrote {path}")
+    reaction = reaction_figures(args, out)
     print(
         json.dumps(
             {
@@ -62,6 +102,7 @@ def main() -> None:
                 "portfolio_baseline_return": round(figures["portfolio"][1], 4),
                 "scaling_rl_reward": round(figures["scaling"][0], 2),
                 "scaling_baseline_reward": round(figures["scaling"][1], 2),
+                **reaction,
             }
         )
     )

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -19,6 +17,7 @@ from deepracer_rl.cli import main
 from deepracer_rl.envs import REACTION_ID
 from deepracer_rl.envs.csvdata import CsvDataError
 from deepracer_rl.envs.reaction import (
+    FIRST_STEP,
     GAS_CONSTANT,
     MAX_STEP,
     MIN_STEP,
@@ -91,11 +90,27 @@ def test_env_passes_the_checker_and_spends_exactly_its_budget():
         env.step(env.action_space.sample())
 
 
-def test_action_steps_from_the_best_conditions_on_a_log_radius():
-    env = ReactionOptimizationEnv()
+def test_a_step_action_moves_from_the_best_conditions_on_a_log_radius():
+    env = ReactionOptimizationEnv(action="step")
     env.reset(seed=0, options={"surface": 0})
     np.testing.assert_allclose(env.conditions([1.0, 0.0, -1.0, -1.0]), [0.5 + MIN_STEP, 0.5, 0.5 - MIN_STEP])
     np.testing.assert_allclose(env.conditions([0.3, 0.0, -1.0, 1.0]), [0.5 + 0.3 * MAX_STEP, 0.5, 0.0])
+
+
+def test_a_model_action_corrects_the_local_models_proposal():
+    env = ReactionOptimizationEnv()
+    env.reset(seed=0, options={"surface": 0})
+    unit, length = env.proposal()  # nothing fitted yet: no direction, the first step's length
+    assert not unit.any() and length == FIRST_STEP
+    np.testing.assert_allclose(env.conditions([0.5, 0.0, 0.0, 0.0]), [0.5 + FIRST_STEP, 0.5, 0.5])
+    np.testing.assert_allclose(env.conditions([0.0, -0.5, 0.0, 1.0]), [0.5, 0.0, 0.5])  # 31 x longer: clipped
+    env.action_space.seed(0)
+    for _ in range(10):
+        env.step(env.action_space.sample())
+    unit, length = env.proposal()
+    assert np.linalg.norm(unit) == pytest.approx(1.0) and MIN_STEP / 10 < length <= 2.0
+    best = np.array(env._xs[env._best_i])
+    np.testing.assert_allclose(env.conditions(np.zeros(4)), np.clip(best + min(length, MAX_STEP) * unit, 0, 1))
 
 
 @pytest.mark.parametrize("reward", ["regret", "improvement"])
@@ -192,6 +207,7 @@ def test_a_bad_mixture_csv_names_file_and_row(tmp_path, row, words):
         ("dim=0", "dim=0"),
         ("budget=1", "budget=1"),
         ("surface=soup", "surface='soup'"),
+        ("action=jump", "action='jump'"),
         ("n_components=0", "n_components=0"),
         ("no_such=1", "no_such"),
         ("surface_csv=missing.csv", "missing.csv"),
@@ -210,29 +226,18 @@ def test_a_bad_surface_file_through_the_cli_names_file_and_row(tmp_path, capsys)
     assert f"{path}: row 3" in err and len(err.splitlines()) == 1
 
 
-def test_tiny_train_evaluate_plot_through_the_cli(tmp_path):
-    cli = [sys.executable, "-m", "deepracer_rl.cli"]
+def test_tiny_train_evaluate_plot_through_the_cli(tmp_path, capsys):
     args = [a for k, v in SMALL.items() for a in ("--env-arg", f"{k}={v}")]
     run_dir = tmp_path / "run"
-    done = subprocess.run(
-        [*cli, "train", "--env", REACTION_ID, "--steps", "256", "--out", str(run_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run(
-        [*cli, "evaluate", "--env", REACTION_ID, str(run_dir)], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
+    assert main(["train", "--env", REACTION_ID, "--steps", "256", "--out", str(run_dir), *args]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--env", REACTION_ID, str(run_dir)]) == 0
+    out = capsys.readouterr().out
     for word in ("median_experiments", "success_rate", "mean_final_regret", "random_search", "nelder_mead", "cma_es"):
-        assert word in done.stdout
-    assert "ppo median_experiments" in done.stdout and "tuned on training surfaces" in done.stdout
+        assert word in out
+    assert "ppo median_experiments" in out and "tuned on training surfaces" in out
     saved = json.loads((run_dir / "reactionoptimization-v0_evaluation.json").read_text())
     assert saved["n_surfaces"] == 3 and len(saved["policies"]["ppo"]["series"]["mean_regret"]) == 12
-    done = subprocess.run(
-        [*cli, "plot", "--env", REACTION_ID, str(run_dir)], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
+    assert main(["plot", "--env", REACTION_ID, str(run_dir)]) == 0
     png = run_dir / "plots" / "reactionoptimization-v0_regret.png"
-    assert png.read_bytes()[:4] == b"\x89PNG" and str(png) in done.stdout
+    assert png.read_bytes()[:4] == b"\x89PNG" and str(png) in capsys.readouterr().out

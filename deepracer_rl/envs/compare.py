@@ -396,7 +396,7 @@ def plot_seed_env(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
 # CMA-ES on held-out surfaces (envs.reaction, envs.reaction_baselines; docs/reaction.md).
 
 REACTION_STOCHASTIC = True  # the policy samples its conditions (the paper's exploring policy)
-REACTION_TUNING_SURFACES = 20  # training surfaces the baselines' settings are tuned on
+REACTION_TUNING_SURFACES = 20  # training surfaces the baselines' settings are tuned on (at most as many as test ones)
 
 
 def evaluate_reaction(model_path: str | Path | None, seed: int, env_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -414,7 +414,8 @@ def evaluate_reaction(model_path: str | Path | None, seed: int, env_kwargs: dict
     optima = np.array([s.optimum for s in surfaces])
     if env.fixed is None:
         train = gym.make(REACTION_ID, **{**env_kwargs, "split": "train"}).unwrapped
-        tuned = tune_baselines([train.make_surface(i) for i in range(REACTION_TUNING_SURFACES)], env.budget, seed)
+        n_tuning = min(REACTION_TUNING_SURFACES, len(surfaces))
+        tuned = tune_baselines([train.make_surface(i) for i in range(n_tuning)], env.budget, seed)
     else:
         tuned = dict(DEFAULTS)
     curves: dict[str, np.ndarray] = {}

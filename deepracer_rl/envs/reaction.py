@@ -30,12 +30,14 @@ from deepracer_rl.envs.csvdata import CsvDataError, check_ranges, parse_number, 
 
 SURFACES = ("gaussians", "kinetics")
 REWARDS = ("regret", "improvement")
+ACTIONS = ("model", "step")  # the action corrects the local model's proposal, or is a plain step
 SPLITS = {"train": 0, "test": 1, "validation": 2}  # seed stream per split: disjoint surfaces
 TOLERANCE = 0.05  # "found the optimum": the best result within 5 % of the surface's global optimum
 WIDTH_RANGE = (0.1, 0.3)  # Gaussian widths (standard deviation per axis), in box units
 HEIGHT_RANGE = (0.3, 1.0)  # Gaussian peak heights (result units)
 MIN_STEP, MAX_STEP = 0.01, 1.0  # the step from the best conditions, in box units (log-scaled action)
-NEAREST = 8  # experiments nearest the best in the observation's local plane fit
+FIRST_STEP = 0.3  # the proposal's step length before the local model can be fitted, box units
+NEAREST = 8  # experiments nearest the best in the observation's local fits (at least 2 d + 2)
 GAS_CONSTANT = 8.314  # J / (mol K)
 
 
@@ -253,13 +255,18 @@ def experiments_to_optimum(best: np.ndarray, optimum: float, tolerance: float = 
 class ReactionOptimizationEnv(gym.Env):
     """Optimise a reaction in ``budget`` experiments; each step runs one experiment.
 
-    Action (Box ``[-1, 1]^(d+1)``): the next conditions as a step from the best conditions
-    so far, ``x = clip(x_best + r * a[:d], 0, 1)`` with the step radius
-    ``r = MIN_STEP * (MAX_STEP / MIN_STEP) ** ((a[d] + 1) / 2)`` (0.01 .. 1 box units, log
-    scale), so one action can jump across the box or refine at 1 % of a range.
-    Observation (flat Box, scale-free: results over the best so far): the fraction of the
-    budget used, the best conditions (box mapped to -1..1), the experiments since the last
-    improvement over the budget, then for each of the last ``history`` experiments, newest
+    Action (Box ``[-1, 1]^(d+1)``), a step from the best conditions so far. ``action="model"``
+    (default): a correction to the local model's proposal (:meth:`proposal`, unit direction
+    ``u``, length ``L``): ``x = clip(x_best + r * v / |v|, 0, 1)`` with ``v = u + 2 a[:d]`` and
+    ``r = clip(L * 10 ** (1.5 a[d]), 0.01, 1)`` box units, so ``a = 0`` takes the proposal and
+    the policy can turn, shorten or lengthen it up to a jump across the box.
+    ``action="step"``: a plain step ``x = clip(x_best + r * a[:d], 0, 1)`` with
+    ``r = MIN_STEP * (MAX_STEP / MIN_STEP) ** ((a[d] + 1) / 2)`` (0.01 .. 1, log scale).
+    Observation (flat Box; results over the best so far but for the best itself): the fraction
+    of the budget used, the best result (result units, clipped to 2), the best conditions (box
+    mapped to -1..1), the experiments since the last
+    improvement over the budget, a local plane and quadratic fit around the best
+    (:meth:`_local_model`), then for each of the last ``history`` experiments, newest
     first, its offset from the best conditions, its result over the best result and a 1
     (zeros for experiments not yet run).
     Reward: ``"regret"`` (default) minus the simple regret ``(optimum - best) / optimum`` after
@@ -280,6 +287,7 @@ class ReactionOptimizationEnv(gym.Env):
         budget: int = 100,
         history: int = 8,
         reward: str = "regret",
+        action: str = "model",
         split: str = "train",
         n_test_surfaces: int = 50,
         data_seed: int = 0,
@@ -290,6 +298,8 @@ class ReactionOptimizationEnv(gym.Env):
             raise ValueError(f"ReactionOptimizationEnv: surface={surface!r}: expected one of {', '.join(SURFACES)}")
         if reward not in REWARDS:
             raise ValueError(f"ReactionOptimizationEnv: reward={reward!r}: expected one of {', '.join(REWARDS)}")
+        if action not in ACTIONS:
+            raise ValueError(f"ReactionOptimizationEnv: action={action!r}: expected one of {', '.join(ACTIONS)}")
         if split not in SPLITS:
             raise ValueError(f"ReactionOptimizationEnv: split={split!r}: expected one of {', '.join(SPLITS)}")
         if render_mode is not None:
@@ -311,9 +321,9 @@ class ReactionOptimizationEnv(gym.Env):
         self.kind, self.split, self.data_seed = surface, split, int(data_seed)
         self.dim = self.fixed.dim if self.fixed is not None else int(dim)
         self.n_components, self.budget, self.history = int(n_components), int(budget), int(history)
-        self.reward_kind, self.n_test_surfaces = reward, int(n_test_surfaces)
+        self.reward_kind, self.action_kind, self.n_test_surfaces = reward, action, int(n_test_surfaces)
         self.render_mode = render_mode
-        n_obs = 4 + 2 * self.dim + self.history * (self.dim + 2)
+        n_obs = 6 + 3 * self.dim + self.history * (self.dim + 2)
         self.observation_space = spaces.Box(-2.0, 2.0, shape=(n_obs,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.dim + 1,), dtype=np.float32)
         self.surface: Surface = self.fixed or self.make_surface(0)
@@ -322,6 +332,7 @@ class ReactionOptimizationEnv(gym.Env):
         self._n = 0
         self._best_i = 0
         self._since = 0
+        self._local = np.zeros(2 * self.dim + 3)
 
     def make_surface(self, index: int) -> Surface:
         """Surface ``index`` of this env's split and settings (the CSV's mixture when one is given)."""
@@ -332,8 +343,26 @@ class ReactionOptimizationEnv(gym.Env):
     def conditions(self, action: np.ndarray) -> np.ndarray:
         """The box conditions an action asks for (see the class docstring)."""
         a = np.clip(np.asarray(action, dtype=float).reshape(-1), -1.0, 1.0)
-        radius = MIN_STEP * (MAX_STEP / MIN_STEP) ** ((a[self.dim] + 1.0) / 2.0)
-        return np.clip(self._xs[self._best_i] + radius * a[: self.dim], 0.0, 1.0)
+        best_x = self._xs[self._best_i]
+        if self.action_kind == "step":
+            radius = MIN_STEP * (MAX_STEP / MIN_STEP) ** ((a[self.dim] + 1.0) / 2.0)
+            return np.clip(best_x + radius * a[: self.dim], 0.0, 1.0)
+        unit, length = self.proposal()
+        direction = unit + 2.0 * a[: self.dim]
+        norm = float(np.linalg.norm(direction))
+        radius = float(np.clip(length * 10.0 ** (1.5 * a[self.dim]), MIN_STEP, MAX_STEP))
+        return np.clip(best_x + radius * direction / max(norm, 1e-12), 0.0, 1.0)
+
+    def proposal(self) -> tuple[np.ndarray, float]:
+        """The local model's next step from the best conditions: (unit direction, length in box
+        units). To the quadratic's maximum when it is fitted, else up the plane by the spread
+        of the nearest experiments, else no direction and :data:`FIRST_STEP`."""
+        d, local = self.dim, self._local
+        if local[2 * d + 2] != 0.0 or np.any(local[d + 2 : 2 * d + 2]):
+            return local[d + 2 : 2 * d + 2], 10.0 ** (2.0 * local[2 * d + 2])
+        if np.any(local[:d]):
+            return local[:d], 10.0 ** (2.0 * local[d + 1])
+        return np.zeros(d), FIRST_STEP
 
     @property
     def best(self) -> float:
@@ -348,6 +377,7 @@ class ReactionOptimizationEnv(gym.Env):
         else:
             self._since += 1
         self._n += 1
+        self._local = self._local_model()
         return y
 
     def _obs(self) -> np.ndarray:
@@ -359,25 +389,41 @@ class ReactionOptimizationEnv(gym.Env):
         recent[:m, :d] = self._xs[idx] - best_x
         recent[:m, d] = self._ys[idx] / best_y if best_y > 0 else 0.0
         recent[:m, d + 1] = 1.0
-        head = np.concatenate([[n / self.budget], 2.0 * best_x - 1.0, [self._since / self.budget]])
-        return np.clip(np.concatenate([head, self._local_slope(), recent.ravel()]), -2.0, 2.0).astype(np.float32)
+        head = np.concatenate([[n / self.budget, best_y], 2.0 * best_x - 1.0, [self._since / self.budget]])
+        return np.clip(np.concatenate([head, self._local, recent.ravel()]), -2.0, 2.0).astype(np.float32)
 
-    def _local_slope(self) -> np.ndarray:
-        """A least-squares plane through the ``NEAREST`` experiments nearest the best: the uphill
-        unit direction (d values), log10 of the slope (results over the best per box unit) / 3 and
-        log10 of those experiments' median distance from the best / 2 (zeros before d + 1 experiments)."""
+    def _local_model(self) -> np.ndarray:
+        """Least-squares fits of the results (over the best) of the experiments nearest the best
+        (``max(NEAREST, 2 d + 2)`` of them) against their offsets from it. A plane: its uphill unit
+        direction (d values), log10 of its slope (per box unit) / 3 and log10 of those experiments'
+        median distance / 2. A separable quadratic (with 2 d + 1 experiments or more): the unit
+        direction to its maximum within the box and log10 of that distance / 2 (uphill by the
+        median distance along axes where it curves up). Zeros before there are enough experiments."""
         n, d = self._n, self.dim
+        out = np.zeros(2 * d + 3)
         if n < d + 1 or self._ys[self._best_i] <= 0:
-            return np.zeros(d + 2)
-        offsets = self._xs[:n] - self._xs[self._best_i]
+            return out
+        best_x = self._xs[self._best_i]
+        offsets = self._xs[:n] - best_x
         dist = np.linalg.norm(offsets, axis=1)
-        near = np.argsort(dist)[1 : NEAREST + 1]
+        near = np.argsort(dist)[1 : max(NEAREST, 2 * d + 2) + 1]
         rel = self._ys[near] / self._ys[self._best_i] - 1.0
         slope = np.linalg.lstsq(offsets[near], rel, rcond=None)[0]
         size = float(np.linalg.norm(slope))
-        unit = slope / size if size > 0 else slope
         spread = max(float(np.median(dist[near])), 1e-6)
-        return np.concatenate([unit, [math.log10(max(size, 1e-6)) / 3.0, math.log10(spread) / 2.0]])
+        out[:d] = slope / size if size > 0 else 0.0
+        out[d : d + 2] = math.log10(max(size, 1e-6)) / 3.0, math.log10(spread) / 2.0
+        if len(near) < 2 * d:
+            return out
+        coef = np.linalg.lstsq(np.hstack([offsets[near], offsets[near] ** 2]), rel, rcond=None)[0]
+        g, c = coef[:d], coef[d:]
+        step = np.where(c < 0, -g / (2 * np.where(c < 0, c, -1.0)), np.sign(g) * spread)
+        step = np.clip(best_x + step, 0.0, 1.0) - best_x
+        length = float(np.linalg.norm(step))
+        if length > 0:
+            out[d + 2 : 2 * d + 2] = step / length
+            out[2 * d + 2] = math.log10(max(length, 1e-6)) / 2.0
+        return out
 
     def _info(self, y: float) -> dict[str, Any]:
         return {
