@@ -113,19 +113,28 @@ def test_a_model_action_corrects_the_local_models_proposal():
     np.testing.assert_allclose(env.conditions(np.zeros(4)), np.clip(best + min(length, MAX_STEP) * unit, 0, 1))
 
 
-@pytest.mark.parametrize("reward", ["regret", "improvement"])
-def test_reward_is_minus_the_regret_or_the_improvement_over_the_optimum(reward):
-    env = ReactionOptimizationEnv(reward=reward, budget=30)
+@pytest.mark.parametrize("reward", ["regret", "improvement", "experiments"])
+def test_reward_is_minus_the_regret_the_improvement_or_minus_one_per_experiment(reward):
+    env = ReactionOptimizationEnv(reward=reward, budget=60)
     env.action_space.seed(3)
     _, info = env.reset(seed=3, options={"surface": 5})
     first, total = info["best"], 0.0
-    for _ in range(29):
+    for _ in range(59):
         before = env.best
-        _, r, _, _, info = env.step(env.action_space.sample())
+        _, r, terminated, truncated, info = env.step(env.action_space.sample())
         total += r
         opt = env.surface.optimum
-        expected = -(opt - info["best"]) / opt if reward == "regret" else (info["best"] - before) / opt
-        assert r == pytest.approx(expected) and info["regret"] == pytest.approx((opt - info["best"]) / opt)
+        regret = (opt - info["best"]) / opt
+        assert info["regret"] == pytest.approx(regret)
+        expected = {
+            "regret": -regret,
+            "improvement": (info["best"] - before) / opt,
+            "experiments": -float(regret > 0.05),
+        }
+        assert r == pytest.approx(expected[reward])
+        assert terminated == (reward == "experiments" and regret <= 0.05)
+        if terminated or truncated:
+            break
     if reward == "improvement":
         assert total == pytest.approx((env.best - first) / env.surface.optimum)
 
@@ -241,3 +250,16 @@ def test_tiny_train_evaluate_plot_through_the_cli(tmp_path, capsys):
     assert main(["plot", "--env", REACTION_ID, str(run_dir)]) == 0
     png = run_dir / "plots" / "reactionoptimization-v0_regret.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and str(png) in capsys.readouterr().out
+
+
+def test_fewer_experiments_is_ahead_in_the_verdict():
+    from deepracer_rl.envs.compare import best_baseline, format_verdict, versus_baseline
+
+    def metrics(median):
+        return {"metrics": {"median_experiments": median, "success_rate": 1.0, "mean_final_regret": 0.0}}
+
+    results = {"kind": "reaction", "policies": {"ppo": metrics(20), "nelder_mead": metrics(28), "cma_es": metrics(70)}}
+    assert best_baseline(results) == "nelder_mead"
+    assert versus_baseline(results)["ahead"] == "policy"
+    results["policies"]["ppo"] = metrics(28)  # a tie is not ahead
+    assert versus_baseline(results)["ahead"] == "baseline" and "baseline ahead" in format_verdict(results)

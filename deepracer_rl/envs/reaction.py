@@ -29,7 +29,7 @@ from gymnasium import spaces
 from deepracer_rl.envs.csvdata import CsvDataError, check_ranges, parse_number, read_rows
 
 SURFACES = ("gaussians", "kinetics")
-REWARDS = ("regret", "improvement")
+REWARDS = ("regret", "improvement", "experiments")
 ACTIONS = ("model", "step")  # the action corrects the local model's proposal, or is a plain step
 SPLITS = {"train": 0, "test": 1, "validation": 2}  # seed stream per split: disjoint surfaces
 TOLERANCE = 0.05  # "found the optimum": the best result within 5 % of the surface's global optimum
@@ -272,7 +272,9 @@ class ReactionOptimizationEnv(gym.Env):
     Reward: ``"regret"`` (default) minus the simple regret ``(optimum - best) / optimum`` after
     each experiment, whose sum is the area under the regret curve (finding the optimum sooner
     pays); ``"improvement"`` the paper's, the gain of the best result over the previous best,
-    over the optimum. The first experiment, run by ``reset``, is the centre of the box.
+    over the optimum; ``"experiments"`` -1 per experiment until the best is within
+    :data:`TOLERANCE` of the optimum, which ends the episode (the return is minus the metric).
+    The first experiment, run by ``reset``, is the centre of the box.
     Surfaces: a new one of the split's seed stream each episode (``options={"surface": i}``
     picks surface ``i``), or the one mixture of ``surface_csv``.
     """
@@ -460,8 +462,12 @@ class ReactionOptimizationEnv(gym.Env):
             raise RuntimeError("ReactionOptimizationEnv: the budget is spent; call reset()")
         before = self.best
         y = self._run(self.conditions(action))
+        found = self.regret <= TOLERANCE
         if self.reward_kind == "regret":
             reward = -self.regret
+        elif self.reward_kind == "experiments":
+            reward = 0.0 if found else -1.0
         else:
             reward = (self.best - before) / self.surface.optimum
-        return self._obs(), float(reward), False, self._n >= self.budget, self._info(y)
+        terminated = found and self.reward_kind == "experiments"
+        return self._obs(), float(reward), terminated, self._n >= self.budget and not terminated, self._info(y)
