@@ -217,13 +217,15 @@ def test_a_bad_mixture_csv_names_file_and_row(tmp_path, row, words):
         ("budget=1", "budget=1"),
         ("surface=soup", "surface='soup'"),
         ("action=jump", "action='jump'"),
+        ("budget=2.5", "budget=2.5"),
+        ("surface=kinetics --env-arg dim=2", "kinetics"),
         ("n_components=0", "n_components=0"),
         ("no_such=1", "no_such"),
         ("surface_csv=missing.csv", "missing.csv"),
     ],
 )
 def test_bad_env_args_get_one_line_errors(capsys, env_arg, words):
-    assert main(["evaluate", "--env", REACTION_ID, "--env-arg", env_arg]) == 2
+    assert main(["evaluate", "--env", REACTION_ID, "--env-arg", *env_arg.split(" ")]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.splitlines()) == 1
 

@@ -264,11 +264,10 @@ class ReactionOptimizationEnv(gym.Env):
     ``r = MIN_STEP * (MAX_STEP / MIN_STEP) ** ((a[d] + 1) / 2)`` (0.01 .. 1, log scale).
     Observation (flat Box; results over the best so far but for the best itself): the fraction
     of the budget used, the best result (result units, clipped to 2), the best conditions (box
-    mapped to -1..1), the experiments since the last
-    improvement over the budget, a local plane and quadratic fit around the best
-    (:meth:`_local_model`), then for each of the last ``history`` experiments, newest
-    first, its offset from the best conditions, its result over the best result and a 1
-    (zeros for experiments not yet run).
+    mapped to -1..1), the experiments since the last improvement over the budget, a local plane
+    and quadratic fit around the best (:meth:`_local_model`), then for each of the last
+    ``history`` experiments, newest first, its offset from the best conditions, its result over
+    the best result and a 1 (zeros for experiments not yet run).
     Reward: ``"regret"`` (default) minus the simple regret ``(optimum - best) / optimum`` after
     each experiment, whose sum is the area under the regret curve (finding the optimum sooner
     pays); ``"improvement"`` the paper's, the gain of the best result over the previous best,
@@ -317,9 +316,13 @@ class ReactionOptimizationEnv(gym.Env):
                 ("data_seed", data_seed, 0, 2**31),
             ],
         )
+        counts = {"dim": dim, "n_components": n_components, "budget": budget, "history": history}
+        for name, value in {**counts, "n_test_surfaces": n_test_surfaces}.items():
+            if not float(value).is_integer():
+                raise ValueError(f"ReactionOptimizationEnv: {name}={value!r}: expected a whole number")
+        if surface == "kinetics" and dim != 3:
+            raise ValueError(f"ReactionOptimizationEnv: dim={dim!r}: the kinetics surface has 3 conditions")
         self.fixed: Surface | None = load_mixture_csv(surface_csv) if surface_csv is not None else None
-        if surface == "kinetics" and self.fixed is None:
-            dim = 3
         self.kind, self.split, self.data_seed = surface, split, int(data_seed)
         self.dim = self.fixed.dim if self.fixed is not None else int(dim)
         self.n_components, self.budget, self.history = int(n_components), int(budget), int(history)
