@@ -1,8 +1,9 @@
-"""The seed envs' side of the `deepracer-rl` CLI: `train|evaluate|plot --env ID` (portfolio, auto scaling).
+"""The seed envs' side of the `deepracer-rl` CLI: `train|evaluate|plot --env ID` (portfolio, auto
+scaling, reaction optimisation).
 
-The car's subcommands take `--env ID` to work on deepracer_rl/Portfolio-v0 or
-deepracer_rl/AutoScaling-v0 instead (trained and compared with their baselines by
-`envs.compare`); car-only options given with it are refused.
+The car's subcommands take `--env ID` to work on deepracer_rl/Portfolio-v0,
+deepracer_rl/AutoScaling-v0 or deepracer_rl/ReactionOptimization-v0 instead (trained and compared
+with their baselines by `envs.compare`); car-only options given with it are refused.
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ def cmd_evaluate_env(args: argparse.Namespace) -> int:
     print(format_verdict(results))
     if "tuned_set_point" in results:
         print(f"target-tracking set point tuned on the train split: {results['tuned_set_point']:g}")
+    if "tuned_settings" in results:
+        tuned = ", ".join(f"{name} {value:g}" for name, value in results["tuned_settings"].items())
+        print(f"baseline settings tuned on training surfaces: {tuned} (box units)")
     if saved:
         print(f"saved the full results (per-step series) to {saved}")
     return 0
@@ -184,8 +188,8 @@ def add_env_options(p: argparse.ArgumentParser, action: str, *, seed: bool = Fal
     """--env ID (and friends) on a car subcommand; the car options given with it are refused."""
     group = p.add_argument_group(
         "seed envs",
-        "--env ID works on deepracer_rl/Portfolio-v0 or deepracer_rl/AutoScaling-v0 "
-        "instead of the car (held-out data, beside the baselines)",
+        "--env ID works on deepracer_rl/Portfolio-v0, deepracer_rl/AutoScaling-v0 or "
+        "deepracer_rl/ReactionOptimization-v0 instead of the car (held-out data, beside the baselines)",
     )
     group.add_argument("--env", default=None, metavar="ID", help=f"{action} this seed env")
     env_only = []

@@ -6,10 +6,12 @@ import gymnasium as gym
 
 PORTFOLIO_ID = "deepracer_rl/Portfolio-v0"
 AUTOSCALING_ID = "deepracer_rl/AutoScaling-v0"
+REACTION_ID = "deepracer_rl/ReactionOptimization-v0"
 
 _ENTRY_POINTS = {
     PORTFOLIO_ID: "deepracer_rl.envs.portfolio:PortfolioEnv",
     AUTOSCALING_ID: "deepracer_rl.envs.autoscaling:AutoScalingEnv",
+    REACTION_ID: "deepracer_rl.envs.reaction:ReactionOptimizationEnv",
 }
 
 

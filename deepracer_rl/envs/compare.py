@@ -20,12 +20,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID, register_envs
+from deepracer_rl.envs import AUTOSCALING_ID, PORTFOLIO_ID, REACTION_ID, register_envs
 from deepracer_rl.envs.autoscaling import TargetTracking
 from deepracer_rl.envs.portfolio import portfolio_metrics
 from deepracer_rl.envs.portfolio_baselines import baselines
 
-KINDS = {PORTFOLIO_ID: "portfolio", AUTOSCALING_ID: "scaling"}
+KINDS = {PORTFOLIO_ID: "portfolio", AUTOSCALING_ID: "scaling", REACTION_ID: "reaction"}
 # Small, fast PPO settings per env (2 CPU cores, minutes of training).
 PPO_SETTINGS: dict[str, dict[str, Any]] = {
     # A few dozen monthly periods per fold, rewards noisy and nearly independent: short rollouts
@@ -50,6 +50,19 @@ PPO_SETTINGS: dict[str, dict[str, Any]] = {
         ent_coef=0.005,
         policy_kwargs=dict(net_arch=[64, 64]),
     ),
+    # Reaction optimisation: 100-experiment episodes, minus the regret every experiment. The
+    # untrained policy (mean ~0: the local model's proposal, std e^-2) already beats Nelder-Mead;
+    # a small learning rate keeps training from drifting off it (docs/reaction.md).
+    REACTION_ID: dict(
+        n_steps=512,
+        batch_size=256,
+        n_epochs=10,
+        learning_rate=1e-4,
+        gamma=0.95,
+        gae_lambda=0.95,
+        ent_coef=0.0,
+        policy_kwargs=dict(net_arch=[64, 64], log_std_init=-2.0),
+    ),
 }
 N_ENVS = 4
 SET_POINTS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # target-tracking grid tuned on the train split
@@ -61,10 +74,14 @@ COLUMNS = {
 }
 SCORE = {"portfolio": "sharpe", "scaling": "total_reward"}
 FOLD_SET = ("fold", "split")  # the portfolio evaluation sets these per fold
+# The reaction kind's columns and score (fewer experiments is better): the reaction block below.
+COLUMNS["reaction"] = ("median_experiments", "success_rate", "mean_final_regret")
+SCORE["reaction"] = "median_experiments"
+LOWER_IS_BETTER = frozenset({"reaction"})
 
 
 def env_kind(env_id: str) -> str:
-    """``"portfolio"`` or ``"scaling"``; a ValueError naming the known ids for any other id."""
+    """``"portfolio"``, ``"scaling"`` or ``"reaction"``; a ValueError naming the known ids for any other id."""
     if env_id not in KINDS:
         raise ValueError(f"unknown seed env {env_id!r}; known: {', '.join(sorted(KINDS))}")
     return KINDS[env_id]
@@ -265,6 +282,8 @@ def evaluate_seed_env(
     if model_path is not None and config_path(model_path).is_file():
         env_kwargs = json.loads(config_path(model_path).read_text()).get("env_kwargs", {}) | dict(env_kwargs or {})
     env_kwargs = dict(env_kwargs or {})
+    if kind == "reaction":
+        return evaluate_reaction(model_path, seed, env_kwargs)
     results: dict[str, Any] = {
         "env_id": env_id,
         "kind": kind,
@@ -342,10 +361,12 @@ def _evaluate_portfolio(
 
 
 def best_baseline(results: dict[str, Any]) -> str:
-    """Name of the strongest baseline on the held-out data (mean Sharpe over folds, or total reward)."""
+    """Name of the strongest baseline on the held-out data (mean Sharpe over folds, total reward,
+    or the fewest median experiments)."""
     key = SCORE[results["kind"]]
+    sign = -1.0 if results["kind"] in LOWER_IS_BETTER else 1.0
     names = [n for n in results["policies"] if n != POLICY_NAME]
-    return max(names, key=lambda n: results["policies"][n]["metrics"][key])
+    return max(names, key=lambda n: sign * results["policies"][n]["metrics"][key])
 
 
 def versus_baseline(results: dict[str, Any]) -> dict[str, Any]:
@@ -355,7 +376,8 @@ def versus_baseline(results: dict[str, Any]) -> dict[str, Any]:
     baseline = best_baseline(results)
     policy = policies[POLICY_NAME]["metrics"][key] if POLICY_NAME in policies else None
     base = policies[baseline]["metrics"][key]
-    ahead = None if policy is None else ("policy" if policy > base else "baseline")
+    sign = -1.0 if results["kind"] in LOWER_IS_BETTER else 1.0
+    ahead = None if policy is None else ("policy" if sign * policy > sign * base else "baseline")
     versus = {"score": key, "policy": policy, "best_baseline": baseline, "baseline": base, "ahead": ahead}
     if "folds" in results:  # per walk-forward fold: the policy against that same baseline
         scores = {n: [f["policies"][n]["metrics"][key] for f in results["folds"]] for n in policies}
@@ -414,7 +436,10 @@ def metrics_only(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def plot_seed_env(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """PNG figures: equity curves per walk-forward fold (portfolio) or load against capacity (scaling)."""
+    """PNG figures: equity curves per walk-forward fold (portfolio), load against capacity (scaling)
+    or regret against the number of experiments (reaction)."""
+    if results["kind"] == "reaction":
+        return plot_reaction(results, out_dir)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -477,3 +502,97 @@ def plot_seed_env(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
     return paths
+
+
+# --- deepracer_rl/ReactionOptimization-v0: the policy against random search, Nelder-Mead and
+# CMA-ES on held-out surfaces (envs.reaction, envs.reaction_baselines; docs/reaction.md).
+
+REACTION_STOCHASTIC = True  # the policy samples its conditions (the paper's exploring policy)
+REACTION_TUNING_SURFACES = 20  # training surfaces the baselines' settings are tuned on (at most as many as test ones)
+
+
+def evaluate_reaction(model_path: str | Path | None, seed: int, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Each method once on every test surface (``n_test_surfaces`` of them) with the env's budget:
+    median experiments to within 5 % of the optimum, success rate, final regret, regret curves.
+
+    Nelder-Mead's and CMA-ES's settings are tuned on training surfaces first (kept in
+    ``tuned_settings``; the defaults with a ``surface_csv``, whose one surface is also the test).
+    The policy samples its actions (:data:`REACTION_STOCHASTIC`), seeded by ``seed``.
+    """
+    from deepracer_rl.envs.reaction_baselines import DEFAULTS, METHODS, run_method, summarise, tune_baselines
+
+    env = gym.make(REACTION_ID, **{**env_kwargs, "split": "test"}).unwrapped
+    surfaces = [env.make_surface(i) for i in range(env.n_test_surfaces)]
+    optima = np.array([s.optimum for s in surfaces])
+    if env.fixed is None:
+        train = gym.make(REACTION_ID, **{**env_kwargs, "split": "train"}).unwrapped
+        n_tuning = min(REACTION_TUNING_SURFACES, len(surfaces))
+        tuned = tune_baselines([train.make_surface(i) for i in range(n_tuning)], env.budget, seed)
+    else:
+        tuned = dict(DEFAULTS)
+    curves: dict[str, np.ndarray] = {}
+    if model_path is not None:
+        import torch
+        from stable_baselines3 import PPO
+
+        model = PPO.load(model_path, device="cpu")
+        torch.manual_seed(seed)
+        rows = []
+        for i in range(len(surfaces)):
+            obs, info = env.reset(seed=seed + i, options={"surface": i})
+            best = [info["best"]]
+            for _ in range(env.budget - 1):
+                obs, _, _, _, info = env.step(model.predict(obs, deterministic=not REACTION_STOCHASTIC)[0])
+                best.append(info["best"])
+            rows.append(best)
+        curves[POLICY_NAME] = np.array(rows)
+    for name, method in METHODS.items():
+        setting = tuned.get(name)
+        curves[name] = np.array([run_method(method, s, env.budget, seed + i, setting) for i, s in enumerate(surfaces)])
+    return {
+        "env_id": REACTION_ID,
+        "kind": "reaction",
+        "seed": seed,
+        "split": "test",
+        "model_path": str(model_path) if model_path else None,
+        "env_kwargs": env_kwargs,
+        "n_surfaces": len(surfaces),
+        "budget": env.budget,
+        "tuned_settings": tuned,
+        "policies": {name: summarise(c, optima) for name, c in curves.items()},
+    }
+
+
+def plot_reaction(results: dict[str, Any], out_dir: str | Path) -> list[Path]:
+    """``<slug>_regret.png``: mean regret of the best result against the number of experiments,
+    and the share of surfaces within 5 % of their optimum, per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, (ax, solved) = plt.subplots(1, 2, figsize=(12, 4.5))
+    budget = results["budget"]
+    steps = np.arange(1, budget + 1)
+    for name, res in results["policies"].items():
+        m = res["metrics"]
+        label = f"{name}: median {m['median_experiments']:g}, {m['success_rate']:.0%} within budget"
+        ax.plot(steps, np.maximum(res["series"]["mean_regret"], 1e-4), label=label)
+        needed = np.array(res["series"]["experiments"])
+        solved.plot(steps, [(needed <= t).mean() for t in steps], label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("experiments")
+    ax.set_ylabel("mean regret of the best result (fraction of the optimum)")
+    ax.set_title(f"{results['n_surfaces']} held-out surfaces")
+    ax.legend(fontsize=8)
+    solved.set_xlabel("experiments")
+    solved.set_ylabel("share of surfaces within 5 % of the optimum")
+    solved.axhline(0.5, color="grey", lw=0.5)
+    solved.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / f"{_slug(results['env_id'])}_regret.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
