@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -945,6 +946,34 @@ def in_camera(car_poses: np.ndarray, points: np.ndarray, car: CarSpec) -> np.nda
     )
 
 
+_ON_TRACK_CACHE: OrderedDict[tuple[int, bytes], tuple[Track, tuple[np.ndarray, np.ndarray, np.ndarray]]] = OrderedDict()
+ON_TRACK_CACHE_SIZE = 16  # layouts kept (one per world and direction of a race; bot cars miss every step)
+
+
+def _objects_on_track(track: Track, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(W, K) arc length along the centre line (m), distance from it (m) and left of it of the
+    objects at `xy` (W, K, 2); standing obstacles are measured once per layout, not every step."""
+    key = (id(track), np.ascontiguousarray(xy, dtype=np.float64).tobytes())
+    hit = _ON_TRACK_CACHE.get(key)
+    if hit is not None and hit[0] is track:
+        _ON_TRACK_CACHE.move_to_end(key)
+        return hit[1]
+    w_count, k = xy.shape[:2]
+    flat = xy.reshape(-1, 2)
+    proj = track.project(flat)
+    value = (
+        proj.arc_length.reshape(w_count, k),
+        proj.distance.reshape(w_count, k),
+        objects_left_of_center(track, flat).reshape(w_count, k),
+    )
+    for array in value:
+        array.flags.writeable = False
+    _ON_TRACK_CACHE[key] = (track, value)  # the track is held, so its id is not reused while cached
+    while len(_ON_TRACK_CACHE) > ON_TRACK_CACHE_SIZE:
+        _ON_TRACK_CACHE.popitem(last=False)
+    return value
+
+
 def objects_params(
     track: Track, car_poses: np.ndarray, objects: ObjectState, car: CarSpec, bot_car_speed: float | None = None
 ) -> list[dict[str, object]]:
@@ -970,11 +999,7 @@ def objects_params(
     w_count, k = len(poses), objects.count
     if k == 0:
         return [{} for _ in range(w_count)]
-    xy = objects.poses[..., :2].reshape(-1, 2)
-    proj = track.project(xy)
-    pdist = proj.arc_length.reshape(w_count, k)
-    centre_dist = proj.distance.reshape(w_count, k)
-    left = objects_left_of_center(track, xy).reshape(w_count, k)
+    pdist, centre_dist, left = _objects_on_track(track, objects.poses[..., :2])
     centres = car_centres(poses, car)
     front = centres[:, :2] + FRONT_OF_CAR * np.stack([np.cos(centres[:, 2]), np.sin(centres[:, 2])], axis=-1)
     car_pdist = track.project(front).arc_length

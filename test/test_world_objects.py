@@ -351,6 +351,24 @@ def test_bot_car_race_reports_headings_and_speed(car):
     assert p["objects_speed"] == [0.2, 0.2]  # every object, as the simapp
 
 
+def test_a_layout_measured_once_is_the_same_each_step_and_a_moved_object_is_measured_again(car):
+    """objects_params keeps a standing layout's place on the track between steps; an object that
+    moves (a bot car), another track or the reversed track is measured anew."""
+    track = square(10.0)
+    objects = state([[0.0, -4.75, 0.0], [5.0, 1.0, 1.57]], [OBSTACLE, OBSTACLE])
+    pose = base_link_for_centre(-2.0, -5.0, 0.0, car)
+    first, again = objects_params(track, pose, objects, car)[0], objects_params(track, pose, objects, car)[0]
+    assert first == again
+    objects.poses[0, 0, :2] = [2.0, -5.2]  # it moved
+    (moved,) = objects_params(track, pose, objects, car)
+    along = track.project(np.array([[2.0, -5.2]]))
+    assert moved["objects_distance"][0] == pytest.approx(float(along.arc_length[0]))
+    assert moved["objects_distance_from_center"][0] == pytest.approx(float(along.distance[0]))
+    assert moved["objects_left_of_center"][0] == bool(objects_left_of_center(track, np.array([[2.0, -5.2]]))[0])
+    (reversed_,) = objects_params(track.reversed(), pose, objects, car)
+    assert reversed_["objects_left_of_center"][0] != moved["objects_left_of_center"][0]
+
+
 def test_left_of_center_flips_on_the_reversed_track():
     track = square(10.0)
     inside = np.array([[0.0, -4.75]])  # between the centre line (y = -5) and the inner border
