@@ -711,10 +711,11 @@ class ObjectWorld:
                 if lo < hi:
                     arcs[i] = self.rng.uniform(lo, hi)
             lanes = self.rng.integers(0, 2, n)
-            if not self._passable(arcs, lanes, half[:, 0]):  # cheap: before the poses are built
+            # The cheap rules on arcs and lanes first, then the poses and the exact overlap.
+            if not self._passable(arcs, lanes, half[:, 0]) or not self._start_clear(arcs, half, keep_clear):
                 continue
             poses = self.lanes.obstacle_pose(arcs, lanes)
-            if self._clear(poses, half, arcs, keep_clear):
+            if self._apart(poses, half):
                 return poses
         raise PlacementError(
             f"cannot place {n} obstacles at random on {self.track.name} ({length:.1f} m) without overlaps "
@@ -732,14 +733,19 @@ class ObjectWorld:
             opposite = np.append(opposite, lanes[0] != lanes[-1])
         return not (opposite & (ends < SLALOM_GAP)).any()
 
-    def _clear(self, poses: np.ndarray, half: np.ndarray, arcs: np.ndarray, keep_clear: Sequence[float]) -> bool:
+    def _start_clear(self, arcs: np.ndarray, half: np.ndarray, keep_clear: Sequence[float]) -> bool:
+        """Whether every obstacle is START_CLEARANCE (plus its half length) along the track from each arc
+        of `keep_clear`."""
+        if not len(keep_clear):
+            return True
+        d = np.abs(arcs[:, None] - np.asarray(keep_clear, dtype=np.float64)[None])
+        if self.track.closed:
+            d = np.minimum(d, self.track.length - d)
+        return not (d < START_CLEARANCE + half[:, :1]).any()
+
+    def _apart(self, poses: np.ndarray, half: np.ndarray) -> bool:
+        """Whether no two obstacle footprints (half sizes `half`) at `poses` overlap."""
         n = len(poses)
-        if len(keep_clear):
-            d = np.abs(arcs[:, None] - np.asarray(keep_clear, dtype=np.float64)[None])
-            if self.track.closed:
-                d = np.minimum(d, self.track.length - d)
-            if (d < START_CLEARANCE + half[:, :1]).any():
-                return False
         # Only boxes whose circumscribed circles meet can overlap: the exact test for those alone.
         reach = np.hypot(half[:, 0], half[:, 1])
         apart = np.hypot(*(poses[:, None, :2] - poses[None, :, :2]).transpose(2, 0, 1))
