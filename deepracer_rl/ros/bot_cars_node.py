@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import Pose, PoseArray, PoseWithCovarianceStamped
+from geometry_msgs.msg import PoseArray, PoseWithCovarianceStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -226,15 +226,8 @@ class BotCarsNode(Node):
     def _publish(self) -> None:
         """/objects: every object's pose (obstacles first, then bot cars), stamped with the period's sim time."""
         state = self.objects.state()
-        msg = PoseArray()
-        msg.header.stamp = contract.time_msg(self.ticks * self.period_ns)
-        msg.header.frame_id = contract.ODOM_FRAME
-        for (x, y, yaw), z in zip(state.poses[0].tolist(), state.z.tolist()):
-            pose = Pose()
-            pose.position.x, pose.position.y, pose.position.z = x, y, z
-            _, _, pose.orientation.z, pose.orientation.w = contract.quaternion_from_yaw(yaw)
-            msg.poses.append(pose)
-        self.objects_pub.publish(msg)
+        stamp = contract.time_msg(self.ticks * self.period_ns)
+        self.objects_pub.publish(contract.objects_message(state.poses[0], state.z, stamp))
 
     def _log(self, kind: str, text: str) -> None:
         """A warning, at most one line a second of each kind."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import rclpy
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose, PoseArray
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -190,6 +191,20 @@ def yaw_from_quaternion(x: float, y: float, z: float, w: float) -> float:
 def quaternion_from_yaw(yaw: float) -> tuple[float, float, float, float]:
     """(x, y, z, w) of a rotation by `yaw` about z."""
     return 0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw)
+
+
+def objects_message(poses: Any, z: Any, stamp: Time) -> PoseArray:
+    """The OBJECTS message of one car's world: each object's centre x, y (m), its origin height `z` (m) and
+    yaw (rad) from `poses` (K, 3) and `z` (K,), in ODOM_FRAME, in `world_objects.ObjectState` order
+    (obstacles first, then bot cars), stamped `stamp`. sim_node and the bot-car node both publish it."""
+    msg = PoseArray()
+    msg.header.stamp, msg.header.frame_id = stamp, ODOM_FRAME
+    for (x, y, yaw), height in zip(poses.tolist(), z.tolist()):
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = x, y, height
+        _, _, pose.orientation.z, pose.orientation.w = quaternion_from_yaw(yaw)
+        msg.poses.append(pose)
+    return msg
 
 
 def stamp_ns(stamp: Time) -> int:

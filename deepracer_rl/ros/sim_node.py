@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import Pose, PoseArray, PoseWithCovarianceStamped, Twist
+from geometry_msgs.msg import PoseArray, PoseWithCovarianceStamped, Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
@@ -383,14 +383,7 @@ class SimNode(Node):
         if self.world is not None:
             state = self.world.state()
             for i in cars:
-                msg = PoseArray()
-                msg.header.stamp, msg.header.frame_id = stamp, contract.ODOM_FRAME
-                for (ox, oy, oyaw), z in zip(state.poses[i].tolist(), state.z.tolist()):
-                    pose = Pose()
-                    pose.position.x, pose.position.y, pose.position.z = ox, oy, z
-                    _, _, pose.orientation.z, pose.orientation.w = contract.quaternion_from_yaw(oyaw)
-                    msg.poses.append(pose)
-                self.objects_pubs[i].publish(msg)
+                self.objects_pubs[i].publish(contract.objects_message(state.poses[i], state.z, stamp))
         frames = self.sim.render(np.array(cars, dtype=np.intp))
         for frame, i in zip(frames, cars):
             self.image_pubs[i].publish(
