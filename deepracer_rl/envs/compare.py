@@ -360,11 +360,15 @@ def _evaluate_portfolio(
     return results
 
 
+def _sign(kind: str) -> float:
+    """+1 where a higher score is better, -1 where a lower one is (`LOWER_IS_BETTER`)."""
+    return -1.0 if kind in LOWER_IS_BETTER else 1.0
+
+
 def best_baseline(results: dict[str, Any]) -> str:
     """Name of the strongest baseline on the held-out data (mean Sharpe over folds, total reward,
     or the fewest median experiments)."""
-    key = SCORE[results["kind"]]
-    sign = -1.0 if results["kind"] in LOWER_IS_BETTER else 1.0
+    key, sign = SCORE[results["kind"]], _sign(results["kind"])
     names = [n for n in results["policies"] if n != POLICY_NAME]
     return max(names, key=lambda n: sign * results["policies"][n]["metrics"][key])
 
@@ -376,7 +380,7 @@ def versus_baseline(results: dict[str, Any]) -> dict[str, Any]:
     baseline = best_baseline(results)
     policy = policies[POLICY_NAME]["metrics"][key] if POLICY_NAME in policies else None
     base = policies[baseline]["metrics"][key]
-    sign = -1.0 if results["kind"] in LOWER_IS_BETTER else 1.0
+    sign = _sign(results["kind"])
     ahead = None if policy is None else ("policy" if sign * policy > sign * base else "baseline")
     versus = {"score": key, "policy": policy, "best_baseline": baseline, "baseline": base, "ahead": ahead}
     if "folds" in results:  # per walk-forward fold: the policy against that same baseline
@@ -384,7 +388,8 @@ def versus_baseline(results: dict[str, Any]) -> dict[str, Any]:
         versus["baseline_per_fold"] = scores[baseline]
         if policy is not None:
             versus["policy_per_fold"] = scores[POLICY_NAME]
-            versus["folds_policy_ahead"] = sum(p > b for p, b in zip(scores[POLICY_NAME], scores[baseline]))
+            pairs = zip(scores[POLICY_NAME], scores[baseline])
+            versus["folds_policy_ahead"] = sum(sign * p > sign * b for p, b in pairs)
         versus["folds"] = len(results["folds"])
     return versus
 
