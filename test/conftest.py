@@ -48,11 +48,13 @@ def simulators(tmp_path):
     """Start simulators; at the end every one still running is interrupted, killed if need be, and reaped."""
     started: list[SimProcess] = []
 
-    def start(*args: str, cli: bool = False, params: tuple[str, ...] = ()) -> SimProcess:
+    def start(
+        *args: str, cli: bool = False, params: tuple[str, ...] = (), node: str = "deepracer_rl.ros.sim_node"
+    ) -> SimProcess:
         if cli:
             argv = ["deepracer_rl.cli", "sim", *args]
-        else:
-            argv = ["deepracer_rl.ros.sim_node", "--ros-args"] + [a for p in params for a in ("-p", p)]
+        else:  # `node`: the module of a ROS node, sim_node or another (bot_cars_node)
+            argv = [node, "--ros-args"] + [a for p in params for a in ("-p", p)]
         sim = SimProcess(tmp_path / f"sim{len(started)}.log", argv)
         started.append(sim)
         return sim

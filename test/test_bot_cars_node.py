@@ -20,7 +20,6 @@ pytest.importorskip("ros_gz_interfaces")
 
 import rclpy
 from geometry_msgs.msg import PoseArray, PoseWithCovarianceStamped
-from processes import SimProcess
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from ros_gz_interfaces.msg import Entity
@@ -138,19 +137,9 @@ def check_requests(sent: list, names: list[str], poses: np.ndarray, model_z: np.
 
 
 @pytest.fixture
-def nodes(tmp_path):
-    started: list[SimProcess] = []
-
-    def start(*params: str) -> SimProcess:
-        argv = ["deepracer_rl.ros.bot_cars_node", "--ros-args"] + [a for p in params for a in ("-p", p)]
-        proc = SimProcess(tmp_path / f"bot_cars{len(started)}.log", argv)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.interrupt()
-        assert not proc.group_alive()
+def nodes(simulators):
+    """Start bot-car nodes with `-p` parameters (conftest's `simulators` stops and reaps them)."""
+    return lambda *params: simulators(params=params, node="deepracer_rl.ros.bot_cars_node")
 
 
 def test_the_node_drives_the_bot_cars_along_objectworlds_lanes_on_sim_time(nodes, tmp_path):
