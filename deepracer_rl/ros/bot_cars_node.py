@@ -239,17 +239,15 @@ class BotCarsNode(Node):
 
 def run(args: list[str] | None = None, overrides: dict | None = None) -> int:
     """Run the node until Ctrl-C or SIGTERM; `overrides` set parameters (name -> value). Returns the exit code."""
-    contract.init_node_process(args)
+    stop_requested = contract.init_node_process(args)
     node = None
     code = 0
     try:
         node = BotCarsNode(parameter_overrides=[Parameter(k, value=v) for k, v in (overrides or {}).items()])
         executor = SingleThreadedExecutor(context=node.context)
         executor.add_node(node)
-        while rclpy.ok():
+        while rclpy.ok() and not stop_requested.is_set():
             executor.spin_once(timeout_sec=0.1)
-    except KeyboardInterrupt:
-        pass
     except (ValueError, TrackError, FileNotFoundError) as exc:
         print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
         code = 2

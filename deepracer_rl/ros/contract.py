@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -290,14 +291,16 @@ def use_sim_node_fastdds_profile() -> str | None:
     return str(FASTDDS_PROFILE)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def init_node_process(args: list[str] | None = None) -> threading.Event:
+    """rclpy.init for a node's main(); returns the stop request that SIGINT and SIGTERM set.
 
-
-def init_node_process(args: list[str] | None = None) -> None:
-    """rclpy.init for a node's main(): SIGINT and SIGTERM raise KeyboardInterrupt in our code
-    instead of shutting the context down under it, so the node can still publish a last
-    message (a stop) and exit cleanly."""
+    The signals only set the event: the node's loop checks it between its short waits (0.1 s)
+    and then publishes a last message (a stop) on a context that is still alive. Raising
+    KeyboardInterrupt from the handler instead could land inside rclpy's message conversion,
+    which turns it into an unrelated RuntimeError and a traceback at every other Ctrl-C.
+    """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stop_requested = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop_requested.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+    return stop_requested

@@ -541,21 +541,19 @@ class InferenceNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     # Our own SIGINT/SIGTERM handling keeps the context alive, so the stop can still be published.
-    contract.init_node_process(args)
+    stop_requested = contract.init_node_process(args)
     node = None
     code = 0
     try:
         node = InferenceNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while rclpy.ok():  # short waits, so Ctrl-C is seen within 0.1 s
+        while rclpy.ok() and not stop_requested.is_set():  # short waits: Ctrl-C is seen within 0.1 s
             executor.spin_once(timeout_sec=0.1)
             if node.fatal is not None:
                 print(f"{NODE_NAME}: error: {node.fatal}", file=sys.stderr)
                 code = 2
                 break
-    except KeyboardInterrupt:
-        pass
     except PolicyLoadError as exc:
         print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
         code = 2

@@ -505,19 +505,17 @@ def run(args: list[str] | None = None, overrides: dict | None = None, parent_pid
         print(f"{NODE_NAME}: error: the parent process {parent_pid} is gone", file=sys.stderr)
         return 2
     contract.use_sim_node_fastdds_profile()
-    contract.init_node_process(args)
+    stop_requested = contract.init_node_process(args)
     node = None
     code = 0
     try:
         params = [Parameter(k, value=v) for k, v in (overrides or {}).items()]
         node = SimNode(parameter_overrides=params)
-        while rclpy.ok():
+        while rclpy.ok() and not stop_requested.is_set():
             node.spin_once(0.1)
             if parent_pid is not None and os.getppid() != parent_pid:  # one syscall, ~0.3 us
                 node.get_logger().info(f"the parent process {parent_pid} ended: stopping")
                 break
-    except KeyboardInterrupt:
-        pass
     except (ValueError, TrackError, FileNotFoundError) as exc:
         print(f"{NODE_NAME}: error: {exc}", file=sys.stderr)
         code = 2
