@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from .algorithms import ALGORITHMS
 from .backend import available_backends
 from .cli_envs import CliError, add_env_options, cmd_evaluate_env, cmd_plot_env, cmd_train_env, seed_env
+from .config import SELECT_BY
 from .networks import NETWORKS
 from .reward import RewardFunctionError, validate_reward
 from .reward_process import IsolatedReward
@@ -937,6 +938,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="laps per validation track and camera at each evaluation, from N starts spread round the track "
         "(default: 1)",
+    )
+    hp.add_argument(
+        "--select-by",
+        dest="select_by",
+        choices=SELECT_BY,
+        default=None,
+        help="what best_model.zip is chosen by once its evaluation completes as many laps: the fastest lap "
+        "or the mean lap (with --eval-laps N: what evaluate --laps N reports); default: the mean in a race "
+        "with objects or over several tracks, else the fastest lap",
     )
     hp.add_argument(
         "--threads",

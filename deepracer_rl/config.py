@@ -17,6 +17,7 @@ from .track_set import DIRECTIONS
 
 MAX_CARS = 256  # cars of one run (--n-envs)
 MAX_WORKERS = 1024  # Ray rollout workers of one run (--workers)
+SELECT_BY = ("best_lap", "mean_lap")  # --select-by: what model selection ranks completed laps by
 MIN_IMAGE_SIDE, MAX_IMAGE_SIDE = 36, 1280  # pixels: the CNNs need 36; DeepRacer's camera is 640x480
 
 
@@ -92,6 +93,9 @@ class TrainConfig:
     checkpoint_every: int = 10_000  # env steps
     eval_every: int = 10_000  # env steps
     eval_laps: int = 1
+    # what model selection ranks completed laps by (SELECT_BY): the fastest lap or the mean lap of an
+    # evaluation; None: the mean in a race with objects or over several tracks, else the fastest lap
+    select_by: str | None = None
     max_minutes: float | None = None
     stop_when_lapping: bool = False  # stop once an evaluation completes every lap
     simtrace: bool = True
@@ -111,6 +115,11 @@ class TrainConfig:
         """Env steps per car between PPO updates."""
         total = math.ceil(self.episodes_between_updates * 100 / self.batch_size) * self.batch_size
         return max(32, math.ceil(total / self.total_cars))
+
+    @property
+    def selects_by_mean_lap(self) -> bool:
+        """Model selection of a one-track evaluation ranks its mean lap (else its fastest lap)."""
+        return self.select_by == "mean_lap" or (self.select_by is None and self.world_config is not None)
 
     def rollout_bytes(self) -> int:
         """Memory of the rollout buffer's observations (float32), the largest array a run allocates."""
@@ -148,6 +157,8 @@ class TrainConfig:
                 f"--image-size {self.image_width}x{self.image_height}: each side must be within "
                 f"{MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} pixels (the CNN needs {MIN_IMAGE_SIDE})"
             )
+        if self.select_by is not None and self.select_by not in SELECT_BY:
+            raise ConfigError(f"--select-by {self.select_by}: expected one of {', '.join(SELECT_BY)}")
         if self.direction not in DIRECTIONS:
             raise ConfigError(f"--direction {self.direction}: expected one of {', '.join(DIRECTIONS)}")
         if self.world_config is not None:

@@ -348,7 +348,7 @@ def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[
         pool = None
     one_track = not config.val_perturb and not config.tracks and tracks == [track_path(config.track, run)]
     if pool is None and one_track:
-        return ranked_among_objects(evaluate_model(model, config, run, laps=config.eval_laps), config)
+        return ranked_for_selection(evaluate_model(model, config, run, laps=config.eval_laps), config)
     seed = None if one_track else config.seed  # one track: the first lap from the start line, as always
     from .camera import CameraPerturbation
 
@@ -377,7 +377,7 @@ def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[
         times = "/".join(f"{t:.1f}s" for t in report.lap_times_s)
         where = track.name if label == "plain" else f"{track.name} {label}"
         cells.append(f"{where} {report.completed_laps}/{report.laps} " + (times or f"{report.mean_progress:.0f}%"))
-    if merged.lap_times_s:  # ranked after progress, which comes first (`rundir.is_better`)
+    if merged.lap_times_s and config.select_by != "best_lap":  # after progress, which comes first (`is_better`)
         merged.score_lap_s = float(np.mean(merged.lap_times_s))
     for row in rows:
         run.append_csv(run.validation_csv, row)
@@ -389,11 +389,11 @@ def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[
     return merged
 
 
-def ranked_among_objects(report: LapReport, config: TrainConfig) -> LapReport:
-    """`report` ranked as model selection ranks a race with objects: by its mean lap, collision
-    penalties included (DeepRacer ranks object-avoidance laps with them), not by the one clean lap
-    of a lucky layout; a time trial's report is returned as it is."""
-    if config.world_config is not None and report.lap_times_s:
+def ranked_for_selection(report: LapReport, config: TrainConfig) -> LapReport:
+    """`report` of one track ranked as model selection ranks it: by its mean lap with `--select-by
+    mean_lap` and by default in a race with objects (collision penalties included, as DeepRacer ranks
+    object-avoidance laps; not the one clean lap of a lucky layout), else by its fastest lap."""
+    if config.selects_by_mean_lap and report.lap_times_s:
         report.score_lap_s = float(np.mean(report.lap_times_s))
     return report
 

@@ -5,6 +5,7 @@ behave as documented."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 import subprocess
@@ -275,18 +276,24 @@ def test_among_objects_selection_ranks_the_mean_lap_with_its_collision_penalties
     from deepracer_rl.config import TrainConfig
     from deepracer_rl.evaluate import LapReport
     from deepracer_rl.rundir import is_better
-    from deepracer_rl.train import ranked_among_objects
+    from deepracer_rl.train import ranked_for_selection
 
     def report(times):
         return LapReport(laps=len(times), completed_laps=len(times), lap_times_s=list(times), progress=[100.0] * 2)
 
     boxes = TrainConfig(world_config={"NUMBER_OF_OBSTACLES": 3, "RANDOMIZE_OBSTACLE_LOCATIONS": True})
     lucky, steady = [9.5, 16.0], [10.4, 10.6]  # a collision: +5 s and the reset behind the box
-    assert ranked_among_objects(report(lucky), boxes).selection_key == [100.0, 12.75]
-    assert is_better(ranked_among_objects(report(steady), boxes).selection_key, [100.0, 12.75])
+    assert ranked_for_selection(report(lucky), boxes).selection_key == [100.0, 12.75]
+    assert is_better(ranked_for_selection(report(steady), boxes).selection_key, [100.0, 12.75])
     time_trial = TrainConfig()
-    assert ranked_among_objects(report(lucky), time_trial).selection_key == [100.0, 9.5]
-    assert not is_better(ranked_among_objects(report(steady), time_trial).selection_key, [100.0, 9.5])
+    assert ranked_for_selection(report(lucky), time_trial).selection_key == [100.0, 9.5]
+    assert not is_better(ranked_for_selection(report(steady), time_trial).selection_key, [100.0, 9.5])
+    # --select-by says it either way: the racing recipe ranks a time trial's laps by their mean
+    by_mean = TrainConfig(select_by="mean_lap")
+    assert ranked_for_selection(report(lucky), by_mean).selection_key == [100.0, 12.75]
+    assert is_better(ranked_for_selection(report(steady), by_mean).selection_key, [100.0, 12.75])
+    by_best = dataclasses.replace(boxes, select_by="best_lap")
+    assert ranked_for_selection(report(lucky), by_best).selection_key == [100.0, 9.5]
 
 
 def test_a_run_directory_is_locked_while_training_writes_into_it(tmp_path):

@@ -221,3 +221,16 @@ def test_training_record_reads_the_runs_records(tmp_path):
     write_training_record(run.path, tmp_path / "export")
     assert read_training_record(tmp_path / "export") == record
     assert read_training_record(tmp_path) == {}
+
+
+def test_training_record_ranks_as_the_run_selected(tmp_path):
+    """With --select-by mean_lap the record's best evaluation is the best mean lap, as best_model.zip."""
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.save_config(TrainConfig(track="Bowtie_track", eval_laps=3, select_by="mean_lap"))
+    run.append_csv(run.progress_csv, {"iteration": 1, "timesteps": 6144, "wall_s": 90.0})
+    for steps, times in ((2000, "5.4 5.5 6.4"), (4000, "5.7 5.7 5.7"), (6000, "5.3 6.5 6.5")):
+        run.append_csv(run.evaluations_csv, {"timesteps": steps, "lap_times_s": times, "mean_progress": 100.0})
+    record = training_record(run.path)
+    assert record["best"]["timesteps"] == 4000 and record["best"]["lap_s"] == pytest.approx(5.7)
+    assert record["evaluation_laps"][0] == [2000, pytest.approx(5.7667, abs=1e-4)]
