@@ -318,9 +318,12 @@ def evaluate_model(
     off_track_penalty: float | None = None,
     simtrace_csv: Path | None = None,
     observer: Callable[[RaceCore], Callable[[Any], None]] | None = None,
+    spread_starts: bool = False,
 ) -> LapReport:
     """Evaluation laps of a model from the start line, on the plain camera (as DeepRacer evaluates);
-    `observer`: made with the race, then called with every `evaluate.LapStep` (e.g. the video)."""
+    `observer`: made with the race, then called with every `evaluate.LapStep` (e.g. the video);
+    `spread_starts`: lap k from the k-th of `laps` starts spread round the track, the first on the
+    start line (as `deepracer-rl evaluate --laps N`)."""
     return evaluate_driver(
         policy_driver(model),
         config,
@@ -332,6 +335,7 @@ def evaluate_model(
         backend="inprocess",
         simtrace_csv=simtrace_csv,
         observer=observer,
+        spread_starts=spread_starts,
     )
 
 
@@ -339,8 +343,10 @@ def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[
     """The evaluation that selects the best model: `eval_laps` laps on each validation track (from
     starts spread round it, drawn from the run's seed, the same at every evaluation), on the plain
     camera and under each `val_perturb`; with Ray workers, one lap per (track, camera, start) on the
-    workers. A one-track run without perturbations or workers evaluates as always (laps from the
-    start line); in a race with objects it ranks by the mean lap, collision penalties included. The
+    workers. A one-track run without perturbations or workers drives a time trial's laps from N
+    starts spread round the track, the first on the start line (as `deepracer-rl evaluate --laps N`);
+    among objects or an opponent all from the start line, as before (each lap meets its own layout);
+    `ranked_for_selection` says whether the fastest or the mean lap counts. The
     table goes to validation.csv and, in one line, to `say`."""
     tracks = validation_tracks(config, run)
     pool = getattr(getattr(model, "env", None), "pool", None)  # distributed.WorkerPool of --workers
@@ -348,7 +354,10 @@ def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[
         pool = None
     one_track = not config.val_perturb and not config.tracks and tracks == [track_path(config.track, run)]
     if pool is None and one_track:
-        return ranked_for_selection(evaluate_model(model, config, run, laps=config.eval_laps), config)
+        # A time trial's laps from one start would all be the same lap: spread them as evaluate --laps N does.
+        time_trial = config.world_config is None and not config.head_to_head
+        report = evaluate_model(model, config, run, laps=config.eval_laps, spread_starts=time_trial)
+        return ranked_for_selection(report, config)
     seed = None if one_track else config.seed  # one track: the first lap from the start line, as always
     from .camera import CameraPerturbation
 
@@ -465,10 +474,12 @@ def evaluate_driver(
     backend: str = "inprocess",
     simtrace_csv: Path | None = None,
     observer: Callable[[RaceCore], Callable[[Any], None]] | None = None,
+    spread_starts: bool = False,
     **options: Any,
 ) -> LapReport:
     """Evaluation laps of a driver on a run's race (its track unless `track`), over `backend`;
-    `simtrace_csv`: where to write DeepRacer's evaluation simtrace of the laps."""
+    `simtrace_csv`: where to write DeepRacer's evaluation simtrace of the laps; `spread_starts`:
+    lap k from the k-th start of `episode.evaluation_start_poses` (else every lap from the start line)."""
     kwargs = race_kwargs(config, run)
     if track is not None:
         kwargs["track"] = track
@@ -482,6 +493,7 @@ def evaluate_driver(
             trajectory_csv=trajectory_csv,
             simtrace_csv=simtrace_csv,
             on_step=observer(core) if observer is not None else None,
+            starts=evaluation_start_poses(core.track, laps) if spread_starts else None,
         )
     finally:
         core.close()

@@ -380,3 +380,20 @@ def test_target_kl_and_normalize_reward_refuse_what_they_cannot_do(tmp_path):
     result = run_cli("train", "--out", str(tmp_path / "bad"), "--target-kl", "-1")
     assert result.returncode == 2 and "--target-kl -1.0: expected a number within" in result.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_time_trials_evaluation_laps_are_the_laps_evaluate_drives(trained_run):
+    """Model selection with --eval-laps N drives what `evaluate --laps N` reports: N starts spread round
+    the track, the first on the start line; from the start line alone every lap would be the same."""
+    from deepracer_rl.evaluate import baseline_driver
+    from deepracer_rl.evaluate_runs import evaluate_target
+    from deepracer_rl.train import evaluate_driver
+
+    run = RunDir(trained_run)
+    config = run.load_config()
+    spread = evaluate_driver(baseline_driver(), config, run, laps=3, spread_starts=True)
+    from_the_line = evaluate_driver(baseline_driver(), config, run, laps=3)
+    (evaluated,) = evaluate_target(None, track=config.track, laps=3, driver="baseline", simtrace=False).results
+    assert spread.completed_laps == 3 and spread.lap_times_s == pytest.approx(evaluated.report.lap_times_s)
+    assert len({round(t, 3) for t in from_the_line.lap_times_s}) == 1
+    assert len({round(t, 3) for t in spread.lap_times_s}) > 1
