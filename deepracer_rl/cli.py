@@ -121,16 +121,20 @@ def cmd_raceline(args: argparse.Namespace) -> int:
 
 def cmd_actions(args: argparse.Namespace) -> int:
     from .raceline import compute_raceline
-    from .racing import coverage_gaps, raceline_action_space, recipe_action_space
+    from .racing import coverage_gaps, raceline_action_space, recipe_action_space, recipe_continuous_space
 
     if not args.continuous and args.n < 3:
         raise CliError(f"--n {args.n}: a discrete action space from a racing line needs at least 3 actions")
-    if args.recovery and args.continuous:
-        raise CliError("--recovery adds discrete actions: it does not apply to --continuous")
+    if args.recovery_min_speed and args.continuous:
+        raise CliError(
+            "--recovery-min-speed selects among discrete recovery actions: it does not apply to --continuous"
+        )
     line = compute_raceline(args.from_raceline, reverse=args.reverse, margin=args.margin)
     if args.recovery_min_speed and not args.recovery:
         raise CliError("--recovery-min-speed selects among the recovery actions: it needs --recovery")
-    if args.recovery:
+    if args.recovery and args.continuous:
+        space = recipe_continuous_space(line)
+    elif args.recovery:
         space = recipe_action_space(line, n=args.n, recovery_min_speed=args.recovery_min_speed)
     else:
         space = raceline_action_space(line, n=args.n, continuous=args.continuous)
@@ -627,8 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--recovery",
         action="store_true",
-        help="append the training recipe's three recovery actions, turned the way the line turns overall "
-        "(docs/racing.md)",
+        help="append the training recipe's three recovery actions, turned the way the line turns overall; "
+        "with --continuous: widen the line's bounds by the recipe's room for corrections (docs/racing.md)",
     )
     p.add_argument(
         "--recovery-min-speed",

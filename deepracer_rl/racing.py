@@ -256,6 +256,32 @@ def recipe_action_space(line: Raceline, n: int = 10, recovery_min_speed: float =
     return ActionSpace.from_metadata(metadata, f"the racing recipe's action space of {line.track.name}")
 
 
+# Room a continuous recipe space leaves beyond the line's needs for corrections: degrees of steering
+# away from the way the line turns overall, degrees toward it, m/s below its slowest need.
+CORRECTION_MARGIN = (5.0, 8.0, 0.6)
+
+
+def recipe_continuous_space(line: Raceline) -> ActionSpace:
+    """The training recipe's continuous space: the line's needs (`raceline_action_space(continuous=True)`)
+    widened by `CORRECTION_MARGIN`, within the car's limits and DeepRacer's speed floor (Bowtie_track:
+    -7..12° and 2.8..4 m/s become -12..20° and 2.2..4 m/s)."""
+    needs = raceline_action_space(line, continuous=True)
+    away, toward, slower = CORRECTION_MARGIN
+    low, high = (away, toward) if turning_direction(line) > 0 else (toward, away)
+    limit = _steer_limit(line)
+    metadata = {
+        "action_space_type": "continuous",
+        "action_space": {
+            "steering_angle": {
+                "low": max(-limit, needs.steering_range[0] - low),
+                "high": min(limit, needs.steering_range[1] + high),
+            },
+            "speed": {"low": round(max(SPEED_MIN, needs.speed_range[0] - slower), 2), "high": needs.speed_range[1]},
+        },
+    }
+    return ActionSpace.from_metadata(metadata, f"the racing recipe's continuous space of {line.track.name}")
+
+
 def _steer_limit(line: Raceline) -> float:
     """Degrees: the car's steering limit (URDF), at most DeepRacer's metadata limit."""
     return min(STEERING_LIMIT_DEG, math.degrees(math.atan(line.limits.max_curvature * line.limits.wheelbase)))

@@ -21,12 +21,14 @@ from deepracer_rl.action_space import ActionSpace
 from deepracer_rl.config import TrainConfig
 from deepracer_rl.raceline import compute_raceline
 from deepracer_rl.racing import (
+    CORRECTION_MARGIN,
     RECOVERY_ACTIONS,
     _clipped_needs,
     _steer_limit,
     raceline_action_space,
     read_training_record,
     recipe_action_space,
+    recipe_continuous_space,
     recovery_actions,
     reward_source,
     score_along_lines,
@@ -146,6 +148,31 @@ def test_recipe_inputs_are_generated(track):
     fresh = np.array(_assignments_of(generated)["RACELINE"])
     assert shipped.shape == fresh.shape
     assert np.abs(shipped[:, :2] - fresh[:, :2]).max() < LINE_TOLERANCE_M
+
+
+def test_bowtie_continuous_space_is_generated(tmp_path, capsys):
+    """config/racing_Bowtie_track_continuous.json is `actions --from-raceline Bowtie_track --continuous
+    --recovery`: the line's needs (-7..12°, 2.8..4 m/s) widened by the recipe's room for corrections."""
+    from deepracer_rl.cli import main
+
+    line = _line("Bowtie_track")
+    needs = raceline_action_space(line, continuous=True)
+    shipped = ActionSpace.load(REPO / "config" / "racing_Bowtie_track_continuous.json")
+    assert shipped.kind == "continuous" and (shipped.steering_range, shipped.speed_range) == ((-12.0, 20.0), (2.2, 4.0))
+    fresh = recipe_continuous_space(line)  # the line is left-turning overall: 8° more to the left
+    assert np.allclose(fresh.steering_range, shipped.steering_range, atol=1.0)  # a needed degree may round either way
+    assert np.allclose(fresh.speed_range, shipped.speed_range, atol=0.1)
+    away, toward, slower = CORRECTION_MARGIN
+    assert fresh.steering_range == (needs.steering_range[0] - away, needs.steering_range[1] + toward)
+    assert fresh.speed_range == (pytest.approx(needs.speed_range[0] - slower), needs.speed_range[1])
+    out = tmp_path / "continuous.json"
+    assert main(["actions", "--from-raceline", "Bowtie_track", "--continuous", "--recovery", "--out", str(out)]) == 0
+    assert ActionSpace.load(out).to_metadata() == fresh.to_metadata()
+    args = ["actions", "--from-raceline", "Bowtie_track", "--continuous", "--recovery", "--recovery-min-speed", "2"]
+    assert main([*args, "--out", str(out)]) != 0
+    assert "not with --continuous" in capsys.readouterr().err
+    mirrored = recipe_continuous_space(_line("Bowtie_track", reverse=True))
+    assert mirrored.steering_range[0] < -needs.steering_range[1]  # reversed: the extra room on the right
 
 
 def _assignments_of(text: str) -> dict:
