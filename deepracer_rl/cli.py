@@ -126,9 +126,7 @@ def cmd_actions(args: argparse.Namespace) -> int:
     if not args.continuous and args.n < 3:
         raise CliError(f"--n {args.n}: a discrete action space from a racing line needs at least 3 actions")
     if args.recovery_min_speed and args.continuous:
-        raise CliError(
-            "--recovery-min-speed selects among discrete recovery actions: it does not apply to --continuous"
-        )
+        raise CliError("--recovery-min-speed picks among the discrete recovery actions: not with --continuous")
     line = compute_raceline(args.from_raceline, reverse=args.reverse, margin=args.margin)
     if args.recovery_min_speed and not args.recovery:
         raise CliError("--recovery-min-speed selects among the recovery actions: it needs --recovery")
