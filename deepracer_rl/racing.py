@@ -508,7 +508,7 @@ def training_record(run: str | os.PathLike) -> dict[str, Any]:
     mean = config.selects_by_mean_lap  # the rule of a one-track run (`train.ranked_for_selection`)
     for row in _csv_rows(run_dir.evaluations_csv):
         times = [float(t) for t in row["lap_times_s"].split()]
-        lap = (float(np.mean(times)) if mean else min(times)) if times else None
+        lap = (round(float(np.mean(times)), 3) if mean else min(times)) if times else None
         laps.append([int(row["timesteps"]), lap])
         if is_better([float(row["mean_progress"]), lap], best):
             best, best_row = [float(row["mean_progress"]), lap], row
