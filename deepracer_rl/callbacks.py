@@ -14,6 +14,7 @@ ones of the same step wrote):
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ class TrainingProgress:
     episodes: int = 0
     iteration: int = 0
     best: list | None = None  # [mean progress %, best lap s or None] of the best evaluation
+    best_laps: int | None = None  # laps that evaluation drove (None: a checkpoint from before it was kept)
     lapping: bool = False  # the last evaluation completed every lap
     stop_requested: bool = False  # Ctrl-C
     recent_progress: list[float] = field(default_factory=list)  # of the last 100 episodes
@@ -54,6 +56,7 @@ class TrainingProgress:
             episodes=int(state.get("episodes", 0)),
             iteration=int(state.get("iteration", 0)),
             best=state.get("best"),
+            best_laps=state.get("best_laps"),
         )
         # Episode ids go on after every id the checkpointed run handed out (open episodes included).
         first_id = int(state.get("next_episode", progress.episodes))
@@ -67,14 +70,38 @@ class TrainingProgress:
             "episodes": self.episodes,
             "iteration": self.iteration,
             "best": self.best,
+            "best_laps": self.best_laps,
             "next_episode": next_episode,
         }
+
+    def consider(self, report: LapReport, run: RunDir, say: Callable[[str], None] | None = None) -> bool:
+        """Whether `report` is the best evaluation so far (`rundir.is_better`); when it is, it
+        becomes the record and the caller saves its model as best_model.zip. An evaluation of
+        another number of laps (a resume with a new --eval-laps) is not comparable with the record:
+        the record starts again from it, and the old best model is kept as best_model.previous.zip."""
+        if self.best is not None and self.best_laps is not None and report.laps != self.best_laps:
+            if run.best_model.exists():
+                os.replace(run.best_model, run.previous_best_model)
+            if say is not None:
+                say(
+                    f"the evaluation now drives {report.laps} laps, the best model was chosen on {self.best_laps}: "
+                    f"the best-model record starts again (the previous best model is {run.previous_best_model})"
+                )
+            self.best = None
+        if not is_better(report.selection_key, self.best):
+            return False
+        self.best, self.best_laps = report.selection_key, report.laps
+        return True
 
     def best_text(self) -> str:
         if not self.best:
             return "-"
         progress, lap = self.best
         return f"{lap:.2f}s" if lap is not None else f"{progress:.0f}%"
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 class _RunCallback(BaseCallback):
@@ -226,9 +253,7 @@ class EvaluationCallback(_RunCallback):
         row["statuses"] = " ".join(row["statuses"])
         self.run.append_csv(self.run.evaluations_csv, row)
         self.progress.metrics.add_evaluation(report, self.progress.episodes, self.progress.iteration)
-        key = report.selection_key
-        if is_better(key, self.progress.best):
-            self.progress.best = key
+        if self.progress.consider(report, self.run, say=_say):
             save_model_atomic(self.model, self.run.best_model)
         self.progress.lapping = report.completed_laps == report.laps
         self.logger.record("deepracer/eval_progress", report.mean_progress)

@@ -6,6 +6,7 @@
     checkpoints/latest.zip      the model, written atomically every checkpoint interval
     checkpoints/state.json      counters of the checkpoint (steps, episodes, best evaluation)
     best_model.zip              the best evaluated model (`is_better`: completion, then lap time)
+    best_model.previous.zip     the best model before a resume changed the evaluation's laps
     progress.csv                per policy update: mean reward, progress, completion
     evaluations.csv             per evaluation: laps, lap times, statuses
     validation.csv              per evaluation, track and camera of the validation: laps, lap times
@@ -133,6 +134,11 @@ class RunDir:
     @property
     def best_model(self) -> Path:
         return self.path / "best_model.zip"
+
+    @property
+    def previous_best_model(self) -> Path:
+        """The best model of an earlier evaluation rule (a resume with another --eval-laps)."""
+        return self.path / "best_model.previous.zip"
 
     @property
     def progress_csv(self) -> Path:

@@ -45,7 +45,7 @@ from .run_tracks import (
     training_track_set,
     validation_tracks,
 )
-from .rundir import RunDir, RunError, is_better, save_model_atomic
+from .rundir import RunDir, RunError, save_model_atomic
 from .sensors import SensorError, check_sensor_names, metadata_sensors, observation_space
 from .vec_env import RaceVecEnv
 
@@ -713,9 +713,7 @@ def _train_prepared(
         parts.bar.close()  # also when learn() stopped on an error
     parts.checkpoint.save(model)
     final = validate_model(model, config, run, say=_say)
-    candidate = final.selection_key
-    if is_better(candidate, progress.best):
-        progress.best = candidate
+    if progress.consider(final, run, say=_say):
         save_model_atomic(model, run.best_model)
         parts.checkpoint.save(model)
     return {

@@ -527,11 +527,18 @@ def test_resume_refuses_changed_settings_naming_each(inputs_run, tmp_path, capsy
     assert "--learning-rate: the run has 0.0003, given 0.001" in err and "--seed: the run has 0, given 5" in err
 
 
-def test_resume_takes_the_evaluation_and_checkpoint_cadence_given_and_keeps_the_rest(inputs_run, tmp_path):
+def test_resume_takes_the_evaluation_and_checkpoint_cadence_given_and_keeps_the_rest(inputs_run, tmp_path, capsys):
     out, _, _ = copy_run(inputs_run, tmp_path)
     before = json.loads((out / "config.json").read_text())
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    assert state["best_laps"] == 1 and (out / "best_model.zip").exists()
+    old_best = (out / "best_model.zip").read_bytes()
     cadence = ["--eval-laps", "2", "--eval-every", "128"]
     assert main(["train", "--out", str(out), "--resume", "--steps", "384", *cadence]) == 0
+    # a record of 1-lap evaluations is not compared with 2-lap ones: it starts again, the old model kept
+    assert "the best-model record starts again" in capsys.readouterr().err
+    assert (out / "best_model.previous.zip").read_bytes() == old_best
+    assert json.loads((out / "checkpoints" / "state.json").read_text())["best_laps"] == 2
     after = json.loads((out / "config.json").read_text())
     assert (after["eval_laps"], after["eval_every"]) == (2, 128)
     assert after["checkpoint_every"] == before["checkpoint_every"] == 128  # not given: the run's own
