@@ -232,7 +232,7 @@ def _pass(env: PortfolioEnv, policy) -> tuple[np.ndarray, list[float], list[dict
 
 
 def test_residual_action_zero_is_the_equal_weight_baseline():
-    env = PortfolioEnv(fold=4, split="validation", episode_length=None, action_mode="residual")
+    env = PortfolioEnv(fold=4, split="validation", episode_length=None, action_mode="residual", max_cash=0.5)
     assert env.action_space.shape == (5,)
     values, _, infos = _pass(env, lambda obs, info: np.zeros(5))
     weights_env = PortfolioEnv(fold=4, split="validation", episode_length=None)
@@ -246,6 +246,8 @@ def test_residual_tilt_is_bounded_and_cash_optional():
     w = residual_to_weights(np.array([0.5, 1.0, -1.0, -1.0, -1.0]), tilt_scale=0.25, max_cash=1.0)
     np.testing.assert_allclose(w, [0.5, 0.3125, 0.0625, 0.0625, 0.0625])  # 1/4 + 0.25 * 1.5 and 1/4 - 0.25 * 0.5
     assert residual_to_weights(np.array([1.0, 1, -1, -1, -1]), 0.25, max_cash=0.0)[0] == 0.0  # no cash allowed
+    default = PortfolioEnv(**SMALL_PORTFOLIO, action_mode="residual")  # chosen on validation: 0.1, no cash
+    np.testing.assert_allclose(default.target_weights(np.array([1.0, 1, -1, -1, -1])), [0, 0.4, 0.2, 0.2, 0.2])
     np.testing.assert_allclose(residual_to_weights(np.array([-1.0, 9, 0, 0, 0]), 0.0, 1.0), [0, 0.25, 0.25, 0.25, 0.25])
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -287,7 +289,7 @@ def test_differential_sharpe_is_the_first_order_change_of_the_moving_sharpe():
 
 
 def test_tilt_penalty_charges_the_squared_distance_from_equal_weight():
-    kwargs = {"fold": 0, "action_mode": "residual", "episode_length": 6}
+    kwargs = {"fold": 0, "action_mode": "residual", "episode_length": 6, "tilt_scale": 0.25, "max_cash": 1.0}
     plain, charged = PortfolioEnv(**kwargs), PortfolioEnv(**kwargs, tilt_penalty=2.0)
     action = np.array([0.4, 1.0, -1.0, 0.0, 0.0])
     plain.reset(seed=2)
@@ -443,7 +445,14 @@ def test_bad_trace_csv_names_file_and_row(tmp_path, edit, row, words):
         load_trace_csv(path)
 
 
-@pytest.mark.parametrize(("env_id", "env_kwargs"), [(PORTFOLIO_ID, SMALL_FOLDS), (AUTOSCALING_ID, SMALL_SCALING)])
+@pytest.mark.parametrize(
+    ("env_id", "env_kwargs"),
+    [
+        (PORTFOLIO_ID, SMALL_FOLDS),
+        (PORTFOLIO_ID, {**SMALL_FOLDS, "action_mode": "residual", "reward": "excess_log_return"}),
+        (AUTOSCALING_ID, SMALL_SCALING),
+    ],
+)
 def test_tiny_train_evaluate_plot_round_trip(tmp_path, env_id, env_kwargs):
     from deepracer_rl.envs.compare import evaluate_seed_env, plot_seed_env, train_seed_env
 

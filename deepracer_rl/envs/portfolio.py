@@ -313,7 +313,8 @@ class PortfolioEnv(gym.Env):
     Action: ``action_mode="weights"`` is a Box of K+1 target weights mapped by
     :func:`action_to_weights`; ``"residual"`` is a Box of K+1 values mapped by
     :func:`residual_to_weights` (a tilt of up to ``tilt_scale`` per unit on equal weight, and
-    up to ``max_cash`` in cash; action 0 = equal weight, fully invested); ``"discrete"`` is
+    up to ``max_cash`` in cash; action 0 = equal weight, fully invested; the defaults 0.1 and
+    0 were the best residual settings on the validation splits, docs/portfolio.md); ``"discrete"`` is
     MultiDiscrete of sell/hold/buy per asset, each moving ``trade_fraction`` of the
     portfolio between the asset and cash.
     Costs: ``cost * sum_k |target_k - current_k|`` of the value (0.001 = 10 bp of turnover).
@@ -356,8 +357,8 @@ class PortfolioEnv(gym.Env):
         dsr_rate: float = 1.0 / 12.0,
         tilt_penalty: float = 0.0,
         action_mode: str = "weights",
-        tilt_scale: float = 0.25,
-        max_cash: float = 1.0,
+        tilt_scale: float = 0.1,
+        max_cash: float = 0.0,
         shuffle_assets: bool = True,
         trade_fraction: float = 0.1,
         return_scale: float | None = None,
