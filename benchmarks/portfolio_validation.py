@@ -2,7 +2,7 @@
 scored on its "validation" split (the year before the test block) beside the baselines.
 
 Run: python benchmarks/portfolio_validation.py [--seeds 0 1 2] [--steps 20000]
-    [--env-arg KEY=JSON ...] [--threads 1]
+    [--env-arg KEY=JSON ...] [--gamma G] [--threads 1]
 Per seed: the mean validation Sharpe over the folds (annualised, zero risk-free rate) and
 on how many folds PPO is ahead of equal weight and of the best baseline on validation.
 The last line is one JSON object with those figures (docs/portfolio.md, "How settings
@@ -37,8 +37,9 @@ def fold_env(env_kwargs: dict[str, Any], fold: int, split: str, **extra: Any) ->
     return gym.make(PORTFOLIO_ID, **{**env_kwargs, "fold": fold, "split": split, **extra}).unwrapped
 
 
-def train_fit(env_kwargs: dict[str, Any], fold: int, steps: int, seed: int) -> Any:
-    """PPO trained on ``fold``'s "fit" split; the deterministic policy ``(obs, info) -> action``."""
+def train_fit(env_kwargs: dict[str, Any], fold: int, steps: int, seed: int, ppo: dict[str, Any] | None = None) -> Any:
+    """PPO (``PPO_SETTINGS`` updated by ``ppo``) trained on ``fold``'s "fit" split; the deterministic
+    policy ``(obs, info) -> action``."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
@@ -48,7 +49,7 @@ def train_fit(env_kwargs: dict[str, Any], fold: int, steps: int, seed: int) -> A
         seed=seed,
         env_kwargs={**env_kwargs, "fold": fold, "split": "fit", "render_mode": None},
     )
-    model = PPO("MlpPolicy", venv, seed=seed, verbose=0, device="cpu", **PPO_SETTINGS[PORTFOLIO_ID])
+    model = PPO("MlpPolicy", venv, seed=seed, verbose=0, device="cpu", **{**PPO_SETTINGS[PORTFOLIO_ID], **(ppo or {})})
     model.learn(total_timesteps=steps)
     venv.close()
     return lambda obs, info: model.predict(obs, deterministic=True)[0]
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=20_000, help="PPO steps per fold")
     parser.add_argument("--env-arg", action="append", default=[], help="KEY=JSON env constructor argument")
+    parser.add_argument("--gamma", type=float, default=None, help="PPO discount instead of the env's setting")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -84,7 +86,8 @@ def main() -> None:
         started = time.monotonic()
         sharpe = []
         for fold in range(n_folds):
-            policy = train_fit(env_kwargs, fold, args.steps, seed)
+            ppo = {} if args.gamma is None else {"gamma": args.gamma}
+            policy = train_fit(env_kwargs, fold, args.steps, seed, ppo)
             sharpe.append(validation_sharpe(fold_env(env_kwargs, fold, "validation", episode_length=None), policy))
         row = {
             "seed": seed,
@@ -101,6 +104,7 @@ def main() -> None:
             {
                 "env_kwargs": env_kwargs,
                 "steps": args.steps,
+                "gamma": args.gamma,
                 "rl_mean_sharpe_per_seed": means,
                 "rl_folds_ahead_of_equal_weight": [r["folds_ahead_of_equal_weight"] for r in per_seed],
                 "equal_weight_sharpe": round(float(np.mean(base["equal_weight"])), 3),
