@@ -110,6 +110,8 @@ def test_unknown_env_id_lists_the_known_ones(capsys):
         (["evaluate", "--env", PORTFOLIO_ID, "--env-arg", "no_such=1"], "no_such"),
         (["evaluate", "--env", PORTFOLIO_ID, "missing.zip"], "missing.zip"),
         (["evaluate", "--env", PORTFOLIO_ID, "--env-arg", "fold=1"], "fold: set per fold"),
+        (["evaluate", "--env", PORTFOLIO_ID, "--env-arg", "max_cash=2"], "max_cash=2: expected a number within 0..1"),
+        (["evaluate", "--env", PORTFOLIO_ID, "--env-arg", "action_mode=tilt"], "action_mode='tilt': expected one of"),
         (["evaluate", "--env", PORTFOLIO_ID, "--env-arg", 'assets=["GOOG", "MSFT"]'], "stocks.csv: row"),
         (["plot", "run", "--seed", "3"], "--seed needs --env"),
     ],

@@ -26,10 +26,12 @@ from deepracer_rl.envs.portfolio import (
     PortfolioEnv,
     PriceData,
     action_to_weights,
+    differential_sharpe,
     generate_prices,
     load_prices_csv,
     load_stocks,
     portfolio_metrics,
+    residual_to_weights,
     walk_forward_folds,
     weights_to_action,
 )
@@ -42,7 +44,7 @@ SMALL_SCALING = {"n_days": 10}
 ADD_1, REMOVE_1 = DELTAS.index(1), DELTAS.index(-1)
 
 
-@pytest.mark.parametrize("action_mode", ["weights", "discrete"])
+@pytest.mark.parametrize("action_mode", ["weights", "discrete", "residual"])
 def test_portfolio_passes_env_checker(action_mode):
     check_env(gym.make(PORTFOLIO_ID, action_mode=action_mode, **SMALL_PORTFOLIO).unwrapped)
 
@@ -217,6 +219,103 @@ def test_shuffled_assets_keep_the_economics_and_only_in_training():
     assert not PortfolioEnv(shuffle_assets=True, fold=0, split="test").shuffle_assets
 
 
+def _pass(env: PortfolioEnv, policy) -> tuple[np.ndarray, list[float], list[dict]]:
+    """Values, rewards and infos of one pass through the env's split from its first period."""
+    obs, info = env.reset(seed=0, options={"start": 0})
+    values, rewards, infos, done = [1.0], [], [], False
+    while not done:
+        obs, reward, _, done, info = env.step(policy(obs, info))
+        values.append(info["value"])
+        rewards.append(reward)
+        infos.append(info)
+    return np.array(values), rewards, infos
+
+
+def test_residual_action_zero_is_the_equal_weight_baseline():
+    env = PortfolioEnv(fold=4, split="validation", episode_length=None, action_mode="residual", max_cash=0.5)
+    assert env.action_space.shape == (5,)
+    values, _, infos = _pass(env, lambda obs, info: np.zeros(5))
+    weights_env = PortfolioEnv(fold=4, split="validation", episode_length=None)
+    equal = baselines(weights_env)["equal_weight"]
+    equal.reset()
+    np.testing.assert_allclose(values, _pass(weights_env, equal)[0], rtol=1e-12)
+    assert infos[0]["turnover"] == pytest.approx(1.0) and infos[1]["turnover"] < 0.2  # rebalanced monthly
+
+
+def test_residual_tilt_is_bounded_and_cash_optional():
+    w = residual_to_weights(np.array([0.5, 1.0, -1.0, -1.0, -1.0]), tilt_scale=0.25, max_cash=1.0)
+    np.testing.assert_allclose(w, [0.5, 0.3125, 0.0625, 0.0625, 0.0625])  # 1/4 + 0.25 * 1.5 and 1/4 - 0.25 * 0.5
+    assert residual_to_weights(np.array([1.0, 1, -1, -1, -1]), 0.25, max_cash=0.0)[0] == 0.0  # no cash allowed
+    default = PortfolioEnv(**SMALL_PORTFOLIO, action_mode="residual")  # chosen on validation: 0.1, no cash
+    np.testing.assert_allclose(default.target_weights(np.array([1.0, 1, -1, -1, -1])), [0, 0.4, 0.2, 0.2, 0.2])
+    np.testing.assert_allclose(residual_to_weights(np.array([-1.0, 9, 0, 0, 0]), 0.0, 1.0), [0, 0.25, 0.25, 0.25, 0.25])
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        w = residual_to_weights(rng.uniform(-1, 1, 5), rng.uniform(0, 2), rng.uniform(0, 1))
+        assert w.sum() == pytest.approx(1.0) and np.all(w >= 0.0)
+
+
+def test_excess_reward_is_the_log_return_less_equal_weights():
+    env = PortfolioEnv(fold=0, action_mode="residual", reward="excess_log_return", cost=0.0, episode_length=12)
+    env.reset(seed=3)
+    for _ in range(12):
+        _, reward, _, _, _ = env.step(np.zeros(5))  # equal weight: nothing in excess
+        assert reward == pytest.approx(0.0, abs=1e-12)
+    env.reset(seed=3)
+    _, reward, _, _, info = env.step(np.array([0.0, 1, -1, -1, -1]))
+    equal = np.log(np.exp(env._log_ret[env._t]).mean())  # the mean over the assets: in any order
+    assert reward == pytest.approx(info["log_return"] - equal)
+    assert reward != pytest.approx(0.0)
+
+
+def test_differential_sharpe_is_the_first_order_change_of_the_moving_sharpe():
+    def sharpe(a: float, b: float) -> float:
+        return a / np.sqrt(b - a * a)
+
+    a, b, eta = 0.01, 0.005, 1e-5
+    for r in (-0.1, -0.01, 0.0, 0.02, 0.15):
+        change = sharpe(a + eta * (r - a), b + eta * (r * r - b)) - sharpe(a, b)
+        assert differential_sharpe(r, a, b) == pytest.approx(change / eta, rel=1e-3)
+    assert differential_sharpe(0.5, 0.01, 1e-4) == -10.0  # a degenerate variance is clipped, not infinite
+    env = PortfolioEnv(fold=0, action_mode="residual", reward="differential_sharpe", dsr_rate=0.5, episode_length=6)
+    env.reset(seed=1)
+    mean, second = env._dsr_mean, env._dsr_second
+    assert second > mean**2 > 0.0  # started from equal weight's returns in the observation window
+    for _ in range(6):
+        _, reward, _, _, info = env.step(np.zeros(5))
+        r = np.expm1(info["log_return"])
+        assert reward == pytest.approx(differential_sharpe(r, mean, second))
+        mean, second = mean + 0.5 * (r - mean), second + 0.5 * (r * r - second)
+
+
+def test_tilt_penalty_charges_the_squared_distance_from_equal_weight():
+    kwargs = {"fold": 0, "action_mode": "residual", "episode_length": 6, "tilt_scale": 0.25, "max_cash": 1.0}
+    plain, charged = PortfolioEnv(**kwargs), PortfolioEnv(**kwargs, tilt_penalty=2.0)
+    action = np.array([0.4, 1.0, -1.0, 0.0, 0.0])
+    plain.reset(seed=2)
+    charged.reset(seed=2)
+    _, reward, _, _, _ = plain.step(action)
+    _, penalised, _, _, _ = charged.step(action)
+    distance = residual_to_weights(action, 0.25, 1.0) - np.array([0, 0.25, 0.25, 0.25, 0.25])
+    assert reward - penalised == pytest.approx(2.0 * (distance**2).sum()) and reward > penalised
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"action_mode": "tilt"}, "action_mode='tilt': expected one of weights, discrete, residual"),
+        ({"reward": "sharpe"}, "reward='sharpe': expected one of log_return, mean_variance, excess_log_return"),
+        ({"tilt_scale": -0.1}, "tilt_scale=-0.1: expected a number within 0..10"),
+        ({"max_cash": 1.5}, "max_cash=1.5: expected a number within 0..1"),
+        ({"dsr_rate": 0.0}, "dsr_rate=0.0: expected a number within 0.0001..1"),
+        ({"tilt_penalty": float("nan")}, "tilt_penalty=nan"),
+    ],
+)
+def test_bad_portfolio_arguments_are_named(kwargs, words):
+    with pytest.raises(ValueError, match=re.escape(f"PortfolioEnv: {words}")):
+        PortfolioEnv(**SMALL_PORTFOLIO, **kwargs)
+
+
 def test_boot_delay_delays_new_capacity_but_bills_at_once():
     env = AutoScalingEnv(boot_delay=3, **SMALL_SCALING)
     _, info = env.reset(seed=0)
@@ -346,7 +445,14 @@ def test_bad_trace_csv_names_file_and_row(tmp_path, edit, row, words):
         load_trace_csv(path)
 
 
-@pytest.mark.parametrize(("env_id", "env_kwargs"), [(PORTFOLIO_ID, SMALL_FOLDS), (AUTOSCALING_ID, SMALL_SCALING)])
+@pytest.mark.parametrize(
+    ("env_id", "env_kwargs"),
+    [
+        (PORTFOLIO_ID, SMALL_FOLDS),
+        (PORTFOLIO_ID, {**SMALL_FOLDS, "action_mode": "residual", "reward": "excess_log_return"}),
+        (AUTOSCALING_ID, SMALL_SCALING),
+    ],
+)
 def test_tiny_train_evaluate_plot_round_trip(tmp_path, env_id, env_kwargs):
     from deepracer_rl.envs.compare import evaluate_seed_env, plot_seed_env, train_seed_env
 

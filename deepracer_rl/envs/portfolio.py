@@ -35,7 +35,10 @@ STOCKS_COLUMNS = ("date", "symbol", "price")  # date, asset, close in the file's
 STOCKS_DATE_FORMAT = "%b %d %Y"  # "Jan 1 2000"
 STOCKS_ASSETS = ("AAPL", "AMZN", "IBM", "MSFT")
 SOURCES = ("stocks", "synthetic")
-REWARDS = ("log_return", "mean_variance")
+REWARDS = ("log_return", "mean_variance", "excess_log_return", "differential_sharpe")
+ACTION_MODES = ("weights", "discrete", "residual")
+DSR_CLIP = 10.0  # bound on one period's differential Sharpe ratio (a near-zero variance estimate blows it up)
+DSR_MIN_VARIANCE = 1e-6  # floor of the return variance (per period, squared fraction) in its denominator
 
 
 def periods_per_year(dates: np.ndarray) -> int:
@@ -242,6 +245,35 @@ def action_to_weights(action: np.ndarray) -> np.ndarray:
     return u / total
 
 
+def residual_to_weights(action: np.ndarray, tilt_scale: float, max_cash: float) -> np.ndarray:
+    """Map a Box action in [-1, 1]^(K+1) (cash first) to weights as a bounded tilt on equal weight.
+
+    Asset k gets ``1/K + tilt_scale * (a_k - mean_j a_j)`` (floored at 0, renormalised),
+    scaled by ``1 - cash`` with ``cash = max_cash * max(a_0, 0)``: the all-zero action
+    is equal weight, fully invested; ``tilt_scale`` is weight (fraction of the portfolio)
+    per unit of action.
+    """
+    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    k = len(a) - 1
+    assets = np.clip(1.0 / k + tilt_scale * (a[1:] - a[1:].mean()), 0.0, None)
+    total = assets.sum()
+    assets = assets / total if total > 1e-12 else np.full(k, 1.0 / k)
+    cash = max_cash * max(float(a[0]), 0.0)
+    return np.concatenate([[cash], (1.0 - cash) * assets])
+
+
+def differential_sharpe(r: float, mean: float, second: float) -> float:
+    """Moody & Saffell's (1998) differential Sharpe ratio of return ``r`` (a fraction) given the
+    moving estimates ``mean`` and ``second`` (of r and r squared) before it; clipped to +-DSR_CLIP.
+
+    ``D = (B dA - A dB / 2) / (B - A^2)^1.5`` with ``dA = r - A``, ``dB = r^2 - B``: the first-order
+    change of the Sharpe ratio of the moving estimates when r joins them (per unit adaptation rate).
+    """
+    variance = max(second - mean**2, DSR_MIN_VARIANCE)
+    d = (second * (r - mean) - 0.5 * mean * (r**2 - second)) / variance**1.5
+    return float(np.clip(d, -DSR_CLIP, DSR_CLIP))
+
+
 def weights_to_action(weights: np.ndarray) -> np.ndarray:
     """The Box action that :func:`action_to_weights` maps back to ``weights``."""
     w = np.clip(np.asarray(weights, dtype=np.float64), 0.0, None)
@@ -279,11 +311,20 @@ class PortfolioEnv(gym.Env):
     last ``window`` log returns of each asset, divided by ``return_scale`` (default
     0.02 per trading day, scaled by sqrt(time): about 0.09 a month) and clipped to [-5, 5].
     Action: ``action_mode="weights"`` is a Box of K+1 target weights mapped by
-    :func:`action_to_weights`; ``"discrete"`` is MultiDiscrete of sell/hold/buy per asset,
-    each moving ``trade_fraction`` of the portfolio between the asset and cash.
+    :func:`action_to_weights`; ``"residual"`` is a Box of K+1 values mapped by
+    :func:`residual_to_weights` (a tilt of up to ``tilt_scale`` per unit on equal weight, and
+    up to ``max_cash`` in cash; action 0 = equal weight, fully invested; the defaults 0.1 and
+    0 were the best residual settings on the validation splits, docs/portfolio.md); ``"discrete"`` is
+    MultiDiscrete of sell/hold/buy per asset, each moving ``trade_fraction`` of the
+    portfolio between the asset and cash.
     Costs: ``cost * sum_k |target_k - current_k|`` of the value (0.001 = 10 bp of turnover).
-    Reward: ``"log_return"`` (the log growth after costs) or ``"mean_variance"`` (that
-    minus ``risk_aversion / 2`` times its square).
+    Reward: ``"log_return"`` (the log growth after costs), ``"mean_variance"`` (that
+    minus ``risk_aversion / 2`` times its square), ``"excess_log_return"`` (that minus
+    the log growth of equal weight over the same period, before costs) or
+    ``"differential_sharpe"`` (:func:`differential_sharpe` of the return after costs, the
+    moving estimates adapting at ``dsr_rate`` per period and starting from equal weight's
+    returns over the observation window). ``tilt_penalty`` subtracts that times the
+    squared distance of the target weights (cash first) from equal weight, fully invested.
     Splits: with ``fold=None`` the first ``train_fraction`` of the periods is ``"train"``
     and the rest ``"test"``. With ``fold=i`` (of ``n_folds`` walk-forward folds whose test
     blocks last ``test_years``), ``"test"`` is fold i's block, ``"train"`` every earlier
@@ -313,7 +354,11 @@ class PortfolioEnv(gym.Env):
         cost: float = 0.001,
         reward: str = "log_return",
         risk_aversion: float = 0.0,
+        dsr_rate: float = 1.0 / 12.0,
+        tilt_penalty: float = 0.0,
         action_mode: str = "weights",
+        tilt_scale: float = 0.1,
+        max_cash: float = 0.0,
         shuffle_assets: bool = True,
         trade_fraction: float = 0.1,
         return_scale: float | None = None,
@@ -331,6 +376,10 @@ class PortfolioEnv(gym.Env):
                 ("window", window, 1, 10_000),
                 ("cost", cost, 0.0, 0.5),
                 ("risk_aversion", risk_aversion, 0.0, 1000.0),
+                ("dsr_rate", dsr_rate, 1e-4, 1.0),
+                ("tilt_penalty", tilt_penalty, 0.0, 1000.0),
+                ("tilt_scale", tilt_scale, 0.0, 10.0),
+                ("max_cash", max_cash, 0.0, 1.0),
                 ("trade_fraction", trade_fraction, 1e-6, 1.0),
                 ("n_assets", n_assets, 1, 1000),
                 ("n_periods", n_periods, 3, 10_000_000),
@@ -342,7 +391,7 @@ class PortfolioEnv(gym.Env):
         for name, value, allowed in (
             ("source", source, SOURCES),
             ("reward", reward, REWARDS),
-            ("action_mode", action_mode, ("weights", "discrete")),
+            ("action_mode", action_mode, ACTION_MODES),
             ("split", split, ("train", "test") if fold is None else ("train", "fit", "validation", "test")),
         ):
             if value not in allowed:
@@ -364,6 +413,11 @@ class PortfolioEnv(gym.Env):
         self.risk_aversion = risk_aversion
         self.action_mode = action_mode
         self.trade_fraction = trade_fraction
+        self.dsr_rate = dsr_rate
+        self.tilt_penalty = tilt_penalty
+        self.tilt_scale = tilt_scale
+        self.max_cash = max_cash
+        self._dsr_mean = self._dsr_second = 0.0
         self.periods_per_year = ppy = data.periods_per_year
         self.n_assets = k = len(data.assets)
         log_ret = np.zeros_like(data.prices)
@@ -397,7 +451,7 @@ class PortfolioEnv(gym.Env):
         low = np.concatenate([np.zeros(k + 1), np.full(window * k, -5.0)]).astype(np.float32)
         high = np.concatenate([np.ones(k + 1), np.full(window * k, 5.0)]).astype(np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        if action_mode == "weights":
+        if action_mode in ("weights", "residual"):
             self.action_space = spaces.Box(-1.0, 1.0, shape=(k + 1,), dtype=np.float32)
         else:
             self.action_space = spaces.MultiDiscrete(np.full(k, 3))
@@ -434,12 +488,16 @@ class PortfolioEnv(gym.Env):
             self._features, self._relatives = self._data_features[:, order], self._data_relatives[:, order]
         self._weights = np.eye(self.n_assets + 1)[0]
         self._value = 1.0
+        equal = self._relatives[self._t - self.window + 1 : self._t + 1].mean(axis=1) - 1.0
+        self._dsr_mean, self._dsr_second = float(equal.mean()), float((equal**2).mean())
         return self._obs(), self._info()
 
     def target_weights(self, action: np.ndarray) -> np.ndarray:
         """Weights (cash first) the action asks for, given the current weights."""
         if self.action_mode == "weights":
             return action_to_weights(action)
+        if self.action_mode == "residual":
+            return residual_to_weights(action, self.tilt_scale, self.max_cash)
         action = np.asarray(action)
         w = self._weights.copy()
         sells = np.minimum(w[1:], self.trade_fraction) * (action == SELL)
@@ -464,7 +522,21 @@ class PortfolioEnv(gym.Env):
         self._t += 1
         info = self._info()
         info.update(turnover=turnover, cost=paid, log_return=log_return)
+        return self._obs(), self._reward(log_return, target, relatives), False, self._t >= self._end, info
+
+    def _reward(self, log_return: float, target: np.ndarray, relatives: np.ndarray) -> float:
+        """The period's reward (see the class docstring) for its log return after costs."""
         reward = log_return
         if self.reward_kind == "mean_variance":
             reward -= 0.5 * self.risk_aversion * log_return**2
-        return self._obs(), reward, False, self._t >= self._end, info
+        elif self.reward_kind == "excess_log_return":
+            reward -= float(np.log(relatives[1:].mean()))
+        elif self.reward_kind == "differential_sharpe":
+            r = float(np.expm1(log_return))
+            reward = differential_sharpe(r, self._dsr_mean, self._dsr_second)
+            self._dsr_mean += self.dsr_rate * (r - self._dsr_mean)
+            self._dsr_second += self.dsr_rate * (r**2 - self._dsr_second)
+        if self.tilt_penalty:
+            equal = np.concatenate([[0.0], np.full(self.n_assets, 1.0 / self.n_assets)])
+            reward -= self.tilt_penalty * float(((target - equal) ** 2).sum())
+        return reward
