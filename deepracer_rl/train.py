@@ -386,7 +386,9 @@ def validate_model(model: Any, config: TrainConfig, run: RunDir, say: Callable[[
         times = "/".join(f"{t:.1f}s" for t in report.lap_times_s)
         where = track.name if label == "plain" else f"{track.name} {label}"
         cells.append(f"{where} {report.completed_laps}/{report.laps} " + (times or f"{report.mean_progress:.0f}%"))
-    if merged.lap_times_s and config.select_by != "best_lap":  # after progress, which comes first (`is_better`)
+    # ranked after progress, which comes first (`is_better`); several tracks or cameras: the mean by default
+    by_mean = config.selects_by_mean_lap if one_track else config.select_by != "best_lap"
+    if merged.lap_times_s and by_mean:
         merged.score_lap_s = float(np.mean(merged.lap_times_s))
     for row in rows:
         run.append_csv(run.validation_csv, row)
