@@ -75,6 +75,7 @@ TRAIN_OPTIONS = {
     "checkpoint_every": "--checkpoint-every",
     "eval_every": "--eval-every",
     "eval_laps": "--eval-laps",
+    "select_by": "--select-by",
     "max_minutes": "--max-minutes",
     "threads": "--threads",
     "reward_timeout": "--reward-timeout",

@@ -215,6 +215,8 @@ def test_a_form_error_is_the_clis_own_message(console, tmp_path):
     assert status == 400 and reply["error"].startswith(
         "deepracer-rl train: error: argument --race-type: invalid choice: 'drag_race'"
     )
+    status, reply = console.post("/api/train", {"name": "bad", "options": {"select_by": "luck"}})
+    assert status == 400 and "argument --select-by: invalid choice" in reply["error"]
     status, reply = console.post("/api/train", {"name": "bad", "options": {"normalize_reward": "yes"}})
     assert status == 400 and reply["error"] == "options.normalize_reward: expected true or false"
     status, reply = console.post("/api/train", {"name": "bad", "options": {"no_such": 1}})
@@ -225,10 +227,11 @@ def test_a_form_error_is_the_clis_own_message(console, tmp_path):
 
 def test_a_training_started_from_the_api_shows_points_within_10_s_and_stops_resumable(runs, console):
     started = time.monotonic()
-    options = {"steps": 2000, **SMALL_OPTIONS, "normalize_reward": True, "target_kl": 0.05}
+    options = {"steps": 2000, **SMALL_OPTIONS, "normalize_reward": True, "target_kl": 0.05, "select_by": "mean_lap"}
     status, job = console.post("/api/train", {"name": "live", "options": options})
     assert status == 202 and job["command"][:2] == ["deepracer-rl", "train"]
     assert "--normalize-reward" in job["command"] and "--target-kl" in job["command"]
+    assert job["command"][job["command"].index("--select-by") + 1] == "mean_lap"
 
     def points():
         status, curves = console.get("/api/runs/live/progress")
