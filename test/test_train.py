@@ -397,3 +397,20 @@ def test_a_time_trials_evaluation_laps_are_the_laps_evaluate_drives(trained_run)
     assert spread.completed_laps == 3 and spread.lap_times_s == pytest.approx(evaluated.report.lap_times_s)
     assert len({round(t, 3) for t in from_the_line.lap_times_s}) == 1
     assert len({round(t, 3) for t in spread.lap_times_s}) > 1
+
+
+def test_model_selection_drives_the_laps_evaluate_drives(trained_run):
+    """validate_model of a one-track time trial with eval_laps 3 reports the laps `evaluate --laps 3` reports."""
+    import dataclasses
+
+    from deepracer_rl.algorithms import load_model
+    from deepracer_rl.evaluate_runs import evaluate_target
+    from deepracer_rl.train import validate_model
+
+    run = RunDir(trained_run)
+    config = dataclasses.replace(run.load_config(), eval_laps=3)
+    selected = validate_model(load_model(run.best_model, algo=config.algo), config, run)
+    (evaluated,) = evaluate_target(str(run.path), track=config.track, laps=3, simtrace=False).results
+    assert selected.laps == 3 and selected.statuses == evaluated.report.statuses
+    assert selected.progress == pytest.approx(evaluated.report.progress, abs=1e-6)
+    assert len({round(p, 3) for p in selected.progress}) > 1  # three starts, not one lap three times
