@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from deepracer_rl.envs import PORTFOLIO_ID, register_envs
-from deepracer_rl.envs.compare import N_ENVS, PPO_SETTINGS, _run
+from deepracer_rl.envs.compare import _run, fold_env, learn_ppo, ppo_policy
 from deepracer_rl.envs.portfolio import portfolio_metrics
 from deepracer_rl.envs.portfolio_baselines import baselines
 
@@ -32,27 +34,13 @@ def validation_sharpe(env: gym.Env, policy: Any, reset: Any = None) -> float:
     return portfolio_metrics(values, env.periods_per_year)["sharpe"]
 
 
-def fold_env(env_kwargs: dict[str, Any], fold: int, split: str, **extra: Any) -> gym.Env:
-    """The portfolio env of ``fold``'s ``split`` with ``env_kwargs``."""
-    return gym.make(PORTFOLIO_ID, **{**env_kwargs, "fold": fold, "split": split, **extra}).unwrapped
-
-
 def train_fit(env_kwargs: dict[str, Any], fold: int, steps: int, seed: int, ppo: dict[str, Any] | None = None) -> Any:
-    """PPO (``PPO_SETTINGS`` updated by ``ppo``) trained on ``fold``'s "fit" split; the deterministic
-    policy ``(obs, info) -> action``."""
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-
-    venv = make_vec_env(
-        PORTFOLIO_ID,
-        n_envs=N_ENVS,
-        seed=seed,
-        env_kwargs={**env_kwargs, "fold": fold, "split": "fit", "render_mode": None},
-    )
-    model = PPO("MlpPolicy", venv, seed=seed, verbose=0, device="cpu", **{**PPO_SETTINGS[PORTFOLIO_ID], **(ppo or {})})
-    model.learn(total_timesteps=steps)
-    venv.close()
-    return lambda obs, info: model.predict(obs, deterministic=True)[0]
+    """PPO trained as `deepracer-rl train --env` trains a fold (``compare.learn_ppo``), on ``fold``'s
+    "fit" split; the deterministic policy ``(obs, info) -> action``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "fit.zip"
+        learn_ppo(PORTFOLIO_ID, {**env_kwargs, "fold": fold}, steps, seed, None, path, split="fit", ppo=ppo)
+        return ppo_policy(path)
 
 
 def main() -> None:
@@ -73,10 +61,10 @@ def main() -> None:
         if not sep:
             parser.error(f"--env-arg {item!r}: expected KEY=JSON")
         env_kwargs[key] = json.loads(value)
-    n_folds = len(fold_env(env_kwargs, 0, "validation").folds)
+    n_folds = len(fold_env(PORTFOLIO_ID, env_kwargs, 0, "validation").folds)
     base: dict[str, list[float]] = {}
     for fold in range(n_folds):
-        env = fold_env(env_kwargs, fold, "validation", action_mode="weights", episode_length=None)
+        env = fold_env(PORTFOLIO_ID, {**env_kwargs, "action_mode": "weights"}, fold, "validation")
         for name, policy in baselines(env).items():
             base.setdefault(name, []).append(validation_sharpe(env, policy, policy.reset))
     best = max(base, key=lambda n: np.mean(base[n]))
@@ -88,7 +76,7 @@ def main() -> None:
         for fold in range(n_folds):
             ppo = {} if args.gamma is None else {"gamma": args.gamma}
             policy = train_fit(env_kwargs, fold, args.steps, seed, ppo)
-            sharpe.append(validation_sharpe(fold_env(env_kwargs, fold, "validation", episode_length=None), policy))
+            sharpe.append(validation_sharpe(fold_env(PORTFOLIO_ID, env_kwargs, fold, "validation"), policy))
         row = {
             "seed": seed,
             "mean_sharpe": round(float(np.mean(sharpe)), 3),

@@ -140,15 +140,15 @@ def train_seed_env(
     path = model_file(env_id, out_dir)
     if kind == "portfolio":
         _refuse_fold_settings(env_kwargs)
-        n_folds = len(_test_env(env_id, env_kwargs, 0).folds)  # bad env arguments or data fail here
+        n_folds = len(fold_env(env_id, env_kwargs, 0).folds)  # bad env arguments or data fail here
         share = None if max_seconds is None else max_seconds / n_folds
         runs = [
-            _learn(env_id, {**env_kwargs, "fold": i}, steps, seed, share, fold_model_file(path, i))
+            learn_ppo(env_id, {**env_kwargs, "fold": i}, steps, seed, share, fold_model_file(path, i))
             for i in range(n_folds)
         ]
         shutil.copyfile(fold_model_file(path, n_folds - 1), path)
     else:
-        runs = [_learn(env_id, env_kwargs, steps, seed, max_seconds, path)]
+        runs = [learn_ppo(env_id, env_kwargs, steps, seed, max_seconds, path)]
     config = {
         "env_id": env_id,
         "env_kwargs": env_kwargs,
@@ -171,10 +171,18 @@ def train_seed_env(
     return path
 
 
-def _learn(
-    env_id: str, env_kwargs: dict[str, Any], steps: int, seed: int, max_seconds: float | None, path: Path
+def learn_ppo(
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    steps: int,
+    seed: int,
+    max_seconds: float | None,
+    path: Path,
+    split: str = "train",
+    ppo: dict[str, Any] | None = None,
 ) -> tuple[int, float]:
-    """Train one PPO on the train split and save it to ``path``; (steps done, seconds)."""
+    """Train one PPO (``PPO_SETTINGS`` updated by ``ppo``) on ``split`` and save it to ``path``;
+    (steps done, seconds)."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -184,10 +192,10 @@ def _learn(
             return max_seconds is None or time.monotonic() - started < max_seconds
 
     vec_env = make_vec_env(  # bad env arguments or data fail here, before anything is written
-        env_id, n_envs=N_ENVS, seed=seed, env_kwargs={**env_kwargs, "split": "train", "render_mode": None}
+        env_id, n_envs=N_ENVS, seed=seed, env_kwargs={**env_kwargs, "split": split, "render_mode": None}
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = PPO("MlpPolicy", vec_env, seed=seed, verbose=0, device="cpu", **PPO_SETTINGS[env_id])
+    model = PPO("MlpPolicy", vec_env, seed=seed, verbose=0, device="cpu", **{**PPO_SETTINGS[env_id], **(ppo or {})})
     started = time.monotonic()
     model.learn(total_timesteps=steps, callback=WallClock())
     seconds = time.monotonic() - started
@@ -202,9 +210,9 @@ def _refuse_fold_settings(env_kwargs: dict[str, Any]) -> None:
         raise ValueError(f"{', '.join(given)}: set per fold by the walk-forward training and evaluation")
 
 
-def _test_env(env_id: str, env_kwargs: dict[str, Any], fold: int) -> gym.Env:
-    """The portfolio env over fold ``fold``'s whole test block."""
-    return gym.make(env_id, **{**env_kwargs, "fold": fold, "split": "test", "episode_length": None}).unwrapped
+def fold_env(env_id: str, env_kwargs: dict[str, Any], fold: int, split: str = "test") -> gym.Env:
+    """The portfolio env over the whole of fold ``fold``'s ``split`` (its test block by default)."""
+    return gym.make(env_id, **{**env_kwargs, "fold": fold, "split": split, "episode_length": None}).unwrapped
 
 
 Policy = Callable[[np.ndarray, dict[str, Any]], Any]
@@ -297,7 +305,7 @@ def evaluate_seed_env(
     test_kwargs = {**env_kwargs, "split": "test", "episode_days": None}
     policies: dict[str, tuple[gym.Env, Policy, Callable[[], None] | None]] = {}
     if model_path is not None:
-        policies[POLICY_NAME] = (gym.make(env_id, **test_kwargs).unwrapped, _ppo_policy(model_path), None)
+        policies[POLICY_NAME] = (gym.make(env_id, **test_kwargs).unwrapped, ppo_policy(model_path), None)
     env = gym.make(env_id, **test_kwargs).unwrapped
     tuned = tune_set_point(env_kwargs, seed)
     default = TargetTracking(env.capacity, 0.7)
@@ -312,7 +320,7 @@ def evaluate_seed_env(
     return results
 
 
-def _ppo_policy(model_path: str | Path) -> Policy:
+def ppo_policy(model_path: str | Path) -> Policy:
     """The saved PPO's deterministic action for an observation."""
     from stable_baselines3 import PPO
 
@@ -325,16 +333,16 @@ def _evaluate_portfolio(
 ) -> dict[str, Any]:
     """Walk-forward: each fold's policy (its own model) and the baselines through the fold's test block."""
     _refuse_fold_settings(env_kwargs)
-    n_folds = len(_test_env(env_id, env_kwargs, 0).folds)
+    n_folds = len(fold_env(env_id, env_kwargs, 0).folds)
     folds = []
     for fold in range(n_folds):
-        env = _test_env(env_id, {**env_kwargs, "action_mode": "weights"}, fold)
+        env = fold_env(env_id, {**env_kwargs, "action_mode": "weights"}, fold)
         policies: dict[str, tuple[gym.Env, Policy, Callable[[], None] | None]] = {}
         if model_path is not None:
             fold_model = fold_model_file(model_path, fold)
             if not fold_model.is_file():
                 raise ValueError(f"{model_path}: no {fold_model.name} beside it (the model of fold {fold})")
-            policies[POLICY_NAME] = (_test_env(env_id, env_kwargs, fold), _ppo_policy(fold_model), None)
+            policies[POLICY_NAME] = (fold_env(env_id, env_kwargs, fold), ppo_policy(fold_model), None)
         policies.update({name: (env, policy, policy.reset) for name, policy in baselines(env).items()})
         dates = env.data.dates
         train_first, test_first, test_last = env.folds[fold]
